@@ -1,0 +1,31 @@
+#include "core/model/device.h"
+
+#include <ATen/Context.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/torch_status.h"
+
+namespace qlorad {
+
+absl::StatusOr<c10::Device> ParseDevice(const std::string& spec) {
+  const bool has_cuda = at::hasCUDA();
+  if (spec.empty() || spec == "auto") return has_cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  auto device = CatchTorchErrors("device", [&] { return absl::StatusOr<c10::Device>(c10::Device(spec)); });
+  if (!device.ok() || (device->type() != c10::kCPU && device->type() != c10::kCUDA))
+    return absl::InvalidArgumentError(absl::StrCat("--device '", spec, "' is not one of cpu, cuda, cuda:N, auto"));
+  if (device->is_cuda() && !has_cuda)
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--device ", spec, ": this build's libtorch has no CUDA or no GPU is visible (hint: build against a CUDA "
+        "libtorch with -DCMAKE_PREFIX_PATH=<torch cmake prefix>, or use --device cpu)"));
+  return *device;
+}
+
+absl::StatusOr<c10::ScalarType> ParseComputeDType(const std::string& spec, const c10::Device& device) {
+  if (spec.empty() || spec == "auto") return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+  if (spec == "f32" || spec == "float32") return c10::kFloat;
+  if (spec == "bf16" || spec == "bfloat16") return c10::kBFloat16;
+  if (spec == "f16" || spec == "float16") return c10::kHalf;
+  return absl::InvalidArgumentError(absl::StrCat("compute dtype '", spec, "' is not one of f32, bf16, f16, auto"));
+}
+
+}  // namespace qlorad

@@ -1,0 +1,23 @@
+// Run-time device selection: "cpu", "cuda", "cuda:N" or "auto" (first CUDA
+// device when libtorch has CUDA and one is present, else CPU).
+#ifndef QLORAD_CORE_MODEL_DEVICE_H_
+#define QLORAD_CORE_MODEL_DEVICE_H_
+
+#include <string>
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include "absl/status/statusor.h"
+
+namespace qlorad {
+
+absl::StatusOr<c10::Device> ParseDevice(const std::string& spec);
+
+// Compute dtype for a device: fp32 on CPU (bf16 matmul is ~25x slower there),
+// bf16 on CUDA. "f32"/"bf16"/"f16" override; "" or "auto" picks the default.
+absl::StatusOr<c10::ScalarType> ParseComputeDType(const std::string& spec, const c10::Device& device);
+
+}  // namespace qlorad
+
+#endif  // QLORAD_CORE_MODEL_DEVICE_H_

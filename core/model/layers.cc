@@ -1,0 +1,73 @@
+#include "core/model/layers.h"
+
+#include <cmath>
+
+#include "core/model/rope.h"
+
+namespace qlorad {
+
+RMSNormImpl::RMSNormImpl(at::Tensor weight, double eps) : eps_(eps) {
+  weight_ = register_buffer("weight", std::move(weight));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  at::Tensor h = x.to(at::kFloat);
+  h = h * at::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+  return weight_ * h.to(x.scalar_type());
+}
+
+AttentionImpl::AttentionImpl(const ModelConfig& config, Projections projections)
+    : proj_(std::move(projections)),
+      heads_(config.num_attention_heads),
+      kv_heads_(config.num_key_value_heads),
+      head_dim_(config.head_dim) {
+  register_module("q_proj", proj_.q);
+  register_module("k_proj", proj_.k);
+  register_module("v_proj", proj_.v);
+  register_module("o_proj", proj_.o);
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& x, const AttentionContext& ctx) {
+  const int64_t batch = x.size(0), tokens = x.size(1), groups = heads_ / kv_heads_;
+  at::Tensor q = proj_.q->forward(x).view({batch, tokens, heads_, head_dim_}).transpose(1, 2);
+  at::Tensor k = proj_.k->forward(x).view({batch, tokens, kv_heads_, head_dim_}).transpose(1, 2);
+  at::Tensor v = proj_.v->forward(x).view({batch, tokens, kv_heads_, head_dim_}).transpose(1, 2);
+  q = RotaryEmbedding::Apply(q, ctx.cos, ctx.sin);
+  k = RotaryEmbedding::Apply(k, ctx.cos, ctx.sin);
+  if (ctx.cache != nullptr) std::tie(k, v) = ctx.cache->Append(ctx.layer_index, k, v);
+  const int64_t keys = k.size(2);
+  // Query heads grouped over their shared kv head: [B, Hkv, G, T, D] x [B, Hkv, 1, D, S].
+  at::Tensor qg = q.reshape({batch, kv_heads_, groups, tokens, head_dim_});
+  at::Tensor scores = at::matmul(qg, k.unsqueeze(2).transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim_));
+  at::Tensor mask = ctx.mask;
+  if (!mask.defined()) mask = at::ones({tokens, keys}, x.options().dtype(at::kBool)).tril(keys - tokens);
+  scores = scores.masked_fill(mask.view({mask.dim() == 4 ? mask.size(0) : 1, 1, 1, tokens, keys}).logical_not(),
+                              -std::numeric_limits<float>::infinity());
+  at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(v.scalar_type());
+  at::Tensor out = at::matmul(probs, v.unsqueeze(2));  // [B, Hkv, G, T, D]
+  out = out.reshape({batch, heads_, tokens, head_dim_}).transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_});
+  return proj_.o->forward(out);
+}
+
+MlpImpl::MlpImpl(Projections projections) : proj_(std::move(projections)) {
+  register_module("gate_proj", proj_.gate);
+  register_module("up_proj", proj_.up);
+  register_module("down_proj", proj_.down);
+}
+
+at::Tensor MlpImpl::forward(const at::Tensor& x) {
+  return proj_.down->forward(at::silu(proj_.gate->forward(x)) * proj_.up->forward(x));
+}
+
+DecoderLayerImpl::DecoderLayerImpl(RMSNorm input_norm, Attention attention, RMSNorm post_attention_norm, Mlp mlp)
+    : input_norm_(register_module("input_layernorm", std::move(input_norm))),
+      attention_(register_module("self_attn", std::move(attention))),
+      post_attention_norm_(register_module("post_attention_layernorm", std::move(post_attention_norm))),
+      mlp_(register_module("mlp", std::move(mlp))) {}
+
+at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const AttentionContext& context) {
+  at::Tensor h = x + attention_->forward(input_norm_->forward(x), context);
+  return h + mlp_->forward(post_attention_norm_->forward(h));
+}
+
+}  // namespace qlorad

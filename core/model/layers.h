@@ -1,0 +1,85 @@
+// Building blocks of the Llama-family decoder (libtorch modules).
+#ifndef QLORAD_CORE_MODEL_LAYERS_H_
+#define QLORAD_CORE_MODEL_LAYERS_H_
+
+#include <memory>
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include "core/model/config.h"
+#include "core/model/kv_cache.h"
+#include "core/model/linear.h"
+
+namespace qlorad {
+
+// x·rsqrt(mean(x²) + eps) computed in fp32, cast back, then × weight.
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(at::Tensor weight, double eps);
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  at::Tensor weight_;
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+// Per-forward inputs shared by every layer.
+struct AttentionContext {
+  at::Tensor cos, sin;   // [B, 1, T, D]
+  at::Tensor mask;       // bool [B or 1, 1, T, S]: true = may attend; undefined = plain causal over S = T
+  KvCache* cache = nullptr;
+  int64_t layer_index = 0;
+};
+
+// Grouped-query self-attention with RoPE; optional q/k/v (and o) biases.
+class AttentionImpl : public torch::nn::Module {
+ public:
+  struct Projections {
+    std::shared_ptr<LinearLayer> q, k, v, o;
+  };
+  AttentionImpl(const ModelConfig& config, Projections projections);
+  at::Tensor forward(const at::Tensor& x, const AttentionContext& context);
+  const Projections& projections() const { return proj_; }
+
+ private:
+  Projections proj_;
+  int64_t heads_, kv_heads_, head_dim_;
+};
+TORCH_MODULE(Attention);
+
+// down(silu(gate(x)) * up(x)).
+class MlpImpl : public torch::nn::Module {
+ public:
+  struct Projections {
+    std::shared_ptr<LinearLayer> gate, up, down;
+  };
+  explicit MlpImpl(Projections projections);
+  at::Tensor forward(const at::Tensor& x);
+  const Projections& projections() const { return proj_; }
+
+ private:
+  Projections proj_;
+};
+TORCH_MODULE(Mlp);
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  DecoderLayerImpl(RMSNorm input_norm, Attention attention, RMSNorm post_attention_norm, Mlp mlp);
+  at::Tensor forward(const at::Tensor& x, const AttentionContext& context);
+  Attention& attention() { return attention_; }
+  Mlp& mlp() { return mlp_; }
+
+ private:
+  RMSNorm input_norm_;
+  Attention attention_;
+  RMSNorm post_attention_norm_;
+  Mlp mlp_;
+};
+TORCH_MODULE(DecoderLayer);
+
+}  // namespace qlorad
+
+#endif  // QLORAD_CORE_MODEL_LAYERS_H_

@@ -1,0 +1,18 @@
+#include "core/model/linear.h"
+
+namespace qlorad {
+
+DenseLinear::DenseLinear(at::Tensor weight, std::optional<at::Tensor> bias) {
+  TORCH_CHECK(weight.dim() == 2, "DenseLinear weight must be 2-D, got ", weight.sizes());
+  weight_ = register_buffer("weight", std::move(weight));
+  if (bias && bias->defined()) {
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight_.size(0), "DenseLinear bias must be [", weight_.size(0), "]");
+    bias_ = register_buffer("bias", std::move(*bias));
+  }
+}
+
+at::Tensor DenseLinear::forward(const at::Tensor& x) {
+  return bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_);
+}
+
+}  // namespace qlorad

@@ -1,0 +1,62 @@
+// The Llama-family causal decoder (Llama 1/2/3.x, Mistral, Qwen2): token
+// embeddings, N decoder layers, final RMSNorm, lm_head (tied or not).
+// Built by the loader (loader.h) from checkpoint tensors; never mutates them.
+#ifndef QLORAD_CORE_MODEL_LLAMA_H_
+#define QLORAD_CORE_MODEL_LLAMA_H_
+
+#include <memory>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/pimpl.h>
+
+#include "core/model/config.h"
+#include "core/model/kv_cache.h"
+#include "core/model/layers.h"
+#include "core/model/rope.h"
+
+namespace qlorad {
+
+struct ForwardInput {
+  at::Tensor tokens;          // [B, T] int64
+  at::Tensor positions;       // [B, T] int64; default: cache length + arange(T)
+  at::Tensor attention_mask;  // optional [B, S] (S = cache length + T), nonzero = real token
+  KvCache* cache = nullptr;   // optional: read past keys, append new ones
+};
+
+class LlamaModelImpl : public torch::nn::Module {
+ public:
+  LlamaModelImpl(ModelConfig config, at::Tensor embed_tokens, std::vector<DecoderLayer> layers, RMSNorm norm,
+                 std::shared_ptr<LinearLayer> lm_head, const c10::Device& device);
+
+  // Logits [B, T, vocab] in the compute dtype.
+  at::Tensor forward(const ForwardInput& input);
+  // Final hidden states [B, T, hidden] (after the last norm), before lm_head.
+  at::Tensor Hidden(const ForwardInput& input);
+
+  const ModelConfig& config() const { return config_; }
+  c10::Device device() const { return embed_tokens_.device(); }
+  c10::ScalarType dtype() const { return embed_tokens_.scalar_type(); }
+  const at::Tensor& embed_tokens() const { return embed_tokens_; }
+  std::vector<DecoderLayer>& layers() { return layers_; }
+  LinearLayer& lm_head() { return *lm_head_; }
+  // A cache for `batch` sequences of up to `capacity` positions on this model's device.
+  std::unique_ptr<KvCache> NewCache(int64_t batch, int64_t capacity) const;
+
+ private:
+  AttentionContext MakeContext(const ForwardInput& input, int64_t past) const;
+
+  ModelConfig config_;
+  at::Tensor embed_tokens_;
+  std::vector<DecoderLayer> layers_;
+  RMSNorm norm_;
+  std::shared_ptr<LinearLayer> lm_head_;
+  RotaryEmbedding rope_;
+};
+TORCH_MODULE(LlamaModel);
+
+}  // namespace qlorad
+
+#endif  // QLORAD_CORE_MODEL_LLAMA_H_

@@ -1,0 +1,87 @@
+#include "core/model/tensor_io.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+
+namespace qlorad {
+namespace {
+
+struct DTypePair {
+  DType dtype;
+  at::ScalarType type;
+};
+constexpr DTypePair kPairs[] = {
+    {DType::kBool, at::kBool}, {DType::kU8, at::kByte},    {DType::kI8, at::kChar},   {DType::kI16, at::kShort},
+    {DType::kF16, at::kHalf},  {DType::kBF16, at::kBFloat16}, {DType::kI32, at::kInt}, {DType::kF32, at::kFloat},
+    {DType::kF64, at::kDouble}, {DType::kI64, at::kLong},
+};
+
+}  // namespace
+
+absl::StatusOr<at::ScalarType> ToScalarType(DType dtype) {
+  for (const auto& pair : kPairs)
+    if (pair.dtype == dtype) return pair.type;
+  return absl::UnimplementedError(absl::StrCat("dtype ", DTypeName(dtype), " has no libtorch 1.13 equivalent"));
+}
+
+absl::StatusOr<DType> ToDType(at::ScalarType type) {
+  for (const auto& pair : kPairs)
+    if (pair.type == type) return pair.dtype;
+  return absl::UnimplementedError(absl::StrCat("tensor type ", c10::toString(type), " cannot be stored in safetensors"));
+}
+
+absl::StatusOr<at::Tensor> ViewTensor(const SafetensorsFile& file, const TensorInfo& info,
+                                      std::shared_ptr<const void> owner) {
+  QLORAD_ASSIGN_OR_RETURN(at::ScalarType type, ToScalarType(info.dtype));
+  auto data = file.Data(info);
+  void* ptr = const_cast<uint8_t*>(data.data());  // mapping is private copy-on-write
+  return CatchTorchErrors(absl::StrCat("viewing tensor '", info.name, "'"), [&]() -> absl::StatusOr<at::Tensor> {
+    return at::from_blob(ptr, info.shape, [owner](void*) {}, at::TensorOptions().dtype(type));
+  });
+}
+
+absl::StatusOr<at::Tensor> LoadTensor(const std::shared_ptr<const Checkpoint>& checkpoint, const std::string& name,
+                                      const std::vector<int64_t>& expected_shape, const c10::Device& device,
+                                      at::ScalarType dtype) {
+  QLORAD_ASSIGN_OR_RETURN(Checkpoint::Entry entry, checkpoint->Get(name));
+  if (entry.info->shape != expected_shape)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor '", name, "' in '", entry.file->path(), "' has shape ", entry.info->ShapeString(), ", expected [",
+        absl::StrJoin(expected_shape, ", "), "] (hint: config.json does not match the weights?)"));
+  if (entry.info->dtype != DType::kF32 && entry.info->dtype != DType::kBF16 && entry.info->dtype != DType::kF16 &&
+      entry.info->dtype != DType::kF64)
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has dtype ", DTypeName(entry.info->dtype),
+                                                   "; model weights must be F32, F16, BF16 or F64"));
+  QLORAD_ASSIGN_OR_RETURN(at::Tensor view, ViewTensor(*entry.file, *entry.info, checkpoint));
+  return CatchTorchErrors(absl::StrCat("loading tensor '", name, "'"), [&]() -> absl::StatusOr<at::Tensor> {
+    if (device.is_cpu() && view.scalar_type() == dtype) return view;
+    at::Tensor out = view.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+    entry.file->ReleasePages(*entry.info);
+    return out;
+  });
+}
+
+absl::StatusOr<std::vector<TensorSpec>> SpecsOf(const std::vector<NamedTensor>& tensors) {
+  std::vector<TensorSpec> specs;
+  for (const NamedTensor& named : tensors) {
+    QLORAD_ASSIGN_OR_RETURN(DType dtype, ToDType(named.tensor.scalar_type()));
+    specs.push_back({named.name, dtype, named.tensor.sizes().vec()});
+  }
+  return specs;
+}
+
+TensorFiller FillerOf(const std::vector<NamedTensor>& tensors) {
+  return [&tensors](size_t index, absl::Span<uint8_t> out) {
+    return CatchTorchErrors("writing tensor", [&] {
+      at::Tensor cpu = tensors[index].tensor.to(at::kCPU).contiguous();
+      TORCH_CHECK(static_cast<size_t>(cpu.nbytes()) == out.size(), "size mismatch for ", tensors[index].name);
+      std::memcpy(out.data(), cpu.data_ptr(), out.size());
+    });
+  };
+}
+
+}  // namespace qlorad

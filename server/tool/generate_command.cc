@@ -1,0 +1,67 @@
+// qlorad-tool generate: greedy or sampled generation from prompt token ids.
+#include <chrono>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/model/device.h"
+#include "core/model/generate.h"
+#include "core/model/loader.h"
+#include "core/util/status_macros.h"
+#include "server/tool/commands.h"
+#include "server/tool/flags.h"
+
+namespace qlorad::tool {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: qlorad-tool generate --model DIR --prompt-tokens 1,5,9 [--max-tokens N] [--temperature T]\n"
+    "       [--top-k K] [--top-p P] [--seed S] [--stop 2,7] [--device cpu|cuda:N|auto]\n";
+
+absl::Status GenerateTokens(const Args& args) {
+  QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args,
+                                                    {"model", "prompt-tokens", "max-tokens", "temperature", "top-k",
+                                                     "top-p", "seed", "stop", "device", "dtype"},
+                                                    {"help"}));
+  if (flags.GetBool("help")) {
+    std::fputs(kUsage, stdout);
+    return absl::OkStatus();
+  }
+  QLORAD_ASSIGN_OR_RETURN(std::string model_dir, flags.GetRequired("model"));
+  QLORAD_ASSIGN_OR_RETURN(std::string prompt_text, flags.GetRequired("prompt-tokens"));
+  QLORAD_ASSIGN_OR_RETURN(std::vector<long long> prompt, ParseIntList("prompt-tokens", prompt_text));
+  GenerationOptions gen;
+  QLORAD_ASSIGN_OR_RETURN(gen.max_tokens, flags.GetInt("max-tokens", 16));
+  QLORAD_ASSIGN_OR_RETURN(gen.sampling.temperature, flags.GetDouble("temperature", 0.0));
+  QLORAD_ASSIGN_OR_RETURN(gen.sampling.top_k, flags.GetInt("top-k", 0));
+  QLORAD_ASSIGN_OR_RETURN(gen.sampling.top_p, flags.GetDouble("top-p", 1.0));
+  QLORAD_ASSIGN_OR_RETURN(long long seed, flags.GetInt("seed", 0));
+  gen.sampling.seed = static_cast<uint64_t>(seed);
+  if (flags.Has("stop")) {
+    QLORAD_ASSIGN_OR_RETURN(std::vector<long long> stop, ParseIntList("stop", flags.GetOr("stop", "")));
+    gen.stop_token_ids.assign(stop.begin(), stop.end());
+  }
+  LoadOptions options;
+  QLORAD_ASSIGN_OR_RETURN(options.device, ParseDevice(flags.GetOr("device", "auto")));
+  QLORAD_ASSIGN_OR_RETURN(options.dtype, ParseComputeDType(flags.GetOr("dtype", "auto"), options.device));
+  QLORAD_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(model_dir, options));
+  if (gen.stop_token_ids.empty()) gen.stop_token_ids = loaded.config.eos_token_ids;
+  auto start = std::chrono::steady_clock::now();
+  QLORAD_ASSIGN_OR_RETURN(GenerationResult result,
+                          Generate(loaded.model, std::vector<int64_t>(prompt.begin(), prompt.end()), gen));
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("model: %s (%s, fingerprint %s, device %s)\n", model_dir.c_str(), loaded.config.architecture.c_str(),
+              loaded.fingerprint.c_str(), options.device.str().c_str());
+  std::printf("prompt: [%s]\ngenerated: [%s]\n", absl::StrJoin(prompt, ",").c_str(),
+              absl::StrJoin(result.tokens, ",").c_str());
+  std::printf("%zu tokens in %.3f s (%.1f tokens/s), finish: %s\n", result.tokens.size(), seconds,
+              result.tokens.size() / std::max(seconds, 1e-9),
+              result.finish_reason == FinishReason::kStop ? "stop" : "length");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunGenerate(const Args& args) { return ReportStatus("generate", GenerateTokens(args)); }
+
+}  // namespace qlorad::tool

@@ -1,0 +1,62 @@
+// qlorad-tool logits: one forward pass; writes every position's logits as raw
+// little-endian fp32, shape [tokens, vocab]. External checks rely on this interface.
+#include <cstdio>
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/model/device.h"
+#include "core/model/generate.h"
+#include "core/model/loader.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+#include "server/tool/commands.h"
+#include "server/tool/flags.h"
+
+namespace qlorad::tool {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: qlorad-tool logits --model DIR --tokens 1,5,9 --out FILE [--device cpu|cuda:N|auto] [--dtype f32|bf16|f16]\n"
+    "       [--incremental]   (decode token by token through the KV cache instead of one pass)\n";
+
+absl::StatusOr<at::Tensor> Forward(LlamaModel& model, const std::vector<int64_t>& tokens, bool incremental) {
+  return CatchTorchErrors("forward", [&]() -> absl::StatusOr<at::Tensor> {
+    at::NoGradGuard no_grad;
+    at::Tensor ids = at::tensor(tokens, at::TensorOptions().dtype(at::kLong)).unsqueeze(0);
+    if (!incremental) return model->forward({ids, {}, {}, nullptr})[0];
+    auto cache = model->NewCache(1, ids.size(1));
+    std::vector<at::Tensor> rows;
+    for (int64_t i = 0; i < ids.size(1); ++i) rows.push_back(model->forward({ids.narrow(1, i, 1), {}, {}, cache.get()})[0]);
+    return at::cat(rows, 0);
+  });
+}
+
+absl::Status Logits(const Args& args) {
+  QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"model", "tokens", "out", "device", "dtype"}, {"incremental", "help"}));
+  if (flags.GetBool("help")) {
+    std::fputs(kUsage, stdout);
+    return absl::OkStatus();
+  }
+  QLORAD_ASSIGN_OR_RETURN(std::string model_dir, flags.GetRequired("model"));
+  QLORAD_ASSIGN_OR_RETURN(std::string token_text, flags.GetRequired("tokens"));
+  QLORAD_ASSIGN_OR_RETURN(std::string out, flags.GetRequired("out"));
+  QLORAD_ASSIGN_OR_RETURN(std::vector<long long> parsed, ParseIntList("tokens", token_text));
+  std::vector<int64_t> tokens(parsed.begin(), parsed.end());
+  LoadOptions options;
+  QLORAD_ASSIGN_OR_RETURN(options.device, ParseDevice(flags.GetOr("device", "cpu")));
+  QLORAD_ASSIGN_OR_RETURN(options.dtype, ParseComputeDType(flags.GetOr("dtype", "auto"), options.device));
+  QLORAD_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(model_dir, options));
+  QLORAD_RETURN_IF_ERROR(ValidateTokenIds(tokens, loaded.config.vocab_size, "--tokens"));
+  QLORAD_ASSIGN_OR_RETURN(at::Tensor logits, Forward(loaded.model, tokens, flags.GetBool("incremental")));
+  at::Tensor cpu = logits.to(at::kCPU, at::kFloat).contiguous();
+  return WriteFileAtomically(out, std::string_view(static_cast<const char*>(cpu.data_ptr()), cpu.nbytes()));
+}
+
+}  // namespace
+
+int RunLogits(const Args& args) { return ReportStatus("logits", Logits(args)); }
+
+}  // namespace qlorad::tool

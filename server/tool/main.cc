@@ -1,0 +1,48 @@
+// qlorad-tool: offline commands (model fixtures, logits, generation, tokenize,
+// quantize, ...). Each subcommand lives in its own file; this is the dispatch table.
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "server/tool/commands.h"
+
+namespace {
+
+struct Command {
+  std::function<int(const qlorad::tool::Args&)> run;
+  const char* help;
+};
+
+const std::map<std::string, Command>& CommandTable() {
+  using namespace qlorad::tool;
+  static const auto* table = new std::map<std::string, Command>{
+      {"make-model", {RunMakeModel, "write a seeded random HF-format model directory"}},
+      {"logits", {RunLogits, "one forward pass; raw little-endian fp32 logits [tokens, vocab]"}},
+      {"generate", {RunGenerate, "generate tokens from a prompt"}},
+      {"tokenize", {RunTokenize, "JSON string per stdin line -> JSON array of token ids per line"}},
+  };
+  return *table;
+}
+
+void PrintUsage() {
+  std::fprintf(stderr, "usage: qlorad-tool <command> [flags]   (qlorad-tool <command> --help)\n\ncommands:\n");
+  for (const auto& [name, command] : CommandTable()) std::fprintf(stderr, "  %-12s %s\n", name.c_str(), command.help);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {
+    PrintUsage();
+    return argc < 2 ? 2 : 0;
+  }
+  auto it = CommandTable().find(argv[1]);
+  if (it == CommandTable().end()) {
+    std::fprintf(stderr, "qlorad-tool: unknown command '%s'\n", argv[1]);
+    PrintUsage();
+    return 2;
+  }
+  return it->second.run(qlorad::tool::Args(argv + 2, argv + argc));
+}
