@@ -1,6 +1,10 @@
 // qlorad-tool: offline commands (model fixtures, logits, generation, tokenize,
 // quantize, ...). Each subcommand lives in its own file; this is the dispatch table.
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include <ATen/Parallel.h>
 #include <functional>
 #include <map>
 #include <string>
@@ -22,6 +26,7 @@ const std::map<std::string, Command>& CommandTable() {
       {"logits", {RunLogits, "one forward pass; raw little-endian fp32 logits [tokens, vocab]"}},
       {"generate", {RunGenerate, "generate tokens from a prompt"}},
       {"tokenize", {RunTokenize, "JSON string per stdin line -> JSON array of token ids per line"}},
+      {"prepare-data", {RunPrepareData, "ingest JSONL/CSV: validate, anonymise PII, split, checksum (core/data)"}},
   };
   return *table;
 }
@@ -38,6 +43,9 @@ int main(int argc, char** argv) {
     PrintUsage();
     return argc < 2 ? 2 : 0;
   }
+  // libtorch's OpenMP pool may start with a single thread; use every core unless told otherwise.
+  const char* threads = std::getenv("QLORAD_THREADS");
+  at::set_num_threads(threads != nullptr ? std::atoi(threads) : static_cast<int>(std::thread::hardware_concurrency()));
   auto it = CommandTable().find(argv[1]);
   if (it == CommandTable().end()) {
     std::fprintf(stderr, "qlorad-tool: unknown command '%s'\n", argv[1]);

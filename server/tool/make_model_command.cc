@@ -1,7 +1,9 @@
 // qlorad-tool make-model: a seeded random HF-format model directory.
 #include <cstdio>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "core/model/random_model.h"
 #include "core/util/status_macros.h"
 #include "server/tool/commands.h"
@@ -13,13 +15,27 @@ namespace {
 constexpr char kUsage[] =
     "usage: qlorad-tool make-model --arch llama|mistral|qwen2 --layers N --hidden H --heads A --kv-heads K\n"
     "         --intermediate I --vocab V [--tie-embeddings] [--dtype bf16|f32] [--tokenizer PATH]\n"
-    "         [--max-shard-mb M] [--max-positions P] --seed S --out DIR\n";
+    "         [--max-shard-size 64KB|500MB|5GB] [--max-positions P] --seed S --out DIR\n";
+
+// "64KB", "500MB", "5GB" (powers of 1000, as Hugging Face's max_shard_size) or plain bytes.
+absl::StatusOr<uint64_t> ParseByteSize(const std::string& text) {
+  static const std::pair<const char*, uint64_t> kUnits[] = {{"GB", 1000000000}, {"MB", 1000000}, {"KB", 1000}, {"B", 1}};
+  for (const auto& [suffix, scale] : kUnits) {
+    absl::string_view number(text);
+    if (absl::ConsumeSuffix(&number, suffix) || scale == 1) {
+      uint64_t value;
+      if (absl::SimpleAtoi(number, &value) && value > 0) return value * scale;
+      break;
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat("--max-shard-size '", text, "' is not a size like 64KB, 500MB or 5GB"));
+}
 
 absl::Status MakeModel(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(
       Flags flags, Flags::Parse(args,
                                 {"arch", "layers", "hidden", "heads", "kv-heads", "intermediate", "vocab", "dtype",
-                                 "tokenizer", "seed", "out", "max-shard-mb", "max-positions"},
+                                 "tokenizer", "seed", "out", "max-shard-size", "max-positions"},
                                 {"tie-embeddings", "help"}));
   if (flags.GetBool("help")) {
     std::fputs(kUsage, stdout);
@@ -35,7 +51,6 @@ absl::Status MakeModel(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(long long intermediate, flags.GetInt("intermediate", std::nullopt));
   QLORAD_ASSIGN_OR_RETURN(long long vocab, flags.GetInt("vocab", std::nullopt));
   QLORAD_ASSIGN_OR_RETURN(long long seed, flags.GetInt("seed", std::nullopt));
-  QLORAD_ASSIGN_OR_RETURN(long long shard_mb, flags.GetInt("max-shard-mb", 0));
   QLORAD_ASSIGN_OR_RETURN(long long positions, flags.GetInt("max-positions", 4096));
   QLORAD_ASSIGN_OR_RETURN(std::string out, flags.GetRequired("out"));
   if (heads <= 0 || hidden % heads != 0)
@@ -48,7 +63,9 @@ absl::Status MakeModel(const Args& args) {
   if (dtype != "f32" && dtype != "bf16") return absl::InvalidArgumentError("--dtype must be f32 or bf16");
   options.dtype = dtype == "bf16" ? DType::kBF16 : DType::kF32;
   options.seed = static_cast<uint64_t>(seed);
-  if (shard_mb > 0) options.max_shard_bytes = static_cast<uint64_t>(shard_mb) << 20;
+  if (flags.Has("max-shard-size")) {
+    QLORAD_ASSIGN_OR_RETURN(options.max_shard_bytes, ParseByteSize(flags.GetOr("max-shard-size", "")));
+  }
   options.tokenizer_path = flags.GetOr("tokenizer", "");
   QLORAD_RETURN_IF_ERROR(WriteRandomModel(out, options));
   std::printf("wrote %s model with %lld parameters to %s\n", arch.c_str(),

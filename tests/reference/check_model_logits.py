@@ -32,7 +32,7 @@ CASES = {
                             {"rope_scaling": {"type": "linear", "factor": 4.0}}),
     "qwen2_biases_tied": (["--arch", "qwen2", "--heads", "4", "--kv-heads", "2", "--tie-embeddings"], {}),
     "mistral_gqa_bf16": (["--arch", "mistral", "--heads", "4", "--kv-heads", "1", "--dtype", "bf16"], {}),
-    "llama_sharded": (["--arch", "llama", "--heads", "4", "--kv-heads", "2", "--max-shard-mb", "1"], {}),
+    "llama_sharded": (["--arch", "llama", "--heads", "4", "--kv-heads", "2", "--max-shard-size", "64KB"], {}),
 }
 
 
@@ -64,7 +64,7 @@ def main():
             vocab = 300
             run([TOOL, "make-model", *args, "--layers", "2", "--hidden", "64", "--intermediate", "160",
                  "--vocab", str(vocab), "--seed", str(100 + i), "--out", model])
-            if "--max-shard-mb" in args and not os.path.exists(os.path.join(model, "model.safetensors.index.json")):
+            if "--max-shard-size" in args and not os.path.exists(os.path.join(model, "model.safetensors.index.json")):
                 failures.append(f"{name}: expected a sharded checkpoint")
             if edits:
                 path = os.path.join(model, "config.json")
