@@ -21,14 +21,9 @@ class LayerBuilder {
 
   absl::StatusOr<std::shared_ptr<LinearLayer>> Linear(const std::string& module, int64_t out, int64_t in,
                                                       bool has_bias) const {
-    QLORAD_ASSIGN_OR_RETURN(at::Tensor weight, Tensor(module + ".weight", {out, in}));
-    std::optional<at::Tensor> bias;
-    if (has_bias) {
-      QLORAD_ASSIGN_OR_RETURN(bias, Tensor(module + ".bias", {out}));
-    }
+    LinearSpec spec{checkpoint_, module, out, in, has_bias, options_.device, dtype_};
     const LinearFactory& factory = options_.linear_factory ? options_.linear_factory : MakeDenseLinear;
-    return CatchTorchErrors(absl::StrCat("building ", module),
-                            [&] { return factory(module, std::move(weight), std::move(bias)); });
+    return CatchTorchErrors(absl::StrCat("building ", module), [&] { return factory(spec); });
   }
 
   absl::StatusOr<RMSNorm> Norm(const std::string& name) const {
@@ -86,9 +81,23 @@ absl::StatusOr<LlamaModel> BuildModel(const ModelConfig& config, const LayerBuil
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<LinearLayer>> MakeDenseLinear(const std::string&, at::Tensor weight,
-                                                             std::optional<at::Tensor> bias) {
+absl::StatusOr<std::shared_ptr<LinearLayer>> MakeDenseLinear(const LinearSpec& spec) {
+  QLORAD_ASSIGN_OR_RETURN(at::Tensor weight, LoadTensor(spec.checkpoint, spec.module + ".weight",
+                                                        {spec.out_features, spec.in_features}, spec.device, spec.dtype));
+  std::optional<at::Tensor> bias;
+  if (spec.has_bias) {
+    QLORAD_ASSIGN_OR_RETURN(bias, LoadTensor(spec.checkpoint, spec.module + ".bias", {spec.out_features}, spec.device,
+                                             spec.dtype));
+  }
   return std::shared_ptr<LinearLayer>(std::make_shared<DenseLinear>(std::move(weight), std::move(bias)));
+}
+
+std::vector<std::string> LayerLinearModules(int64_t index) {
+  std::vector<std::string> modules;
+  for (const char* name : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                           "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"})
+    modules.push_back(absl::StrCat("model.layers.", index, ".", name));
+  return modules;
 }
 
 absl::StatusOr<LoadedModel> LoadModel(const std::string& model_dir, const LoadOptions& options) {

@@ -18,11 +18,20 @@
 
 namespace qlorad {
 
-// Builds the layer for `module` (e.g. "model.layers.3.self_attn.q_proj") from its
-// checkpoint weight [out, in] (and bias, if the module has one), already on the
-// target device in the compute dtype.
-using LinearFactory = std::function<absl::StatusOr<std::shared_ptr<LinearLayer>>(
-    const std::string& module, at::Tensor weight, std::optional<at::Tensor> bias)>;
+// What a factory needs to build one linear layer of the decoder.
+struct LinearSpec {
+  std::shared_ptr<const Checkpoint> checkpoint;
+  std::string module;  // e.g. "model.layers.3.self_attn.q_proj"; tensors are module + ".weight"/".bias"
+  int64_t out_features = 0;
+  int64_t in_features = 0;
+  bool has_bias = false;
+  c10::Device device = c10::Device(c10::kCPU);  // target device
+  at::ScalarType dtype = at::kFloat;            // compute dtype
+};
+
+// Builds the layer for one module from the checkpoint. Factories decide how the
+// weight is read (dense, quantized on the fly, or pre-quantized tensors).
+using LinearFactory = std::function<absl::StatusOr<std::shared_ptr<LinearLayer>>(const LinearSpec& spec)>;
 
 struct LoadOptions {
   c10::Device device = c10::Device(c10::kCPU);
@@ -43,9 +52,12 @@ struct LoadedModel {
 // config field, a corrupt safetensors file. libtorch errors become INTERNAL.
 absl::StatusOr<LoadedModel> LoadModel(const std::string& model_dir, const LoadOptions& options = {});
 
-// The default factory: a frozen DenseLinear.
-absl::StatusOr<std::shared_ptr<LinearLayer>> MakeDenseLinear(const std::string& module, at::Tensor weight,
-                                                             std::optional<at::Tensor> bias);
+// The default factory: a frozen DenseLinear in the compute dtype.
+absl::StatusOr<std::shared_ptr<LinearLayer>> MakeDenseLinear(const LinearSpec& spec);
+
+// The module names of every linear layer of decoder layer `index`
+// ("model.layers.<index>.self_attn.q_proj", ...), in checkpoint order.
+std::vector<std::string> LayerLinearModules(int64_t index);
 
 }  // namespace qlorad
 

@@ -7,22 +7,24 @@
 #include "core/model/device.h"
 #include "core/model/generate.h"
 #include "core/model/loader.h"
+#include "core/quant/nf4_model.h"
 #include "core/util/status_macros.h"
 #include "server/tool/commands.h"
 #include "server/tool/flags.h"
+#include "server/tool/quantize_flags.h"
 
 namespace qlorad::tool {
 namespace {
 
 constexpr char kUsage[] =
     "usage: qlorad-tool generate --model DIR --prompt-tokens 1,5,9 [--max-tokens N] [--temperature T]\n"
-    "       [--top-k K] [--top-p P] [--seed S] [--stop 2,7] [--device cpu|cuda:N|auto]\n";
+    "       [--top-k K] [--top-p P] [--seed S] [--stop 2,7] [--device cpu|cuda:N|auto] [--quantize none|nf4|fp4]\n";
 
 absl::Status GenerateTokens(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args,
                                                     {"model", "prompt-tokens", "max-tokens", "temperature", "top-k",
-                                                     "top-p", "seed", "stop", "device", "dtype"},
-                                                    {"help"}));
+                                                     "top-p", "seed", "stop", "device", "dtype", "quantize", "blocksize"},
+                                                    {"no-double-quant", "help"}));
   if (flags.GetBool("help")) {
     std::fputs(kUsage, stdout);
     return absl::OkStatus();
@@ -44,7 +46,13 @@ absl::Status GenerateTokens(const Args& args) {
   LoadOptions options;
   QLORAD_ASSIGN_OR_RETURN(options.device, ParseDevice(flags.GetOr("device", "auto")));
   QLORAD_ASSIGN_OR_RETURN(options.dtype, ParseComputeDType(flags.GetOr("dtype", "auto"), options.device));
+  QLORAD_ASSIGN_OR_RETURN(bool quantized, ApplyQuantizeFlag(flags, options));
   QLORAD_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(model_dir, options));
+  if (quantized) {
+    QuantizedFootprint footprint = MeasureQuantizedFootprint(loaded.model);
+    std::printf("4-bit linear layers: %.1fM parameters in %.1f MB (%.3f bytes/parameter)\n", footprint.parameters / 1e6,
+                footprint.bytes / 1e6, footprint.BytesPerParameter());
+  }
   if (gen.stop_token_ids.empty()) gen.stop_token_ids = loaded.config.eos_token_ids;
   auto start = std::chrono::steady_clock::now();
   QLORAD_ASSIGN_OR_RETURN(GenerationResult result,

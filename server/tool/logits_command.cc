@@ -14,12 +14,14 @@
 #include "core/util/torch_status.h"
 #include "server/tool/commands.h"
 #include "server/tool/flags.h"
+#include "server/tool/quantize_flags.h"
 
 namespace qlorad::tool {
 namespace {
 
 constexpr char kUsage[] =
     "usage: qlorad-tool logits --model DIR --tokens 1,5,9 --out FILE [--device cpu|cuda:N|auto] [--dtype f32|bf16|f16]\n"
+    "       [--quantize none|nf4|fp4] [--blocksize 64] [--no-double-quant]\n"
     "       [--incremental]   (decode token by token through the KV cache instead of one pass)\n";
 
 absl::StatusOr<at::Tensor> Forward(LlamaModel& model, const std::vector<int64_t>& tokens, bool incremental) {
@@ -35,7 +37,8 @@ absl::StatusOr<at::Tensor> Forward(LlamaModel& model, const std::vector<int64_t>
 }
 
 absl::Status Logits(const Args& args) {
-  QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"model", "tokens", "out", "device", "dtype"}, {"incremental", "help"}));
+  QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"model", "tokens", "out", "device", "dtype", "quantize", "blocksize"},
+                                                    {"incremental", "no-double-quant", "help"}));
   if (flags.GetBool("help")) {
     std::fputs(kUsage, stdout);
     return absl::OkStatus();
@@ -48,6 +51,8 @@ absl::Status Logits(const Args& args) {
   LoadOptions options;
   QLORAD_ASSIGN_OR_RETURN(options.device, ParseDevice(flags.GetOr("device", "cpu")));
   QLORAD_ASSIGN_OR_RETURN(options.dtype, ParseComputeDType(flags.GetOr("dtype", "auto"), options.device));
+  QLORAD_ASSIGN_OR_RETURN(bool quantized, ApplyQuantizeFlag(flags, options));
+  (void)quantized;
   QLORAD_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(model_dir, options));
   QLORAD_RETURN_IF_ERROR(ValidateTokenIds(tokens, loaded.config.vocab_size, "--tokens"));
   QLORAD_ASSIGN_OR_RETURN(at::Tensor logits, Forward(loaded.model, tokens, flags.GetBool("incremental")));

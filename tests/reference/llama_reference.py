@@ -84,7 +84,12 @@ def rotate_half(x):
 def logits(model_dir, tokens):
     with open(os.path.join(model_dir, "config.json")) as f:
         cfg = json.load(f)
-    w = {k: v.to(torch.float64) for k, v in read_checkpoint(model_dir).items()}
+    return logits_from_weights(cfg, read_checkpoint(model_dir), tokens)
+
+
+def logits_from_weights(cfg, weights, tokens):
+    """Logits [len(tokens), vocab] in float64 for config dict `cfg` and tensors `weights`."""
+    w = {k: v.to(torch.float64) for k, v in weights.items()}
     heads = cfg["num_attention_heads"]
     kv_heads = cfg.get("num_key_value_heads") or heads
     dim = cfg.get("head_dim") or cfg["hidden_size"] // heads

@@ -1,0 +1,72 @@
+// NF4 (QLoRA) models: the decoder's linear layers held as frozen 4-bit weights,
+// either quantized while streaming a full-precision checkpoint or read from a
+// pre-quantized checkpoint in the layout Hugging Face transformers writes for
+// bitsandbytes 4-bit models (`*-bnb-4bit`). Embeddings, norms and lm_head stay
+// in full precision, as in QLoRA.
+//
+// bitsandbytes layout, per quantized weight W (e.g. model.layers.0.mlp.up_proj):
+//   W.weight                               U8  [(n+1)/2, 1]  packed codes, high nibble first
+//   W.weight.absmax                        U8 [blocks] (double quant) or F32 [blocks]
+//   W.weight.quant_map                     F32 [16]
+//   W.weight.nested_absmax                 F32 [ceil(blocks/256)]      (double quant only)
+//   W.weight.nested_quant_map              F32 [256]                   (double quant only)
+//   W.weight.quant_state.bitsandbytes__nf4 U8  [len]  JSON: quant_type, blocksize, dtype,
+//                                          shape, nested_blocksize, nested_dtype, nested_offset
+#ifndef QLORAD_CORE_QUANT_NF4_MODEL_H_
+#define QLORAD_CORE_QUANT_NF4_MODEL_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/model/checkpoint.h"
+#include "core/model/linear.h"
+#include "core/model/loader.h"
+#include "core/quant/quantized_linear.h"
+
+namespace qlorad {
+
+// The decoder's LinearLayer over a QuantizedLinear.
+class QuantizedLinearLayer : public LinearLayer {
+ public:
+  explicit QuantizedLinearLayer(QuantizedLinear layer);
+  at::Tensor forward(const at::Tensor& x) override { return layer_->forward(x); }
+  int64_t in_features() const override { return layer_->in_features(); }
+  int64_t out_features() const override { return layer_->out_features(); }
+  const QuantizedLinear& layer() const { return layer_; }
+
+ private:
+  QuantizedLinear layer_;
+};
+
+// A LinearFactory that reads pre-quantized bitsandbytes tensors when the
+// checkpoint has them for the module, and otherwise quantizes the module's
+// weight with `options` as it streams (the full-precision weight is released
+// right after, so loading never holds the model in fp32).
+LinearFactory MakeQuantizedLinearFactory(const QuantOptions& options);
+
+// True if `checkpoint` holds bitsandbytes 4-bit tensors for `module`.
+bool HasBnbState(const Checkpoint& checkpoint, const std::string& module);
+
+// Reads the bitsandbytes tensors of `module` (weight name module + ".weight").
+// Errors name the tensor and the field.
+absl::StatusOr<Quant4bitState> ReadBnbState(const Checkpoint& checkpoint, const std::string& module);
+
+// Bytes per parameter of all quantized linear layers of `model` (weights and
+// scales, not biases) and their parameter count.
+struct QuantizedFootprint {
+  int64_t parameters = 0;
+  int64_t bytes = 0;
+  double BytesPerParameter() const { return parameters ? static_cast<double>(bytes) / parameters : 0.0; }
+};
+QuantizedFootprint MeasureQuantizedFootprint(LlamaModel& model);
+
+// `qlorad-tool quantize`: streams `model_dir`, writes every decoder linear
+// weight in bitsandbytes 4-bit layout and every other tensor unchanged into
+// `out_dir`, with config.json's quantization_config block (as transformers
+// writes it) and the tokenizer files copied. Nothing is left in `out_dir` on failure.
+absl::Status QuantizeCheckpoint(const std::string& model_dir, const std::string& out_dir, const QuantOptions& options);
+
+}  // namespace qlorad
+
+#endif  // QLORAD_CORE_QUANT_NF4_MODEL_H_
