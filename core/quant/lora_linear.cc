@@ -1,0 +1,146 @@
+// LoraLinear: construction, forward and merge/unmerge.
+#include "core/quant/lora_linear.h"
+
+#include <cmath>
+#include <memory>
+#include <utility>
+
+#include <ATen/core/grad_mode.h>
+#include <torch/nn/init.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+
+namespace qlorad {
+namespace {
+
+absl::Status CheckOptions(const LoraLinearOptions& o) {
+  if (o.r() <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("LoraLinear: rank r = ", o.r(), " must be > 0"));
+  }
+  if (!(o.alpha() > 0.0) || !std::isfinite(o.alpha())) {
+    return absl::InvalidArgumentError(absl::StrCat("LoraLinear: lora_alpha = ", o.alpha(),
+                                                   " must be a positive number"));
+  }
+  if (!(o.dropout() >= 0.0 && o.dropout() < 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("LoraLinear: lora_dropout = ", o.dropout(),
+                                                   " must be in [0, 1)"));
+  }
+  if (o.dtype() != at::kFloat && o.dtype() != at::kBFloat16 && o.dtype() != at::kHalf &&
+      o.dtype() != at::kDouble) {
+    return absl::InvalidArgumentError("LoraLinear: adapter dtype must be floating point");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<LoraLinear> LoraLinearImpl::Create(const LoraLinearOptions& options,
+                                                  at::Tensor weight, std::optional<at::Tensor> bias) {
+  QLORAD_RETURN_IF_ERROR(CheckOptions(options));
+  if (!weight.defined() || weight.dim() != 2 || weight.numel() == 0 || !weight.is_floating_point()) {
+    return absl::InvalidArgumentError(
+        "LoraLinear: base weight must be a non-empty floating-point [out, in] tensor");
+  }
+  at::Tensor b = bias.has_value() ? *bias : at::Tensor();
+  if (b.defined() && (b.dim() != 1 || b.size(0) != weight.size(0))) {
+    return absl::InvalidArgumentError(absl::StrCat("LoraLinear: bias of shape ", c10::str(b.sizes()),
+                                                   ", expected [", weight.size(0), "]"));
+  }
+  return CatchTorchErrors("LoraLinear", [&]() -> absl::StatusOr<LoraLinear> {
+    const int64_t in = weight.size(1), out = weight.size(0);
+    return LoraLinear(std::make_shared<LoraLinearImpl>(options, weight.detach(),
+                                                       b.defined() ? b.detach() : b,
+                                                       QuantizedLinear(nullptr), in, out));
+  });
+}
+
+absl::StatusOr<LoraLinear> LoraLinearImpl::Create(const LoraLinearOptions& options,
+                                                  QuantizedLinear base) {
+  QLORAD_RETURN_IF_ERROR(CheckOptions(options));
+  if (base.is_empty()) return absl::InvalidArgumentError("LoraLinear: empty quantized base");
+  return CatchTorchErrors("LoraLinear", [&]() -> absl::StatusOr<LoraLinear> {
+    const int64_t in = base->in_features(), out = base->out_features();
+    return LoraLinear(std::make_shared<LoraLinearImpl>(options, at::Tensor(), at::Tensor(),
+                                                       std::move(base), in, out));
+  });
+}
+
+LoraLinearImpl::LoraLinearImpl(const LoraLinearOptions& options, at::Tensor weight,
+                               at::Tensor bias, QuantizedLinear quantized, int64_t in_features,
+                               int64_t out_features)
+    : options_(options),
+      weight_(std::move(weight)),
+      bias_(std::move(bias)),
+      quantized_(std::move(quantized)),
+      in_features_(in_features),
+      out_features_(out_features) {
+  const at::Device device = quantized_.is_empty() ? weight_.device() : quantized_->state().device();
+  const auto opts = at::TensorOptions().dtype(options_.dtype()).device(device);
+  at::Tensor a = at::empty({options_.r(), in_features_}, opts);
+  {
+    at::NoGradGuard no_grad;
+    torch::nn::init::kaiming_uniform_(a, std::sqrt(5.0));  // PEFT's initialization
+  }
+  lora_A = register_parameter("lora_A", a);
+  lora_B = register_parameter("lora_B", at::zeros({out_features_, options_.r()}, opts));
+  if (!quantized_.is_empty()) {
+    register_module("base", quantized_);
+  } else {
+    register_buffer("weight", weight_);
+    if (bias_.defined()) register_buffer("bias", bias_);
+  }
+}
+
+double LoraLinearImpl::scaling() const {
+  const double r = static_cast<double>(options_.r());
+  return options_.use_rslora() ? options_.alpha() / std::sqrt(r) : options_.alpha() / r;
+}
+
+at::Tensor LoraLinearImpl::BaseForward(const at::Tensor& x) {
+  if (!quantized_.is_empty()) return quantized_->forward(x);
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in_features_, "LoraLinear: input of shape ", x.sizes(),
+              " does not end in in_features = ", in_features_);
+  const at::Tensor w = weight_.to(x.device(), x.scalar_type());
+  return bias_.defined() ? at::linear(x, w, bias_.to(x.device(), x.scalar_type()))
+                         : at::linear(x, w);
+}
+
+at::Tensor LoraLinearImpl::forward(const at::Tensor& x) {
+  at::Tensor y = BaseForward(x);
+  at::Tensor h = x.to(lora_A.scalar_type());
+  if (options_.dropout() > 0.0) h = at::dropout(h, options_.dropout(), is_training());
+  const at::Tensor delta = at::linear(at::linear(h, lora_A), lora_B) * scaling();
+  return y + delta.to(y.scalar_type());
+}
+
+absl::StatusOr<at::Tensor> LoraLinearImpl::BaseWeight() const {
+  if (!quantized_.is_empty()) return quantized_->DequantizedWeight(at::kFloat);
+  return CatchTorchErrors("LoraLinear::BaseWeight",
+                          [&]() -> absl::StatusOr<at::Tensor> { return weight_.to(at::kFloat).clone(); });
+}
+
+at::Tensor LoraLinearImpl::DeltaWeight() const {
+  at::NoGradGuard no_grad;
+  return at::matmul(lora_B.to(at::kFloat), lora_A.to(at::kFloat)) * scaling();
+}
+
+at::Tensor LoraLinearImpl::Merge(const at::Tensor& weight) const {
+  at::NoGradGuard no_grad;
+  return weight.to(at::kFloat) + DeltaWeight().to(weight.device());
+}
+
+at::Tensor LoraLinearImpl::Unmerge(const at::Tensor& merged) const {
+  at::NoGradGuard no_grad;
+  return merged.to(at::kFloat) - DeltaWeight().to(merged.device());
+}
+
+void LoraLinearImpl::pretty_print(std::ostream& stream) const {
+  stream << "qlorad::LoraLinear(in_features=" << in_features_ << ", out_features=" << out_features_
+         << ", r=" << options_.r() << ", alpha=" << options_.alpha() << ", scaling=" << scaling()
+         << ", dropout=" << options_.dropout() << ", base=" << (quantized() ? "nf4/fp4" : "dense")
+         << ")";
+}
+
+}  // namespace qlorad

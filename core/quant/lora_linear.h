@@ -1,0 +1,88 @@
+// LoraLinear: a frozen base linear layer plus a trainable low-rank update (PEFT's LoRA):
+//   y = base(x) + scaling · B(A(dropout(x)))
+// with A [r, in] (kaiming_uniform, a = √5), B [out, r] (zeros), scaling = alpha / r or,
+// with rsLoRA, alpha / √r; dropout applies to the LoRA input only. The base is either a
+// full-precision weight (+ bias) held as frozen buffers, or a QuantizedLinear submodule;
+// it is never mutated. Only lora_A and lora_B are parameters.
+//
+//   ASSIGN_OR_RETURN(LoraLinear l, LoraLinearImpl::Create(LoraLinearOptions(16, 32), q));
+#ifndef QLORAD_CORE_QUANT_LORA_LINEAR_H_
+#define QLORAD_CORE_QUANT_LORA_LINEAR_H_
+
+#include <optional>
+#include <ostream>
+
+#include <ATen/ATen.h>
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include "absl/status/statusor.h"
+#include "core/quant/quantized_linear.h"
+
+namespace qlorad {
+
+struct LoraLinearOptions {
+  LoraLinearOptions(int64_t r, double alpha) : r_(r), alpha_(alpha) {}
+  TORCH_ARG(int64_t, r);
+  TORCH_ARG(double, alpha);
+  TORCH_ARG(double, dropout) = 0.0;
+  TORCH_ARG(bool, use_rslora) = false;
+  // dtype of lora_A / lora_B (PEFT keeps adapters in fp32).
+  TORCH_ARG(at::ScalarType, dtype) = at::kFloat;
+};
+
+class LoraLinear;
+
+class LoraLinearImpl : public torch::nn::Module {
+ public:
+  // Full-precision base: weight [out, in] (floating, any device), bias [out] or none.
+  static absl::StatusOr<LoraLinear> Create(const LoraLinearOptions& options, at::Tensor weight,
+                                           std::optional<at::Tensor> bias);
+  // Quantized base (shared, not copied).
+  static absl::StatusOr<LoraLinear> Create(const LoraLinearOptions& options, QuantizedLinear base);
+
+  // Use Create (it validates); public only for TORCH_MODULE.
+  LoraLinearImpl(const LoraLinearOptions& options, at::Tensor weight, at::Tensor bias,
+                 QuantizedLinear quantized, int64_t in_features, int64_t out_features);
+
+  // x [..., in] -> [..., out] in x's dtype.
+  at::Tensor forward(const at::Tensor& x);
+  // base(x) alone (no adapter).
+  at::Tensor BaseForward(const at::Tensor& x);
+
+  double scaling() const;
+  int64_t in_features() const { return in_features_; }
+  int64_t out_features() const { return out_features_; }
+  const LoraLinearOptions& options() const { return options_; }
+  bool quantized() const { return !quantized_.is_empty(); }
+  const QuantizedLinear& quantized_base() const { return quantized_; }
+
+  // The base weight in fp32 [out, in] (dequantized for a quantized base). A fresh tensor.
+  absl::StatusOr<at::Tensor> BaseWeight() const;
+  // scaling · B @ A [out, in] in fp32 (no gradient).
+  at::Tensor DeltaWeight() const;
+  // Export: a full-precision copy W' = weight + scaling · B @ A (fp32). weight is not
+  // modified; pass BaseWeight() for the layer's own base.
+  at::Tensor Merge(const at::Tensor& weight) const;
+  // The inverse: merged - scaling · B @ A (restores the base up to fp32 rounding).
+  at::Tensor Unmerge(const at::Tensor& merged) const;
+
+  at::Tensor lora_A;  // [r, in], trainable
+  at::Tensor lora_B;  // [out, r], trainable
+
+  void pretty_print(std::ostream& stream) const override;
+
+ private:
+  LoraLinearOptions options_;
+  at::Tensor weight_;          // dense base (buffer) or undefined
+  at::Tensor bias_;            // dense base bias (buffer) or undefined
+  QuantizedLinear quantized_;  // quantized base or empty
+  int64_t in_features_, out_features_;
+};
+
+TORCH_MODULE(LoraLinear);
+
+}  // namespace qlorad
+
+#endif  // QLORAD_CORE_QUANT_LORA_LINEAR_H_

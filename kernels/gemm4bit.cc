@@ -1,0 +1,81 @@
+// Checks, threading and shape dispatch of the fused 4-bit matmul (gemm4bit.h).
+#include "kernels/gemm4bit.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/internal/quant4bit_impl.h"
+#include "kernels/parallel.h"
+
+namespace qlorad::kernels {
+namespace {
+
+// Generic shapes: dequantize each row (any alignment) and take dot products.
+void GemmRowsViaScratch(const Packed4bitView& w, int64_t in, const float* x, int64_t batch,
+                        const float* bias, float* y, int64_t out, int64_t o0, int64_t o1,
+                        bool avx2) {
+  std::vector<float> row(static_cast<size_t>(in));
+  for (int64_t o = o0; o < o1; ++o) {
+    if (avx2) {
+      internal::DequantizeRangeAvx2(w, o * in, (o + 1) * in, row.data());
+    } else {
+      internal::DequantizeRangeScalar(w, o * in, (o + 1) * in, row.data());
+    }
+    for (int64_t b = 0; b < batch; ++b) {
+      const float* xr = x + b * in;
+      float acc = 0.0f;
+      for (int64_t i = 0; i < in; ++i) acc += row[i] * xr[i];
+      y[b * out + o] = acc + (bias ? bias[o] : 0.0f);
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status Gemm4bit(const Packed4bitView& w, int64_t out_features, int64_t in_features,
+                      absl::Span<const float> x, int64_t batch, absl::Span<const float> bias,
+                      absl::Span<float> y) {
+  auto s = w.Validate();
+  if (!s.ok()) return s;
+  if (out_features <= 0 || in_features <= 0 || out_features * in_features != w.numel) {
+    return absl::InvalidArgumentError(absl::StrCat("Gemm4bit: weight shape [", out_features, ", ",
+                                                   in_features, "] does not match its ", w.numel,
+                                                   " quantized elements"));
+  }
+  if (batch <= 0) return absl::InvalidArgumentError("Gemm4bit: empty input (batch 0)");
+  if (static_cast<int64_t>(x.size()) != batch * in_features) {
+    return absl::InvalidArgumentError(absl::StrCat("Gemm4bit: input has ", x.size(),
+                                                   " values, expected batch*in = ", batch, "*",
+                                                   in_features));
+  }
+  if (!bias.empty() && static_cast<int64_t>(bias.size()) != out_features) {
+    return absl::InvalidArgumentError(absl::StrCat("Gemm4bit: bias has ", bias.size(),
+                                                   " values, expected ", out_features));
+  }
+  if (static_cast<int64_t>(y.size()) != batch * out_features) {
+    return absl::InvalidArgumentError(absl::StrCat("Gemm4bit: output has ", y.size(),
+                                                   " values, expected batch*out = ", batch, "*",
+                                                   out_features));
+  }
+  const bool avx2 = internal::Avx2Enabled();
+  const float* bias_ptr = bias.empty() ? nullptr : bias.data();
+  const bool fast = in_features % w.blocksize == 0;
+  // ~32K weights per chunk keeps the per-chunk overhead small.
+  const int64_t grain = std::max<int64_t>(1, 32768 / in_features);
+  ParallelFor(out_features, grain, [&](int64_t o0, int64_t o1) {
+    if (!fast) {
+      GemmRowsViaScratch(w, in_features, x.data(), batch, bias_ptr, y.data(), out_features, o0,
+                         o1, avx2);
+    } else if (avx2) {
+      internal::GemmRowsAvx2(w, in_features, x.data(), in_features, batch, bias_ptr, y.data(),
+                             out_features, o0, o1);
+    } else {
+      internal::GemmRowsScalar(w, in_features, x.data(), in_features, batch, bias_ptr, y.data(),
+                               out_features, o0, o1);
+    }
+  });
+  return absl::OkStatus();
+}
+
+}  // namespace qlorad::kernels

@@ -1,0 +1,129 @@
+// Fork-join pool: persistent workers woken per job; chunks handed out by an atomic
+// counter; the calling thread participates.
+#include "kernels/parallel.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace qlorad::kernels {
+namespace {
+
+int DefaultThreads() {
+  if (const char* env = std::getenv("QLORAD_KERNEL_THREADS")) {
+    const int v = std::atoi(env);
+    if (v >= 1) return v;
+  }
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+std::atomic<int>& ThreadSetting() {
+  static std::atomic<int> threads{DefaultThreads()};
+  return threads;
+}
+
+class Pool {
+ public:
+  // Runs the job if the pool is free; returns false (nothing run) if it is busy.
+  // The caller takes chunks too and only waits for helpers that already joined, so a
+  // helper descheduled on a busy machine never delays the call.
+  bool TryRun(int64_t n, int64_t chunk, int threads,
+              const std::function<void(int64_t, int64_t)>& fn) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;
+    EnsureWorkers(threads - 1);
+    Job job{&fn, n, chunk, threads - 1};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = &job;
+      ++generation_;
+    }
+    work_cv_.notify_all();
+    RunChunks(job);
+    std::unique_lock<std::mutex> lock(mu_);
+    job_ = nullptr;  // late helpers no longer join
+    done_cv_.wait(lock, [&] { return job.active == 0; });
+    return true;
+  }
+
+ private:
+  struct Job {
+    const std::function<void(int64_t, int64_t)>* fn;
+    int64_t n, chunk;
+    int max_helpers;
+    std::atomic<int64_t> next{0};
+    int joined = 0;  // helpers that took part; guarded by mu_
+    int active = 0;  // helpers inside RunChunks; guarded by mu_
+  };
+
+  void EnsureWorkers(int wanted) {
+    while (static_cast<int>(workers_.size()) < wanted) {
+      workers_.emplace_back([this] { WorkerLoop(); });
+      workers_.back().detach();  // the pool lives for the whole process
+    }
+  }
+
+  static void RunChunks(Job& job) {
+    for (;;) {
+      const int64_t begin = job.next.fetch_add(job.chunk);
+      if (begin >= job.n) break;
+      (*job.fn)(begin, std::min(job.n, begin + job.chunk));
+    }
+  }
+
+  void WorkerLoop() {
+    uint64_t seen = 0;
+    for (;;) {
+      Job* job = nullptr;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        work_cv_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        job = job_;
+        if (job == nullptr || job->joined >= job->max_helpers) continue;
+        ++job->joined;
+        ++job->active;
+      }
+      RunChunks(*job);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--job->active == 0) done_cv_.notify_all();
+    }
+  }
+
+  std::mutex busy_;  // held for a whole job
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  std::vector<std::thread> workers_;
+  Job* job_ = nullptr;  // guarded by mu_
+  uint64_t generation_ = 0;
+};
+
+Pool& GlobalPool() {
+  static Pool* pool = new Pool();  // leaked on purpose: detached workers use it until exit
+  return *pool;
+}
+
+}  // namespace
+
+int NumThreads() { return ThreadSetting().load(); }
+void SetNumThreads(int num_threads) { ThreadSetting().store(std::max(1, num_threads)); }
+
+void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  const int threads = static_cast<int>(std::min<int64_t>(NumThreads(), (n + grain - 1) / grain));
+  if (threads <= 1) {
+    fn(0, n);
+    return;
+  }
+  // About four chunks per thread balances uneven rows without much overhead.
+  int64_t chunk = std::max<int64_t>(grain, (n + 4 * threads - 1) / (4 * threads));
+  if (!GlobalPool().TryRun(n, chunk, threads, fn)) fn(0, n);
+}
+
+}  // namespace qlorad::kernels

@@ -1,0 +1,25 @@
+// A small fork-join pool for the CPU kernels (no torch, no OpenMP).
+#ifndef QLORAD_KERNELS_PARALLEL_H_
+#define QLORAD_KERNELS_PARALLEL_H_
+
+#include <cstdint>
+#include <functional>
+
+namespace qlorad::kernels {
+
+// Runs fn(begin, end) over disjoint chunks covering [0, n), each at least `grain`
+// long (except the last), on up to NumThreads() threads; the caller works too and
+// the call returns when every chunk is done. A call made while the pool is busy
+// (nested, or from another thread) runs serially in the caller, so it never deadlocks.
+// fn must not throw.
+void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+// Threads used by ParallelFor (default: hardware concurrency, or the environment
+// variable QLORAD_KERNEL_THREADS). SetNumThreads(k) with k >= 1 takes effect on the
+// next call.
+int NumThreads();
+void SetNumThreads(int num_threads);
+
+}  // namespace qlorad::kernels
+
+#endif  // QLORAD_KERNELS_PARALLEL_H_

@@ -1,0 +1,229 @@
+// nf4_bench: speed of the NF4 kernels (issue 4), each against a reference measured in
+// the same run. Not a ctest; run by hand (results: tests/bench/RESULTS.md).
+//   (a) dequant GB/s of output vs memcpy GB/s (same thread count)   goal >= 0.7x
+//   (b) fused NF4 matmul, batch 1..8, [4096,4096] / [11008,4096] / [4096,11008], vs fp32
+//       at::matmul on the dequantized weight                         goal >= 4x at batch 1
+//   (c) quantize (NF4 + double quant) seconds per billion parameters
+//
+//   nf4_bench [--quick] [--threads N]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include "kernels/blockwise8bit.h"
+#include "kernels/gemm4bit.h"
+#include "kernels/parallel.h"
+#include "kernels/quant4bit.h"
+#include "kernels/quant_tables.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace k = qlorad::kernels;
+
+// Best (minimum) seconds of fn over repeats, running at least min_seconds in total.
+double BestSeconds(const std::function<void()>& fn, double min_seconds = 0.3, int min_reps = 3) {
+  fn();  // warm-up
+  double best = 1e30, total = 0;
+  for (int rep = 0; rep < min_reps || total < min_seconds; ++rep) {
+    const auto t0 = Clock::now();
+    fn();
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::min(best, s);
+    total += s;
+    if (rep > 1000) break;
+  }
+  return best;
+}
+
+// Best seconds of a and of b, timed alternately (a, b, a, b, ...) so that load from other
+// processes on a shared machine hits both alike; at least min_seconds in total.
+std::pair<double, double> BestInterleaved(const std::function<void()>& a, const std::function<void()>& b,
+                                          double min_seconds = 1.0, int min_rounds = 10) {
+  a();
+  b();
+  double best_a = 1e30, best_b = 1e30, total = 0;
+  for (int round = 0; round < min_rounds || total < min_seconds; ++round) {
+    auto t0 = Clock::now();
+    a();
+    const double sa = std::chrono::duration<double>(Clock::now() - t0).count();
+    t0 = Clock::now();
+    b();
+    const double sb = std::chrono::duration<double>(Clock::now() - t0).count();
+    best_a = std::min(best_a, sa);
+    best_b = std::min(best_b, sb);
+    total += sa + sb;
+    if (round > 2000) break;
+  }
+  return {best_a, best_b};
+}
+
+void Check(const absl::Status& s) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "nf4_bench: %s\n", std::string(s.message()).c_str());
+    std::exit(1);
+  }
+}
+
+struct Quantized {
+  std::vector<uint8_t> packed, codes;
+  std::vector<float> absmax, nested;
+  float offset = 0;
+  k::Packed4bitView View(int64_t n) const {
+    k::Packed4bitView w;
+    w.packed = packed;
+    w.numel = n;
+    w.blocksize = 64;
+    w.scales.codes = codes;
+    w.scales.nested_absmax = nested;
+    w.scales.nested_code = absl::MakeConstSpan(k::kDynamicMapSigned, 256);
+    w.scales.offset = offset;
+    return w;
+  }
+};
+
+Quantized QuantizeNf4(const std::vector<float>& x) {
+  const int64_t n = static_cast<int64_t>(x.size());
+  Quantized q;
+  q.packed.resize(k::PackedBytes(n));
+  q.absmax.resize(k::NumBlocks(n, 64));
+  Check(k::Quantize4bit(k::QuantType::kNF4, x, 64, absl::MakeSpan(q.packed), absl::MakeSpan(q.absmax)));
+  q.codes.resize(q.absmax.size());
+  q.nested.resize(k::NumBlocks(q.absmax.size(), 256));
+  auto off = k::DoubleQuantizeAbsmax(q.absmax, 256, absl::MakeConstSpan(k::kDynamicMapSigned, 256),
+                                     absl::MakeSpan(q.codes), absl::MakeSpan(q.nested));
+  Check(off.status());
+  q.offset = *off;
+  return q;
+}
+
+std::vector<float> RandomVector(int64_t n) {
+  at::Tensor t = at::randn({n});
+  return std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + n);
+}
+
+void BenchDequant(int64_t n) {
+  std::printf("\n(a) dequantize %lld NF4 values (blocksize 64, double-quant scales), %d threads\n",
+              static_cast<long long>(n), k::NumThreads());
+  const std::vector<float> x = RandomVector(n);
+  const Quantized q = QuantizeNf4(x);
+  const k::Packed4bitView w = q.View(n);
+  std::vector<float> out(n), src(x), dst(n);
+  std::vector<uint16_t> out16(n);
+  const double t_memcpy1 = BestSeconds([&] { std::memcpy(dst.data(), src.data(), n * 4); });
+  const auto [t_memcpy, t_f32] = BestInterleaved(
+      [&] {
+        k::ParallelFor(n, 1 << 20, [&](int64_t b, int64_t e) {
+          std::memcpy(dst.data() + b, src.data() + b, (e - b) * 4);
+        });
+      },
+      [&] { Check(k::Dequantize4bit(w, 0, n, absl::MakeSpan(out))); });
+  const double t_bf16 = BestSeconds([&] { Check(k::Dequantize4bit(w, 0, n, absl::MakeSpan(out16))); });
+  const double gb = 1e-9 * n * 4;
+  std::printf("  memcpy  1 thread : %7.2f GB/s  (%lld MB copied)\n", gb / t_memcpy1,
+              static_cast<long long>(n * 4 >> 20));
+  std::printf("  memcpy  %d threads: %7.2f GB/s  (reference)\n", k::NumThreads(), gb / t_memcpy);
+  std::printf("  dequant -> fp32  : %7.2f GB/s of output = %.2fx memcpy\n", gb / t_f32,
+              t_memcpy / t_f32);
+  std::printf("  dequant -> bf16  : %7.2f GB/s of output = %.2fx memcpy (%.2f Gelem/s)\n",
+              gb / 2 / t_bf16, (gb / 2 / t_bf16) / (gb / t_memcpy), 1e-9 * n / t_bf16);
+}
+
+void BenchMatmul(int64_t out, int64_t in, int max_batch) {
+  std::printf("\n(b) fused NF4 matmul W[%lld, %lld] vs fp32 at::matmul on the dequantized W "
+              "(%d kernel threads, %d ATen threads)\n",
+              static_cast<long long>(out), static_cast<long long>(in), k::NumThreads(),
+              at::get_num_threads());
+  const int64_t n = out * in;
+  const std::vector<float> wf = RandomVector(n);
+  const Quantized q = QuantizeNf4(wf);
+  const k::Packed4bitView w = q.View(n);
+  at::Tensor wd = at::empty({out, in});
+  Check(k::Dequantize4bit(w, 0, n, absl::MakeSpan(wd.data_ptr<float>(), n)));
+  const at::Tensor wdt = wd.t();
+  std::printf("  batch   fused ms   fp32 ms   speedup   max rel diff\n");
+  for (int batch = 1; batch <= max_batch; ++batch) {
+    const at::Tensor x = at::randn({batch, in});
+    at::Tensor y = at::empty({batch, out});
+    auto fused = [&] {
+      Check(k::Gemm4bit(w, out, in, absl::MakeConstSpan(x.data_ptr<float>(), batch * in), batch, {},
+                        absl::MakeSpan(y.data_ptr<float>(), batch * out)));
+    };
+    at::Tensor yr;
+    auto dense = [&] { yr = at::matmul(x, wdt); };
+    const auto [tf, td] = BestInterleaved(fused, dense);
+    const double diff = ((y - yr).abs().max() / yr.abs().max()).item<double>();
+    std::printf("  %5d   %8.3f   %7.3f   %6.2fx   %.1e\n", batch, tf * 1e3, td * 1e3, td / tf, diff);
+  }
+}
+
+void BenchQuantize(int64_t n) {
+  std::printf("\n(c) quantize %lld values to NF4 (blocksize 64) + double quant, %d threads\n",
+              static_cast<long long>(n), k::NumThreads());
+  const std::vector<float> x = RandomVector(n);
+  std::vector<uint16_t> xb(n);
+  {
+    at::Tensor t = at::from_blob(const_cast<float*>(x.data()), {n}).to(at::kBFloat16);
+    std::memcpy(xb.data(), t.data_ptr<at::BFloat16>(), n * 2);
+  }
+  Quantized q;
+  q.packed.resize(k::PackedBytes(n));
+  q.absmax.resize(k::NumBlocks(n, 64));
+  q.codes.resize(q.absmax.size());
+  q.nested.resize(k::NumBlocks(q.absmax.size(), 256));
+  auto dq = [&] {
+    Check(k::DoubleQuantizeAbsmax(q.absmax, 256, absl::MakeConstSpan(k::kDynamicMapSigned, 256),
+                                  absl::MakeSpan(q.codes), absl::MakeSpan(q.nested))
+              .status());
+  };
+  const double t32 = BestSeconds([&] {
+    Check(k::Quantize4bit(k::QuantType::kNF4, x, 64, absl::MakeSpan(q.packed), absl::MakeSpan(q.absmax)));
+    dq();
+  }, 0.5, 2);
+  const double t16 = BestSeconds([&] {
+    Check(k::Quantize4bit(k::QuantType::kNF4, xb, 64, absl::MakeSpan(q.packed), absl::MakeSpan(q.absmax)));
+    dq();
+  }, 0.5, 2);
+  const double tdq = BestSeconds(dq, 0.2, 2);
+  std::printf("  fp32 input: %.3f s per billion parameters\n", t32 * 1e9 / n);
+  std::printf("  bf16 input: %.3f s per billion parameters\n", t16 * 1e9 / n);
+  std::printf("  (of which double quant of the absmax: %.3f s per billion)\n", tdq * 1e9 / n);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") {
+      quick = true;
+    } else if (a == "--threads" && i + 1 < argc) {
+      k::SetNumThreads(std::atoi(argv[++i]));
+    } else {
+      std::fprintf(stderr, "usage: nf4_bench [--quick] [--threads N]\n");
+      return 2;
+    }
+  }
+  at::set_num_threads(k::NumThreads());
+  at::manual_seed(0);
+  std::printf("nf4_bench: AVX2 kernels: %s, threads: %d\n", k::UsingAvx2() ? "yes" : "no (scalar)",
+              k::NumThreads());
+  BenchDequant(quick ? (int64_t{1} << 22) : (int64_t{1} << 25));
+  BenchMatmul(4096, 4096, quick ? 2 : 8);
+  if (!quick) {
+    BenchMatmul(11008, 4096, 8);
+    BenchMatmul(4096, 11008, 8);
+  }
+  BenchQuantize(quick ? (int64_t{1} << 22) : 4096 * 11008);
+  return 0;
+}
