@@ -12,10 +12,12 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libsqlite3-dev sqlite3 libpcre2-dev nlohmann-json3-dev
+  libsqlite3-dev sqlite3 libpcre2-dev nlohmann-json3-dev libicu-dev
   libsentencepiece-dev sentencepiece python3-sentencepiece
   python3-numpy python3-grpcio python3-grpc-tools
   prometheus curl libssl-dev
+  python3-yaml
+  chromium fonts-dejavu-core python3-nltk
 )
 # Node.js may come from another source (e.g. NodeSource); take Debian's only when absent.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
