@@ -4,29 +4,28 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/model/device.h"
 #include "core/model/generate.h"
 #include "core/model/loader.h"
 #include "core/quant/nf4_model.h"
 #include "core/util/status_macros.h"
 #include "server/tool/commands.h"
 #include "server/tool/flags.h"
-#include "server/tool/quantize_flags.h"
+#include "server/tool/model_flags.h"
 
 namespace qlorad::tool {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: qlorad-tool generate --model DIR --prompt-tokens 1,5,9 [--max-tokens N] [--temperature T]\n"
-    "       [--top-k K] [--top-p P] [--seed S] [--stop 2,7] [--device cpu|cuda:N|auto] [--quantize none|nf4|fp4]\n";
+    "usage: qlorad-tool generate --prompt-tokens 1,5,9 [--max-tokens N] [--temperature T]\n"
+    "       [--top-k K] [--top-p P] [--seed S] [--stop 2,7] <model flags>\n";
 
 absl::Status GenerateTokens(const Args& args) {
-  QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args,
-                                                    {"model", "prompt-tokens", "max-tokens", "temperature", "top-k",
-                                                     "top-p", "seed", "stop", "device", "dtype", "quantize", "blocksize"},
-                                                    {"no-double-quant", "help"}));
+  std::set<std::string> value_flags = kModelValueFlags, bool_flags = kModelBoolFlags;
+  value_flags.insert({"prompt-tokens", "max-tokens", "temperature", "top-k", "top-p", "seed", "stop"});
+  bool_flags.insert("help");
+  QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, value_flags, bool_flags));
   if (flags.GetBool("help")) {
-    std::fputs(kUsage, stdout);
+    std::printf("%s%s", kUsage, kModelUsage);
     return absl::OkStatus();
   }
   QLORAD_ASSIGN_OR_RETURN(std::string model_dir, flags.GetRequired("model"));
@@ -43,12 +42,9 @@ absl::Status GenerateTokens(const Args& args) {
     QLORAD_ASSIGN_OR_RETURN(std::vector<long long> stop, ParseIntList("stop", flags.GetOr("stop", "")));
     gen.stop_token_ids.assign(stop.begin(), stop.end());
   }
-  LoadOptions options;
-  QLORAD_ASSIGN_OR_RETURN(options.device, ParseDevice(flags.GetOr("device", "auto")));
-  QLORAD_ASSIGN_OR_RETURN(options.dtype, ParseComputeDType(flags.GetOr("dtype", "auto"), options.device));
-  QLORAD_ASSIGN_OR_RETURN(bool quantized, ApplyQuantizeFlag(flags, options));
-  QLORAD_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(model_dir, options));
-  if (quantized) {
+  QLORAD_ASSIGN_OR_RETURN(ToolModel model, LoadModelFromFlags(flags, "auto"));
+  LoadedModel& loaded = model.loaded;
+  if (model.quantized) {
     QuantizedFootprint footprint = MeasureQuantizedFootprint(loaded.model);
     std::printf("4-bit linear layers: %.1fM parameters in %.1f MB (%.3f bytes/parameter)\n", footprint.parameters / 1e6,
                 footprint.bytes / 1e6, footprint.BytesPerParameter());
@@ -59,7 +55,7 @@ absl::Status GenerateTokens(const Args& args) {
                           Generate(loaded.model, std::vector<int64_t>(prompt.begin(), prompt.end()), gen));
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("model: %s (%s, fingerprint %s, device %s)\n", model_dir.c_str(), loaded.config.architecture.c_str(),
-              loaded.fingerprint.c_str(), options.device.str().c_str());
+              loaded.fingerprint.c_str(), loaded.model->device().str().c_str());
   std::printf("prompt: [%s]\ngenerated: [%s]\n", absl::StrJoin(prompt, ",").c_str(),
               absl::StrJoin(result.tokens, ",").c_str());
   std::printf("%zu tokens in %.3f s (%.1f tokens/s), finish: %s\n", result.tokens.size(), seconds,

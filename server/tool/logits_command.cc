@@ -6,7 +6,6 @@
 #include <ATen/core/grad_mode.h>
 
 #include "absl/strings/str_cat.h"
-#include "core/model/device.h"
 #include "core/model/generate.h"
 #include "core/model/loader.h"
 #include "core/util/file_util.h"
@@ -14,15 +13,14 @@
 #include "core/util/torch_status.h"
 #include "server/tool/commands.h"
 #include "server/tool/flags.h"
-#include "server/tool/quantize_flags.h"
+#include "server/tool/model_flags.h"
 
 namespace qlorad::tool {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: qlorad-tool logits --model DIR --tokens 1,5,9 --out FILE [--device cpu|cuda:N|auto] [--dtype f32|bf16|f16]\n"
-    "       [--quantize none|nf4|fp4] [--blocksize 64] [--no-double-quant]\n"
-    "       [--incremental]   (decode token by token through the KV cache instead of one pass)\n";
+    "usage: qlorad-tool logits --tokens 1,5,9 --out FILE [--incremental] <model flags>\n"
+    "  --incremental  decode token by token through the KV cache instead of one pass\n";
 
 absl::StatusOr<at::Tensor> Forward(LlamaModel& model, const std::vector<int64_t>& tokens, bool incremental) {
   return CatchTorchErrors("forward", [&]() -> absl::StatusOr<at::Tensor> {
@@ -37,23 +35,20 @@ absl::StatusOr<at::Tensor> Forward(LlamaModel& model, const std::vector<int64_t>
 }
 
 absl::Status Logits(const Args& args) {
-  QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"model", "tokens", "out", "device", "dtype", "quantize", "blocksize"},
-                                                    {"incremental", "no-double-quant", "help"}));
+  std::set<std::string> value_flags = kModelValueFlags, bool_flags = kModelBoolFlags;
+  value_flags.insert({"tokens", "out"});
+  bool_flags.insert({"incremental", "help"});
+  QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, value_flags, bool_flags));
   if (flags.GetBool("help")) {
-    std::fputs(kUsage, stdout);
+    std::printf("%s%s", kUsage, kModelUsage);
     return absl::OkStatus();
   }
-  QLORAD_ASSIGN_OR_RETURN(std::string model_dir, flags.GetRequired("model"));
   QLORAD_ASSIGN_OR_RETURN(std::string token_text, flags.GetRequired("tokens"));
   QLORAD_ASSIGN_OR_RETURN(std::string out, flags.GetRequired("out"));
   QLORAD_ASSIGN_OR_RETURN(std::vector<long long> parsed, ParseIntList("tokens", token_text));
   std::vector<int64_t> tokens(parsed.begin(), parsed.end());
-  LoadOptions options;
-  QLORAD_ASSIGN_OR_RETURN(options.device, ParseDevice(flags.GetOr("device", "cpu")));
-  QLORAD_ASSIGN_OR_RETURN(options.dtype, ParseComputeDType(flags.GetOr("dtype", "auto"), options.device));
-  QLORAD_ASSIGN_OR_RETURN(bool quantized, ApplyQuantizeFlag(flags, options));
-  (void)quantized;
-  QLORAD_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(model_dir, options));
+  QLORAD_ASSIGN_OR_RETURN(ToolModel model, LoadModelFromFlags(flags, "cpu"));
+  LoadedModel& loaded = model.loaded;
   QLORAD_RETURN_IF_ERROR(ValidateTokenIds(tokens, loaded.config.vocab_size, "--tokens"));
   QLORAD_ASSIGN_OR_RETURN(at::Tensor logits, Forward(loaded.model, tokens, flags.GetBool("incremental")));
   at::Tensor cpu = logits.to(at::kCPU, at::kFloat).contiguous();

@@ -2,7 +2,6 @@
 // quantize, ...). Each subcommand lives in its own file; this is the dispatch table.
 #include <cstdio>
 #include <cstdlib>
-#include <thread>
 
 #include <ATen/Parallel.h>
 #include <functional>
@@ -25,6 +24,8 @@ const std::map<std::string, Command>& CommandTable() {
       {"make-model", {RunMakeModel, "write a seeded random HF-format model directory"}},
       {"logits", {RunLogits, "one forward pass; raw little-endian fp32 logits [tokens, vocab]"}},
       {"generate", {RunGenerate, "generate tokens from a prompt"}},
+      {"train", {RunTrain, "train a LoRA/QLoRA adapter on a dataset's train split (PEFT output)"}},
+      {"quantize", {RunQuantize, "write a bitsandbytes-layout NF4/FP4 copy of a model"}},
       {"tokenize", {RunTokenize, "JSON string per stdin line -> JSON array of token ids per line"}},
       {"prepare-data", {RunPrepareData, "ingest JSONL/CSV: validate, anonymise PII, split, checksum (core/data)"}},
   };
@@ -43,9 +44,10 @@ int main(int argc, char** argv) {
     PrintUsage();
     return argc < 2 ? 2 : 0;
   }
-  // libtorch's OpenMP pool may start with a single thread; use every core unless told otherwise.
-  const char* threads = std::getenv("QLORAD_THREADS");
-  at::set_num_threads(threads != nullptr ? std::atoi(threads) : static_cast<int>(std::thread::hardware_concurrency()));
+  // ATen's own intra-op threads (OpenMP) default to what libtorch chose; OpenBLAS
+  // threads each GEMM itself, and raising both oversubscribes the cores (measured:
+  // decode 4x slower with 2+2 threads on 2 cores; tests/bench/RESULTS.md).
+  if (const char* threads = std::getenv("QLORAD_THREADS")) at::set_num_threads(std::atoi(threads));
   auto it = CommandTable().find(argv[1]);
   if (it == CommandTable().end()) {
     std::fprintf(stderr, "qlorad-tool: unknown command '%s'\n", argv[1]);

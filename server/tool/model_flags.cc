@@ -1,12 +1,27 @@
-#include "server/tool/quantize_flags.h"
+#include "server/tool/model_flags.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/model/device.h"
 #include "core/quant/nf4_model.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace qlorad::tool {
+namespace {
+
+// "none", or the bitsandbytes 4-bit type a pre-quantized checkpoint declares.
+std::string DeclaredQuantization(const std::string& model_dir) {
+  auto text = ReadFileToString(model_dir + "/config.json");
+  if (!text.ok()) return "none";
+  nlohmann::json config = nlohmann::json::parse(*text, nullptr, false);
+  if (config.is_discarded() || !config.contains("quantization_config")) return "none";
+  const nlohmann::json& quant = config["quantization_config"];
+  if (quant.value("quant_method", "") != "bitsandbytes" || !quant.value("load_in_4bit", false)) return "none";
+  return quant.value("bnb_4bit_quant_type", "nf4");
+}
+
+}  // namespace
 
 absl::StatusOr<QuantOptions> QuantOptionsFromFlags(const Flags& flags, const std::string& type) {
   QuantOptions options;
@@ -23,21 +38,59 @@ absl::StatusOr<QuantOptions> QuantOptionsFromFlags(const Flags& flags, const std
   return options;
 }
 
-absl::StatusOr<bool> ApplyQuantizeFlag(const Flags& flags, LoadOptions& options) {
-  std::string type = flags.GetOr("quantize", "none");
-  if (type == "none") {
-    // A pre-quantized (bitsandbytes 4-bit) checkpoint still loads as 4-bit.
-    auto text = ReadFileToString(flags.GetOr("model", "") + "/config.json");
-    if (!text.ok()) return false;
-    nlohmann::json config = nlohmann::json::parse(*text, nullptr, false);
-    if (config.is_discarded() || !config.contains("quantization_config")) return false;
-    const nlohmann::json& quant = config["quantization_config"];
-    if (quant.value("quant_method", "") != "bitsandbytes" || !quant.value("load_in_4bit", false)) return false;
-    type = quant.value("bnb_4bit_quant_type", "nf4");
+void AddLoraToLoadOptions(const LoraConfig& config, LoadOptions& options, std::shared_ptr<LoraModules>& modules) {
+  modules = std::make_shared<LoraModules>();
+  options.linear_factory = MakeLoraLinearFactory(config, options.linear_factory, modules);
+}
+
+namespace {
+
+absl::StatusOr<LoadOptions> BaseLoadOptions(const Flags& flags, const std::string& default_device, bool& quantized) {
+  QLORAD_ASSIGN_OR_RETURN(std::string model_dir, flags.GetRequired("model"));
+  LoadOptions options;
+  QLORAD_ASSIGN_OR_RETURN(options.device, ParseDevice(flags.GetOr("device", default_device)));
+  QLORAD_ASSIGN_OR_RETURN(options.dtype, ParseComputeDType(flags.GetOr("dtype", "auto"), options.device));
+  std::string quantize = flags.GetOr("quantize", "none");
+  if (quantize == "none") quantize = DeclaredQuantization(model_dir);
+  if (quantize != "none") {
+    QLORAD_ASSIGN_OR_RETURN(QuantOptions quant, QuantOptionsFromFlags(flags, quantize));
+    options.linear_factory = MakeQuantizedLinearFactory(quant);
+    quantized = true;
   }
-  QLORAD_ASSIGN_OR_RETURN(QuantOptions quant, QuantOptionsFromFlags(flags, type));
-  options.linear_factory = MakeQuantizedLinearFactory(quant);
-  return true;
+  return options;
+}
+
+}  // namespace
+
+absl::StatusOr<ToolModel> LoadModelForTraining(const Flags& flags, const LoraConfig& lora) {
+  ToolModel result;
+  QLORAD_ASSIGN_OR_RETURN(LoadOptions options, BaseLoadOptions(flags, "auto", result.quantized));
+  AddLoraToLoadOptions(lora, options, result.lora_modules);
+  QLORAD_ASSIGN_OR_RETURN(result.loaded, LoadModel(flags.GetOr("model", ""), options));
+  return result;
+}
+
+absl::StatusOr<ToolModel> LoadModelFromFlags(const Flags& flags, const std::string& default_device) {
+  ToolModel result;
+  QLORAD_ASSIGN_OR_RETURN(std::string model_dir, flags.GetRequired("model"));
+  QLORAD_ASSIGN_OR_RETURN(LoadOptions options, BaseLoadOptions(flags, default_device, result.quantized));
+  const std::string adapter = flags.GetOr("adapter", "");
+  if (!adapter.empty()) {
+    QLORAD_ASSIGN_OR_RETURN(LoraConfig config, ReadPeftConfig(adapter));
+    config.dropout = 0;  // inference
+    AddLoraToLoadOptions(config, options, result.lora_modules);
+  }
+  QLORAD_ASSIGN_OR_RETURN(result.loaded, LoadModel(model_dir, options));
+  if (!adapter.empty()) {
+    QLORAD_ASSIGN_OR_RETURN(auto metadata, ReadPeftMetadata(adapter));
+    auto it = metadata.find("qlorad_base_fingerprint");
+    if (it != metadata.end() && it->second != result.loaded.fingerprint && !flags.GetBool("allow-base-mismatch"))
+      return absl::FailedPreconditionError(absl::StrCat(
+          "adapter '", adapter, "' was trained on base ", it->second, " but '", model_dir, "' is ",
+          result.loaded.fingerprint, " (hint: wrong base model? --allow-base-mismatch overrides)"));
+    QLORAD_RETURN_IF_ERROR(LoadPeftWeights(adapter, *result.lora_modules));
+  }
+  return result;
 }
 
 }  // namespace qlorad::tool

@@ -5,7 +5,7 @@
 #include "core/util/status_macros.h"
 #include "server/tool/commands.h"
 #include "server/tool/flags.h"
-#include "server/tool/quantize_flags.h"
+#include "server/tool/model_flags.h"
 
 namespace qlorad::tool {
 namespace {

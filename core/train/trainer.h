@@ -1,0 +1,70 @@
+// The LoRA/QLoRA training loop: completion-only loss over tokenized examples,
+// length-bucketed padded batches, gradient accumulation, AdamW, warm-up +
+// constant/linear/cosine schedule, gradient-norm clipping, progress events and
+// cancellation. Only the adapter tensors receive gradients and optimizer state.
+#ifndef QLORAD_CORE_TRAIN_TRAINER_H_
+#define QLORAD_CORE_TRAIN_TRAINER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/model/llama.h"
+#include "core/train/lora_model.h"
+
+namespace qlorad {
+
+struct TrainingExample {
+  std::vector<int64_t> ids;
+  std::vector<uint8_t> trainable;  // 1 = completion token: its prediction is trained
+};
+
+struct TrainerOptions {
+  int64_t epochs = 3;
+  int64_t batch_size = 4;
+  int64_t gradient_accumulation = 1;
+  double learning_rate = 2e-4;
+  double weight_decay = 0.0;
+  std::string schedule = "cosine";  // constant | linear | cosine
+  double warmup_ratio = 0.03;
+  double max_grad_norm = 0.3;       // <= 0 disables clipping
+  int64_t max_seq_len = 512;        // longer examples are truncated from the left of the prompt
+  uint64_t seed = 0;
+};
+
+absl::Status ValidateTrainerOptions(const TrainerOptions& options);
+
+struct TrainingEvent {
+  int64_t step = 0, total_steps = 0, epoch = 0;
+  double loss = 0, learning_rate = 0, grad_norm = 0;
+  double tokens_per_second = 0, elapsed_seconds = 0, eta_seconds = 0;
+};
+// Called after every optimizer step; returning false cancels training.
+using TrainingCallback = std::function<bool(const TrainingEvent&)>;
+
+struct TrainingSummary {
+  std::vector<double> step_losses;
+  std::vector<double> epoch_losses;  // mean loss per epoch
+  int64_t steps = 0;
+  int64_t tokens_seen = 0;
+  double wall_seconds = 0;
+  bool cancelled = false;
+};
+
+// The learning rate at optimizer step `step` (0-based) of `total`.
+double ScheduledLearningRate(const TrainerOptions& options, int64_t step, int64_t total);
+
+// Trains the adapters in `modules` (already part of `model`). `examples` must
+// each have at least one trainable token. Deterministic for a fixed seed and thread count.
+absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& modules,
+                                          const std::vector<TrainingExample>& examples, const TrainerOptions& options,
+                                          const TrainingCallback& on_step = nullptr);
+
+// Mean completion-token loss of `examples` without training (dropout off).
+absl::StatusOr<double> EvaluateLoss(LlamaModel& model, const std::vector<TrainingExample>& examples, int64_t batch_size);
+
+}  // namespace qlorad
+
+#endif  // QLORAD_CORE_TRAIN_TRAINER_H_
