@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/model/loader.h"
+#include "tests/bench/bench_args.h"
 #include "core/model/random_model.h"
 #include "core/quant/nf4_model.h"
 
@@ -35,16 +36,11 @@ int64_t TensorBytes(qlorad::LlamaModel& model) {
   return bytes;
 }
 
-std::string Arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return argv[i + 1];
-  return fallback;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace qlorad;
+  using bench::Arg;
   std::string dir = Arg(argc, argv, "model", "");
   const bool quantize = Arg(argc, argv, "quantize", "nf4") == "nf4";
   if (dir.empty()) {

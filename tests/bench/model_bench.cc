@@ -2,13 +2,13 @@
 // this machine's measured fp32 GEMM rate and memory bandwidth, which bound them:
 //   prefill ≤ GEMM FLOP/s / (2 · params) tokens/s,  decode ≤ bandwidth / weight bytes.
 // Usage: model_bench [--model DIR] [--device cpu] [--prompt 512] [--decode 64] [--threads N]
+// --threads sets ATen's intra-op threads (default 1: OpenBLAS threads GEMMs itself).
 // Without --model it writes a ~100M-parameter Llama-shaped model to a temp dir.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -17,6 +17,7 @@
 
 #include "core/model/device.h"
 #include "core/model/loader.h"
+#include "tests/bench/bench_args.h"
 #include "core/model/random_model.h"
 
 namespace {
@@ -45,20 +46,15 @@ double MemcpyGBps() {
   return 2.0 * bytes * reps / Seconds(start) / 1e9;
 }
 
-std::string Arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == "--" + name) return argv[i + 1];
-  return fallback;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace qlorad;
+  using bench::Arg;
   std::string model_dir = Arg(argc, argv, "model", "");
   const int64_t prompt = std::stoll(Arg(argc, argv, "prompt", "512"));
   const int64_t decode = std::stoll(Arg(argc, argv, "decode", "64"));
-  at::set_num_threads(std::stoi(Arg(argc, argv, "threads", std::to_string(std::thread::hardware_concurrency()))));
+  at::set_num_threads(std::stoi(Arg(argc, argv, "threads", "1")));
   auto device = ParseDevice(Arg(argc, argv, "device", "cpu"));
   if (!device.ok()) return std::fprintf(stderr, "%s\n", std::string(device.status().message()).c_str()), 1;
   if (model_dir.empty()) {
