@@ -58,8 +58,10 @@ at::Tensor Sample(const RandomTensor& t, uint64_t seed) {
   auto generator = at::detail::createCPUGenerator(seed * 1000003u ^ name_hash);
   at::Tensor x = at::randn(t.spec.shape, generator, at::TensorOptions().dtype(at::kFloat));
   switch (t.init) {
-    case Init::kLinear: return x / std::sqrt(static_cast<double>(t.spec.shape.back()));
-    case Init::kEmbedding: return x;
+    // Embeddings at 1/sqrt(hidden) too: with N(0, 1) rows a tied lm_head sees the
+    // residual stream dominated by the last input embedding and repeats that token.
+    case Init::kLinear:
+    case Init::kEmbedding: return x / std::sqrt(static_cast<double>(t.spec.shape.back()));
     case Init::kNorm: return 1 + 0.1 * x;
     case Init::kBias: return 0.1 * x;
   }

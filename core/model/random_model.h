@@ -23,7 +23,7 @@ struct RandomModelOptions {
 };
 
 // Weights (deterministic per seed and tensor name): linear layers ~ N(0, 1/in),
-// embeddings ~ N(0, 1), norm weights ~ 1 + N(0, 0.1²), biases ~ N(0, 0.1²).
+// embeddings ~ N(0, 1/hidden), norm weights ~ 1 + N(0, 0.1²), biases ~ N(0, 0.1²).
 absl::Status WriteRandomModel(const std::string& dir, const RandomModelOptions& options);
 
 // A config for `model_type` ("llama", "mistral", "qwen2") with the given sizes.

@@ -57,7 +57,8 @@ struct TrainingSummary {
 double ScheduledLearningRate(const TrainerOptions& options, int64_t step, int64_t total);
 
 // Trains the adapters in `modules` (already part of `model`). `examples` must
-// each have at least one trainable token. Deterministic for a fixed seed and thread count.
+// each have at least one trainable token. Deterministic for a fixed seed and thread count
+// (the adapters' initial values come from the loader: seed at::manual_seed before loading).
 absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& modules,
                                           const std::vector<TrainingExample>& examples, const TrainerOptions& options,
                                           const TrainingCallback& on_step = nullptr);

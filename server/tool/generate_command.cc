@@ -7,6 +7,7 @@
 #include "core/model/generate.h"
 #include "core/model/loader.h"
 #include "core/quant/nf4_model.h"
+#include "core/tokenizer/tokenizer.h"
 #include "core/util/status_macros.h"
 #include "server/tool/commands.h"
 #include "server/tool/flags.h"
@@ -58,6 +59,10 @@ absl::Status GenerateTokens(const Args& args) {
               loaded.fingerprint.c_str(), loaded.model->device().str().c_str());
   std::printf("prompt: [%s]\ngenerated: [%s]\n", absl::StrJoin(prompt, ",").c_str(),
               absl::StrJoin(result.tokens, ",").c_str());
+  if (auto tok = tokenizer::Tokenizer::Load(model_dir); tok.ok()) {
+    std::vector<int32_t> ids(result.tokens.begin(), result.tokens.end());
+    std::printf("text: %s\n", (*tok)->Decode(ids).c_str());
+  }
   std::printf("%zu tokens in %.3f s (%.1f tokens/s), finish: %s\n", result.tokens.size(), seconds,
               result.tokens.size() / std::max(seconds, 1e-9),
               result.finish_reason == FinishReason::kStop ? "stop" : "length");

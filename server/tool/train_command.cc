@@ -4,6 +4,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/Context.h>
 #include <torch/version.h>
 
 #include <cstdio>
@@ -132,6 +133,7 @@ absl::Status Train(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(std::vector<TrainingExample> examples, LoadTrainingExamples(*store, dataset, format, *tok));
 
   // Load the base with fresh adapters on the targeted modules.
+  at::manual_seed(options.seed);  // lora_A's kaiming init draws from the global generator
   QLORAD_ASSIGN_OR_RETURN(ToolModel model, LoadModelForTraining(flags, lora));
   const bool quiet = flags.GetBool("quiet");
   QLORAD_ASSIGN_OR_RETURN(TrainingSummary summary,

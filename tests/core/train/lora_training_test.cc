@@ -2,6 +2,7 @@
 // generated model. (Adapter logits against an independent reference:
 // tests/reference/check_adapter_logits.py.)
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <ATen/core/grad_mode.h>
 
 #include <filesystem>
@@ -38,6 +39,7 @@ struct Adapted {
 
 absl::StatusOr<Adapted> LoadWithLora(const std::string& dir, const LoraConfig& config, bool quantize) {
   Adapted out;
+  at::manual_seed(1);  // lora_A's init: every run trains the same trajectory
   LoadOptions options;
   if (quantize) options.linear_factory = MakeQuantizedLinearFactory(QuantOptions{});
   options.linear_factory = MakeLoraLinearFactory(config, options.linear_factory, out.modules);
