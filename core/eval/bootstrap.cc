@@ -83,17 +83,9 @@ absl::StatusOr<ConfidenceInterval> BootstrapInterval(size_t n, const IndexedMetr
 
 absl::StatusOr<ConfidenceInterval> BootstrapDifference(size_t n, const IndexedMetric& treatment,
                                                        const IndexedMetric& control, const BootstrapOptions& options) {
-  if (absl::Status s = CheckOptions(n, options); !s.ok()) return s;
-  SplitMix64 rng(options.seed);
-  std::vector<size_t> sample(n);
-  std::vector<double> replicates;
-  replicates.reserve(options.resamples);
-  for (int b = 0; b < options.resamples; ++b) {
-    for (size_t i = 0; i < n; ++i) sample[i] = rng.Uniform(n);
-    replicates.push_back(treatment(sample) - control(sample));
-  }
-  const auto all = AllIndices(n);
-  return Summarise(treatment(all) - control(all), std::move(replicates), options);
+  // Paired: both systems are scored on the same resample.
+  return BootstrapInterval(
+      n, [&](const std::vector<size_t>& sample) { return treatment(sample) - control(sample); }, options);
 }
 
 IndexedMetric MeanOf(const std::vector<double>& per_example) {
