@@ -69,20 +69,7 @@ absl::StatusOr<at::Tensor> Quant4bitMatmul(const Quant4bitState& w, const at::Te
     if (x2d.is_cuda() && w.device() == x2d.device() && rows <= kFusedMaxRows && rows > 0) {
       // The fused CUDA kernel (one warp per output row), fp32.
       QLORAD_RETURN_IF_ERROR(w.Validate(/*check_code_book=*/false));
-      kernels::cuda::DeviceWeight4bit dw;
-      dw.fp4 = w.quant_type == kernels::QuantType::kFP4;
-      dw.packed = w.packed.data_ptr<uint8_t>();
-      dw.numel = w.numel();
-      dw.blocksize = w.blocksize;
-      if (w.nested()) {
-        dw.scales.codes = w.absmax.data_ptr<uint8_t>();
-        dw.scales.nested_absmax = w.nested_absmax.data_ptr<float>();
-        dw.scales.nested_code = w.nested_quant_map.data_ptr<float>();
-        dw.scales.offset = w.nested_offset;
-        dw.scales.nested_blocksize = w.nested_blocksize;
-      } else {
-        dw.scales.absmax = w.absmax.data_ptr<float>();
-      }
+      const kernels::cuda::DeviceWeight4bit dw = MakeDeviceView(w);
       const at::Tensor xf = x2d.to(at::kFloat).contiguous();
       at::Tensor y = at::empty({rows, out}, xf.options());
       const char* err = kernels::cuda::Gemv4bitF32(dw, out, in, xf.data_ptr<float>(), rows, nullptr,

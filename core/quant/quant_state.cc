@@ -106,6 +106,26 @@ Quant4bitState Quant4bitState::To(at::Device device) const {
   return s;
 }
 
+#if defined(QLORAD_QUANT_WITH_CUDA)
+kernels::cuda::DeviceWeight4bit MakeDeviceView(const Quant4bitState& state) {
+  kernels::cuda::DeviceWeight4bit w;
+  w.fp4 = state.quant_type == kernels::QuantType::kFP4;
+  w.packed = state.packed.data_ptr<uint8_t>();
+  w.numel = state.numel();
+  w.blocksize = state.blocksize;
+  if (state.nested()) {
+    w.scales.codes = state.absmax.data_ptr<uint8_t>();
+    w.scales.nested_absmax = state.nested_absmax.data_ptr<float>();
+    w.scales.nested_code = state.nested_quant_map.data_ptr<float>();
+    w.scales.offset = state.nested_offset;
+    w.scales.nested_blocksize = state.nested_blocksize;
+  } else {
+    w.scales.absmax = state.absmax.data_ptr<float>();
+  }
+  return w;
+}
+#endif
+
 kernels::Packed4bitView MakeView(const Quant4bitState& state) {
   kernels::Packed4bitView v;
   v.type = state.quant_type;
@@ -201,20 +221,7 @@ absl::StatusOr<at::Tensor> Dequantize4bitRange(const Quant4bitState& state, int6
     const at::ScalarType kernel_dtype = dtype == at::kBFloat16 ? at::kBFloat16 : at::kFloat;
 #if defined(QLORAD_QUANT_WITH_CUDA)
     if (state.device().is_cuda()) {
-      kernels::cuda::DeviceWeight4bit w;
-      w.fp4 = state.quant_type == kernels::QuantType::kFP4;
-      w.packed = state.packed.data_ptr<uint8_t>();
-      w.numel = state.numel();
-      w.blocksize = state.blocksize;
-      if (state.nested()) {
-        w.scales.codes = state.absmax.data_ptr<uint8_t>();
-        w.scales.nested_absmax = state.nested_absmax.data_ptr<float>();
-        w.scales.nested_code = state.nested_quant_map.data_ptr<float>();
-        w.scales.offset = state.nested_offset;
-        w.scales.nested_blocksize = state.nested_blocksize;
-      } else {
-        w.scales.absmax = state.absmax.data_ptr<float>();
-      }
+      const kernels::cuda::DeviceWeight4bit w = MakeDeviceView(state);
       at::Tensor full = at::empty({w.numel}, state.packed.options().dtype(kernel_dtype));
       void* stream = at::cuda::getCurrentCUDAStream().stream();
       const char* err = kernel_dtype == at::kBFloat16

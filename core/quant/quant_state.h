@@ -19,6 +19,9 @@
 
 #include "absl/status/statusor.h"
 #include "kernels/quant4bit.h"
+#if defined(QLORAD_QUANT_WITH_CUDA)
+#include "kernels/cuda/quant4bit_cuda.h"
+#endif
 
 namespace qlorad {
 
@@ -69,6 +72,11 @@ absl::StatusOr<at::Tensor> Dequantize4bitTensor(const Quant4bitState& state, at:
 
 // Read-only kernel view of a CPU state (tensors must be on the CPU; Validate first).
 kernels::Packed4bitView MakeView(const Quant4bitState& state);
+
+#if defined(QLORAD_QUANT_WITH_CUDA)  // defined only inside qlorad_quant's CUDA build
+// The CUDA kernels' view of a state whose tensors are on one CUDA device (Validate first).
+kernels::cuda::DeviceWeight4bit MakeDeviceView(const Quant4bitState& state);
+#endif
 
 }  // namespace qlorad
 
