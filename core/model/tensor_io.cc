@@ -44,14 +44,19 @@ absl::StatusOr<at::Tensor> ViewTensor(const SafetensorsFile& file, const TensorI
   });
 }
 
+absl::Status CheckTensorShape(const Checkpoint::Entry& entry, const std::string& name,
+                              const std::vector<int64_t>& expected_shape) {
+  if (entry.info->shape == expected_shape) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "tensor '", name, "' in '", entry.file->path(), "' has shape ", entry.info->ShapeString(), ", expected [",
+      absl::StrJoin(expected_shape, ", "), "] (hint: config.json does not match the weights?)"));
+}
+
 absl::StatusOr<at::Tensor> LoadTensor(const std::shared_ptr<const Checkpoint>& checkpoint, const std::string& name,
                                       const std::vector<int64_t>& expected_shape, const c10::Device& device,
                                       at::ScalarType dtype) {
   QLORAD_ASSIGN_OR_RETURN(Checkpoint::Entry entry, checkpoint->Get(name));
-  if (entry.info->shape != expected_shape)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tensor '", name, "' in '", entry.file->path(), "' has shape ", entry.info->ShapeString(), ", expected [",
-        absl::StrJoin(expected_shape, ", "), "] (hint: config.json does not match the weights?)"));
+  QLORAD_RETURN_IF_ERROR(CheckTensorShape(entry, name, expected_shape));
   if (entry.info->dtype != DType::kF32 && entry.info->dtype != DType::kBF16 && entry.info->dtype != DType::kF16 &&
       entry.info->dtype != DType::kF64)
     return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has dtype ", DTypeName(entry.info->dtype),

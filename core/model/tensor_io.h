@@ -22,6 +22,11 @@ absl::StatusOr<DType> ToDType(at::ScalarType type);
 absl::StatusOr<at::Tensor> ViewTensor(const SafetensorsFile& file, const TensorInfo& info,
                                       std::shared_ptr<const void> owner = nullptr);
 
+// OK if the checkpoint tensor `entry` (named `name`) has `expected_shape`; else
+// INVALID_ARGUMENT naming the tensor, its file, both shapes and a hint.
+absl::Status CheckTensorShape(const Checkpoint::Entry& entry, const std::string& name,
+                              const std::vector<int64_t>& expected_shape);
+
 // Reads `name` from `checkpoint`, checks its shape equals `expected_shape`
 // (error names the tensor, both shapes and a hint), and returns it on `device`
 // in `dtype`. On CPU with an unchanged dtype the result is a zero-copy view that

@@ -64,10 +64,7 @@ absl::StatusOr<std::shared_ptr<LinearLayer>> QuantizedFromCheckpoint(const Linea
   } else {
     const std::string name = spec.module + ".weight";
     QLORAD_ASSIGN_OR_RETURN(Checkpoint::Entry entry, spec.checkpoint->Get(name));
-    if (entry.info->shape != std::vector<int64_t>{spec.out_features, spec.in_features})
-      return absl::InvalidArgumentError(absl::StrCat("tensor '", name, "' has shape ", entry.info->ShapeString(),
-                                                     ", expected [", spec.out_features, ", ", spec.in_features,
-                                                     "] (hint: config.json does not match the weights?)"));
+    QLORAD_RETURN_IF_ERROR(CheckTensorShape(entry, name, {spec.out_features, spec.in_features}));
     QLORAD_ASSIGN_OR_RETURN(at::Tensor view, ViewTensor(*entry.file, *entry.info));
     auto quantized = Quantize4bitTensor(view, options);
     entry.file->ReleasePages(*entry.info);
