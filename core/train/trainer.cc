@@ -11,6 +11,7 @@
 #include <torch/optim/adamw.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 
@@ -115,9 +116,65 @@ double ScheduledLearningRate(const TrainerOptions& o, int64_t step, int64_t tota
   return o.learning_rate;
 }
 
+namespace {
+
+// A digest of everything that fixes a run's trajectory; a checkpoint resumes only a run
+// with the same identity.
+std::string RunIdentity(const TrainerOptions& o, const std::vector<TrainingExample>& examples,
+                        const std::vector<at::Tensor>& params) {
+  std::string text = absl::StrCat(o.epochs, "|", o.batch_size, "|", o.gradient_accumulation, "|", o.learning_rate, "|",
+                                  o.weight_decay, "|", o.schedule, "|", o.warmup_ratio, "|", o.max_grad_norm, "|",
+                                  o.max_seq_len, "|", o.seed, "|");
+  for (const auto& p : params) absl::StrAppend(&text, p.numel(), ",");
+  for (const auto& ex : examples) {
+    for (int64_t id : ex.ids) absl::StrAppend(&text, id, " ");
+    absl::StrAppend(&text, ";");
+  }
+  return Sha256Hex(text);
+}
+
+std::vector<AdamMoments> SaveMoments(torch::optim::AdamW& optimizer, const std::vector<at::Tensor>& params) {
+  std::vector<AdamMoments> out;
+  for (const auto& p : params) {
+    AdamMoments m;
+    auto it = optimizer.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+    if (it != optimizer.state().end()) {
+      auto& state = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      m.step = state.step();
+      m.exp_avg = state.exp_avg();
+      m.exp_avg_sq = state.exp_avg_sq();
+    }
+    out.push_back(m);
+  }
+  return out;
+}
+
+absl::Status RestoreCheckpoint(const TrainingCheckpoint& c, const std::string& identity, std::vector<at::Tensor>& params,
+                               torch::optim::AdamW& optimizer) {
+  if (c.run_identity != identity || c.params.size() != params.size())
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint ", c.path, " belongs to a different run (options, examples or adapter layout changed)",
+        " (hint: use a fresh checkpoint directory, or delete it to start over)"));
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (!c.params[i].sizes().equals(params[i].sizes()))
+      return absl::FailedPreconditionError(absl::StrCat("checkpoint ", c.path, ": param.", i, " has the wrong shape"));
+    params[i].copy_(c.params[i]);
+    if (c.moments[i].step == 0) continue;
+    auto state = std::make_unique<torch::optim::AdamWParamState>();
+    state->step(c.moments[i].step);
+    state->exp_avg(c.moments[i].exp_avg.to(params[i].device()));
+    state->exp_avg_sq(c.moments[i].exp_avg_sq.to(params[i].device()));
+    optimizer.state()[c10::guts::to_string(params[i].unsafeGetTensorImpl())] = std::move(state);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& modules,
                                           const std::vector<TrainingExample>& examples, const TrainerOptions& options,
-                                          const TrainingCallback& on_step) {
+                                          const TrainingCallback& on_step, const CheckpointOptions& checkpoints) {
   QLORAD_RETURN_IF_ERROR(ValidateTrainerOptions(options));
   QLORAD_RETURN_IF_ERROR(CheckExamples(examples, model->config().vocab_size));
   if (modules.empty()) return absl::FailedPreconditionError("the model has no LoRA modules to train");
@@ -127,19 +184,40 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
                                               .betas({0.9, 0.999})
                                               .eps(1e-8)
                                               .weight_decay(options.weight_decay));
+    const std::string identity = RunIdentity(options, examples, params);
+    TrainingSummary summary;
+    TrainerProgress progress;
+    if (!checkpoints.dir.empty()) {
+      QLORAD_ASSIGN_OR_RETURN(auto latest, ReadLatestCheckpoint(checkpoints.dir, &summary.skipped_checkpoints));
+      if (latest.has_value()) {
+        QLORAD_RETURN_IF_ERROR(RestoreCheckpoint(*latest, identity, params, optimizer));
+        progress = latest->progress;
+        summary.resumed_from_step = progress.step;
+      }
+    }
+    int64_t saved_step = -1;
+    auto save = [&](const TrainerProgress& p) -> absl::StatusOr<std::string> {
+      TrainingCheckpoint c{p, params, SaveMoments(optimizer, params), identity, ""};
+      saved_step = p.step;
+      QLORAD_ASSIGN_OR_RETURN(summary.last_checkpoint, WriteTrainingCheckpoint(checkpoints, c));
+      return summary.last_checkpoint;
+    };
     std::mt19937_64 rng(options.seed);
     const int64_t batches_per_epoch = (static_cast<int64_t>(examples.size()) + options.batch_size - 1) / options.batch_size;
     const int64_t steps_per_epoch = (batches_per_epoch + options.gradient_accumulation - 1) / options.gradient_accumulation;
     const int64_t total_steps = steps_per_epoch * options.epochs;
-    TrainingSummary summary;
     const auto start = Clock::now();
+    const double elapsed_before = progress.elapsed_seconds;
+    const int64_t steps_before = progress.step, tokens_before = progress.tokens_seen;
+    auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(Clock::now() - start).count(); };
     model->train();
     for (int64_t epoch = 0; epoch < options.epochs && !summary.cancelled; ++epoch) {
-      auto plan = PlanEpoch(examples, options.batch_size, rng);
-      double epoch_loss = 0;
-      int64_t epoch_batches = 0;
-      for (size_t first = 0; first < plan.size() && !summary.cancelled; first += options.gradient_accumulation) {
+      auto plan = PlanEpoch(examples, options.batch_size, rng);  // replayed for finished epochs: same rng stream
+      if (epoch < progress.epoch) continue;
+      for (size_t first = static_cast<size_t>(progress.next_batch); first < plan.size() && !summary.cancelled;
+           first += options.gradient_accumulation) {
         const size_t last = std::min(plan.size(), first + options.gradient_accumulation);
+        at::manual_seed(options.seed * 1000003u + static_cast<uint64_t>(progress.step));  // dropout of this step
         optimizer.zero_grad();
         double step_loss = 0;
         for (size_t i = first; i < last; ++i) {
@@ -148,33 +226,52 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
           at::Tensor loss = CompletionLoss(logits, batch) / static_cast<double>(last - first);
           loss.backward();
           step_loss += loss.item<double>();
-          summary.tokens_seen += batch.tokens;
+          progress.tokens_seen += batch.tokens;
         }
-        const double lr = ScheduledLearningRate(options, summary.steps, total_steps);
+        const double lr = ScheduledLearningRate(options, progress.step, total_steps);
         for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-        double grad_norm = options.max_grad_norm > 0 ? torch::nn::utils::clip_grad_norm_(params, options.max_grad_norm)
-                                                     : torch::nn::utils::clip_grad_norm_(params, 1e30);
+        double grad_norm = torch::nn::utils::clip_grad_norm_(params, options.max_grad_norm > 0 ? options.max_grad_norm : 1e30);
         optimizer.step();
-        ++summary.steps;
-        summary.step_losses.push_back(step_loss);
-        epoch_loss += step_loss;
-        ++epoch_batches;
+        ++progress.step;
+        progress.next_batch = static_cast<int64_t>(last);
+        progress.step_losses.push_back(step_loss);
+        progress.epoch_loss += step_loss;
+        ++progress.epoch_batches;
+        if (last == plan.size()) {  // epoch finished: the next checkpoint starts the next one
+          progress.epoch_losses.push_back(progress.epoch_loss / std::max<int64_t>(progress.epoch_batches, 1));
+          progress.epoch = epoch + 1;
+          progress.next_batch = 0;
+          progress.epoch_loss = 0;
+          progress.epoch_batches = 0;
+        }
+        progress.elapsed_seconds = elapsed();
         TrainingEvent event;
-        event.step = summary.steps;
+        event.step = progress.step;
         event.total_steps = total_steps;
         event.epoch = epoch;
         event.loss = step_loss;
         event.learning_rate = lr;
         event.grad_norm = grad_norm;
-        event.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-        event.tokens_per_second = summary.tokens_seen / std::max(event.elapsed_seconds, 1e-9);
-        event.eta_seconds = event.elapsed_seconds / summary.steps * (total_steps - summary.steps);
+        event.elapsed_seconds = progress.elapsed_seconds;
+        const double fresh_seconds = std::max(progress.elapsed_seconds - elapsed_before, 1e-9);
+        event.tokens_per_second = (progress.tokens_seen - tokens_before) / fresh_seconds;
+        event.eta_seconds = fresh_seconds / (progress.step - steps_before) * (total_steps - progress.step);
+        const bool periodic = checkpoints.every_steps > 0 && progress.step % checkpoints.every_steps == 0;
+        if (!checkpoints.dir.empty() && (periodic || progress.step == total_steps)) {
+          QLORAD_ASSIGN_OR_RETURN(event.checkpoint_path, save(progress));
+        }
         if (on_step && !on_step(event)) summary.cancelled = true;
       }
-      summary.epoch_losses.push_back(epoch_loss / std::max<int64_t>(epoch_batches, 1));
+    }
+    if (summary.cancelled && !checkpoints.dir.empty() && saved_step != progress.step) {
+      QLORAD_RETURN_IF_ERROR(save(progress).status());
     }
     model->eval();
-    summary.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    summary.steps = progress.step;
+    summary.step_losses = progress.step_losses;
+    summary.epoch_losses = progress.epoch_losses;
+    summary.tokens_seen = progress.tokens_seen;
+    summary.wall_seconds = elapsed();
     return summary;
   });
 }

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "core/model/llama.h"
 #include "core/train/lora_model.h"
+#include "core/train/training_checkpoint.h"
 
 namespace qlorad {
 
@@ -40,6 +41,7 @@ struct TrainingEvent {
   int64_t step = 0, total_steps = 0, epoch = 0;
   double loss = 0, learning_rate = 0, grad_norm = 0;
   double tokens_per_second = 0, elapsed_seconds = 0, eta_seconds = 0;
+  std::string checkpoint_path;  // non-empty when a checkpoint was written after this step
 };
 // Called after every optimizer step; returning false cancels training.
 using TrainingCallback = std::function<bool(const TrainingEvent&)>;
@@ -51,6 +53,9 @@ struct TrainingSummary {
   int64_t tokens_seen = 0;
   double wall_seconds = 0;
   bool cancelled = false;
+  int64_t resumed_from_step = 0;   // 0: started fresh
+  std::string last_checkpoint;     // newest checkpoint written ("" without checkpointing)
+  std::vector<std::string> skipped_checkpoints;  // invalid checkpoints passed over on resume
 };
 
 // The learning rate at optimizer step `step` (0-based) of `total`.
@@ -59,9 +64,17 @@ double ScheduledLearningRate(const TrainerOptions& options, int64_t step, int64_
 // Trains the adapters in `modules` (already part of `model`). `examples` must
 // each have at least one trainable token. Deterministic for a fixed seed and thread count
 // (the adapters' initial values come from the loader: seed at::manual_seed before loading).
+// Dropout draws from the global generator, reseeded from (seed, step) before every step.
+//
+// With checkpoints.dir set: a checkpoint every checkpoints.every_steps steps, on
+// cancellation and at the end; and if the directory already holds a valid checkpoint of
+// the same run (same options, examples and adapter layout — else FAILED_PRECONDITION),
+// training resumes from it. A resumed run ends bit-identical to an uninterrupted one on
+// the CPU with the same thread count (tests/core/train/checkpoint_resume_test.cc).
 absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& modules,
                                           const std::vector<TrainingExample>& examples, const TrainerOptions& options,
-                                          const TrainingCallback& on_step = nullptr);
+                                          const TrainingCallback& on_step = nullptr,
+                                          const CheckpointOptions& checkpoints = {});
 
 // Mean completion-token loss of `examples` without training (dropout off).
 absl::StatusOr<double> EvaluateLoss(LlamaModel& model, const std::vector<TrainingExample>& examples, int64_t batch_size);
