@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/model/tensor_io.h"
+#include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "nlohmann/json.hpp"
@@ -122,6 +123,16 @@ QuantizedFootprint MeasureQuantizedFootprint(LlamaModel& model) {
     }
   }
   return footprint;
+}
+
+std::string DeclaredQuantization(const std::string& model_dir) {
+  auto text = ReadFileToString(model_dir + "/config.json");
+  if (!text.ok()) return "none";
+  nlohmann::json config = nlohmann::json::parse(*text, nullptr, false);
+  if (config.is_discarded() || !config.contains("quantization_config")) return "none";
+  const nlohmann::json& quant = config["quantization_config"];
+  if (quant.value("quant_method", "") != "bitsandbytes" || !quant.value("load_in_4bit", false)) return "none";
+  return quant.value("bnb_4bit_quant_type", "nf4");
 }
 
 }  // namespace qlorad

@@ -45,6 +45,10 @@ class QuantizedLinearLayer : public LinearLayer {
 // right after, so loading never holds the model in fp32).
 LinearFactory MakeQuantizedLinearFactory(const QuantOptions& options);
 
+// "none", or the 4-bit type ("nf4"/"fp4") a model directory's config.json declares in a
+// bitsandbytes quantization_config (pre-quantized checkpoints load as 4-bit).
+std::string DeclaredQuantization(const std::string& model_dir);
+
 // True if `checkpoint` holds bitsandbytes 4-bit tensors for `module`.
 bool HasBnbState(const Checkpoint& checkpoint, const std::string& module);
 

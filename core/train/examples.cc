@@ -15,7 +15,7 @@ absl::StatusOr<std::vector<tokenizer::PromptSegment>> Segments(const data::Examp
     case data::DatasetFormat::kPromptCompletion:
       return tokenizer::RenderPromptCompletion(format, example.prompt, example.completion, tok);
     case data::DatasetFormat::kClassification:
-      return tokenizer::RenderPromptCompletion(format, kClassificationInstruction, example.label, tok, example.text);
+      return RenderClassification(format, example.text, example.label, tok);
     case data::DatasetFormat::kChat: {
       std::vector<tokenizer::ChatMessage> messages;
       for (const auto& m : example.messages) messages.push_back({m.role, m.content});
@@ -27,6 +27,14 @@ absl::StatusOr<std::vector<tokenizer::PromptSegment>> Segments(const data::Examp
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<tokenizer::PromptSegment>> RenderClassification(tokenizer::PromptFormat format,
+                                                                           std::string_view text, std::string_view label,
+                                                                           const tokenizer::Tokenizer& tok) {
+  if (format == tokenizer::PromptFormat::kAlpaca)
+    return tokenizer::RenderPromptCompletion(format, kClassificationInstruction, label, tok, text);
+  return tokenizer::RenderPromptCompletion(format, std::string(kClassificationInstruction) + "\n\n" + std::string(text), label, tok);
+}
 
 absl::StatusOr<TrainingExample> RenderTrainingExample(const data::Example& example, tokenizer::PromptFormat format,
                                                       const tokenizer::Tokenizer& tokenizer) {

@@ -52,12 +52,18 @@ Batch MakeBatch(const std::vector<TrainingExample>& examples, const std::vector<
   return batch;
 }
 
-// Mean negative log-likelihood over weighted positions, computed in fp32.
-at::Tensor CompletionLoss(const at::Tensor& logits, const Batch& batch) {
-  at::Tensor logp = at::log_softmax(logits.to(at::kFloat), -1);
-  at::Tensor picked = logp.gather(-1, batch.targets.to(logits.device()).unsqueeze(-1)).squeeze(-1);
-  at::Tensor weights = batch.weights.to(logits.device());
-  return -(picked * weights).sum() / weights.sum().clamp_min(1.0);
+// Mean negative log-likelihood over the trained positions (weights are 0/1), in fp32.
+// lm_head runs only on those positions: with a large vocabulary the full [B, T, vocab]
+// logits would dominate time and memory while most positions carry no loss.
+at::Tensor CompletionLoss(LlamaModel& model, const Batch& batch) {
+  const c10::Device device = model->device();
+  at::Tensor hidden = model->Hidden({batch.ids.to(device), {}, batch.mask.to(device), nullptr});
+  at::Tensor rows = batch.weights.flatten().nonzero().squeeze(1).to(device);
+  if (rows.numel() == 0) return hidden.sum().mul(0.0).to(at::kFloat);  // truncation left nothing to train on
+  at::Tensor picked_hidden = hidden.flatten(0, 1).index_select(0, rows);
+  at::Tensor logits = model->lm_head().forward(picked_hidden).to(at::kFloat);
+  at::Tensor targets = batch.targets.flatten().to(device).index_select(0, rows);
+  return at::nll_loss(at::log_softmax(logits, -1), targets);
 }
 
 // Shuffled, then grouped so each batch holds examples of similar length.
@@ -222,8 +228,7 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
         double step_loss = 0;
         for (size_t i = first; i < last; ++i) {
           Batch batch = MakeBatch(examples, plan[i], options.max_seq_len);
-          at::Tensor logits = model->forward({batch.ids, {}, batch.mask, nullptr});
-          at::Tensor loss = CompletionLoss(logits, batch) / static_cast<double>(last - first);
+          at::Tensor loss = CompletionLoss(model, batch) / static_cast<double>(last - first);
           loss.backward();
           step_loss += loss.item<double>();
           progress.tokens_seen += batch.tokens;
@@ -287,7 +292,7 @@ absl::StatusOr<double> EvaluateLoss(LlamaModel& model, const std::vector<Trainin
       std::vector<size_t> rows;
       for (size_t i = start; i < std::min(examples.size(), start + batch_size); ++i) rows.push_back(i);
       Batch batch = MakeBatch(examples, rows, 1 << 30);
-      total += CompletionLoss(model->forward({batch.ids, {}, batch.mask, nullptr}), batch).item<double>() * rows.size();
+      total += CompletionLoss(model, batch).item<double>() * rows.size();
       count += static_cast<int64_t>(rows.size());
     }
     return total / count;

@@ -8,20 +8,6 @@
 #include "nlohmann/json.hpp"
 
 namespace qlorad::tool {
-namespace {
-
-// "none", or the bitsandbytes 4-bit type a pre-quantized checkpoint declares.
-std::string DeclaredQuantization(const std::string& model_dir) {
-  auto text = ReadFileToString(model_dir + "/config.json");
-  if (!text.ok()) return "none";
-  nlohmann::json config = nlohmann::json::parse(*text, nullptr, false);
-  if (config.is_discarded() || !config.contains("quantization_config")) return "none";
-  const nlohmann::json& quant = config["quantization_config"];
-  if (quant.value("quant_method", "") != "bitsandbytes" || !quant.value("load_in_4bit", false)) return "none";
-  return quant.value("bnb_4bit_quant_type", "nf4");
-}
-
-}  // namespace
 
 absl::StatusOr<QuantOptions> QuantOptionsFromFlags(const Flags& flags, const std::string& type) {
   QuantOptions options;

@@ -1,0 +1,152 @@
+// qloractl adapters ..., generate, classify, eval.
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "client/qloractl/cli.h"
+
+namespace qlorad::ctl {
+namespace {
+
+namespace v1 = ::qlorad::v1;
+
+std::vector<std::string> AdapterRow(const v1::Adapter& a) {
+  return {a.adapter_id(), a.state(), a.loaded() ? "yes" : "no",
+          a.aliases().empty() ? "-" : absl::StrJoin(a.aliases(), ","), a.dataset_id(), a.created_at()};
+}
+const std::vector<std::string> kAdapterHeader = {"ID", "STATE", "LOADED", "ALIASES", "DATASET", "CREATED"};
+
+absl::Status PrintAdapter(const absl::StatusOr<v1::Adapter>& a, const Output& out) {
+  if (!a.ok()) return a.status();
+  if (out.json) out.Message(*a); else out.Table(kAdapterHeader, {AdapterRow(*a)});
+  return absl::OkStatus();
+}
+
+v1::DecisionRequest Decision(const std::string& ref, const Args& args) {
+  v1::DecisionRequest r;
+  r.set_adapter(ref);
+  r.set_note(args.Get("note"));
+  r.set_risk_class(args.Get("risk-class", "minimal"));
+  r.set_documentation_ref(args.Get("documentation-ref"));
+  return r;
+}
+
+}  // namespace
+
+absl::Status AdaptersCommand(const std::string& verb, const Args& args, client::Client& client, const Output& out) {
+  if (verb == "list") {
+    auto list = client.ListAdapters(static_cast<int>(args.Number("page-size", 100).value_or(100)), args.Get("page-token"));
+    if (!list.ok()) return list.status();
+    if (out.json) return out.Message(*list), absl::OkStatus();
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& a : list->adapters()) rows.push_back(AdapterRow(a));
+    out.Table(kAdapterHeader, rows);
+    return absl::OkStatus();
+  }
+  auto ref = args.Positional(0, "ADAPTER (name@version or alias)");
+  if (!ref.ok()) return ref.status();
+  if (verb == "get") return PrintAdapter(client.GetAdapter(*ref), out);
+  if (verb == "load") return PrintAdapter(client.LoadAdapter(*ref, args.Has("allow-base-mismatch")), out);
+  if (verb == "unload") return PrintAdapter(client.UnloadAdapter(*ref), out);
+  if (verb == "approve") return PrintAdapter(client.ApproveAdapter(Decision(*ref, args)), out);
+  if (verb == "reject") return PrintAdapter(client.RejectAdapter(Decision(*ref, args)), out);
+  if (verb == "delete") return client.DeleteAdapter(*ref);
+  if (verb == "promote") {
+    auto alias = args.Positional(1, "ALIAS");
+    if (!alias.ok()) return alias.status();
+    return PrintAdapter(client.PromoteAdapter(*ref, *alias), out);
+  }
+  if (verb == "export") {  // the adapter directory on the server host (PEFT format)
+    auto a = client.GetAdapter(*ref);
+    if (!a.ok()) return a.status();
+    std::printf("%s\n", a->path().c_str());
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown verb 'adapters ", verb, "' (list|get|load|unload|approve|reject|promote|delete|export)"));
+}
+
+absl::Status GenerateCommand(const Args& args, client::Client& client, const Output& out) {
+  if (auto s = args.CheckKnown({"adapter", "prompt", "input", "raw", "max-new-tokens", "temperature", "top-p", "top-k", "seed",
+                                "stream"});
+      !s.ok())
+    return s;
+  v1::GenerateRequest r;
+  auto prompt = args.Required("prompt");
+  if (!prompt.ok()) return prompt.status();
+  r.set_adapter(args.Get("adapter"));
+  r.set_prompt(*prompt);
+  r.set_input(args.Get("input"));
+  r.set_raw_prompt(args.Has("raw"));
+  r.set_max_new_tokens(static_cast<int32_t>(args.Number("max-new-tokens", 64).value_or(64)));
+  r.set_temperature(args.Number("temperature", 0).value_or(0));
+  r.set_top_p(args.Number("top-p", 1).value_or(1));
+  r.set_top_k(static_cast<int32_t>(args.Number("top-k", 0).value_or(0)));
+  r.set_seed(static_cast<uint64_t>(args.Number("seed", 0).value_or(0)));
+  if (args.Has("stream")) {
+    absl::Status s = client.GenerateStream(r, [&](const v1::GenerateChunk& c) {
+      std::fputs(c.text().c_str(), stdout);
+      std::fflush(stdout);
+      return true;
+    });
+    std::puts("");
+    return s;
+  }
+  auto response = client.Generate(r);
+  if (!response.ok()) return response.status();
+  if (out.json) return out.Message(*response), absl::OkStatus();
+  std::printf("%s\n", response->text().c_str());
+  std::fprintf(stderr, "[adapter %s, %zu tokens, %s, %.3f s]\n", response->adapter_id().empty() ? "none" : response->adapter_id().c_str(),
+               static_cast<size_t>(response->tokens_size()), response->finish_reason().c_str(), response->total_seconds());
+  return absl::OkStatus();
+}
+
+absl::Status ClassifyCommand(const Args& args, client::Client& client, const Output& out) {
+  v1::ClassifyRequest r;
+  auto text = args.Required("text");
+  auto labels = args.Required("labels");
+  if (!text.ok()) return text.status();
+  if (!labels.ok()) return labels.status();
+  r.set_adapter(args.Get("adapter"));
+  r.set_text(*text);
+  for (const auto& l : absl::StrSplit(*labels, ',', absl::SkipEmpty())) r.add_labels(std::string(l));
+  auto response = client.Classify(r);
+  if (!response.ok()) return response.status();
+  if (out.json) return out.Message(*response), absl::OkStatus();
+  std::vector<std::vector<std::string>> rows;
+  for (int i = 0; i < response->labels_size(); ++i)
+    rows.push_back({response->labels(i), FormatDouble(response->log_likelihoods(i)),
+                    response->labels(i) == response->predicted() ? "<- predicted" : ""});
+  out.Table({"LABEL", "LOG_LIKELIHOOD", ""}, rows);
+  return absl::OkStatus();
+}
+
+absl::Status EvalCommand(const Args& args, client::Client& client, const Output& out) {
+  absl::StatusOr<v1::Evaluation> e;
+  if (!args.positionals().empty() && args.positionals()[0] == "get") {
+    auto id = args.Positional(1, "EVALUATION_ID");
+    if (!id.ok()) return id.status();
+    e = client.GetEvaluation(*id);
+  } else {
+    v1::CreateEvaluationRequest r;
+    auto dataset = args.Required("dataset");
+    if (!dataset.ok()) return dataset.status();
+    r.set_dataset_id(*dataset);
+    r.set_adapter(args.Get("adapter"));
+    r.set_max_examples(static_cast<int32_t>(args.Number("max-examples", 0).value_or(0)));
+    e = client.CreateEvaluation(r);
+  }
+  if (!e.ok()) return e.status();
+  if (out.json) return out.Message(*e), absl::OkStatus();
+  std::vector<std::vector<std::string>> rows = {{"baseline", FormatDouble(e->baseline_value()), ""}};
+  if (e->has_adapter())
+    rows.push_back({e->adapter_id(), FormatDouble(e->adapter_value()),
+                    absl::StrCat("delta 95% CI [", FormatDouble(e->delta_lower()), ", ", FormatDouble(e->delta_upper()), "]")});
+  std::printf("evaluation %s on %s (%s)\n", e->evaluation_id().c_str(), e->dataset_id().c_str(), e->headline_metric().c_str());
+  out.Table({"SYSTEM", e->headline_metric(), ""}, rows);
+  std::printf("report: %s\n", e->report_path().c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace qlorad::ctl

@@ -1,0 +1,71 @@
+// qloractl: kubectl-like command line for the qlorad daemon.
+//   qloractl [--address HOST:PORT] [--token T] [--tls-ca PEM [--tls-cert PEM --tls-key PEM]] [-o json] VERB ...
+// Errors print one line ("qloractl: CODE: message") and exit non-zero.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "client/qloractl/cli.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: qloractl [--address HOST:PORT] [--token TOKEN] [--tls-ca PEM] [--tls-cert PEM --tls-key PEM] [-o json] COMMAND\n"
+    "  datasets upload FILE --id ID [--format auto|classification|...] [--csv] [--holdout 0.15] [--seed 42] [--allow-small]\n"
+    "  datasets list | get ID | delete ID\n"
+    "  jobs submit --dataset ID --name NAME [--quantize nf4|none] [--r 16] [--alpha 32] [--epochs 3] [--batch-size 4]\n"
+    "              [--lr 2e-4] [--max-seq-len 512] [--seed 0] [--priority 0] [--watch]\n"
+    "  jobs list | get ID | watch ID | cancel ID\n"
+    "  adapters list | get REF | load REF | unload REF | promote REF ALIAS | delete REF | export REF\n"
+    "  adapters approve REF [--note N] [--risk-class minimal|limited|high] [--documentation-ref URL] | reject REF --note N\n"
+    "  generate --prompt TEXT [--adapter REF] [--max-new-tokens 64] [--temperature 0] [--stream]\n"
+    "  classify --text TEXT --labels a,b [--adapter REF]\n"
+    "  eval --dataset ID [--adapter REF] [--max-examples N] | eval get ID\n"
+    "environment: QLORAD_ADDRESS, QLORAD_TOKEN\n";
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "qloractl: %s: %s\n", absl::StatusCodeToString(status.code()).c_str(),
+               std::string(status.message()).c_str());
+  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace qlorad::ctl;
+  auto args = Args::Parse({argv + 1, argv + argc}, {"csv", "allow-small", "no-pii", "rslora", "watch", "raw", "stream",
+                                                    "allow-base-mismatch", "help", "h"});
+  if (!args.ok()) return Fail(args.status());
+  std::vector<std::string> words = args->positionals();
+  if (words.empty() || args->Has("help") || args->Has("h")) {
+    std::fputs(kUsage, words.empty() && !args->Has("help") ? stderr : stdout);
+    return words.empty() && !args->Has("help") ? 2 : 0;
+  }
+  Output out;
+  out.json = args->Get("o") == "json";
+  const std::string group = words[0];
+  const bool has_verb = group == "datasets" || group == "jobs" || group == "adapters";
+  std::string verb = has_verb && words.size() > 1 ? words[1] : "";
+  std::vector<std::string> rest(argv + 1, argv + argc);
+  // Drop the command words from the argument list so positionals start after them.
+  for (const std::string& w : std::vector<std::string>{group, verb})
+    for (auto it = rest.begin(); !w.empty() && it != rest.end(); ++it)
+      if (*it == w) {
+        rest.erase(it);
+        break;
+      }
+  auto sub = Args::Parse(rest, {"csv", "allow-small", "no-pii", "rslora", "watch", "raw", "stream", "allow-base-mismatch"});
+  if (!sub.ok()) return Fail(sub.status());
+  auto client = ConnectFromArgs(*sub);
+  if (!client.ok()) return Fail(client.status());
+  absl::Status status;
+  if (group == "datasets") status = DatasetsCommand(verb, *sub, **client, out);
+  else if (group == "jobs") status = JobsCommand(verb, *sub, **client, out);
+  else if (group == "adapters") status = AdaptersCommand(verb, *sub, **client, out);
+  else if (group == "generate") status = GenerateCommand(*sub, **client, out);
+  else if (group == "classify") status = ClassifyCommand(*sub, **client, out);
+  else if (group == "eval") status = EvalCommand(*sub, **client, out);
+  else status = absl::InvalidArgumentError("unknown command '" + group + "' (see qloractl --help)");
+  return status.ok() ? 0 : Fail(status);
+}

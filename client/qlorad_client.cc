@@ -1,0 +1,252 @@
+#include "client/qlorad_client.h"
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace qlorad::client {
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(const ClientOptions& o) {
+  if (o.tls_ca.empty() && o.tls_cert.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  if (!o.tls_ca.empty()) {
+    auto ca = ReadPem(o.tls_ca);
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+  }
+  if (!o.tls_cert.empty()) {
+    auto cert = ReadPem(o.tls_cert);
+    auto key = ReadPem(o.tls_key);
+    if (!cert.ok()) return cert.status();
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *cert;
+    ssl.pem_private_key = *key;
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+}  // namespace
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  auto credentials = Credentials(options);
+  if (!credentials.ok()) return credentials.status();
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  if (!options.tls_server_name.empty()) args.SetSslTargetNameOverride(options.tls_server_name);
+  auto channel = grpc::CreateCustomChannel(options.address, *credentials, args);
+  return std::unique_ptr<Client>(new Client(options, std::move(channel)));
+}
+
+Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
+    : options_(std::move(options)),
+      channel_(std::move(channel)),
+      datasets_(v1::Datasets::NewStub(channel_)),
+      jobs_(v1::Jobs::NewStub(channel_)),
+      adapters_(v1::Adapters::NewStub(channel_)),
+      inference_(v1::Inference::NewStub(channel_)),
+      evaluations_(v1::Evaluations::NewStub(channel_)) {}
+
+void Client::Prepare(grpc::ClientContext& context) const {
+  if (!options_.token.empty()) context.AddMetadata("authorization", "Bearer " + options_.token);
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(static_cast<int64_t>(options_.timeout_seconds * 1000)));
+}
+
+template <typename Response, typename Request, typename Method>
+absl::StatusOr<Response> Client::Unary(Method method, const Request& request) {
+  grpc::ClientContext context;
+  Prepare(context);
+  Response response;
+  grpc::Status status = method(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+#define QLORAD_STUB_CALL(stub, rpc) \
+  [this](grpc::ClientContext* c, const auto& rq, auto* rs) { return stub->rpc(c, rq, rs); }
+
+absl::StatusOr<v1::Dataset> Client::UploadDataset(const v1::UploadDatasetHeader& header, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  grpc::ClientContext context;
+  Prepare(context);
+  v1::Dataset response;
+  auto writer = datasets_->UploadDataset(&context, &response);
+  v1::UploadDatasetRequest part;
+  *part.mutable_header() = header;
+  bool open = writer->Write(part);
+  std::string buffer(1 << 20, '\0');
+  while (open && in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    if (in.gcount() <= 0) break;
+    part.set_chunk(buffer.data(), static_cast<size_t>(in.gcount()));
+    open = writer->Write(part);
+  }
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<v1::Dataset> Client::GetDataset(const std::string& id) {
+  v1::GetDatasetRequest r;
+  r.set_dataset_id(id);
+  return Unary<v1::Dataset>(QLORAD_STUB_CALL(datasets_, GetDataset), r);
+}
+
+absl::StatusOr<v1::ListDatasetsResponse> Client::ListDatasets(int page_size, const std::string& page_token) {
+  v1::ListDatasetsRequest r;
+  r.set_page_size(page_size);
+  r.set_page_token(page_token);
+  return Unary<v1::ListDatasetsResponse>(QLORAD_STUB_CALL(datasets_, ListDatasets), r);
+}
+
+absl::Status Client::DeleteDataset(const std::string& id) {
+  v1::DeleteDatasetRequest r;
+  r.set_dataset_id(id);
+  return Unary<google::protobuf::Empty>(QLORAD_STUB_CALL(datasets_, DeleteDataset), r).status();
+}
+
+absl::StatusOr<v1::Job> Client::CreateJob(const v1::CreateJobRequest& request) {
+  return Unary<v1::Job>(QLORAD_STUB_CALL(jobs_, CreateJob), request);
+}
+
+absl::StatusOr<v1::Job> Client::GetJob(const std::string& id) {
+  v1::GetJobRequest r;
+  r.set_job_id(id);
+  return Unary<v1::Job>(QLORAD_STUB_CALL(jobs_, GetJob), r);
+}
+
+absl::StatusOr<v1::ListJobsResponse> Client::ListJobs(int page_size, const std::string& page_token) {
+  v1::ListJobsRequest r;
+  r.set_page_size(page_size);
+  r.set_page_token(page_token);
+  return Unary<v1::ListJobsResponse>(QLORAD_STUB_CALL(jobs_, ListJobs), r);
+}
+
+absl::StatusOr<v1::Job> Client::CancelJob(const std::string& id) {
+  v1::CancelJobRequest r;
+  r.set_job_id(id);
+  return Unary<v1::Job>(QLORAD_STUB_CALL(jobs_, CancelJob), r);
+}
+
+absl::Status Client::WatchJob(const std::string& id, int64_t after_sequence,
+                              const std::function<bool(const v1::JobEvent&)>& on_event) {
+  grpc::ClientContext context;
+  Prepare(context);
+  v1::WatchJobRequest r;
+  r.set_job_id(id);
+  r.set_after_sequence(after_sequence);
+  auto reader = jobs_->WatchJob(&context, r);
+  v1::JobEvent event;
+  while (reader->Read(&event)) {
+    if (!on_event(event)) {
+      context.TryCancel();
+      break;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (status.error_code() == grpc::StatusCode::CANCELLED) return absl::OkStatus();
+  return FromGrpcStatus(status);
+}
+
+absl::StatusOr<v1::ListAdaptersResponse> Client::ListAdapters(int page_size, const std::string& page_token) {
+  v1::ListAdaptersRequest r;
+  r.set_page_size(page_size);
+  r.set_page_token(page_token);
+  return Unary<v1::ListAdaptersResponse>(QLORAD_STUB_CALL(adapters_, ListAdapters), r);
+}
+
+absl::StatusOr<v1::Adapter> Client::GetAdapter(const std::string& ref) {
+  v1::AdapterRef r;
+  r.set_adapter(ref);
+  return Unary<v1::Adapter>(QLORAD_STUB_CALL(adapters_, GetAdapter), r);
+}
+
+absl::StatusOr<v1::Adapter> Client::LoadAdapter(const std::string& ref, bool allow_base_mismatch) {
+  v1::LoadAdapterRequest r;
+  r.set_adapter(ref);
+  r.set_allow_base_mismatch(allow_base_mismatch);
+  return Unary<v1::Adapter>(QLORAD_STUB_CALL(adapters_, LoadAdapter), r);
+}
+
+absl::StatusOr<v1::Adapter> Client::UnloadAdapter(const std::string& ref) {
+  v1::AdapterRef r;
+  r.set_adapter(ref);
+  return Unary<v1::Adapter>(QLORAD_STUB_CALL(adapters_, UnloadAdapter), r);
+}
+
+absl::StatusOr<v1::Adapter> Client::PromoteAdapter(const std::string& ref, const std::string& alias) {
+  v1::PromoteAdapterRequest r;
+  r.set_adapter(ref);
+  r.set_alias(alias);
+  return Unary<v1::Adapter>(QLORAD_STUB_CALL(adapters_, PromoteAdapter), r);
+}
+
+absl::StatusOr<v1::Adapter> Client::ApproveAdapter(const v1::DecisionRequest& request) {
+  return Unary<v1::Adapter>(QLORAD_STUB_CALL(adapters_, ApproveAdapter), request);
+}
+
+absl::StatusOr<v1::Adapter> Client::RejectAdapter(const v1::DecisionRequest& request) {
+  return Unary<v1::Adapter>(QLORAD_STUB_CALL(adapters_, RejectAdapter), request);
+}
+
+absl::Status Client::DeleteAdapter(const std::string& ref) {
+  v1::AdapterRef r;
+  r.set_adapter(ref);
+  return Unary<google::protobuf::Empty>(QLORAD_STUB_CALL(adapters_, DeleteAdapter), r).status();
+}
+
+absl::StatusOr<v1::GenerateResponse> Client::Generate(const v1::GenerateRequest& request) {
+  return Unary<v1::GenerateResponse>(QLORAD_STUB_CALL(inference_, Generate), request);
+}
+
+absl::Status Client::GenerateStream(const v1::GenerateRequest& request,
+                                    const std::function<bool(const v1::GenerateChunk&)>& on_chunk) {
+  grpc::ClientContext context;
+  Prepare(context);
+  auto reader = inference_->GenerateStream(&context, request);
+  v1::GenerateChunk chunk;
+  while (reader->Read(&chunk)) {
+    if (!on_chunk(chunk)) {
+      context.TryCancel();
+      break;
+    }
+  }
+  return FromGrpcStatus(reader->Finish());
+}
+
+absl::StatusOr<v1::ClassifyResponse> Client::Classify(const v1::ClassifyRequest& request) {
+  return Unary<v1::ClassifyResponse>(QLORAD_STUB_CALL(inference_, Classify), request);
+}
+
+absl::StatusOr<v1::Evaluation> Client::CreateEvaluation(const v1::CreateEvaluationRequest& request) {
+  return Unary<v1::Evaluation>(QLORAD_STUB_CALL(evaluations_, CreateEvaluation), request);
+}
+
+absl::StatusOr<v1::Evaluation> Client::GetEvaluation(const std::string& id) {
+  v1::GetEvaluationRequest r;
+  r.set_evaluation_id(id);
+  return Unary<v1::Evaluation>(QLORAD_STUB_CALL(evaluations_, GetEvaluation), r);
+}
+
+}  // namespace qlorad::client

@@ -1,0 +1,50 @@
+// The serving linear layer: a shared frozen base (dense or 4-bit) plus, per batch
+// row, the LoRA delta of that row's adapter. Rows are grouped by adapter and each
+// group's contribution is computed in one pass (gather rows, x·Aᵀ then ·Bᵀ, scale,
+// scatter-add) — the SGMV pattern on the CPU; rows without an adapter pay nothing
+// beyond the shared base matmul. The base is never modified.
+//
+// Routing: the engine points a RoutingSlot at the batch's AdapterRouting for the
+// duration of one forward (under its model lock); every layer reads it.
+#ifndef QLORAD_CORE_SERVE_MULTI_LORA_LINEAR_H_
+#define QLORAD_CORE_SERVE_MULTI_LORA_LINEAR_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/model/loader.h"
+#include "core/serve/serving_adapter.h"
+
+namespace qlorad::serve {
+
+// Per batch row, the adapter to apply (nullptr: base only).
+struct AdapterRouting {
+  std::vector<const ServingAdapter*> rows;
+};
+
+struct RoutingSlot {
+  const AdapterRouting* current = nullptr;
+};
+
+class MultiLoraLinearLayer : public LinearLayer {
+ public:
+  MultiLoraLinearLayer(std::string module, std::shared_ptr<LinearLayer> base, std::shared_ptr<RoutingSlot> slot);
+  // x [B, T, in] (or [B, in]) -> [B, T, out]; row i gets slot->current->rows[i]'s delta.
+  at::Tensor forward(const at::Tensor& x) override;
+  int64_t in_features() const override { return base_->in_features(); }
+  int64_t out_features() const override { return base_->out_features(); }
+
+ private:
+  std::string module_;
+  std::shared_ptr<LinearLayer> base_;
+  std::shared_ptr<RoutingSlot> slot_;
+};
+
+// Wraps every linear layer `base_factory` builds and records its shape in *shapes.
+LinearFactory MakeMultiLoraLinearFactory(LinearFactory base_factory, std::shared_ptr<RoutingSlot> slot,
+                                         std::shared_ptr<BaseModuleShapes> shapes);
+
+}  // namespace qlorad::serve
+
+#endif  // QLORAD_CORE_SERVE_MULTI_LORA_LINEAR_H_

@@ -1,0 +1,90 @@
+#include "core/serve/serving_adapter.h"
+
+#include <cmath>
+#include <cstring>
+
+#include <ATen/ATen.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/model/safetensors.h"
+#include "core/model/tensor_io.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+
+namespace qlorad::serve {
+namespace {
+
+constexpr char kKeyPrefix[] = "base_model.model.";
+constexpr size_t kSuffixLength = sizeof(".lora_A.weight") - 1;
+
+absl::Status CheckFingerprint(const std::string& dir, const std::string& recorded, const AdapterLoadOptions& options) {
+  if (recorded.empty() || options.base_fingerprint.empty() || recorded == options.base_fingerprint) return absl::OkStatus();
+  if (options.allow_base_mismatch) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("adapter '", dir, "' was trained on base ", recorded,
+                                                    " but the resident base is ", options.base_fingerprint,
+                                                    " (hint: wrong base model? allow_base_mismatch overrides, and is recorded)"));
+}
+
+absl::Status PlaceTensor(const SafetensorsFile& file, const TensorInfo& info, const BaseModuleShapes& base,
+                         const LoraConfig& config, const AdapterLoadOptions& options, ServingAdapter& adapter) {
+  const std::string& name = info.name;
+  const bool is_a = absl::EndsWith(name, ".lora_A.weight"), is_b = absl::EndsWith(name, ".lora_B.weight");
+  if (!absl::StartsWith(name, kKeyPrefix) || (!is_a && !is_b))
+    return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name,
+                                                   "' is not a PEFT LoRA key (hint: expected base_model.model.<module>.lora_A/B.weight)"));
+  const std::string module = name.substr(std::strlen(kKeyPrefix), name.size() - std::strlen(kKeyPrefix) - kSuffixLength);
+  auto shape = base.find(module);
+  if (shape == base.end())
+    return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "': module '", module,
+                                                   "' is not a linear layer of the resident base (hint: wrong base model?)"));
+  const int64_t r = config.RankFor(module);
+  if (r > options.max_rank)
+    return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "': rank ", r, " exceeds the server's max rank ",
+                                                   options.max_rank, " (hint: raise --max-lora-rank)"));
+  const std::vector<int64_t> expected = is_a ? std::vector<int64_t>{r, shape->second.second}
+                                             : std::vector<int64_t>{shape->second.first, r};
+  if (info.shape != expected)
+    return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "' has shape ", info.ShapeString(), " but the base needs [",
+                                                   expected[0], ", ", expected[1],
+                                                   "] (hint: wrong base model, or r differs from adapter_config.json?)"));
+  QLORAD_ASSIGN_OR_RETURN(at::Tensor view, ViewTensor(file, info));
+  ModuleDelta& delta = adapter.modules[module];
+  at::Tensor placed = view.to(options.device, options.dtype, /*non_blocking=*/false, /*copy=*/true);
+  (is_a ? delta.a : delta.b) = placed;
+  const double alpha = config.AlphaFor(module);
+  delta.scaling = config.use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
+  adapter.bytes += placed.numel() * placed.element_size();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const ServingAdapter>> LoadServingAdapter(const std::string& dir, const std::string& id,
+                                                                         const BaseModuleShapes& base,
+                                                                         const AdapterLoadOptions& options) {
+  auto adapter = std::make_shared<ServingAdapter>();
+  adapter->id = id;
+  adapter->path = dir;
+  QLORAD_ASSIGN_OR_RETURN(adapter->config, ReadPeftConfig(dir));
+  QLORAD_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(dir + "/adapter_model.safetensors"));
+  auto fingerprint = file->metadata().find("qlorad_base_fingerprint");
+  if (fingerprint != file->metadata().end()) adapter->base_fingerprint = fingerprint->second;
+  QLORAD_RETURN_IF_ERROR(CheckFingerprint(dir, adapter->base_fingerprint, options));
+  adapter->base_mismatch_overridden = !adapter->base_fingerprint.empty() && !options.base_fingerprint.empty() &&
+                                      adapter->base_fingerprint != options.base_fingerprint;
+  for (const TensorInfo& info : file->tensors()) {
+    QLORAD_RETURN_IF_ERROR(CatchTorchErrors(absl::StrCat("placing adapter tensor '", info.name, "'"), [&] {
+      return PlaceTensor(*file, info, base, adapter->config, options, *adapter);
+    }));
+  }
+  if (adapter->modules.empty())
+    return absl::InvalidArgumentError(absl::StrCat("adapter in '", dir, "' applies to zero modules of the resident base"));
+  for (const auto& [module, delta] : adapter->modules)
+    if (!delta.a.defined() || !delta.b.defined())
+      return absl::InvalidArgumentError(absl::StrCat("adapter in '", dir, "': module '", module, "' has only one of lora_A/lora_B",
+                                                     " (hint: the adapter file is incomplete)"));
+  return std::shared_ptr<const ServingAdapter>(std::move(adapter));
+}
+
+}  // namespace qlorad::serve

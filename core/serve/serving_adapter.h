@@ -1,0 +1,59 @@
+// A LoRA adapter prepared for serving over a shared, resident base: per targeted
+// module the A [r, in] and B [out, r] tensors in the compute dtype on the compute
+// device, plus the scaling. Read from a PEFT adapter directory (qlorad's trainer
+// writes the same format) and validated strictly against the resident base.
+#ifndef QLORAD_CORE_SERVE_SERVING_ADAPTER_H_
+#define QLORAD_CORE_SERVE_SERVING_ADAPTER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <ATen/core/Tensor.h>
+
+#include "absl/status/statusor.h"
+#include "core/train/lora_model.h"
+
+namespace qlorad::serve {
+
+struct ModuleDelta {
+  at::Tensor a;  // [r, in]
+  at::Tensor b;  // [out, r]
+  double scaling = 1.0;
+};
+
+struct ServingAdapter {
+  std::string id;    // "name@version"
+  std::string path;  // the PEFT directory it was read from
+  std::string base_fingerprint;  // from the adapter's metadata ("" if it records none)
+  bool base_mismatch_overridden = false;
+  LoraConfig config;
+  std::map<std::string, ModuleDelta> modules;  // full module name -> delta
+  int64_t bytes = 0;                           // device bytes of the tensors
+};
+
+// Module name -> {out_features, in_features} of the resident base's linear layers.
+using BaseModuleShapes = std::map<std::string, std::pair<int64_t, int64_t>>;
+
+struct AdapterLoadOptions {
+  std::string base_fingerprint;      // of the resident base
+  bool allow_base_mismatch = false;  // recorded on the adapter when used
+  int64_t max_rank = 64;
+  c10::Device device = c10::Device(c10::kCPU);
+  at::ScalarType dtype = at::kFloat;
+};
+
+// Reads `dir`. Refused, with the tensor or field named and a hint: unsupported
+// adapter_config features (DoRA, modules_to_save, bias != none), rank above
+// max_rank, a base-fingerprint mismatch without the override, a key that is not a
+// PEFT LoRA key, a module the base does not have, a shape that does not fit, a module
+// with only one of A/B, and an adapter that applies to zero modules.
+absl::StatusOr<std::shared_ptr<const ServingAdapter>> LoadServingAdapter(const std::string& dir, const std::string& id,
+                                                                         const BaseModuleShapes& base,
+                                                                         const AdapterLoadOptions& options);
+
+}  // namespace qlorad::serve
+
+#endif  // QLORAD_CORE_SERVE_SERVING_ADAPTER_H_

@@ -1,0 +1,219 @@
+#include "core/serve/serving_engine.h"
+
+#include <chrono>
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/model/device.h"
+#include "core/quant/nf4_model.h"
+#include "core/tokenizer/stream_decoder.h"
+#include "core/train/examples.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+
+namespace qlorad::serve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Counts a request as waiting for as long as it lives.
+class WaitingGuard {
+ public:
+  explicit WaitingGuard(std::atomic<int64_t>& counter) : counter_(counter) { ++counter_; }
+  ~WaitingGuard() { --counter_; }
+
+ private:
+  std::atomic<int64_t>& counter_;
+};
+
+absl::StatusOr<LinearFactory> BaseFactory(const EngineOptions& options, bool& quantized) {
+  std::string quantize = options.quantize;
+  if (quantize == "none") quantize = DeclaredQuantization(options.model_dir);
+  if (quantize == "none") return LinearFactory();
+  QuantOptions quant;
+  if (quantize == "fp4") {
+    quant.quant_type = kernels::QuantType::kFP4;
+  } else if (quantize != "nf4") {
+    return absl::InvalidArgumentError(absl::StrCat("quantize: '", quantize, "' is not none, nf4 or fp4"));
+  }
+  quantized = true;
+  return MakeQuantizedLinearFactory(quant);
+}
+
+// Ids of the rendered segments up to the first completion token.
+absl::StatusOr<std::vector<int64_t>> PrefixIds(const std::vector<tokenizer::PromptSegment>& segments,
+                                               const tokenizer::Tokenizer& tok) {
+  QLORAD_ASSIGN_OR_RETURN(tokenizer::RenderedExample rendered, tokenizer::TokenizeSegments(segments, tok));
+  std::vector<int64_t> ids;
+  for (size_t i = 0; i < rendered.ids.size() && !rendered.trainable[i]; ++i) ids.push_back(rendered.ids[i]);
+  return ids;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Create(const EngineOptions& options) {
+  std::unique_ptr<ServingEngine> engine(new ServingEngine());
+  engine->options_ = options;
+  QLORAD_ASSIGN_OR_RETURN(engine->tokenizer_, tokenizer::Tokenizer::Load(options.model_dir));
+  if (options.prompt_format.empty()) {
+    QLORAD_ASSIGN_OR_RETURN(engine->format_, tokenizer::DetectPromptFormat(*engine->tokenizer_));
+  } else {
+    QLORAD_ASSIGN_OR_RETURN(engine->format_, tokenizer::PromptFormatFromName(options.prompt_format));
+  }
+  LoadOptions load;
+  QLORAD_ASSIGN_OR_RETURN(load.device, ParseDevice(options.device));
+  QLORAD_ASSIGN_OR_RETURN(LinearFactory base, BaseFactory(options, engine->quantized_));
+  load.linear_factory = MakeMultiLoraLinearFactory(base, engine->slot_, engine->shapes_);
+  QLORAD_ASSIGN_OR_RETURN(engine->loaded_, LoadModel(options.model_dir, load));
+  engine->loaded_.model->eval();
+  return engine;
+}
+
+std::string ServingEngine::device() const { return loaded_.model->device().str(); }
+
+absl::Status ServingEngine::LoadAdapter(const std::string& id, const std::string& dir, bool allow_base_mismatch) {
+  if (FindAdapter(id) != nullptr) return absl::OkStatus();
+  AdapterLoadOptions options;
+  options.base_fingerprint = loaded_.fingerprint;
+  options.allow_base_mismatch = allow_base_mismatch;
+  options.max_rank = options_.max_lora_rank;
+  options.device = loaded_.model->device();
+  options.dtype = loaded_.model->dtype();
+  QLORAD_ASSIGN_OR_RETURN(auto adapter, LoadServingAdapter(dir, id, *shapes_, options));
+  std::lock_guard<std::mutex> lock(registry_mu_);
+  adapters_.emplace(id, std::move(adapter));
+  return absl::OkStatus();
+}
+
+absl::Status ServingEngine::UnloadAdapter(const std::string& id) {
+  std::lock_guard<std::mutex> lock(registry_mu_);
+  if (adapters_.erase(id) == 0) return absl::NotFoundError(absl::StrCat("adapter '", id, "' is not loaded"));
+  return absl::OkStatus();
+}
+
+std::vector<std::string> ServingEngine::ResidentAdapters() const {
+  std::lock_guard<std::mutex> lock(registry_mu_);
+  std::vector<std::string> ids;
+  for (const auto& [id, adapter] : adapters_) ids.push_back(id);
+  return ids;
+}
+
+std::shared_ptr<const ServingAdapter> ServingEngine::FindAdapter(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(registry_mu_);
+  auto it = adapters_.find(id);
+  return it == adapters_.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<std::shared_ptr<const ServingAdapter>> ServingEngine::Pin(const std::string& id) const {
+  if (id.empty()) return std::shared_ptr<const ServingAdapter>();
+  auto adapter = FindAdapter(id);
+  if (adapter == nullptr)
+    return absl::FailedPreconditionError(absl::StrCat("adapter '", id, "' is not loaded (hint: load it first)"));
+  return adapter;
+}
+
+absl::StatusOr<std::vector<int64_t>> ServingEngine::PromptIds(const GenerateCall& call) const {
+  if (call.prompt.empty()) return absl::InvalidArgumentError("prompt: must not be empty");
+  std::vector<int64_t> ids;
+  if (call.raw_prompt) {
+    QLORAD_ASSIGN_OR_RETURN(std::vector<int32_t> encoded, tokenizer_->Encode(call.prompt, true));
+    ids.assign(encoded.begin(), encoded.end());
+  } else {
+    const bool alpaca = format_ == tokenizer::PromptFormat::kAlpaca;  // only alpaca has an Input section
+    const std::string prompt = alpaca || call.input.empty() ? call.prompt : absl::StrCat(call.prompt, "\n\n", call.input);
+    QLORAD_ASSIGN_OR_RETURN(auto segments, tokenizer::RenderPromptCompletion(format_, prompt, "", *tokenizer_,
+                                                                             alpaca ? call.input : ""));
+    QLORAD_ASSIGN_OR_RETURN(ids, PrefixIds(segments, *tokenizer_));
+  }
+  if (static_cast<int64_t>(ids.size()) > options_.max_prompt_tokens)
+    return absl::InvalidArgumentError(absl::StrCat("prompt: ", ids.size(), " tokens exceed the limit of ",
+                                                   options_.max_prompt_tokens, " (hint: shorten the prompt)"));
+  return ids;
+}
+
+absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call, const PieceCallback& on_piece) {
+  if (call.max_new_tokens <= 0 || call.max_new_tokens > options_.max_new_tokens)
+    return absl::InvalidArgumentError(absl::StrCat("max_new_tokens: must be in [1, ", options_.max_new_tokens, "], got ",
+                                                   call.max_new_tokens));
+  QLORAD_RETURN_IF_ERROR(ValidateSamplingOptions(call.sampling));
+  if (waiting_.load() >= options_.max_waiting)
+    return absl::ResourceExhaustedError(absl::StrCat("server busy: ", options_.max_waiting, " requests waiting (hint: retry later)"));
+  WaitingGuard guard(waiting_);
+  QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(call.adapter_id));
+  QLORAD_ASSIGN_OR_RETURN(std::vector<int64_t> prompt, PromptIds(call));
+  GenerationOptions options;
+  options.max_tokens = call.max_new_tokens;
+  options.sampling = call.sampling;
+  if (tokenizer_->eos_id()) options.stop_token_ids.push_back(*tokenizer_->eos_id());
+  GenerateOutcome outcome;
+  outcome.prompt_tokens = static_cast<int64_t>(prompt.size());
+  tokenizer::StreamDecoder decoder(tokenizer_.get(), /*skip_special_tokens=*/true);
+  const auto start = Clock::now();
+  AdapterRouting routing{{adapter.get()}};
+  std::lock_guard<std::mutex> lock(model_mu_);
+  slot_->current = &routing;
+  auto result = ::qlorad::Generate(loaded_.model, prompt, options, [&](int64_t token) {
+    if (outcome.tokens.empty()) outcome.time_to_first_token_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    outcome.tokens.push_back(token);
+    std::string piece = decoder.Step(static_cast<int32_t>(token));
+    outcome.text += piece;
+    return on_piece ? on_piece(piece, token) : true;
+  });
+  slot_->current = nullptr;
+  if (!result.ok()) return result.status();
+  outcome.text += decoder.Flush();
+  outcome.finish_reason = result->finish_reason;
+  outcome.total_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return outcome;
+}
+
+absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapter_id, const std::string& text,
+                                                       const std::vector<std::string>& labels) {
+  if (labels.empty()) return absl::InvalidArgumentError("labels: at least one label is required");
+  if (text.empty()) return absl::InvalidArgumentError("text: must not be empty");
+  WaitingGuard guard(waiting_);
+  QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(adapter_id));
+  std::vector<tokenizer::RenderedExample> rendered;
+  int64_t longest = 0;
+  for (const std::string& label : labels) {
+    QLORAD_ASSIGN_OR_RETURN(auto segments, RenderClassification(format_, text, label, *tokenizer_));
+    QLORAD_ASSIGN_OR_RETURN(tokenizer::RenderedExample r, tokenizer::TokenizeSegments(segments, *tokenizer_));
+    longest = std::max<int64_t>(longest, r.ids.size());
+    rendered.push_back(std::move(r));
+  }
+  if (longest > options_.max_prompt_tokens)
+    return absl::InvalidArgumentError(absl::StrCat("text: ", longest, " tokens exceed the limit of ", options_.max_prompt_tokens));
+  const int64_t b = static_cast<int64_t>(labels.size());
+  at::Tensor ids = at::zeros({b, longest}, at::kLong), mask = at::zeros({b, longest}, at::kLong),
+             weights = at::zeros({b, longest}, at::kFloat);
+  for (int64_t i = 0; i < b; ++i)
+    for (size_t t = 0; t < rendered[i].ids.size(); ++t) {
+      ids[i][t] = rendered[i].ids[t];
+      mask[i][t] = 1;
+      if (t > 0 && rendered[i].trainable[t]) weights[i][t - 1] = 1.0f;  // position t-1 predicts token t
+    }
+  AdapterRouting routing{std::vector<const ServingAdapter*>(b, adapter.get())};
+  std::lock_guard<std::mutex> lock(model_mu_);
+  slot_->current = &routing;
+  auto scores = CatchTorchErrors("scoring labels", [&]() -> absl::StatusOr<std::vector<double>> {
+    at::NoGradGuard no_grad;
+    const c10::Device device = loaded_.model->device();
+    // lm_head only where a label token is predicted (the vocabulary is large, labels short).
+    at::Tensor hidden = loaded_.model->Hidden({ids.to(device), {}, mask.to(device), nullptr});
+    at::Tensor rows = weights.flatten().nonzero().squeeze(1);
+    at::Tensor logits = loaded_.model->lm_head().forward(hidden.flatten(0, 1).index_select(0, rows.to(device)));
+    at::Tensor targets = at::roll(ids, -1, 1).flatten().index_select(0, rows);
+    at::Tensor picked = at::log_softmax(logits.to(at::kFloat).cpu(), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
+    at::Tensor sums = at::zeros({b}, at::kFloat).index_add_(0, at::div(rows, longest, "floor"), picked);
+    return std::vector<double>(sums.data_ptr<float>(), sums.data_ptr<float>() + b);
+  });
+  slot_->current = nullptr;
+  if (!scores.ok()) return scores.status();
+  LabelScores out{labels, *scores, ""};
+  out.predicted = labels[std::max_element(scores->begin(), scores->end()) - scores->begin()];
+  return out;
+}
+
+}  // namespace qlorad::serve

@@ -1,0 +1,120 @@
+// The serving engine: one resident base model, many adapters layered over it.
+//
+// Contract:
+//  * Adapters are addressed by id ("name@version"). LoadAdapter validates and places
+//    an adapter (serving_adapter.h); a failed load changes nothing and affects no other
+//    adapter or request. Loading an id that is already resident is a no-op.
+//  * A request pins the adapter it resolved when admitted (a shared_ptr) and finishes
+//    on it; UnloadAdapter only removes it from the registry, the tensors are freed when
+//    the last request holding them finishes.
+//  * Requests are admitted up to max_waiting; beyond that RESOURCE_EXHAUSTED.
+//    Requests run one forward at a time on the model (a model lock per step of work);
+//    continuous batching across requests is the serving issue's engine.
+//  * Prompt and output limits: INVALID_ARGUMENT naming the field past
+//    max_prompt_tokens / max_new_tokens.
+#ifndef QLORAD_CORE_SERVE_SERVING_ENGINE_H_
+#define QLORAD_CORE_SERVE_SERVING_ENGINE_H_
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/model/generate.h"
+#include "core/model/loader.h"
+#include "core/serve/multi_lora_linear.h"
+#include "core/serve/serving_adapter.h"
+#include "core/tokenizer/prompt_format.h"
+#include "core/tokenizer/tokenizer.h"
+
+namespace qlorad::serve {
+
+struct EngineOptions {
+  std::string model_dir;
+  std::string device = "auto";    // cpu | cuda:N | auto
+  std::string quantize = "none";  // none | nf4 | fp4 (pre-quantized checkpoints load as 4-bit regardless)
+  std::string prompt_format;      // "" = detect from the tokenizer
+  int64_t max_prompt_tokens = 2048;
+  int64_t max_new_tokens = 512;
+  int64_t max_lora_rank = 64;
+  int64_t max_waiting = 4096;     // admitted requests beyond this are RESOURCE_EXHAUSTED
+};
+
+struct GenerateCall {
+  std::string adapter_id;            // "" = base model only
+  std::string prompt;                // rendered through the prompt format unless raw_prompt
+  std::string input;                 // optional input section (alpaca) / appended context
+  bool raw_prompt = false;           // tokenize `prompt` as is (with the tokenizer's special prefix)
+  int64_t max_new_tokens = 64;
+  SamplingOptions sampling;
+};
+
+struct GenerateOutcome {
+  std::string text;
+  std::vector<int64_t> tokens;
+  int64_t prompt_tokens = 0;
+  FinishReason finish_reason = FinishReason::kLength;
+  double time_to_first_token_seconds = 0;
+  double total_seconds = 0;
+};
+
+// Called with each decoded text piece (may be empty for a partial UTF-8 sequence);
+// returning false cancels the request.
+using PieceCallback = std::function<bool(const std::string& piece, int64_t token)>;
+
+struct LabelScores {
+  std::vector<std::string> labels;
+  std::vector<double> log_likelihoods;  // sum over the label's completion tokens
+  std::string predicted;                // argmax
+};
+
+class ServingEngine {
+ public:
+  static absl::StatusOr<std::unique_ptr<ServingEngine>> Create(const EngineOptions& options);
+
+  absl::Status LoadAdapter(const std::string& id, const std::string& dir, bool allow_base_mismatch = false);
+  absl::Status UnloadAdapter(const std::string& id);
+  std::vector<std::string> ResidentAdapters() const;
+  std::shared_ptr<const ServingAdapter> FindAdapter(const std::string& id) const;
+
+  absl::StatusOr<GenerateOutcome> Generate(const GenerateCall& call, const PieceCallback& on_piece = nullptr);
+  // Log-likelihood of each label as the completion of the classification prompt for `text`
+  // (the same rendering the trainer uses), with `adapter_id` ("" = base).
+  absl::StatusOr<LabelScores> ScoreLabels(const std::string& adapter_id, const std::string& text,
+                                          const std::vector<std::string>& labels);
+
+  const std::string& fingerprint() const { return loaded_.fingerprint; }
+  const std::string& model_dir() const { return options_.model_dir; }
+  const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
+  tokenizer::PromptFormat prompt_format() const { return format_; }
+  bool quantized() const { return quantized_; }
+  std::string device() const;
+  int64_t waiting() const { return waiting_.load(); }
+  const EngineOptions& options() const { return options_; }
+
+ private:
+  ServingEngine() = default;
+  absl::StatusOr<std::shared_ptr<const ServingAdapter>> Pin(const std::string& id) const;
+  absl::StatusOr<std::vector<int64_t>> PromptIds(const GenerateCall& call) const;
+
+  EngineOptions options_;
+  LoadedModel loaded_;
+  bool quantized_ = false;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  tokenizer::PromptFormat format_{};
+  std::shared_ptr<RoutingSlot> slot_ = std::make_shared<RoutingSlot>();
+  std::shared_ptr<BaseModuleShapes> shapes_ = std::make_shared<BaseModuleShapes>();
+  mutable std::mutex registry_mu_;
+  std::map<std::string, std::shared_ptr<const ServingAdapter>> adapters_;
+  std::mutex model_mu_;  // one forward at a time
+  std::atomic<int64_t> waiting_{0};
+};
+
+}  // namespace qlorad::serve
+
+#endif  // QLORAD_CORE_SERVE_SERVING_ENGINE_H_

@@ -1,0 +1,99 @@
+// ServiceCore: adapters — listing, residency (load/unload on the serving engine),
+// approval decisions and promotion (deploy + alias move) through the lifecycle rules.
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "core/service/core_impl.h"
+#include "core/service/paging.h"
+#include "core/store/adapter_lifecycle.h"
+#include "core/util/status_macros.h"
+
+namespace qlorad::service {
+
+absl::StatusOr<std::vector<AdapterInfo>> ServiceCoreImpl::ListAdapters(const Page& page, std::string* next_page_token) {
+  QLORAD_ASSIGN_OR_RETURN(int64_t size, ValidatePageSize(page.page_size));
+  QLORAD_ASSIGN_OR_RETURN(std::vector<AdapterRow> rows, store_->ListAdapters(page.page_token, size + 1));
+  *next_page_token = TrimPage(rows, size) ? rows.back().id : "";
+  std::vector<AdapterInfo> out;
+  for (const AdapterRow& row : rows) {
+    QLORAD_ASSIGN_OR_RETURN(AdapterInfo info, DescribeAdapter(row));
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+absl::StatusOr<AdapterInfo> ServiceCoreImpl::GetAdapter(const std::string& ref) {
+  QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(ref));
+  QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
+  return DescribeAdapter(row);
+}
+
+absl::StatusOr<AdapterInfo> ServiceCoreImpl::LoadAdapter(const std::string& ref, bool allow_base_mismatch,
+                                                         const std::string& actor) {
+  QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(ref));
+  QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
+  QLORAD_RETURN_IF_ERROR(engine_->LoadAdapter(id, row.path, allow_base_mismatch));
+  QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(id, true));
+  QLORAD_RETURN_IF_ERROR(Audit(actor, "load", "adapter:" + id, {{"allow_base_mismatch", allow_base_mismatch}}));
+  row.loaded = true;
+  return DescribeAdapter(row);
+}
+
+absl::StatusOr<AdapterInfo> ServiceCoreImpl::UnloadAdapter(const std::string& ref, const std::string& actor) {
+  QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(ref));
+  QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
+  QLORAD_RETURN_IF_ERROR(engine_->UnloadAdapter(id));  // in-flight requests keep their pinned copy
+  QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(id, false));
+  QLORAD_RETURN_IF_ERROR(Audit(actor, "unload", "adapter:" + id, nlohmann::json::object()));
+  row.loaded = false;
+  return DescribeAdapter(row);
+}
+
+absl::StatusOr<AdapterInfo> ServiceCoreImpl::Decide(const std::string& ref, bool approve, const DecisionInput& input) {
+  QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(ref));
+  store::Decision decision;
+  decision.actor = input.actor;
+  decision.note = input.note;
+  decision.documentation_ref = input.documentation_ref;
+  auto risk = store::ParseRiskClass(input.risk_class.empty() ? "minimal" : input.risk_class);
+  if (!risk.ok()) return absl::InvalidArgumentError(absl::StrCat("risk_class: ", risk.status().message()));
+  decision.risk_class = *risk;
+  QLORAD_RETURN_IF_ERROR(store_->WithStore([&](store::Store& s) {
+    store::AdapterLifecycle lifecycle(&s);
+    return approve ? lifecycle.Approve(id, decision) : lifecycle.Reject(id, decision);
+  }));
+  return GetAdapter(id);
+}
+
+absl::StatusOr<AdapterInfo> ServiceCoreImpl::Promote(const std::string& ref, const std::string& alias,
+                                                     const std::string& actor) {
+  if (alias.empty() || alias.find('@') != std::string::npos)
+    return absl::InvalidArgumentError("alias: must be non-empty and contain no '@' (e.g. sentiment:prod)");
+  QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(ref));
+  QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
+  QLORAD_ASSIGN_OR_RETURN(AdapterInfo before, DescribeAdapter(row));
+  if (before.state != "deployed") {
+    store::DeploymentPolicy policy;
+    policy.require_approval = options_.require_approval;
+    QLORAD_RETURN_IF_ERROR(store_->WithStore([&](store::Store& s) {
+      store::AdapterLifecycle lifecycle(&s);
+      return lifecycle.Deploy(id, actor.empty() ? "system" : actor, alias, policy);
+    }));
+  }
+  // Load before the alias moves: new requests on the alias never find it absent.
+  QLORAD_RETURN_IF_ERROR(engine_->LoadAdapter(id, row.path));
+  QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(id, true));
+  QLORAD_RETURN_IF_ERROR(store_->SetAlias(alias, id, Now()));
+  QLORAD_RETURN_IF_ERROR(Audit(actor, "promote", "adapter:" + id, {{"alias", alias}}));
+  return GetAdapter(id);
+}
+
+absl::Status ServiceCoreImpl::DeleteAdapter(const std::string& ref, const std::string& actor) {
+  QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(ref));
+  QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
+  QLORAD_RETURN_IF_ERROR(store_->DeleteAdapter(id));  // refused while an alias points at it
+  (void)engine_->UnloadAdapter(id);
+  return Audit(actor, "delete", "adapter:" + id, {{"path", row.path}});
+}
+
+}  // namespace qlorad::service

@@ -1,0 +1,138 @@
+#include "core/service/core_impl.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/store/adapter_lifecycle.h"
+#include "core/store/audit_log.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+
+namespace qlorad::service {
+
+absl::StatusOr<std::unique_ptr<ServiceCore>> ServiceCore::Start(const CoreOptions& options) {
+  auto core = std::make_unique<ServiceCoreImpl>(options);
+  QLORAD_RETURN_IF_ERROR(core->Init());
+  return std::unique_ptr<ServiceCore>(std::move(core));
+}
+
+absl::Status ServiceCoreImpl::Init() {
+  if (options_.state_dir.empty()) return absl::InvalidArgumentError("state_dir: must be set");
+  if (options_.base_model_dir.empty()) return absl::InvalidArgumentError("base_model_dir: must be set");
+  if (options_.base_model_name.empty())
+    options_.base_model_name = std::filesystem::path(options_.base_model_dir).lexically_normal().filename().string();
+  if (options_.base_model_name.empty())  // a trailing slash
+    options_.base_model_name = std::filesystem::path(options_.base_model_dir).parent_path().filename().string();
+  for (const char* sub : {"", "/uploads", "/jobs", "/evaluations"})
+    QLORAD_RETURN_IF_ERROR(EnsureDirectory(options_.state_dir + sub));
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(upload_dir(), ec))
+    std::filesystem::remove_all(entry.path(), ec);  // uploads interrupted by a stop
+  QLORAD_ASSIGN_OR_RETURN(store_, DaemonStore::Open(options_.state_dir + "/qlorad.db"));
+  QLORAD_ASSIGN_OR_RETURN(datasets_, data::DatasetStore::Open(options_.state_dir + "/datasets"));
+  serve::EngineOptions engine;
+  engine.model_dir = options_.base_model_dir;
+  engine.device = options_.device;
+  engine.quantize = options_.serve_quantize;
+  engine.max_prompt_tokens = options_.max_prompt_tokens;
+  engine.max_new_tokens = options_.max_new_tokens;
+  engine.max_waiting = options_.max_waiting_requests;
+  QLORAD_ASSIGN_OR_RETURN(engine_, serve::ServingEngine::Create(engine));
+  QLORAD_RETURN_IF_ERROR(RecoverJobs());
+  QLORAD_RETURN_IF_ERROR(ReloadAdapters());
+  for (int i = 0; i < std::max(1, options_.training_workers); ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  return absl::OkStatus();
+}
+
+void ServiceCoreImpl::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    if (stopping_.exchange(true)) return;
+  }
+  jobs_cv_.notify_all();
+  events_cv_.notify_all();
+  for (auto& worker : workers_) worker.join();
+  workers_.clear();
+}
+
+std::string ServiceCoreImpl::Now() {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+}
+
+std::string ServiceCoreImpl::NewId(const std::string& prefix) {
+  return absl::StrFormat("%s-%s-%04x", prefix, absl::FormatTime("%Y%m%d%H%M%S", absl::Now(), absl::UTCTimeZone()),
+                         static_cast<unsigned>((absl::ToUnixMicros(absl::Now()) + id_counter_++) & 0xffff));
+}
+
+absl::Status ServiceCoreImpl::Audit(const std::string& actor, const std::string& action, const std::string& subject,
+                                    const nlohmann::json& details) {
+  return store_->WithStore([&](store::Store& s) -> absl::Status {
+    store::AuditLog log(&s);
+    store::AuditEntry entry;
+    entry.at = Now();
+    entry.actor = actor.empty() ? "system" : actor;
+    entry.entity_type = subject.substr(0, subject.find(':'));
+    entry.entity_id = subject.substr(subject.find(':') + 1);
+    entry.action = action;
+    entry.details = details;
+    return log.Append(entry).status();
+  });
+}
+
+absl::StatusOr<std::string> ServiceCoreImpl::ResolveAdapter(const std::string& ref) {
+  if (ref.empty()) return absl::InvalidArgumentError("adapter: must name an adapter id (name@version) or an alias");
+  if (ref.find('@') != std::string::npos) {
+    QLORAD_RETURN_IF_ERROR(store_->GetAdapter(ref).status());
+    return ref;
+  }
+  QLORAD_ASSIGN_OR_RETURN(std::optional<std::string> target, store_->ResolveAlias(ref));
+  if (!target) return absl::NotFoundError(absl::StrCat("adapter '", ref, "' is neither an adapter id (name@version) nor an alias"));
+  return *target;
+}
+
+absl::StatusOr<AdapterInfo> ServiceCoreImpl::DescribeAdapter(const AdapterRow& row) {
+  AdapterInfo info{row.id, row.name, row.job_id, row.path, row.base_fingerprint, row.dataset_id, row.created_at, "", "",
+                   row.version, engine_->FindAdapter(row.id) != nullptr, {}};
+  QLORAD_ASSIGN_OR_RETURN(info.aliases, store_->AliasesOf(row.id));
+  QLORAD_RETURN_IF_ERROR(store_->WithStore([&](store::Store& s) -> absl::Status {
+    store::AdapterLifecycle lifecycle(&s);
+    QLORAD_ASSIGN_OR_RETURN(store::AdapterVersion version, lifecycle.Get(row.id));
+    info.state = store::AdapterStateName(version.state);
+    info.evaluation_id = version.evaluation_id;
+    return absl::OkStatus();
+  }));
+  return info;
+}
+
+absl::Status ServiceCoreImpl::RecoverJobs() {
+  QLORAD_ASSIGN_OR_RETURN(std::vector<JobRow> interrupted, store_->JobsWithStatus("running"));
+  for (JobRow& job : interrupted) {
+    job.status = "queued";
+    QLORAD_RETURN_IF_ERROR(store_->UpdateJob(job));
+    QLORAD_RETURN_IF_ERROR(AppendEvent(job.id, {{"type", "status"}, {"status", "queued"},
+                                                {"message", "daemon restarted: the job resumes from its last checkpoint"}}));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServiceCoreImpl::ReloadAdapters() {
+  std::string after;
+  while (true) {
+    QLORAD_ASSIGN_OR_RETURN(std::vector<AdapterRow> rows, store_->ListAdapters(after, 500));
+    if (rows.empty()) return absl::OkStatus();
+    for (const AdapterRow& row : rows) {
+      if (!row.loaded) continue;
+      absl::Status loaded = engine_->LoadAdapter(row.id, row.path, /*allow_base_mismatch=*/false);
+      if (!loaded.ok()) {  // one bad adapter must not keep the daemon down: record and go on
+        QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(row.id, false));
+        QLORAD_RETURN_IF_ERROR(Audit("system", "reload_failed", "adapter:" + row.id, {{"error", loaded.ToString()}}));
+      }
+    }
+    after = rows.back().id;
+  }
+}
+
+}  // namespace qlorad::service

@@ -1,0 +1,100 @@
+// The ServiceCore implementation (private to core/service). Split by concern:
+// core_impl.cc (start, recovery, shutdown, shared helpers), datasets.cc, jobs.cc (queue,
+// workers, the training run), adapters.cc, inference.cc (generation, classification,
+// evaluation).
+#ifndef QLORAD_CORE_SERVICE_CORE_IMPL_H_
+#define QLORAD_CORE_SERVICE_CORE_IMPL_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/data/dataset_store.h"
+#include "core/serve/serving_engine.h"
+#include "core/service/daemon_store.h"
+#include "core/service/service_core.h"
+
+namespace qlorad::service {
+
+class ServiceCoreImpl : public ServiceCore {
+ public:
+  explicit ServiceCoreImpl(const CoreOptions& options) : options_(options) {}
+  ~ServiceCoreImpl() override { Shutdown(); }
+  absl::Status Init();
+
+  void Shutdown() override;
+
+  absl::StatusOr<DatasetInfo> CreateDataset(const DatasetUpload& upload) override;
+  absl::StatusOr<DatasetInfo> GetDataset(const std::string& id) override;
+  absl::StatusOr<std::vector<DatasetInfo>> ListDatasets(const Page& page, std::string* next_page_token) override;
+  absl::Status DeleteDataset(const std::string& id, const std::string& actor) override;
+
+  absl::StatusOr<JobInfo> SubmitJob(const JobSpec& spec, const std::string& actor) override;
+  absl::StatusOr<JobInfo> GetJob(const std::string& id) override;
+  absl::StatusOr<std::vector<JobInfo>> ListJobs(const Page& page, std::string* next_page_token) override;
+  absl::StatusOr<JobInfo> CancelJob(const std::string& id, const std::string& actor) override;
+  absl::StatusOr<std::vector<JobEvent>> WaitJobEvents(const std::string& id, int64_t after_seq, int64_t timeout_ms,
+                                                      bool* terminal) override;
+
+  absl::StatusOr<std::vector<AdapterInfo>> ListAdapters(const Page& page, std::string* next_page_token) override;
+  absl::StatusOr<AdapterInfo> GetAdapter(const std::string& ref) override;
+  absl::StatusOr<AdapterInfo> LoadAdapter(const std::string& ref, bool allow_base_mismatch, const std::string& actor) override;
+  absl::StatusOr<AdapterInfo> UnloadAdapter(const std::string& ref, const std::string& actor) override;
+  absl::StatusOr<AdapterInfo> Promote(const std::string& ref, const std::string& alias, const std::string& actor) override;
+  absl::StatusOr<AdapterInfo> Decide(const std::string& ref, bool approve, const DecisionInput& decision) override;
+  absl::Status DeleteAdapter(const std::string& ref, const std::string& actor) override;
+
+  absl::StatusOr<GenerateOutput> Generate(const GenerateInput& input, const TextPieceCallback& on_piece) override;
+  absl::StatusOr<ClassifyOutput> Classify(const std::string& adapter, const std::string& text,
+                                          const std::vector<std::string>& labels) override;
+  absl::StatusOr<EvaluationInfo> Evaluate(const EvaluationInput& input) override;
+  absl::StatusOr<EvaluationInfo> GetEvaluation(const std::string& id) override;
+
+  const CoreOptions& options() const override { return options_; }
+  std::string base_fingerprint() const override { return engine_->fingerprint(); }
+  std::string upload_dir() const override { return options_.state_dir + "/uploads"; }
+
+ private:
+  // Shared helpers (core_impl.cc).
+  static std::string Now();
+  std::string NewId(const std::string& prefix);
+  absl::Status Audit(const std::string& actor, const std::string& action, const std::string& subject,
+                     const nlohmann::json& details);
+  // An adapter id or alias -> the adapter id (NOT_FOUND naming the reference).
+  absl::StatusOr<std::string> ResolveAdapter(const std::string& ref);
+  absl::StatusOr<AdapterInfo> DescribeAdapter(const AdapterRow& row);
+  absl::Status RecoverJobs();
+  absl::Status ReloadAdapters();
+
+  // Jobs (jobs.cc).
+  void WorkerLoop();
+  void RunJob(JobRow job);
+  absl::Status AppendEvent(const std::string& job_id, nlohmann::json event);
+  absl::Status FinishJob(JobRow& job, const std::string& status, const std::string& error);
+  JobInfo ToJobInfo(const JobRow& row) const;
+
+  CoreOptions options_;
+  std::unique_ptr<DaemonStore> store_;
+  std::unique_ptr<data::DatasetStore> datasets_;
+  std::unique_ptr<serve::ServingEngine> engine_;
+
+  std::mutex jobs_mu_;
+  std::condition_variable jobs_cv_;    // new queued job, or stopping
+  std::condition_variable events_cv_;  // a job event was appended
+  std::set<std::string> cancel_requested_;
+  std::set<std::string> running_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> id_counter_{0};
+  std::vector<std::thread> workers_;
+  std::mutex eval_mu_;  // evaluations run one at a time
+};
+
+}  // namespace qlorad::service
+
+#endif  // QLORAD_CORE_SERVICE_CORE_IMPL_H_

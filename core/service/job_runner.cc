@@ -1,0 +1,83 @@
+// ServiceCore: one training job on a worker thread — RunTraining with the job's
+// checkpoint directory (so a restarted daemon resumes it), progress events, cancellation,
+// and registration of the finished adapter (name@version, lifecycle state 'trained').
+#include "absl/strings/str_cat.h"
+#include "core/service/core_impl.h"
+#include "core/store/adapter_lifecycle.h"
+#include "core/train/training_run.h"
+#include "core/util/status_macros.h"
+
+namespace qlorad::service {
+namespace {
+
+nlohmann::json ProgressJson(const TrainingEvent& e) {
+  return {{"step", e.step}, {"total_steps", e.total_steps}, {"epoch", e.epoch}, {"loss", e.loss},
+          {"learning_rate", e.learning_rate}, {"grad_norm", e.grad_norm}, {"tokens_per_second", e.tokens_per_second},
+          {"elapsed_seconds", e.elapsed_seconds}, {"eta_seconds", e.eta_seconds}};
+}
+
+absl::StatusOr<TrainingRunSpec> SpecFromJob(const JobRow& job) {
+  TrainingRunSpec spec;
+  spec.dataset_id = job.spec.value("dataset_id", "");
+  spec.quantize = job.spec.value("quantize", "nf4");
+  QLORAD_ASSIGN_OR_RETURN(spec.lora, LoraConfigFromJson(job.spec.value("lora", nlohmann::json::object())));
+  QLORAD_ASSIGN_OR_RETURN(spec.trainer, TrainerOptionsFromJson(job.spec.value("trainer", nlohmann::json::object())));
+  return spec;
+}
+
+}  // namespace
+
+void ServiceCoreImpl::RunJob(JobRow job) {
+  auto spec = SpecFromJob(job);
+  if (!spec.ok()) {
+    (void)FinishJob(job, "failed", spec.status().ToString());
+    return;
+  }
+  const std::string job_dir = options_.state_dir + "/jobs/" + job.id;
+  spec->model_dir = options_.base_model_dir;
+  spec->dataset_root = datasets_->root();
+  spec->output_dir = job_dir + "/adapter";
+  spec->device = options_.device;
+  spec->checkpoints = {job_dir + "/checkpoints", options_.checkpoint_every_steps, 2};
+  spec->adapter_metadata = {{"qlorad_job", job.id}};
+  bool user_cancelled = false;
+  auto result = RunTraining(*spec, [&](const TrainingEvent& e) {
+    job.progress = ProgressJson(e);
+    (void)store_->UpdateJob(job);
+    nlohmann::json event = job.progress;
+    event["type"] = "progress";
+    (void)AppendEvent(job.id, event);
+    if (!e.checkpoint_path.empty())
+      (void)AppendEvent(job.id, {{"type", "checkpoint"}, {"step", e.step}, {"path", e.checkpoint_path}});
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    user_cancelled = cancel_requested_.count(job.id) > 0;
+    return !user_cancelled && !stopping_;
+  });
+  if (!result.ok()) {
+    (void)FinishJob(job, "failed", result.status().ToString());
+    return;
+  }
+  if (result->summary.cancelled) {
+    // A drain leaves the job queued: the next start resumes it from the checkpoint just written.
+    (void)FinishJob(job, user_cancelled ? "cancelled" : "queued", "");
+    return;
+  }
+  const std::string name = job.spec.value("adapter_name", "adapter");
+  absl::Status registered = [&]() -> absl::Status {
+    QLORAD_ASSIGN_OR_RETURN(int64_t version, store_->NextAdapterVersion(name));
+    AdapterRow row{absl::StrCat(name, "@", version), name, version, job.id, spec->output_dir, result->base_fingerprint,
+                   spec->dataset_id, Now(), false};
+    QLORAD_RETURN_IF_ERROR(store_->InsertAdapter(row));
+    QLORAD_RETURN_IF_ERROR(store_->WithStore([&](store::Store& s) {
+      store::AdapterLifecycle lifecycle(&s);
+      return lifecycle.RegisterTrained(row.id, job.actor.empty() ? "system" : job.actor,
+                                       {{"job_id", job.id}, {"dataset_id", spec->dataset_id},
+                                        {"final_loss", result->record.value("final_loss", 0.0)}});
+    }));
+    job.adapter_id = row.id;
+    return absl::OkStatus();
+  }();
+  (void)FinishJob(job, registered.ok() ? "succeeded" : "failed", registered.ok() ? "" : registered.ToString());
+}
+
+}  // namespace qlorad::service

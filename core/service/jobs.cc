@@ -1,0 +1,167 @@
+// ServiceCore: training jobs — submission checks, the priority queue, worker threads
+// running core/train's RunTraining with checkpoints, cancellation and the event stream.
+#include <chrono>
+#include <regex>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/service/core_impl.h"
+#include "core/service/paging.h"
+#include "core/store/adapter_lifecycle.h"
+#include "core/train/training_run.h"
+#include "core/util/status_macros.h"
+
+namespace qlorad::service {
+namespace {
+
+absl::Status ValidateAdapterName(const std::string& name) {
+  static const std::regex kName("[a-z0-9][a-z0-9._-]{0,63}");
+  if (!std::regex_match(name, kName))
+    return absl::InvalidArgumentError(absl::StrCat("adapter_name: '", name,
+                                                   "' must match [a-z0-9][a-z0-9._-]{0,63} (the version is assigned)"));
+  return absl::OkStatus();
+}
+
+bool Terminal(const std::string& status) {
+  return status == "succeeded" || status == "failed" || status == "cancelled";
+}
+
+}  // namespace
+
+JobInfo ServiceCoreImpl::ToJobInfo(const JobRow& row) const {
+  return {row.id, row.status, row.created_at, row.started_at, row.finished_at, row.error, row.adapter_id, row.actor,
+          row.priority, row.spec, row.progress};
+}
+
+absl::StatusOr<JobInfo> ServiceCoreImpl::SubmitJob(const JobSpec& spec, const std::string& actor) {
+  if (stopping_) return absl::UnavailableError("the daemon is shutting down (hint: retry after it restarts)");
+  if (spec.dataset_id.empty()) return absl::InvalidArgumentError("dataset_id: must not be empty");
+  QLORAD_RETURN_IF_ERROR(ValidateAdapterName(spec.adapter_name));
+  if (!spec.base_model.empty() && spec.base_model != options_.base_model_name)
+    return absl::InvalidArgumentError(absl::StrCat("base_model: '", spec.base_model, "' is not served here (available: ",
+                                                   options_.base_model_name, ")"));
+  if (spec.quantize != "nf4" && spec.quantize != "fp4" && spec.quantize != "none")
+    return absl::InvalidArgumentError(absl::StrCat("quantize: '", spec.quantize, "' is not nf4, fp4 or none"));
+  auto dataset = store_->GetDataset(spec.dataset_id);
+  if (!dataset.ok()) return absl::NotFoundError(absl::StrCat("dataset_id: ", dataset.status().message()));
+  auto lora = LoraConfigFromJson(spec.lora);
+  if (!lora.ok()) return absl::InvalidArgumentError(absl::StrCat("lora.", lora.status().message()));
+  auto trainer = TrainerOptionsFromJson(spec.trainer);
+  if (!trainer.ok()) return absl::InvalidArgumentError(absl::StrCat("hyperparameters.", trainer.status().message()));
+  QLORAD_ASSIGN_OR_RETURN(int64_t queued, store_->CountJobsWithStatus("queued"));
+  if (queued >= options_.max_queued_jobs)
+    return absl::ResourceExhaustedError(absl::StrCat("the job queue is full (", queued, " queued; max ",
+                                                     options_.max_queued_jobs, ") (hint: retry later)"));
+  JobRow row;
+  row.id = NewId("job");
+  row.status = "queued";
+  row.priority = spec.priority;
+  row.spec = {{"dataset_id", spec.dataset_id}, {"base_model", options_.base_model_name}, {"adapter_name", spec.adapter_name},
+              {"quantize", spec.quantize}, {"lora", LoraConfigToJson(*lora)}, {"trainer", TrainerOptionsToJson(*trainer)}};
+  row.created_at = Now();
+  row.actor = actor;
+  QLORAD_ASSIGN_OR_RETURN(row, store_->InsertJob(row));
+  QLORAD_RETURN_IF_ERROR(AppendEvent(row.id, {{"type", "status"}, {"status", "queued"}}));
+  QLORAD_RETURN_IF_ERROR(Audit(actor, "submit", "job:" + row.id, row.spec));
+  jobs_cv_.notify_one();
+  return ToJobInfo(row);
+}
+
+absl::StatusOr<JobInfo> ServiceCoreImpl::GetJob(const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("job_id: must not be empty");
+  QLORAD_ASSIGN_OR_RETURN(JobRow row, store_->GetJob(id));
+  return ToJobInfo(row);
+}
+
+absl::StatusOr<std::vector<JobInfo>> ServiceCoreImpl::ListJobs(const Page& page, std::string* next_page_token) {
+  QLORAD_ASSIGN_OR_RETURN(int64_t size, ValidatePageSize(page.page_size));
+  int64_t after = 0;
+  if (!page.page_token.empty() && !absl::SimpleAtoi(page.page_token, &after))
+    return absl::InvalidArgumentError("page_token: not a token this server issued");
+  QLORAD_ASSIGN_OR_RETURN(std::vector<JobRow> rows, store_->ListJobs(after, size + 1));
+  *next_page_token = TrimPage(rows, size) ? absl::StrCat(rows.back().seq) : "";
+  std::vector<JobInfo> out;
+  for (const JobRow& row : rows) out.push_back(ToJobInfo(row));
+  return out;
+}
+
+absl::StatusOr<JobInfo> ServiceCoreImpl::CancelJob(const std::string& id, const std::string& actor) {
+  QLORAD_ASSIGN_OR_RETURN(JobRow row, store_->GetJob(id));
+  if (Terminal(row.status))
+    return absl::FailedPreconditionError(absl::StrCat("job ", id, " already ended (", row.status, ")"));
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    QLORAD_ASSIGN_OR_RETURN(row, store_->GetJob(id));  // re-read under the queue lock: a worker may have claimed it
+    if (running_.count(id)) {
+      cancel_requested_.insert(id);  // the worker stops at its next step
+    } else if (row.status == "queued") {
+      QLORAD_RETURN_IF_ERROR(FinishJob(row, "cancelled", ""));
+    }
+  }
+  QLORAD_RETURN_IF_ERROR(Audit(actor, "cancel", "job:" + id, nlohmann::json::object()));
+  QLORAD_ASSIGN_OR_RETURN(row, store_->GetJob(id));
+  return ToJobInfo(row);
+}
+
+absl::StatusOr<std::vector<JobEvent>> ServiceCoreImpl::WaitJobEvents(const std::string& id, int64_t after_seq,
+                                                                     int64_t timeout_ms, bool* terminal) {
+  QLORAD_RETURN_IF_ERROR(store_->GetJob(id).status());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    QLORAD_ASSIGN_OR_RETURN(JobRow row, store_->GetJob(id));  // status first: no event can be missed after it
+    QLORAD_ASSIGN_OR_RETURN(std::vector<JobEventRow> rows, store_->JobEventsAfter(id, after_seq));
+    *terminal = Terminal(row.status);
+    if (!rows.empty() || *terminal || std::chrono::steady_clock::now() >= deadline || stopping_) {
+      std::vector<JobEvent> out;
+      for (auto& r : rows) out.push_back({r.seq, r.at, std::move(r.event)});
+      return out;
+    }
+    std::unique_lock<std::mutex> lock(jobs_mu_);
+    events_cv_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(500)));
+  }
+}
+
+absl::Status ServiceCoreImpl::AppendEvent(const std::string& job_id, nlohmann::json event) {
+  absl::Status status = store_->AppendJobEvent(job_id, Now(), event).status();
+  events_cv_.notify_all();
+  return status;
+}
+
+absl::Status ServiceCoreImpl::FinishJob(JobRow& job, const std::string& status, const std::string& error) {
+  job.status = status;
+  job.error = error;
+  job.finished_at = Terminal(status) ? Now() : "";
+  QLORAD_RETURN_IF_ERROR(store_->UpdateJob(job));
+  nlohmann::json event = {{"type", "status"}, {"status", status}};
+  if (!error.empty()) event["error"] = error;
+  if (!job.adapter_id.empty()) event["adapter_id"] = job.adapter_id;
+  return AppendEvent(job.id, event);
+}
+
+void ServiceCoreImpl::WorkerLoop() {
+  while (!stopping_) {
+    std::optional<JobRow> job;
+    {
+      std::unique_lock<std::mutex> lock(jobs_mu_);
+      auto next = store_->NextQueuedJob();
+      if (next.ok() && next->has_value()) {
+        job = std::move(**next);
+        job->status = "running";
+        if (job->started_at.empty()) job->started_at = Now();
+        if (!store_->UpdateJob(*job).ok()) job.reset();
+        if (job) running_.insert(job->id);
+      }
+      if (!job) {
+        jobs_cv_.wait_for(lock, std::chrono::milliseconds(500));
+        continue;
+      }
+    }
+    (void)AppendEvent(job->id, {{"type", "status"}, {"status", "running"}});
+    RunJob(*job);
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    running_.erase(job->id);
+    cancel_requested_.erase(job->id);
+  }
+}
+
+}  // namespace qlorad::service

@@ -1,0 +1,188 @@
+// ServiceCore: everything the daemon does, behind one torch-free, gRPC-free interface
+// (the front end in server/ sees core only through this header, as Triton's front ends
+// see its core). It owns the state directory, the SQLite store, the serving engine with
+// the resident base model, the training job queue and its worker threads.
+//
+// State directory layout:
+//   <state>/qlorad.db                 SQLite (WAL): datasets, jobs, job events, adapters,
+//                                     aliases, lifecycle, approvals, evaluations, audit log
+//   <state>/datasets/<id>/            immutable dataset splits + manifest (core/data)
+//   <state>/uploads/                  upload staging (removed after ingestion)
+//   <state>/jobs/<job_id>/checkpoints checkpoints of a training job
+//   <state>/adapters/<name>/<version> PEFT adapter + training_run.json
+//   <state>/evaluations/<id>/         evaluation.json + report.html
+//
+// Restart recovery (Start): jobs found 'running' are re-queued and resume from their last
+// checkpoint; queued jobs stay queued; adapters marked loaded are loaded again.
+// Errors are absl::Status codes the front end maps to gRPC in one place.
+#ifndef QLORAD_CORE_SERVICE_SERVICE_CORE_H_
+#define QLORAD_CORE_SERVICE_SERVICE_CORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace qlorad::service {
+
+struct CoreOptions {
+  std::string state_dir;
+  std::string base_model_dir;
+  std::string base_model_name;      // what clients call it; default: the directory's basename
+  std::string device = "auto";      // cpu | cuda:N | auto
+  std::string serve_quantize = "none";
+  int training_workers = 1;         // concurrent training jobs (one per device by default)
+  int64_t max_queued_jobs = 64;
+  int64_t max_prompt_tokens = 2048;
+  int64_t max_new_tokens = 512;
+  int64_t max_waiting_requests = 4096;
+  int64_t checkpoint_every_steps = 10;
+  bool require_approval = true;     // deployment policy: promote needs an approved adapter
+};
+
+struct Page {
+  int64_t page_size = 50;  // 1..1000
+  std::string page_token;  // opaque; "" = first page
+};
+
+struct DatasetUpload {
+  std::string dataset_id;
+  std::string source_path;  // a file the front end staged under uploads/
+  std::string format = "auto";  // auto | alpaca | chat | prompt_completion | classification
+  bool csv = false;
+  double holdout_fraction = 0.15;
+  uint64_t seed = 42;
+  bool allow_small_dataset = false;
+  bool anonymize_pii = true;
+  std::string actor;
+};
+
+struct DatasetInfo {
+  std::string id, created_at, format, train_sha256, holdout_sha256;
+  int64_t train_examples = 0, holdout_examples = 0;
+  nlohmann::json validation_report, pii_report, manifest;
+};
+
+struct JobSpec {
+  std::string dataset_id;
+  std::string base_model;    // must name the resident base ("" = it)
+  std::string adapter_name;  // [a-z0-9][a-z0-9._-]*; the version is assigned
+  std::string quantize = "nf4";
+  int64_t priority = 0;
+  nlohmann::json lora = nlohmann::json::object();     // LoraConfig fields
+  nlohmann::json trainer = nlohmann::json::object();  // TrainerOptions fields
+};
+
+struct JobInfo {
+  std::string id, status, created_at, started_at, finished_at, error, adapter_id, actor;
+  int64_t priority = 0;
+  nlohmann::json spec, progress;
+};
+
+struct JobEvent {
+  int64_t seq = 0;
+  std::string at;
+  nlohmann::json event;  // {"type": status|progress|checkpoint|error, ...}
+};
+
+struct AdapterInfo {
+  std::string id, name, job_id, path, base_fingerprint, dataset_id, created_at, state, evaluation_id;
+  int64_t version = 0;
+  bool loaded = false;
+  std::vector<std::string> aliases;
+};
+
+struct DecisionInput {
+  std::string actor, note, risk_class = "minimal", documentation_ref;
+};
+
+struct GenerateInput {
+  std::string adapter;  // id, alias, or "" for the base
+  std::string prompt, input;
+  bool raw_prompt = false;
+  int64_t max_new_tokens = 64;
+  double temperature = 0, top_p = 1;
+  int64_t top_k = 0;
+  uint64_t seed = 0;
+};
+
+struct GenerateOutput {
+  std::string adapter_id;  // what the adapter reference resolved to
+  std::string text, finish_reason;
+  std::vector<int64_t> tokens;
+  int64_t prompt_tokens = 0;
+  double time_to_first_token_seconds = 0, total_seconds = 0;
+};
+using TextPieceCallback = std::function<bool(const std::string& piece, int64_t token)>;
+
+struct ClassifyOutput {
+  std::string adapter_id, predicted;
+  std::vector<std::string> labels;
+  std::vector<double> log_likelihoods;
+};
+
+struct EvaluationInput {
+  std::string dataset_id;
+  std::string adapter;  // "" = baseline only
+  int64_t max_examples = 0;  // 0 = the whole hold-out
+  std::string actor;
+};
+
+struct EvaluationInfo {
+  std::string id, dataset_id, adapter_id, created_at, headline_metric, report_path;
+  double baseline_value = 0, adapter_value = 0, delta_low = 0, delta_high = 0;
+  bool has_adapter = false;
+  nlohmann::json record;
+};
+
+class ServiceCore {
+ public:
+  static absl::StatusOr<std::unique_ptr<ServiceCore>> Start(const CoreOptions& options);
+  virtual ~ServiceCore() = default;
+
+  // Drain: refuse new jobs, ask running jobs to checkpoint and stop (they stay queued
+  // for the next start), wait for workers.
+  virtual void Shutdown() = 0;
+
+  virtual absl::StatusOr<DatasetInfo> CreateDataset(const DatasetUpload& upload) = 0;
+  virtual absl::StatusOr<DatasetInfo> GetDataset(const std::string& id) = 0;
+  virtual absl::StatusOr<std::vector<DatasetInfo>> ListDatasets(const Page& page, std::string* next_page_token) = 0;
+  virtual absl::Status DeleteDataset(const std::string& id, const std::string& actor) = 0;
+
+  virtual absl::StatusOr<JobInfo> SubmitJob(const JobSpec& spec, const std::string& actor) = 0;
+  virtual absl::StatusOr<JobInfo> GetJob(const std::string& id) = 0;
+  virtual absl::StatusOr<std::vector<JobInfo>> ListJobs(const Page& page, std::string* next_page_token) = 0;
+  virtual absl::StatusOr<JobInfo> CancelJob(const std::string& id, const std::string& actor) = 0;
+  // Events with seq > after_seq; waits up to timeout_ms for new ones. *terminal is set
+  // when the job has ended and every event was returned.
+  virtual absl::StatusOr<std::vector<JobEvent>> WaitJobEvents(const std::string& id, int64_t after_seq, int64_t timeout_ms,
+                                                              bool* terminal) = 0;
+
+  virtual absl::StatusOr<std::vector<AdapterInfo>> ListAdapters(const Page& page, std::string* next_page_token) = 0;
+  virtual absl::StatusOr<AdapterInfo> GetAdapter(const std::string& ref) = 0;  // id or alias
+  virtual absl::StatusOr<AdapterInfo> LoadAdapter(const std::string& ref, bool allow_base_mismatch, const std::string& actor) = 0;
+  virtual absl::StatusOr<AdapterInfo> UnloadAdapter(const std::string& ref, const std::string& actor) = 0;
+  // Deploys the adapter under `alias` (policy: approval required) and moves the alias atomically.
+  virtual absl::StatusOr<AdapterInfo> Promote(const std::string& ref, const std::string& alias, const std::string& actor) = 0;
+  virtual absl::StatusOr<AdapterInfo> Decide(const std::string& ref, bool approve, const DecisionInput& decision) = 0;
+  virtual absl::Status DeleteAdapter(const std::string& ref, const std::string& actor) = 0;
+
+  virtual absl::StatusOr<GenerateOutput> Generate(const GenerateInput& input, const TextPieceCallback& on_piece) = 0;
+  virtual absl::StatusOr<ClassifyOutput> Classify(const std::string& adapter, const std::string& text,
+                                                  const std::vector<std::string>& labels) = 0;
+
+  virtual absl::StatusOr<EvaluationInfo> Evaluate(const EvaluationInput& input) = 0;
+  virtual absl::StatusOr<EvaluationInfo> GetEvaluation(const std::string& id) = 0;
+
+  virtual const CoreOptions& options() const = 0;
+  virtual std::string base_fingerprint() const = 0;
+  virtual std::string upload_dir() const = 0;
+};
+
+}  // namespace qlorad::service
+
+#endif  // QLORAD_CORE_SERVICE_SERVICE_CORE_H_

@@ -1,0 +1,52 @@
+// One complete training run, as the daemon's workers and `qlorad-tool train` perform it:
+// read the dataset's TRAIN split, render it through the prompt format, load the base
+// (4-bit for QLoRA) with fresh adapters, train (resuming from checkpoints when the
+// checkpoint directory holds some), then write the PEFT adapter directory and
+// training_run.json (UTC start/end, base path + fingerprint, dataset id + checksums,
+// every hyperparameter, seed, threads, versions, losses, tokens seen, peak RSS, wall time).
+#ifndef QLORAD_CORE_TRAIN_TRAINING_RUN_H_
+#define QLORAD_CORE_TRAIN_TRAINING_RUN_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/train/lora_model.h"
+#include "core/train/trainer.h"
+#include "nlohmann/json.hpp"
+
+namespace qlorad {
+
+struct TrainingRunSpec {
+  std::string model_dir;
+  std::string dataset_root;
+  std::string dataset_id;
+  std::string output_dir;        // the PEFT adapter directory to write
+  std::string prompt_format;     // "" = detect from the tokenizer
+  std::string device = "auto";
+  std::string quantize = "nf4";  // nf4 | fp4 | none (LoRA on a full-precision base)
+  LoraConfig lora;
+  TrainerOptions trainer;
+  CheckpointOptions checkpoints;  // dir "" = none
+  std::map<std::string, std::string> adapter_metadata;  // extra safetensors metadata
+};
+
+struct TrainingRunResult {
+  TrainingSummary summary;
+  nlohmann::ordered_json record;  // what training_run.json holds
+  std::string base_fingerprint;
+  int64_t examples = 0;
+};
+
+// A cancelled run (callback returned false) writes no adapter and returns the summary
+// with cancelled = true (its last checkpoint stays for a resume).
+absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const TrainingCallback& on_step = nullptr);
+
+nlohmann::json LoraConfigToJson(const LoraConfig& config);
+nlohmann::json TrainerOptionsToJson(const TrainerOptions& options);
+// Fields absent from `json` keep their defaults; wrong types are INVALID_ARGUMENT naming the field.
+absl::StatusOr<LoraConfig> LoraConfigFromJson(const nlohmann::json& json);
+absl::StatusOr<TrainerOptions> TrainerOptionsFromJson(const nlohmann::json& json);
+
+}  // namespace qlorad
+
+#endif  // QLORAD_CORE_TRAIN_TRAINING_RUN_H_

@@ -1,0 +1,85 @@
+#include "server/daemon/adapters_service.h"
+
+namespace qlorad::server {
+namespace {
+
+void ToProto(const service::AdapterInfo& a, v1::Adapter* out) {
+  out->set_adapter_id(a.id);
+  out->set_name(a.name);
+  out->set_version(a.version);
+  out->set_state(a.state);
+  out->set_loaded(a.loaded);
+  for (const auto& alias : a.aliases) out->add_aliases(alias);
+  out->set_job_id(a.job_id);
+  out->set_dataset_id(a.dataset_id);
+  out->set_base_fingerprint(a.base_fingerprint);
+  out->set_created_at(a.created_at);
+  out->set_evaluation_id(a.evaluation_id);
+  out->set_path(a.path);
+}
+
+service::DecisionInput Decision(const v1::DecisionRequest& r, const Principal& who) {
+  return {who.name, r.note(), r.risk_class().empty() ? "minimal" : r.risk_class(), r.documentation_ref()};
+}
+
+}  // namespace
+
+template <typename Get>
+grpc::Status AdaptersService::Respond(grpc::ServerContext* c, const char* method, Permission needed, v1::Adapter* out,
+                                      Get get) {
+  return HandleRpc(d_, c, "Adapters", method, needed, [&](const Principal& who) {
+    absl::StatusOr<service::AdapterInfo> info = get(who);
+    if (!info.ok()) return ToGrpcStatus(info.status());
+    ToProto(*info, out);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status AdaptersService::ListAdapters(grpc::ServerContext* c, const v1::ListAdaptersRequest* r,
+                                           v1::ListAdaptersResponse* out) {
+  return HandleRpc(d_, c, "Adapters", "ListAdapters", Permission::kRead, [&](const Principal&) {
+    std::string next;
+    auto list = d_.core->ListAdapters({r->page_size(), r->page_token()}, &next);
+    if (!list.ok()) return ToGrpcStatus(list.status());
+    for (const auto& a : *list) ToProto(a, out->add_adapters());
+    out->set_next_page_token(next);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status AdaptersService::GetAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, v1::Adapter* out) {
+  return Respond(c, "GetAdapter", Permission::kRead, out, [&](const Principal&) { return d_.core->GetAdapter(r->adapter()); });
+}
+
+grpc::Status AdaptersService::LoadAdapter(grpc::ServerContext* c, const v1::LoadAdapterRequest* r, v1::Adapter* out) {
+  return Respond(c, "LoadAdapter", Permission::kDeploy, out, [&](const Principal& who) {
+    return d_.core->LoadAdapter(r->adapter(), r->allow_base_mismatch(), who.name);
+  });
+}
+
+grpc::Status AdaptersService::UnloadAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, v1::Adapter* out) {
+  return Respond(c, "UnloadAdapter", Permission::kDeploy, out,
+                 [&](const Principal& who) { return d_.core->UnloadAdapter(r->adapter(), who.name); });
+}
+
+grpc::Status AdaptersService::PromoteAdapter(grpc::ServerContext* c, const v1::PromoteAdapterRequest* r, v1::Adapter* out) {
+  return Respond(c, "PromoteAdapter", Permission::kDeploy, out,
+                 [&](const Principal& who) { return d_.core->Promote(r->adapter(), r->alias(), who.name); });
+}
+
+grpc::Status AdaptersService::ApproveAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) {
+  return Respond(c, "ApproveAdapter", Permission::kDeploy, out,
+                 [&](const Principal& who) { return d_.core->Decide(r->adapter(), true, Decision(*r, who)); });
+}
+
+grpc::Status AdaptersService::RejectAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) {
+  return Respond(c, "RejectAdapter", Permission::kDeploy, out,
+                 [&](const Principal& who) { return d_.core->Decide(r->adapter(), false, Decision(*r, who)); });
+}
+
+grpc::Status AdaptersService::DeleteAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, google::protobuf::Empty*) {
+  return HandleRpc(d_, c, "Adapters", "DeleteAdapter", Permission::kDeploy,
+                   [&](const Principal& who) { return ToGrpcStatus(d_.core->DeleteAdapter(r->adapter(), who.name)); });
+}
+
+}  // namespace qlorad::server

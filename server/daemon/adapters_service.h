@@ -1,0 +1,31 @@
+// qlorad.v1.Adapters over ServiceCore.
+#ifndef QLORAD_SERVER_DAEMON_ADAPTERS_SERVICE_H_
+#define QLORAD_SERVER_DAEMON_ADAPTERS_SERVICE_H_
+
+#include "qlorad/v1/adapters.grpc.pb.h"
+#include "server/daemon/daemon_context.h"
+
+namespace qlorad::server {
+
+class AdaptersService final : public qlorad::v1::Adapters::Service {
+ public:
+  explicit AdaptersService(DaemonContext d) : d_(std::move(d)) {}
+  grpc::Status ListAdapters(grpc::ServerContext* c, const v1::ListAdaptersRequest* r, v1::ListAdaptersResponse* out) override;
+  grpc::Status GetAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, v1::Adapter* out) override;
+  grpc::Status LoadAdapter(grpc::ServerContext* c, const v1::LoadAdapterRequest* r, v1::Adapter* out) override;
+  grpc::Status UnloadAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, v1::Adapter* out) override;
+  grpc::Status PromoteAdapter(grpc::ServerContext* c, const v1::PromoteAdapterRequest* r, v1::Adapter* out) override;
+  grpc::Status ApproveAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) override;
+  grpc::Status RejectAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) override;
+  grpc::Status DeleteAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, google::protobuf::Empty* out) override;
+
+ private:
+  // Authorizes, calls `get` and fills `out` from the AdapterInfo it returns.
+  template <typename Get>
+  grpc::Status Respond(grpc::ServerContext* c, const char* method, Permission needed, v1::Adapter* out, Get get);
+  DaemonContext d_;
+};
+
+}  // namespace qlorad::server
+
+#endif  // QLORAD_SERVER_DAEMON_ADAPTERS_SERVICE_H_

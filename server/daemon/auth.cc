@@ -1,0 +1,136 @@
+#include "server/daemon/auth.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "core/util/file_util.h"
+#include "core/util/sha256.h"
+
+namespace qlorad::server {
+namespace {
+
+absl::Status ParseTokens(const std::string& text, const std::string& source, std::map<std::string, Principal>& out) {
+  int line_number = 0;
+  for (absl::string_view raw : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    absl::string_view line = absl::StripAsciiWhitespace(raw.substr(0, raw.find('#')));
+    if (line.empty()) continue;
+    std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipWhitespace());
+    if (fields.size() != 3 || !absl::StartsWith(fields[2], "sha256:") || fields[2].size() != 7 + 64)
+      return absl::InvalidArgumentError(absl::StrCat(source, " line ", line_number,
+                                                     ": expected '<name> <role> sha256:<64 hex>' (hint: qlorad hash-token)"));
+    auto role = ParseRole(fields[1]);
+    if (!role.ok()) return absl::InvalidArgumentError(absl::StrCat(source, " line ", line_number, ": ", role.status().message()));
+    out[fields[2].substr(7)] = Principal{fields[0], *role};
+  }
+  return absl::OkStatus();
+}
+
+bool Allows(Role role, Permission needed) {
+  switch (needed) {
+    case Permission::kRead: return true;
+    case Permission::kInference: return role == Role::kInference || role == Role::kAdmin;
+    case Permission::kTrain: return role == Role::kTrainer || role == Role::kAdmin;
+    case Permission::kDeploy: return role == Role::kDeployer || role == Role::kAdmin;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<Role> ParseRole(const std::string& name) {
+  if (name == "admin") return Role::kAdmin;
+  if (name == "trainer") return Role::kTrainer;
+  if (name == "deployer") return Role::kDeployer;
+  if (name == "inference") return Role::kInference;
+  if (name == "viewer") return Role::kViewer;
+  return absl::InvalidArgumentError(absl::StrCat("role '", name, "' is not admin, trainer, deployer, inference or viewer"));
+}
+
+const char* RoleName(Role role) {
+  switch (role) {
+    case Role::kAdmin: return "admin";
+    case Role::kTrainer: return "trainer";
+    case Role::kDeployer: return "deployer";
+    case Role::kInference: return "inference";
+    default: return "viewer";
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::Create(const AuthOptions& options) {
+  std::unique_ptr<Authenticator> auth(new Authenticator(options));
+  if (!options.disabled) {
+    auto status = auth->Reload();
+    if (!status.ok()) return status;
+    if (auth->token_count() == 0)
+      return absl::FailedPreconditionError("no tokens configured (hint: --tokens-file or QLORAD_TOKENS; --no-auth for development)");
+  }
+  return auth;
+}
+
+absl::Status Authenticator::Reload() {
+  std::map<std::string, Principal> table;
+  if (!options_.tokens_file.empty()) {
+    auto text = ReadFileToString(options_.tokens_file);
+    if (!text.ok()) return text.status();
+    if (auto s = ParseTokens(*text, options_.tokens_file, table); !s.ok()) return s;
+  }
+  if (const char* env = std::getenv("QLORAD_TOKENS"); env != nullptr) {
+    if (auto s = ParseTokens(env, "QLORAD_TOKENS", table); !s.ok()) return s;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  by_hash_ = std::move(table);
+  return absl::OkStatus();
+}
+
+size_t Authenticator::token_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return by_hash_.size();
+}
+
+absl::Status Authenticator::TakeRateToken(const std::string& name) {
+  if (options_.rate_per_second <= 0) return absl::OkStatus();
+  const double burst = options_.burst > 0 ? options_.burst : std::max(1.0, 2 * options_.rate_per_second);
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto [it, fresh] = buckets_.try_emplace(name, Bucket{burst, now});
+  Bucket& b = it->second;
+  b.tokens = std::min(burst, b.tokens + std::chrono::duration<double>(now - b.refilled).count() * options_.rate_per_second);
+  b.refilled = now;
+  if (b.tokens < 1)
+    return absl::ResourceExhaustedError(absl::StrCat("rate limit of ", options_.rate_per_second, " requests/s for '", name,
+                                                     "' exceeded (hint: slow down and retry)"));
+  b.tokens -= 1;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Principal> Authenticator::Authorize(const grpc::ServerContext& context, Permission needed,
+                                                   const char* method) {
+  if (options_.disabled) return Principal{"anonymous", Role::kAdmin};
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end())
+    return absl::UnauthenticatedError("missing 'authorization: Bearer <token>' metadata (hint: --token or QLORAD_TOKEN)");
+  std::string value(it->second.data(), it->second.size());
+  if (!absl::StartsWith(value, "Bearer ")) return absl::UnauthenticatedError("authorization metadata is not 'Bearer <token>'");
+  const std::string hash = Sha256Hex(value.substr(7));
+  Principal principal;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto found = by_hash_.find(hash);
+    if (found == by_hash_.end()) return absl::UnauthenticatedError("unknown token");
+    principal = found->second;
+  }
+  if (!Allows(principal.role, needed))
+    return absl::PermissionDeniedError(absl::StrCat("'", principal.name, "' (role ", RoleName(principal.role),
+                                                    ") may not call ", method));
+  if (auto s = TakeRateToken(principal.name); !s.ok()) return s;
+  return principal;
+}
+
+}  // namespace qlorad::server

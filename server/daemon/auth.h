@@ -1,0 +1,67 @@
+// Bearer-token authentication, role checks and per-token rate limits.
+//
+// Tokens file (and/or the QLORAD_TOKENS environment variable, same format), one per line:
+//   <name> <role> sha256:<hex of SHA-256 of the token>
+// Only hashes are stored at rest (`qlorad hash-token` prints the line for a token).
+// '#' starts a comment. Roles: admin (everything), trainer (datasets, jobs, evaluations),
+// deployer (adapters), inference (inference), viewer (reads); every role can read.
+// Reload() (SIGHUP) swaps the table atomically; a bad file keeps the old table.
+#ifndef QLORAD_SERVER_DAEMON_AUTH_H_
+#define QLORAD_SERVER_DAEMON_AUTH_H_
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <grpcpp/server_context.h>
+
+#include "absl/status/statusor.h"
+
+namespace qlorad::server {
+
+enum class Role { kViewer, kInference, kTrainer, kDeployer, kAdmin };
+// What an RPC needs: kRead is satisfied by every role.
+enum class Permission { kRead, kInference, kTrain, kDeploy };
+
+struct Principal {
+  std::string name;
+  Role role = Role::kViewer;
+};
+
+struct AuthOptions {
+  std::string tokens_file;
+  bool disabled = false;       // --no-auth: every caller is "anonymous" admin (development only)
+  double rate_per_second = 0;  // per token; 0 = unlimited
+  double burst = 0;            // bucket size; 0 = max(1, 2 * rate)
+};
+
+class Authenticator {
+ public:
+  static absl::StatusOr<std::unique_ptr<Authenticator>> Create(const AuthOptions& options);
+  absl::Status Reload();
+  // UNAUTHENTICATED (no/unknown token), PERMISSION_DENIED (role), RESOURCE_EXHAUSTED (rate).
+  absl::StatusOr<Principal> Authorize(const grpc::ServerContext& context, Permission needed, const char* method);
+  size_t token_count() const;
+
+ private:
+  struct Bucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point refilled;
+  };
+  explicit Authenticator(AuthOptions options) : options_(std::move(options)) {}
+  absl::Status TakeRateToken(const std::string& name);
+
+  AuthOptions options_;
+  mutable std::mutex mu_;
+  std::map<std::string, Principal> by_hash_;  // sha256 hex -> principal
+  std::map<std::string, Bucket> buckets_;
+};
+
+absl::StatusOr<Role> ParseRole(const std::string& name);
+const char* RoleName(Role role);
+
+}  // namespace qlorad::server
+
+#endif  // QLORAD_SERVER_DAEMON_AUTH_H_

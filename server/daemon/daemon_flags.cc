@@ -1,0 +1,54 @@
+#include "server/daemon/daemon_flags.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
+#include "server/tool/flags.h"
+
+namespace qlorad::server {
+
+absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>& args) {
+  QLORAD_ASSIGN_OR_RETURN(
+      tool::Flags flags,
+      tool::Flags::Parse(args,
+                         {"state-dir", "model", "model-name", "device", "listen-address", "metrics-address", "tokens-file",
+                          "rate-limit", "tls-cert", "tls-key", "tls-client-ca", "serve-quantize", "training-workers",
+                          "max-queued-jobs", "checkpoint-every", "max-prompt-tokens", "max-new-tokens",
+                          "max-waiting-requests", "max-message-bytes", "max-upload-bytes", "drain-seconds",
+                          "metrics-max-adapters"},
+                         {"no-auth", "no-require-approval"}));
+  if (!flags.positional().empty())
+    return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
+  DaemonOptions o;
+  QLORAD_ASSIGN_OR_RETURN(o.core.state_dir, flags.GetRequired("state-dir"));
+  QLORAD_ASSIGN_OR_RETURN(o.core.base_model_dir, flags.GetRequired("model"));
+  o.core.base_model_name = flags.GetOr("model-name", "");
+  o.core.device = flags.GetOr("device", "auto");
+  o.core.serve_quantize = flags.GetOr("serve-quantize", "none");
+  QLORAD_ASSIGN_OR_RETURN(long long workers, flags.GetInt("training-workers", 1));
+  o.core.training_workers = static_cast<int>(workers);
+  QLORAD_ASSIGN_OR_RETURN(o.core.max_queued_jobs, flags.GetInt("max-queued-jobs", 64));
+  QLORAD_ASSIGN_OR_RETURN(o.core.checkpoint_every_steps, flags.GetInt("checkpoint-every", 10));
+  QLORAD_ASSIGN_OR_RETURN(o.core.max_prompt_tokens, flags.GetInt("max-prompt-tokens", 2048));
+  QLORAD_ASSIGN_OR_RETURN(o.core.max_new_tokens, flags.GetInt("max-new-tokens", 512));
+  QLORAD_ASSIGN_OR_RETURN(o.core.max_waiting_requests, flags.GetInt("max-waiting-requests", 4096));
+  o.core.require_approval = !flags.GetBool("no-require-approval");
+  o.auth.tokens_file = flags.GetOr("tokens-file", "");
+  o.auth.disabled = flags.GetBool("no-auth");
+  QLORAD_ASSIGN_OR_RETURN(o.auth.rate_per_second, flags.GetDouble("rate-limit", 0.0));
+  o.listen_address = flags.GetOr("listen-address", o.listen_address);
+  o.metrics_address = flags.GetOr("metrics-address", o.metrics_address);
+  o.tls_cert = flags.GetOr("tls-cert", "");
+  o.tls_key = flags.GetOr("tls-key", "");
+  o.tls_client_ca = flags.GetOr("tls-client-ca", "");
+  if (o.tls_cert.empty() != o.tls_key.empty()) return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  if (!o.tls_client_ca.empty() && o.tls_cert.empty()) return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert");
+  QLORAD_ASSIGN_OR_RETURN(o.max_message_bytes, flags.GetInt("max-message-bytes", 4 << 20));
+  QLORAD_ASSIGN_OR_RETURN(o.max_upload_bytes, flags.GetInt("max-upload-bytes", 256ll << 20));
+  QLORAD_ASSIGN_OR_RETURN(long long drain, flags.GetInt("drain-seconds", 30));
+  o.drain_seconds = static_cast<int>(drain);
+  QLORAD_ASSIGN_OR_RETURN(long long max_adapters, flags.GetInt("metrics-max-adapters", 100));
+  o.metrics_max_adapters = static_cast<int>(max_adapters);
+  return o;
+}
+
+}  // namespace qlorad::server

@@ -1,0 +1,39 @@
+// The daemon's command line.
+#ifndef QLORAD_SERVER_DAEMON_DAEMON_FLAGS_H_
+#define QLORAD_SERVER_DAEMON_DAEMON_FLAGS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/service/service_core.h"
+#include "server/daemon/auth.h"
+
+namespace qlorad::server {
+
+struct DaemonOptions {
+  service::CoreOptions core;
+  AuthOptions auth;
+  std::string listen_address = "127.0.0.1:50051";
+  std::string metrics_address = "127.0.0.1:9464";  // "" = no metrics endpoint
+  std::string tls_cert, tls_key, tls_client_ca;     // TLS; with a client CA: mutual TLS
+  int64_t max_message_bytes = 4 << 20;
+  int64_t max_upload_bytes = 256ll << 20;
+  int drain_seconds = 30;
+  int metrics_max_adapters = 100;  // distinct adapter label values before "other"
+};
+
+inline constexpr char kDaemonUsage[] =
+    "usage: qlorad --state-dir DIR --model MODEL_DIR [--model-name NAME] [--device auto|cpu|cuda:N]\n"
+    "  [--listen-address 127.0.0.1:50051] [--metrics-address 127.0.0.1:9464 | --metrics-address '']\n"
+    "  [--tokens-file FILE | --no-auth] [--rate-limit RPS] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
+    "  [--serve-quantize none|nf4] [--training-workers 1] [--max-queued-jobs 64] [--checkpoint-every 10]\n"
+    "  [--max-prompt-tokens 2048] [--max-new-tokens 512] [--max-waiting-requests 4096]\n"
+    "  [--max-message-bytes 4194304] [--max-upload-bytes 268435456] [--drain-seconds 30] [--no-require-approval]\n"
+    "  qlorad hash-token NAME ROLE < token\n";
+
+absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>& args);
+
+}  // namespace qlorad::server
+
+#endif  // QLORAD_SERVER_DAEMON_DAEMON_FLAGS_H_

@@ -1,0 +1,105 @@
+#include "server/daemon/inference_service.h"
+
+namespace qlorad::server {
+namespace {
+
+service::GenerateInput InputFromProto(const v1::GenerateRequest& r) {
+  service::GenerateInput in;
+  in.adapter = r.adapter();
+  in.prompt = r.prompt();
+  in.input = r.input();
+  in.raw_prompt = r.raw_prompt();
+  in.max_new_tokens = r.max_new_tokens() == 0 ? 64 : r.max_new_tokens();
+  in.temperature = r.temperature();
+  in.top_p = r.top_p() == 0 ? 1.0 : r.top_p();
+  in.top_k = r.top_k();
+  in.seed = r.seed();
+  return in;
+}
+
+void EvaluationToProto(const service::EvaluationInfo& e, v1::Evaluation* out) {
+  out->set_evaluation_id(e.id);
+  out->set_dataset_id(e.dataset_id);
+  out->set_adapter_id(e.adapter_id);
+  out->set_created_at(e.created_at);
+  out->set_headline_metric(e.headline_metric);
+  out->set_baseline_value(e.baseline_value);
+  out->set_adapter_value(e.adapter_value);
+  out->set_delta_lower(e.delta_low);
+  out->set_delta_upper(e.delta_high);
+  out->set_has_adapter(e.has_adapter);
+  out->set_report_path(e.report_path);
+  out->set_record_json(e.record.dump());
+}
+
+}  // namespace
+
+grpc::Status InferenceService::Generate(grpc::ServerContext* c, const v1::GenerateRequest* r, v1::GenerateResponse* out) {
+  return HandleRpc(d_, c, "Inference", "Generate", Permission::kInference, [&](const Principal&) {
+    auto result = d_.core->Generate(InputFromProto(*r), [&](const std::string&, int64_t) { return !c->IsCancelled(); });
+    if (!result.ok()) return ToGrpcStatus(result.status());
+    if (result->finish_reason == "cancelled") return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client");
+    if (observer_) observer_(*result, r->adapter());
+    out->set_text(result->text);
+    for (int64_t t : result->tokens) out->add_tokens(t);
+    out->set_finish_reason(result->finish_reason);
+    out->set_adapter_id(result->adapter_id);
+    out->set_prompt_tokens(result->prompt_tokens);
+    out->set_time_to_first_token_seconds(result->time_to_first_token_seconds);
+    out->set_total_seconds(result->total_seconds);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status InferenceService::GenerateStream(grpc::ServerContext* c, const v1::GenerateRequest* r,
+                                              grpc::ServerWriter<v1::GenerateChunk>* writer) {
+  return HandleRpc(d_, c, "Inference", "GenerateStream", Permission::kInference, [&](const Principal&) {
+    auto result = d_.core->Generate(InputFromProto(*r), [&](const std::string& piece, int64_t token) {
+      v1::GenerateChunk chunk;
+      chunk.set_text(piece);
+      chunk.set_token(token);
+      return !c->IsCancelled() && writer->Write(chunk);  // a failed write = the client went away
+    });
+    if (!result.ok()) return ToGrpcStatus(result.status());
+    if (result->finish_reason == "cancelled") return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client");
+    if (observer_) observer_(*result, r->adapter());
+    v1::GenerateChunk last;
+    last.set_finish_reason(result->finish_reason);
+    last.set_adapter_id(result->adapter_id);
+    writer->Write(last);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status InferenceService::Classify(grpc::ServerContext* c, const v1::ClassifyRequest* r, v1::ClassifyResponse* out) {
+  return HandleRpc(d_, c, "Inference", "Classify", Permission::kInference, [&](const Principal&) {
+    auto result = d_.core->Classify(r->adapter(), r->text(), {r->labels().begin(), r->labels().end()});
+    if (!result.ok()) return ToGrpcStatus(result.status());
+    out->set_predicted(result->predicted);
+    for (const auto& l : result->labels) out->add_labels(l);
+    for (double v : result->log_likelihoods) out->add_log_likelihoods(v);
+    out->set_adapter_id(result->adapter_id);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status EvaluationsService::CreateEvaluation(grpc::ServerContext* c, const v1::CreateEvaluationRequest* r,
+                                                  v1::Evaluation* out) {
+  return HandleRpc(d_, c, "Evaluations", "CreateEvaluation", Permission::kTrain, [&](const Principal& who) {
+    auto e = d_.core->Evaluate({r->dataset_id(), r->adapter(), r->max_examples(), who.name});
+    if (!e.ok()) return ToGrpcStatus(e.status());
+    EvaluationToProto(*e, out);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status EvaluationsService::GetEvaluation(grpc::ServerContext* c, const v1::GetEvaluationRequest* r, v1::Evaluation* out) {
+  return HandleRpc(d_, c, "Evaluations", "GetEvaluation", Permission::kRead, [&](const Principal&) {
+    auto e = d_.core->GetEvaluation(r->evaluation_id());
+    if (!e.ok()) return ToGrpcStatus(e.status());
+    EvaluationToProto(*e, out);
+    return grpc::Status::OK;
+  });
+}
+
+}  // namespace qlorad::server

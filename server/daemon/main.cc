@@ -1,0 +1,84 @@
+// qlorad: the daemon. Owns the device(s), the state directory and the resident base
+// model; serves qlorad.v1 over gRPC (+ grpc.health.v1 and reflection) and Prometheus
+// metrics over HTTP.
+//
+//   qlorad --state-dir DIR --model DIR [--listen-address 127.0.0.1:50051]
+//          [--metrics-address 127.0.0.1:9464] [--tokens-file FILE | --no-auth] ...
+//   qlorad hash-token NAME ROLE   (reads the token on stdin, prints a tokens-file line)
+//
+// Signals: SIGTERM/SIGINT drain (stop accepting, let RPCs finish up to --drain-seconds,
+// checkpoint running jobs, exit 0); SIGHUP reloads the tokens file.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/sha256.h"
+#include "server/daemon/daemon_flags.h"
+#include "server/daemon/server_setup.h"
+
+namespace qlorad::server {
+namespace {
+
+int HashToken(const std::vector<std::string>& args) {
+  if (args.size() != 2 || !ParseRole(args[1]).ok()) {
+    std::fprintf(stderr, "usage: qlorad hash-token NAME ROLE < token   (ROLE: admin|trainer|deployer|inference|viewer)\n");
+    return 2;
+  }
+  std::string token;
+  std::getline(std::cin, token);
+  if (token.empty()) {
+    std::fprintf(stderr, "qlorad hash-token: empty token on stdin\n");
+    return 2;
+  }
+  std::printf("%s %s sha256:%s\n", args[0].c_str(), args[1].c_str(), Sha256Hex(token).c_str());
+  return 0;
+}
+
+int Run(const std::vector<std::string>& args) {
+  auto options = ParseDaemonOptions(args);
+  if (!options.ok()) {
+    std::fprintf(stderr, "qlorad: %s\n%s", std::string(options.status().message()).c_str(), kDaemonUsage);
+    return 2;
+  }
+  // Signals are taken by one thread with sigwait; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto daemon = StartDaemon(*options);
+  if (!daemon.ok()) {
+    std::fprintf(stderr, "qlorad: %s\n", daemon.status().ToString().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "qlorad: serving %s on %s (metrics port %d)\n", options->core.base_model_dir.c_str(),
+               (*daemon)->listen_address().c_str(), (*daemon)->metrics_port());
+  while (true) {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    if (signal == SIGHUP) {
+      absl::Status reloaded = (*daemon)->ReloadTokens();
+      std::fprintf(stderr, "qlorad: SIGHUP: tokens %s\n", reloaded.ok() ? "reloaded" : reloaded.ToString().c_str());
+      continue;
+    }
+    std::fprintf(stderr, "qlorad: draining (signal %d)\n", signal);
+    (*daemon)->Drain(options->drain_seconds);
+    std::fprintf(stderr, "qlorad: stopped\n");
+    return 0;
+  }
+}
+
+}  // namespace
+}  // namespace qlorad::server
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "hash-token") return qlorad::server::HashToken({args.begin() + 1, args.end()});
+  return qlorad::server::Run(args);
+}

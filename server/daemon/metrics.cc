@@ -1,0 +1,201 @@
+#include "server/daemon/metrics.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace qlorad::server {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Histogram;
+
+const char* CodeName(grpc::StatusCode code) {
+  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+                                 "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+                                 "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+                                 "UNAUTHENTICATED"};
+  const int i = static_cast<int>(code);
+  return i >= 0 && i <= 16 ? kNames[i] : "UNKNOWN";
+}
+
+Histogram::BucketBoundaries LatencyBuckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+}
+
+int64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * ::sysconf(_SC_PAGESIZE);
+}
+
+}  // namespace
+
+struct DaemonMetrics::Families {
+  explicit Families(prometheus::Registry& r)
+      : build_info(BuildGauge().Name("qlorad_build_info").Help("Always 1; build identity in labels.").Register(r)),
+        rpc_requests(BuildCounter().Name("qlorad_rpc_requests_total").Help("gRPC calls finished, by final status code.").Register(r)),
+        rpc_duration(BuildHistogram().Name("qlorad_rpc_request_duration_seconds").Help("gRPC call duration.").Register(r)),
+        inference_requests(BuildCounter().Name("qlorad_inference_requests_total").Help("Generation requests finished.").Register(r)),
+        ttft(BuildHistogram().Name("qlorad_inference_time_to_first_token_seconds").Help("Arrival to first generated token.").Register(r)),
+        inter_token(BuildHistogram().Name("qlorad_inference_inter_token_latency_seconds").Help("Mean time between consecutive generated tokens of a request.").Register(r)),
+        e2e(BuildHistogram().Name("qlorad_inference_e2e_latency_seconds").Help("Arrival to last token.").Register(r)),
+        prompt_tokens(BuildCounter().Name("qlorad_inference_prompt_tokens_total").Help("Prompt tokens processed.").Register(r)),
+        generated_tokens(BuildCounter().Name("qlorad_inference_generated_tokens_total").Help("Tokens generated.").Register(r)),
+        adapters_registered(BuildGauge().Name("qlorad_adapters_registered").Help("Adapters (versions) in the registry.").Register(r)),
+        adapters_resident(BuildGauge().Name("qlorad_adapters_resident").Help("Adapters resident per tier.").Register(r)),
+        jobs(BuildGauge().Name("qlorad_training_jobs").Help("Jobs currently in a non-terminal status.").Register(r)),
+        queue_depth(BuildGauge().Name("qlorad_training_queue_depth").Help("Jobs waiting for a device.").Register(r)),
+        step(BuildGauge().Name("qlorad_training_step").Help("Current optimizer step of a running job.").Register(r)),
+        total_steps(BuildGauge().Name("qlorad_training_total_steps").Help("Planned optimizer steps of a running job.").Register(r)),
+        loss(BuildGauge().Name("qlorad_training_loss").Help("Latest training loss of a running job.").Register(r)),
+        learning_rate(BuildGauge().Name("qlorad_training_learning_rate").Help("Current learning rate of a running job.").Register(r)),
+        tokens_per_second(BuildGauge().Name("qlorad_training_tokens_per_second").Help("Training throughput of a running job.").Register(r)),
+        eta(BuildGauge().Name("qlorad_training_eta_seconds").Help("Estimated time to finish a running job.").Register(r)),
+        rss(BuildGauge().Name("qlorad_process_resident_memory_bytes").Help("Process RSS.").Register(r)) {}
+
+  prometheus::Family<prometheus::Gauge>& build_info;
+  prometheus::Family<prometheus::Counter>& rpc_requests;
+  prometheus::Family<Histogram>& rpc_duration;
+  prometheus::Family<prometheus::Counter>& inference_requests;
+  prometheus::Family<Histogram>& ttft;
+  prometheus::Family<Histogram>& inter_token;
+  prometheus::Family<Histogram>& e2e;
+  prometheus::Family<prometheus::Counter>& prompt_tokens;
+  prometheus::Family<prometheus::Counter>& generated_tokens;
+  prometheus::Family<prometheus::Gauge>& adapters_registered;
+  prometheus::Family<prometheus::Gauge>& adapters_resident;
+  prometheus::Family<prometheus::Gauge>& jobs;
+  prometheus::Family<prometheus::Gauge>& queue_depth;
+  prometheus::Family<prometheus::Gauge>& step;
+  prometheus::Family<prometheus::Gauge>& total_steps;
+  prometheus::Family<prometheus::Gauge>& loss;
+  prometheus::Family<prometheus::Gauge>& learning_rate;
+  prometheus::Family<prometheus::Gauge>& tokens_per_second;
+  prometheus::Family<prometheus::Gauge>& eta;
+  prometheus::Family<prometheus::Gauge>& rss;
+};
+
+absl::StatusOr<std::unique_ptr<DaemonMetrics>> DaemonMetrics::Start(const std::string& address, int max_adapters,
+                                                                    service::ServiceCore* core) {
+  std::unique_ptr<DaemonMetrics> m(new DaemonMetrics());
+  m->registry_ = std::make_shared<prometheus::Registry>();
+  m->f_ = std::make_unique<Families>(*m->registry_);
+  m->core_ = core;
+  m->max_adapters_ = max_adapters;
+  m->f_->build_info.Add({{"version", "0.1.0"}, {"cuda", "unknown"}}).Set(1);
+  if (!address.empty()) {
+    auto http = MetricsHttpServer::Start(address, [p = m.get()] { return p->Scrape(); });
+    if (!http.ok()) return http.status();
+    m->http_ = std::move(http).value();
+  }
+  m->Refresh();
+  m->refresher_ = std::thread([p = m.get()] { p->RefreshLoop(); });
+  return m;
+}
+
+DaemonMetrics::~DaemonMetrics() {
+  http_.reset();
+  stopping_ = true;
+  if (refresher_.joinable()) refresher_.join();
+}
+
+std::string DaemonMetrics::AdapterLabel(const std::string& adapter_id) {
+  std::lock_guard<std::mutex> lock(adapters_mu_);
+  if (adapter_id.empty() || adapter_labels_.count(adapter_id)) return adapter_id;
+  if (static_cast<int>(adapter_labels_.size()) >= max_adapters_) return "other";
+  adapter_labels_.insert(adapter_id);
+  return adapter_id;
+}
+
+void DaemonMetrics::ObserveRpc(const char* service, const char* method, const grpc::Status& status, double seconds) {
+  f_->rpc_requests.Add({{"service", service}, {"method", method}, {"code", CodeName(status.error_code())}}).Increment();
+  f_->rpc_duration.Add({{"service", service}, {"method", method}}, LatencyBuckets()).Observe(seconds);
+}
+
+void DaemonMetrics::ObserveGeneration(const service::GenerateOutput& out) {
+  const std::string adapter = AdapterLabel(out.adapter_id);
+  f_->inference_requests.Add({{"adapter", adapter}}).Increment();
+  f_->e2e.Add({{"adapter", adapter}}, LatencyBuckets()).Observe(out.total_seconds);
+  f_->prompt_tokens.Add({{"adapter", adapter}}).Increment(static_cast<double>(out.prompt_tokens));
+  f_->generated_tokens.Add({{"adapter", adapter}}).Increment(static_cast<double>(out.tokens.size()));
+  if (out.tokens.empty()) return;
+  f_->ttft.Add({}, LatencyBuckets()).Observe(out.time_to_first_token_seconds);
+  if (out.tokens.size() > 1)
+    f_->inter_token.Add({}, LatencyBuckets())
+        .Observe((out.total_seconds - out.time_to_first_token_seconds) / static_cast<double>(out.tokens.size() - 1));
+}
+
+void DaemonMetrics::RefreshLoop() {
+  while (!stopping_) {
+    for (int i = 0; i < 10 && !stopping_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!stopping_) Refresh();
+  }
+}
+
+void DaemonMetrics::Refresh() {
+  f_->rss.Add({}).Set(static_cast<double>(ResidentBytes()));
+  std::map<std::string, int> by_status = {{"queued", 0}, {"running", 0}};
+  std::set<std::string> running;
+  service::Page page{1000, ""};
+  do {
+    std::string next;
+    auto jobs = core_->ListJobs(page, &next);
+    if (!jobs.ok()) return;
+    for (const auto& job : *jobs) {
+      if (by_status.count(job.status)) ++by_status[job.status];
+      if (job.status != "running") continue;
+      running.insert(job.id);
+      const prometheus::Labels labels = {{"job_id", job.id}};
+      const nlohmann::json& p = job.progress;
+      f_->step.Add(labels).Set(p.value("step", 0.0));
+      f_->total_steps.Add(labels).Set(p.value("total_steps", 0.0));
+      f_->loss.Add(labels).Set(p.value("loss", 0.0));
+      f_->learning_rate.Add(labels).Set(p.value("learning_rate", 0.0));
+      f_->tokens_per_second.Add(labels).Set(p.value("tokens_per_second", 0.0));
+      f_->eta.Add(labels).Set(p.value("eta_seconds", 0.0));
+    }
+    page.page_token = next;
+  } while (!page.page_token.empty());
+  for (const std::string& gone : job_labels_) {
+    if (running.count(gone)) continue;
+    const prometheus::Labels labels = {{"job_id", gone}};
+    for (auto* family : {&f_->step, &f_->total_steps, &f_->loss, &f_->learning_rate, &f_->tokens_per_second, &f_->eta})
+      family->Remove(&family->Add(labels));
+  }
+  job_labels_ = running;
+  for (const auto& [status, count] : by_status) f_->jobs.Add({{"status", status}}).Set(count);
+  f_->queue_depth.Add({}).Set(by_status["queued"]);
+  int registered = 0, resident = 0;
+  service::Page adapters{1000, ""};
+  do {
+    std::string next;
+    auto list = core_->ListAdapters(adapters, &next);
+    if (!list.ok()) return;
+    for (const auto& a : *list) registered += 1, resident += a.loaded ? 1 : 0;
+    adapters.page_token = next;
+  } while (!adapters.page_token.empty());
+  f_->adapters_registered.Add({}).Set(registered);
+  f_->adapters_resident.Add({{"tier", "device"}}).Set(resident);
+}
+
+std::string DaemonMetrics::Scrape() const {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry_->Collect());
+  return out.str();
+}
+
+}  // namespace qlorad::server

@@ -1,0 +1,98 @@
+#include "server/daemon/server_setup.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+#include "server/daemon/adapters_service.h"
+#include "server/daemon/datasets_service.h"
+#include "server/daemon/inference_service.h"
+#include "server/daemon/jobs_service.h"
+
+namespace qlorad::server {
+namespace {
+
+bool IsLoopback(const std::string& address) {
+  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") || absl::StartsWith(address, "[::1]") ||
+         absl::StartsWith(address, "unix:");
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const DaemonOptions& o) {
+  if (o.tls_cert.empty()) {
+    if (!IsLoopback(o.listen_address))
+      std::fprintf(stderr, "qlorad: WARNING: listening on %s without TLS; bearer tokens travel in clear text "
+                           "(hint: --tls-cert/--tls-key)\n", o.listen_address.c_str());
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions ssl;
+  QLORAD_ASSIGN_OR_RETURN(std::string cert, ReadFileToString(o.tls_cert));
+  QLORAD_ASSIGN_OR_RETURN(std::string key, ReadFileToString(o.tls_key));
+  ssl.pem_key_cert_pairs.push_back({key, cert});
+  if (!o.tls_client_ca.empty()) {
+    QLORAD_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFileToString(o.tls_client_ca));
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const DaemonOptions& options) {
+  std::unique_ptr<Daemon> d(new Daemon());
+  QLORAD_ASSIGN_OR_RETURN(d->auth_, Authenticator::Create(options.auth));
+  if (options.auth.disabled) std::fprintf(stderr, "qlorad: WARNING: --no-auth: every caller is admin (development only)\n");
+  QLORAD_ASSIGN_OR_RETURN(auto credentials, Credentials(options));
+  QLORAD_ASSIGN_OR_RETURN(d->core_, service::ServiceCore::Start(options.core));
+  QLORAD_ASSIGN_OR_RETURN(d->metrics_, DaemonMetrics::Start(options.metrics_address, options.metrics_max_adapters, d->core_.get()));
+  DaemonContext context;
+  context.core = d->core_.get();
+  context.auth = d->auth_.get();
+  context.max_upload_bytes = options.max_upload_bytes;
+  DaemonMetrics* metrics = d->metrics_.get();
+  context.on_rpc_done = [metrics](const char* service, const char* method, const grpc::Status& status) {
+    metrics->ObserveRpc(service, method, status, 0.0);
+  };
+  d->services_.push_back(std::make_unique<DatasetsService>(context));
+  d->services_.push_back(std::make_unique<JobsService>(context));
+  d->services_.push_back(std::make_unique<AdaptersService>(context));
+  d->services_.push_back(std::make_unique<InferenceService>(
+      context, [metrics](const service::GenerateOutput& out, const std::string&) { metrics->ObserveGeneration(out); }));
+  d->services_.push_back(std::make_unique<EvaluationsService>(context));
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options.listen_address, credentials, &port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  for (auto& service : d->services_) builder.RegisterService(service.get());
+  d->server_ = builder.BuildAndStart();
+  if (d->server_ == nullptr || port == 0)
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address,
+                                               " (hint: port in use? --listen-address HOST:PORT)"));
+  d->listen_address_ = absl::StrCat(options.listen_address.substr(0, options.listen_address.rfind(':')), ":", port);
+  return d;
+}
+
+void Daemon::Drain(int seconds) {
+  if (drained_) return;
+  drained_ = true;
+  if (server_ != nullptr) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  }
+  if (core_ != nullptr) core_->Shutdown();
+  metrics_.reset();
+}
+
+Daemon::~Daemon() { Drain(0); }
+
+}  // namespace qlorad::server

@@ -1,0 +1,44 @@
+// Assembles the daemon: authenticator, ServiceCore, metrics, the gRPC services on one
+// server (+ health and reflection), TLS/mTLS credentials and limits.
+#ifndef QLORAD_SERVER_DAEMON_SERVER_SETUP_H_
+#define QLORAD_SERVER_DAEMON_SERVER_SETUP_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/server.h>
+
+#include "absl/status/statusor.h"
+#include "server/daemon/daemon_flags.h"
+#include "server/daemon/metrics.h"
+
+namespace qlorad::server {
+
+class Daemon {
+ public:
+  ~Daemon();
+  const std::string& listen_address() const { return listen_address_; }
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+  absl::Status ReloadTokens() { return auth_->Reload(); }
+  // Stops accepting, lets in-flight RPCs finish for up to `seconds`, then checkpoints
+  // running jobs (they resume on the next start) and stops the workers.
+  void Drain(int seconds);
+
+ private:
+  friend absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const DaemonOptions& options);
+  Daemon() = default;
+  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<service::ServiceCore> core_;
+  std::unique_ptr<DaemonMetrics> metrics_;
+  std::vector<std::unique_ptr<grpc::Service>> services_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string listen_address_;
+  bool drained_ = false;
+};
+
+absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const DaemonOptions& options);
+
+}  // namespace qlorad::server
+
+#endif  // QLORAD_SERVER_DAEMON_SERVER_SETUP_H_
