@@ -1,0 +1,154 @@
+"""End to end through qloractl against the real daemon: the whole workflow (upload ->
+baseline eval -> QLoRA job -> adapter eval -> approve -> promote -> generate/classify ->
+metrics), cancellation, SIGKILL in the middle of a job (it resumes from its checkpoint and
+finishes), SIGTERM drain, and bad requests that must fail with the right code and change
+nothing."""
+
+import json
+import os
+import signal
+import time
+import unittest
+
+import daemon_harness as h
+
+JOB_ARGS = ["--dataset", "imdb", "--batch-size", "8", "--max-seq-len", "128", "--lr", "3e-3", "--r", "8"]
+
+
+class WorkflowTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = h.tempdir("qlorad-e2e-")
+        cls.model = h.make_model(os.path.join(cls.work, "model"))
+        cls.data = h.write_sentiment(os.path.join(cls.work, "imdb.jsonl"))
+
+    def start(self, name, extra=()):
+        workdir = os.path.join(self.work, name)
+        os.makedirs(workdir, exist_ok=True)
+        d = h.Daemon(workdir, self.model, extra_args=extra).start()
+        self.addCleanup(lambda: d.proc and d.stop(signal.SIGKILL))
+        d.ctl("datasets", "upload", self.data, "--id", "imdb", "--format", "classification", role="trainer")
+        return d
+
+    def wait_event(self, d, job_id, predicate, timeout=120):
+        """Polls the job's event stream (qloractl jobs watch would block until the end)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            job = d.ctl_json("jobs", "get", job_id, role="viewer")
+            if predicate(job):
+                return job
+            time.sleep(0.05)
+        self.fail("timed out waiting on job %s" % job_id)
+
+    def test_full_workflow(self):
+        d = self.start("workflow")
+        baseline = d.ctl_json("eval", "--dataset", "imdb", role="trainer")
+        self.assertFalse(baseline.get("has_adapter", False))
+        watch = d.ctl("jobs", "submit", "--name", "sentiment", "--epochs", "3", *JOB_ARGS, "--watch", role="trainer")
+        self.assertIn("succeeded -> adapter sentiment@1", watch.stderr)
+        self.assertIn("tok/s ETA", watch.stderr)  # the live progress bar
+        adapters = d.ctl_json("adapters", "list")["adapters"]
+        self.assertEqual([a["adapter_id"] for a in adapters], ["sentiment@1"])
+        self.assertEqual(adapters[0]["state"], "trained")
+        # Deploying before evaluation and approval is refused by the policy.
+        refused = d.ctl("adapters", "promote", "sentiment@1", "sentiment:prod", role="deployer", check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("FAILED_PRECONDITION", refused.stderr)
+        evaluation = d.ctl_json("eval", "--dataset", "imdb", "--adapter", "sentiment@1", role="trainer")
+        self.assertTrue(evaluation["has_adapter"])
+        self.assertAlmostEqual(evaluation["baseline_value"], baseline["baseline_value"], places=9)  # reused baseline
+        record = json.loads(evaluation["record_json"])
+        self.assertEqual(record["baseline"]["outputs"], json.loads(baseline["record_json"])["baseline"]["outputs"])
+        self.assertTrue(os.path.exists(evaluation["report_path"]))
+        self.assertEqual(d.ctl_json("adapters", "get", "sentiment@1")["state"], "evaluated")
+        d.ctl("adapters", "approve", "sentiment@1", "--note", "macro F1 up on the hold-out", role="deployer")
+        promoted = d.ctl_json("adapters", "promote", "sentiment@1", "sentiment:prod", role="deployer")
+        self.assertEqual(promoted["state"], "deployed")
+        self.assertEqual(promoted["aliases"], ["sentiment:prod"])
+        self.assertTrue(promoted["loaded"])
+        gen = d.ctl_json("generate", "--adapter", "sentiment:prod", "--prompt", "The food was great", "--max-new-tokens", "5",
+                         role="inference")
+        self.assertEqual(gen["adapter_id"], "sentiment@1")
+        self.assertGreater(len(gen["tokens"]), 0)
+        streamed = d.ctl("generate", "--adapter", "sentiment:prod", "--prompt", "Terrible service", "--max-new-tokens", "4",
+                         "--stream", role="inference")
+        self.assertEqual(streamed.returncode, 0)
+        cls = d.ctl_json("classify", "--adapter", "sentiment:prod", "--text", "I loved it", "--labels", "negative,positive",
+                         role="inference")
+        self.assertIn(cls["predicted"], ["negative", "positive"])
+        metrics = d.metrics()
+        self.assertIn('qlorad_rpc_requests_total{code="OK",method="Generate",service="Inference"}', metrics)
+        self.assertIn('qlorad_inference_requests_total{adapter="sentiment@1"}', metrics)
+        # A restart keeps everything and reloads the deployed adapter.
+        self.assertEqual(d.stop(signal.SIGTERM), 0)
+        d.start()
+        again = d.ctl_json("adapters", "get", "sentiment:prod")
+        self.assertTrue(again["loaded"])
+        self.assertEqual(again["state"], "deployed")
+        self.assertEqual(len(d.ctl_json("jobs", "list")["jobs"]), 1)
+
+    def test_sigkill_mid_job_resumes_from_checkpoint(self):
+        d = self.start("restart")
+        job = d.ctl_json("jobs", "submit", "--name", "resume", "--epochs", "4", *JOB_ARGS, role="trainer")
+        self.wait_event(d, job["job_id"], lambda j: int(j.get("progress", {}).get("step", 0)) >= 12)
+        d.stop(signal.SIGKILL)  # no chance to checkpoint or clean up
+        d.start()
+        watch = d.ctl("jobs", "watch", job["job_id"], role="viewer")
+        self.assertIn("succeeded", watch.stderr)
+        with open(os.path.join(d.state_dir, "jobs", job["job_id"], "adapter", "training_run.json")) as f:
+            run = json.load(f)
+        self.assertGreaterEqual(run["resumed_from_step"], 10)
+        self.assertEqual(run["steps"], int(d.ctl_json("jobs", "get", job["job_id"])["progress"]["total_steps"]))
+        events = d.ctl("-o", "json", "jobs", "watch", job["job_id"]).stdout
+        self.assertIn("daemon restarted", events)
+
+    def test_sigterm_drains_and_the_job_continues_after_restart(self):
+        d = self.start("drain")
+        job = d.ctl_json("jobs", "submit", "--name", "drain", "--epochs", "4", *JOB_ARGS, role="trainer")
+        self.wait_event(d, job["job_id"], lambda j: j["status"] == "running" and int(j.get("progress", {}).get("step", 0)) >= 3)
+        self.assertEqual(d.stop(signal.SIGTERM), 0)
+        d.start()
+        self.assertIn("succeeded", d.ctl("jobs", "watch", job["job_id"]).stderr)
+
+    def test_cancel(self):
+        d = self.start("cancel")
+        job = d.ctl_json("jobs", "submit", "--name", "cancelme", "--epochs", "20", *JOB_ARGS, role="trainer")
+        self.wait_event(d, job["job_id"], lambda j: j["status"] == "running")
+        d.ctl("jobs", "cancel", job["job_id"], role="trainer")
+        final = self.wait_event(d, job["job_id"], lambda j: j["status"] in ("cancelled", "succeeded", "failed"))
+        self.assertEqual(final["status"], "cancelled")
+        self.assertEqual(d.ctl_json("adapters", "list"), {})  # nothing registered
+        again = d.ctl("jobs", "cancel", job["job_id"], role="trainer", check=False)
+        self.assertIn("FAILED_PRECONDITION", again.stderr)
+
+    def test_bad_requests_get_the_right_code_and_change_nothing(self):
+        d = self.start("bad")
+        before = d.ctl("-o", "json", "jobs", "list").stdout
+        cases = [
+            (["jobs", "submit", "--dataset", "imdb", "--name", "BAD NAME"], "INVALID_ARGUMENT", "adapter_name"),
+            (["jobs", "submit", "--dataset", "nope", "--name", "x"], "NOT_FOUND", "dataset_id"),
+            (["jobs", "submit", "--dataset", "imdb", "--name", "x", "--lr", "-1"], "INVALID_ARGUMENT", "learning_rate"),
+            (["jobs", "submit", "--dataset", "imdb", "--name", "x", "--targets", "qq_proj"], "INVALID_ARGUMENT", "target_modules"),
+            (["jobs", "get", "job-unknown"], "NOT_FOUND", "job-unknown"),
+            (["adapters", "get", "missing@1"], "NOT_FOUND", "missing@1"),
+            (["adapters", "approve", "nothing:prod"], "NOT_FOUND", "nothing:prod"),
+            (["datasets", "get", "nope"], "NOT_FOUND", "nope"),
+            (["datasets", "upload", self.data, "--id", "imdb"], "ALREADY_EXISTS", "imdb"),
+            (["datasets", "upload", self.data, "--id", "bad id!"], "INVALID_ARGUMENT", "bad id!"),
+            (["generate", "--prompt", "hi", "--max-new-tokens", "100000"], "INVALID_ARGUMENT", "max_new_tokens"),
+            (["generate", "--prompt", "hi", "--adapter", "ghost@3"], "NOT_FOUND", "ghost@3"),
+            (["eval", "--dataset", "nope"], "NOT_FOUND", "nope"),
+        ]
+        for args, code, needle in cases:
+            result = d.ctl(*args, check=False)
+            self.assertNotEqual(result.returncode, 0, args)
+            self.assertIn(code, result.stderr, args)
+            self.assertIn(needle, result.stderr, args)
+            self.assertEqual(len(result.stderr.strip().splitlines()), 1, "one clear line: %r" % result.stderr)
+        # (An oversize message, refused by the transport limit: python_client_test.py.)
+        self.assertEqual(d.ctl("-o", "json", "jobs", "list").stdout, before)
+        self.assertEqual(len(d.ctl_json("datasets", "list")["datasets"]), 1)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
