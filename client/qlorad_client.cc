@@ -182,6 +182,14 @@ absl::StatusOr<v1::Adapter> Client::GetAdapter(const std::string& ref) {
   return Unary<v1::Adapter>(QLORAD_STUB_CALL(adapters_, GetAdapter), r);
 }
 
+absl::StatusOr<v1::Adapter> Client::ImportAdapter(const std::string& name, const std::string& path, bool allow_base_mismatch) {
+  v1::ImportAdapterRequest r;
+  r.set_name(name);
+  r.set_path(path);
+  r.set_allow_base_mismatch(allow_base_mismatch);
+  return Unary<v1::Adapter>(QLORAD_STUB_CALL(adapters_, ImportAdapter), r);
+}
+
 absl::StatusOr<v1::Adapter> Client::LoadAdapter(const std::string& ref, bool allow_base_mismatch) {
   v1::LoadAdapterRequest r;
   r.set_adapter(ref);

@@ -44,6 +44,13 @@ absl::Status AdaptersCommand(const std::string& verb, const Args& args, client::
     out.Table(kAdapterHeader, rows);
     return absl::OkStatus();
   }
+  if (verb == "import") {  // qloractl adapters import NAME SERVER_PATH
+    auto name = args.Positional(0, "NAME");
+    auto path = args.Positional(1, "PATH (PEFT directory on the server host)");
+    if (!name.ok()) return name.status();
+    if (!path.ok()) return path.status();
+    return PrintAdapter(client.ImportAdapter(*name, *path, args.Has("allow-base-mismatch")), out);
+  }
   auto ref = args.Positional(0, "ADAPTER (name@version or alias)");
   if (!ref.ok()) return ref.status();
   if (verb == "get") return PrintAdapter(client.GetAdapter(*ref), out);
@@ -64,7 +71,7 @@ absl::Status AdaptersCommand(const std::string& verb, const Args& args, client::
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown verb 'adapters ", verb, "' (list|get|load|unload|approve|reject|promote|delete|export)"));
+      absl::StrCat("unknown verb 'adapters ", verb, "' (list|get|import|load|unload|approve|reject|promote|delete|export)"));
 }
 
 absl::Status GenerateCommand(const Args& args, client::Client& client, const Output& out) {

@@ -17,7 +17,7 @@ constexpr char kUsage[] =
     "  jobs submit --dataset ID --name NAME [--quantize nf4|none] [--r 16] [--alpha 32] [--epochs 3] [--batch-size 4]\n"
     "              [--lr 2e-4] [--max-seq-len 512] [--seed 0] [--priority 0] [--watch]\n"
     "  jobs list | get ID | watch ID | cancel ID\n"
-    "  adapters list | get REF | load REF | unload REF | promote REF ALIAS | delete REF | export REF\n"
+    "  adapters list | get REF | import NAME SERVER_DIR | load REF | unload REF | promote REF ALIAS | delete REF | export REF\n"
     "  adapters approve REF [--note N] [--risk-class minimal|limited|high] [--documentation-ref URL] | reject REF --note N\n"
     "  generate --prompt TEXT [--adapter REF] [--max-new-tokens 64] [--temperature 0] [--stream]\n"
     "  classify --text TEXT --labels a,b [--adapter REF]\n"

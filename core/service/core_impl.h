@@ -22,6 +22,9 @@
 
 namespace qlorad::service {
 
+// INVALID_ARGUMENT naming adapter_name unless it matches [a-z0-9][a-z0-9._-]{0,63}.
+absl::Status ValidateAdapterName(const std::string& name);
+
 class ServiceCoreImpl : public ServiceCore {
  public:
   explicit ServiceCoreImpl(const CoreOptions& options) : options_(options) {}
@@ -44,6 +47,8 @@ class ServiceCoreImpl : public ServiceCore {
 
   absl::StatusOr<std::vector<AdapterInfo>> ListAdapters(const Page& page, std::string* next_page_token) override;
   absl::StatusOr<AdapterInfo> GetAdapter(const std::string& ref) override;
+  absl::StatusOr<AdapterInfo> ImportAdapter(const std::string& name, const std::string& path, bool allow_base_mismatch,
+                                            const std::string& actor) override;
   absl::StatusOr<AdapterInfo> LoadAdapter(const std::string& ref, bool allow_base_mismatch, const std::string& actor) override;
   absl::StatusOr<AdapterInfo> UnloadAdapter(const std::string& ref, const std::string& actor) override;
   absl::StatusOr<AdapterInfo> Promote(const std::string& ref, const std::string& alias, const std::string& actor) override;

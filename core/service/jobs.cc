@@ -14,6 +14,8 @@
 namespace qlorad::service {
 namespace {
 
+}  // namespace
+
 absl::Status ValidateAdapterName(const std::string& name) {
   static const std::regex kName("[a-z0-9][a-z0-9._-]{0,63}");
   if (!std::regex_match(name, kName))
@@ -21,6 +23,8 @@ absl::Status ValidateAdapterName(const std::string& name) {
                                                    "' must match [a-z0-9][a-z0-9._-]{0,63} (the version is assigned)"));
   return absl::OkStatus();
 }
+
+namespace {
 
 bool Terminal(const std::string& status) {
   return status == "succeeded" || status == "failed" || status == "cancelled";

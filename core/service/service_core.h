@@ -164,6 +164,10 @@ class ServiceCore {
 
   virtual absl::StatusOr<std::vector<AdapterInfo>> ListAdapters(const Page& page, std::string* next_page_token) = 0;
   virtual absl::StatusOr<AdapterInfo> GetAdapter(const std::string& ref) = 0;  // id or alias
+  // Registers an existing PEFT adapter directory as the next version of `name` (validated
+  // against the resident base, copied under the state directory).
+  virtual absl::StatusOr<AdapterInfo> ImportAdapter(const std::string& name, const std::string& path,
+                                                    bool allow_base_mismatch, const std::string& actor) = 0;
   virtual absl::StatusOr<AdapterInfo> LoadAdapter(const std::string& ref, bool allow_base_mismatch, const std::string& actor) = 0;
   virtual absl::StatusOr<AdapterInfo> UnloadAdapter(const std::string& ref, const std::string& actor) = 0;
   // Deploys the adapter under `alias` (policy: approval required) and moves the alias atomically.

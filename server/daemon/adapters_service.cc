@@ -51,6 +51,12 @@ grpc::Status AdaptersService::GetAdapter(grpc::ServerContext* c, const v1::Adapt
   return Respond(c, "GetAdapter", Permission::kRead, out, [&](const Principal&) { return d_.core->GetAdapter(r->adapter()); });
 }
 
+grpc::Status AdaptersService::ImportAdapter(grpc::ServerContext* c, const v1::ImportAdapterRequest* r, v1::Adapter* out) {
+  return Respond(c, "ImportAdapter", Permission::kDeploy, out, [&](const Principal& who) {
+    return d_.core->ImportAdapter(r->name(), r->path(), r->allow_base_mismatch(), who.name);
+  });
+}
+
 grpc::Status AdaptersService::LoadAdapter(grpc::ServerContext* c, const v1::LoadAdapterRequest* r, v1::Adapter* out) {
   return Respond(c, "LoadAdapter", Permission::kDeploy, out, [&](const Principal& who) {
     return d_.core->LoadAdapter(r->adapter(), r->allow_base_mismatch(), who.name);

@@ -12,6 +12,7 @@ class AdaptersService final : public qlorad::v1::Adapters::Service {
   explicit AdaptersService(DaemonContext d) : d_(std::move(d)) {}
   grpc::Status ListAdapters(grpc::ServerContext* c, const v1::ListAdaptersRequest* r, v1::ListAdaptersResponse* out) override;
   grpc::Status GetAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, v1::Adapter* out) override;
+  grpc::Status ImportAdapter(grpc::ServerContext* c, const v1::ImportAdapterRequest* r, v1::Adapter* out) override;
   grpc::Status LoadAdapter(grpc::ServerContext* c, const v1::LoadAdapterRequest* r, v1::Adapter* out) override;
   grpc::Status UnloadAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, v1::Adapter* out) override;
   grpc::Status PromoteAdapter(grpc::ServerContext* c, const v1::PromoteAdapterRequest* r, v1::Adapter* out) override;

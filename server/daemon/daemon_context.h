@@ -4,6 +4,7 @@
 #ifndef QLORAD_SERVER_DAEMON_DAEMON_CONTEXT_H_
 #define QLORAD_SERVER_DAEMON_DAEMON_CONTEXT_H_
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -20,14 +21,15 @@ struct DaemonContext {
   service::ServiceCore* core = nullptr;
   Authenticator* auth = nullptr;
   int64_t max_upload_bytes = 256ll << 20;
-  // Called once per finished RPC (service, method, status); may be empty.
-  std::function<void(const char*, const char*, const grpc::Status&)> on_rpc_done;
+  // Called once per finished RPC (service, method, status, seconds in the handler); may be empty.
+  std::function<void(const char*, const char*, const grpc::Status&, double)> on_rpc_done;
 };
 
 // Authorizes, runs `body` with the caller's principal, records the outcome.
 template <typename Body>
 grpc::Status HandleRpc(const DaemonContext& d, grpc::ServerContext* context, const char* service, const char* method,
                        Permission needed, Body body) {
+  const auto start = std::chrono::steady_clock::now();
   grpc::Status status;
   auto who = d.auth->Authorize(*context, needed, method);
   if (!who.ok()) {
@@ -35,7 +37,8 @@ grpc::Status HandleRpc(const DaemonContext& d, grpc::ServerContext* context, con
   } else {
     status = body(*who);
   }
-  if (d.on_rpc_done) d.on_rpc_done(service, method, status);
+  if (d.on_rpc_done)
+    d.on_rpc_done(service, method, status, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return status;
 }
 

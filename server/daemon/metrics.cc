@@ -31,8 +31,13 @@ const char* CodeName(grpc::StatusCode code) {
   return i >= 0 && i <= 16 ? kNames[i] : "UNKNOWN";
 }
 
-Histogram::BucketBoundaries LatencyBuckets() {
-  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+// Buckets per deploy/METRICS.md.
+Histogram::BucketBoundaries LatencyBuckets() { return {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160}; }
+Histogram::BucketBoundaries FirstTokenBuckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20};
+}
+Histogram::BucketBoundaries InterTokenBuckets() {
+  return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5};
 }
 
 int64_t ResidentBytes() {
@@ -115,15 +120,17 @@ DaemonMetrics::~DaemonMetrics() {
 
 std::string DaemonMetrics::AdapterLabel(const std::string& adapter_id) {
   std::lock_guard<std::mutex> lock(adapters_mu_);
-  if (adapter_id.empty() || adapter_labels_.count(adapter_id)) return adapter_id;
+  if (adapter_id.empty()) return "base";
+  if (adapter_labels_.count(adapter_id)) return adapter_id;
   if (static_cast<int>(adapter_labels_.size()) >= max_adapters_) return "other";
   adapter_labels_.insert(adapter_id);
   return adapter_id;
 }
 
 void DaemonMetrics::ObserveRpc(const char* service, const char* method, const grpc::Status& status, double seconds) {
-  f_->rpc_requests.Add({{"service", service}, {"method", method}, {"code", CodeName(status.error_code())}}).Increment();
-  f_->rpc_duration.Add({{"service", service}, {"method", method}}, LatencyBuckets()).Observe(seconds);
+  const std::string full_service = absl::StrCat("qlorad.v1.", service);
+  f_->rpc_requests.Add({{"service", full_service}, {"method", method}, {"code", CodeName(status.error_code())}}).Increment();
+  f_->rpc_duration.Add({{"service", full_service}, {"method", method}}, LatencyBuckets()).Observe(seconds);
 }
 
 void DaemonMetrics::ObserveGeneration(const service::GenerateOutput& out) {
@@ -133,9 +140,9 @@ void DaemonMetrics::ObserveGeneration(const service::GenerateOutput& out) {
   f_->prompt_tokens.Add({{"adapter", adapter}}).Increment(static_cast<double>(out.prompt_tokens));
   f_->generated_tokens.Add({{"adapter", adapter}}).Increment(static_cast<double>(out.tokens.size()));
   if (out.tokens.empty()) return;
-  f_->ttft.Add({}, LatencyBuckets()).Observe(out.time_to_first_token_seconds);
+  f_->ttft.Add({}, FirstTokenBuckets()).Observe(out.time_to_first_token_seconds);
   if (out.tokens.size() > 1)
-    f_->inter_token.Add({}, LatencyBuckets())
+    f_->inter_token.Add({}, InterTokenBuckets())
         .Observe((out.total_seconds - out.time_to_first_token_seconds) / static_cast<double>(out.tokens.size() - 1));
 }
 
@@ -189,7 +196,7 @@ void DaemonMetrics::Refresh() {
     adapters.page_token = next;
   } while (!adapters.page_token.empty());
   f_->adapters_registered.Add({}).Set(registered);
-  f_->adapters_resident.Add({{"tier", "device"}}).Set(resident);
+  f_->adapters_resident.Add({{"tier", core_->options().device.rfind("cuda", 0) == 0 ? "gpu" : "cpu"}}).Set(resident);
 }
 
 std::string DaemonMetrics::Scrape() const {

@@ -3,8 +3,9 @@
 // metrics are updated inline (counters/histograms: lock-free increments); job and
 // adapter gauges are refreshed by a background thread from ServiceCore every second.
 //
-// The `adapter` label is bounded: the first `max_adapters` distinct adapter ids get
-// their own series, later ones share adapter="other"; the base model is adapter="".
+// The `adapter` label is bounded: the first `max_adapters` distinct adapter ids that
+// receive traffic get their own series for the life of the process, later ones share
+// adapter="other"; requests without an adapter are adapter="base".
 // `job_id` labels exist only for running jobs (removed when a job leaves 'running').
 #ifndef QLORAD_SERVER_DAEMON_METRICS_H_
 #define QLORAD_SERVER_DAEMON_METRICS_H_

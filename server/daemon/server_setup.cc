@@ -57,8 +57,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const DaemonOptions& options
   context.auth = d->auth_.get();
   context.max_upload_bytes = options.max_upload_bytes;
   DaemonMetrics* metrics = d->metrics_.get();
-  context.on_rpc_done = [metrics](const char* service, const char* method, const grpc::Status& status) {
-    metrics->ObserveRpc(service, method, status, 0.0);
+  context.on_rpc_done = [metrics](const char* service, const char* method, const grpc::Status& status, double seconds) {
+    metrics->ObserveRpc(service, method, status, seconds);
   };
   d->services_.push_back(std::make_unique<DatasetsService>(context));
   d->services_.push_back(std::make_unique<JobsService>(context));

@@ -77,7 +77,7 @@ class WorkflowTest(unittest.TestCase):
                          role="inference")
         self.assertIn(cls["predicted"], ["negative", "positive"])
         metrics = d.metrics()
-        self.assertIn('qlorad_rpc_requests_total{code="OK",method="Generate",service="Inference"}', metrics)
+        self.assertIn('qlorad_rpc_requests_total{code="OK",method="Generate",service="qlorad.v1.Inference"}', metrics)
         self.assertIn('qlorad_inference_requests_total{adapter="sentiment@1"}', metrics)
         # A restart keeps everything and reloads the deployed adapter.
         self.assertEqual(d.stop(signal.SIGTERM), 0)

@@ -1,0 +1,130 @@
+"""The daemon's /metrics end to end: a real Prometheus server (Debian `prometheus`,
+loopback, temp dir) scrapes the real daemon with the job of deploy/prometheus/prometheus.yml
+while traffic runs, and its HTTP API returns qlorad series for requests, inference,
+adapters and training; `promtool check metrics` passes on the live /metrics with no lint
+warnings; and with 1000 adapters registered and traffic to every one of them /metrics stays
+under the series bound documented in deploy/METRICS.md."""
+
+import os
+import shutil
+import subprocess
+import time
+import unittest
+import urllib.parse
+import urllib.request
+import json
+
+import grpc
+import yaml
+
+import daemon_harness as h
+
+SERIES_BOUND = 6000  # deploy/METRICS.md, "Series budget"
+
+
+class PrometheusTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = h.tempdir("qlorad-prom-")
+        cls.model = h.make_model(os.path.join(cls.work, "model"))
+        cls.data = h.write_sentiment(os.path.join(cls.work, "imdb.jsonl"))
+        cls.stubs = h.python_stubs(os.path.join(cls.work, "stubs"))
+        cls.d = h.Daemon(cls.work, cls.model).start()
+        cls.channel = grpc.insecure_channel(cls.d.address)
+        cls.d.ctl("datasets", "upload", cls.data, "--id", "imdb", "--format", "classification")
+        job = cls.d.ctl_json("jobs", "submit", "--dataset", "imdb", "--name", "sentiment", "--epochs", "1", "--batch-size", "8",
+                             "--max-seq-len", "128", "--r", "4")
+        cls.d.ctl("jobs", "watch", job["job_id"])
+        cls.adapter_dir = cls.d.ctl_json("adapters", "get", "sentiment@1")["path"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        cls.d.stop()
+
+    def md(self):
+        return [("authorization", "Bearer " + self.d.tokens["admin"])]
+
+    def generate(self, adapter, n=1):
+        inf_pb, inf_grpc = self.stubs["inference"]
+        stub = inf_grpc.InferenceStub(self.channel)
+        for _ in range(n):
+            stub.Generate(inf_pb.GenerateRequest(adapter=adapter, prompt="The soup was", max_new_tokens=2), metadata=self.md())
+
+    def start_prometheus(self):
+        port = h.free_port()
+        directory = h.tempdir("qlorad-prometheus-")
+        with open(os.path.join(h.SOURCE_DIR, "deploy", "prometheus", "prometheus.yml")) as f:
+            config = yaml.safe_load(f)
+        config["global"]["scrape_interval"] = "1s"
+        config["global"]["evaluation_interval"] = "1s"
+        config["rule_files"] = [os.path.join(h.SOURCE_DIR, "deploy", "prometheus", "alerts.yml")]
+        config["scrape_configs"][0]["static_configs"][0]["targets"] = ["127.0.0.1:%d" % self.d.metrics_port]
+        with open(os.path.join(directory, "prometheus.yml"), "w") as f:
+            yaml.safe_dump(config, f)
+        proc = subprocess.Popen(["prometheus", "--config.file=" + os.path.join(directory, "prometheus.yml"),
+                                 "--storage.tsdb.path=" + os.path.join(directory, "data"),
+                                 "--web.listen-address=127.0.0.1:%d" % port], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (proc.terminate(), proc.wait(30), shutil.rmtree(directory, ignore_errors=True)))
+        return "http://127.0.0.1:%d" % port
+
+    def query(self, base, promql):
+        url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return json.load(r)["data"]["result"]
+        except OSError:
+            return []
+
+    def test_real_prometheus_scrapes_the_daemon(self):
+        base = self.start_prometheus()
+        self.d.ctl("adapters", "load", "sentiment@1")
+        self.generate("sentiment@1", 3)
+        self.generate("", 2)
+        queries = ['up{job="qlorad"} == 1',
+                   'qlorad_rpc_requests_total{service="qlorad.v1.Inference",method="Generate",code="OK"}',
+                   'qlorad_rpc_requests_total{service="qlorad.v1.Jobs",method="CreateJob"}',
+                   'qlorad_inference_requests_total{adapter="sentiment@1"}',
+                   'qlorad_inference_e2e_latency_seconds_count',
+                   'qlorad_inference_time_to_first_token_seconds_bucket',
+                   'qlorad_inference_generated_tokens_total',
+                   'qlorad_adapters_registered', 'qlorad_adapters_resident{tier="cpu"}',
+                   'qlorad_training_jobs{status="queued"}', 'qlorad_training_queue_depth',
+                   'qlorad_process_resident_memory_bytes > 0', 'qlorad_build_info == 1']
+        deadline = time.time() + 90
+        missing = queries
+        while time.time() < deadline and missing:
+            missing = [q for q in queries if not self.query(base, q)]
+            time.sleep(1)
+        self.assertEqual(missing, [], "Prometheus has no data for these queries")
+        self.assertEqual(self.query(base, 'qlorad_inference_requests_total{adapter="sentiment@1"}')[0]["value"][1], "3")
+
+    def test_promtool_check_metrics_on_live_endpoint(self):
+        self.generate("", 1)
+        text = self.d.metrics()
+        result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertEqual((result.stdout + result.stderr).strip(), "", "lint warnings")
+
+    def test_z_cardinality_with_1000_adapters_runs_last(self):
+        ad_pb, ad_grpc = self.stubs["adapters"]
+        adapters = ad_grpc.AdaptersStub(self.channel)
+        for i in range(1000):
+            a = adapters.ImportAdapter(ad_pb.ImportAdapterRequest(name="tenant-%04d" % i, path=self.adapter_dir),
+                                       metadata=self.md())
+            adapters.LoadAdapter(ad_pb.LoadAdapterRequest(adapter=a.adapter_id), metadata=self.md())
+            self.generate(a.adapter_id)
+        time.sleep(1.5)  # one refresh of the gauges
+        text = self.d.metrics()
+        series = [line for line in text.splitlines() if line and not line.startswith("#")]
+        self.assertLess(len(series), SERIES_BOUND)
+        adapter_values = {line.split('adapter="')[1].split('"')[0] for line in series if 'adapter="' in line}
+        print("\n/metrics with 1000 adapters: %d series, %d adapter label values" % (len(series), len(adapter_values)))
+        self.assertLessEqual(len(adapter_values), 102)  # 100 named + "other" + "base"
+        self.assertIn("other", adapter_values)
+        self.assertIn("\nqlorad_adapters_registered 1001\n", text)  # 1000 imports + sentiment@1
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
