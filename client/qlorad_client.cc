@@ -1,6 +1,7 @@
 #include "client/qlorad_client.h"
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -255,6 +256,43 @@ absl::StatusOr<v1::Evaluation> Client::GetEvaluation(const std::string& id) {
   v1::GetEvaluationRequest r;
   r.set_evaluation_id(id);
   return Unary<v1::Evaluation>(QLORAD_STUB_CALL(evaluations_, GetEvaluation), r);
+}
+
+absl::StatusOr<v1::ReviewSample> Client::ExportReviewSample(const v1::ExportReviewSampleRequest& request) {
+  return Unary<v1::ReviewSample>(QLORAD_STUB_CALL(evaluations_, ExportReviewSample), request);
+}
+
+absl::StatusOr<v1::ReviewSummary> Client::ImportReviews(const v1::ImportReviewsRequest& request) {
+  return Unary<v1::ReviewSummary>(QLORAD_STUB_CALL(evaluations_, ImportReviews), request);
+}
+
+absl::StatusOr<std::vector<std::string>> Client::ExportAdapter(const std::string& ref, const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  grpc::ClientContext context;
+  Prepare(context);
+  v1::AdapterRef r;
+  r.set_adapter(ref);
+  auto reader = adapters_->ExportAdapter(&context, r);
+  v1::FileChunk chunk;
+  std::vector<std::string> names;
+  std::ofstream out;
+  while (reader->Read(&chunk)) {
+    if (chunk.name().find('/') != std::string::npos || chunk.name().empty() || chunk.name()[0] == '.') {
+      context.TryCancel();
+      return absl::DataLossError(absl::StrCat("server sent a bad file name '", chunk.name(), "'"));
+    }
+    if (!out.is_open()) {
+      out.open(dir + "/" + chunk.name(), std::ios::binary | std::ios::trunc);
+      names.push_back(chunk.name());
+    }
+    out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+    if (chunk.last()) out.close();
+  }
+  absl::Status status = FromGrpcStatus(reader->Finish());
+  if (!status.ok()) return status;
+  return names;
 }
 
 }  // namespace qlorad::client

@@ -60,6 +60,8 @@ class Client {
   absl::StatusOr<v1::Adapter> ApproveAdapter(const v1::DecisionRequest& request);
   absl::StatusOr<v1::Adapter> RejectAdapter(const v1::DecisionRequest& request);
   absl::Status DeleteAdapter(const std::string& ref);
+  // Writes the adapter's files into `dir` (created if needed); returns the file names.
+  absl::StatusOr<std::vector<std::string>> ExportAdapter(const std::string& ref, const std::string& dir);
 
   absl::StatusOr<v1::GenerateResponse> Generate(const v1::GenerateRequest& request);
   // Calls on_chunk for each streamed chunk; returning false cancels the call.
@@ -68,6 +70,8 @@ class Client {
 
   absl::StatusOr<v1::Evaluation> CreateEvaluation(const v1::CreateEvaluationRequest& request);
   absl::StatusOr<v1::Evaluation> GetEvaluation(const std::string& id);
+  absl::StatusOr<v1::ReviewSample> ExportReviewSample(const v1::ExportReviewSampleRequest& request);
+  absl::StatusOr<v1::ReviewSummary> ImportReviews(const v1::ImportReviewsRequest& request);
 
  private:
   explicit Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel);

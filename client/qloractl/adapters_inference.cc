@@ -1,6 +1,7 @@
 // qloractl adapters ..., generate, classify, eval.
 #include <cstdio>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -64,10 +65,12 @@ absl::Status AdaptersCommand(const std::string& verb, const Args& args, client::
     if (!alias.ok()) return alias.status();
     return PrintAdapter(client.PromoteAdapter(*ref, *alias), out);
   }
-  if (verb == "export") {  // the adapter directory on the server host (PEFT format)
-    auto a = client.GetAdapter(*ref);
-    if (!a.ok()) return a.status();
-    std::printf("%s\n", a->path().c_str());
+  if (verb == "export") {  // downloads the PEFT adapter directory
+    auto dir = args.Required("out");
+    if (!dir.ok()) return dir.status();
+    auto names = client.ExportAdapter(*ref, *dir);
+    if (!names.ok()) return names.status();
+    std::printf("exported %s to %s: %s\n", ref->c_str(), dir->c_str(), absl::StrJoin(*names, ", ").c_str());
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(
@@ -129,7 +132,75 @@ absl::Status ClassifyCommand(const Args& args, client::Client& client, const Out
   return absl::OkStatus();
 }
 
+namespace {
+
+absl::StatusOr<std::string> ReadText(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::string text;
+  char buffer[65536];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) text.append(buffer, n);
+  std::fclose(f);
+  return text;
+}
+
+absl::Status WriteText(const std::string& path, const std::string& text) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr || std::fwrite(text.data(), 1, text.size(), f) != text.size())
+    return absl::InternalError(absl::StrCat("cannot write ", path));
+  std::fclose(f);
+  return absl::OkStatus();
+}
+
+// qloractl eval review-export ID --out DIR [--size 50] [--seed 1] [--blind]
+absl::Status ReviewExport(const Args& args, client::Client& client) {
+  auto id = args.Positional(1, "EVALUATION_ID");
+  auto dir = args.Required("out");
+  if (!id.ok()) return id.status();
+  if (!dir.ok()) return dir.status();
+  v1::ExportReviewSampleRequest r;
+  r.set_evaluation_id(*id);
+  r.set_sample_size(static_cast<int32_t>(args.Number("size", 50).value_or(50)));
+  r.set_seed(static_cast<uint64_t>(args.Number("seed", 1).value_or(1)));
+  r.set_blind(args.Has("blind"));
+  auto sample = client.ExportReviewSample(r);
+  if (!sample.ok()) return sample.status();
+  if (auto s = WriteText(*dir + "/review.csv", sample->csv()); !s.ok()) return s;
+  if (auto s = WriteText(*dir + "/review.jsonl", sample->jsonl()); !s.ok()) return s;
+  std::printf("%lld items%s written to %s/review.csv and review.jsonl %s\n", static_cast<long long>(sample->items()),
+              sample->blind() ? " (blind)" : "", dir->c_str(), sample->note().c_str());
+  return absl::OkStatus();
+}
+
+// qloractl eval review-import ID --reviewer NAME=FILE [--reviewer NAME=FILE ...] (FILE .csv or .jsonl)
+absl::Status ReviewImport(const Args& args, client::Client& client, const std::vector<std::string>& reviewer_args) {
+  auto id = args.Positional(1, "EVALUATION_ID");
+  if (!id.ok()) return id.status();
+  if (reviewer_args.empty()) return absl::InvalidArgumentError("--reviewer NAME=FILE is required (once per reviewer)");
+  v1::ImportReviewsRequest r;
+  r.set_evaluation_id(*id);
+  for (const std::string& spec : reviewer_args) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos) return absl::InvalidArgumentError(absl::StrCat("--reviewer '", spec, "' is not NAME=FILE"));
+    auto text = ReadText(spec.substr(eq + 1));
+    if (!text.ok()) return text.status();
+    v1::ReviewerFile* f = r.add_files();
+    f->set_reviewer(spec.substr(0, eq));
+    f->set_format(absl::EndsWith(spec, ".jsonl") ? "jsonl" : "csv");
+    f->set_content(*text);
+  }
+  auto summary = client.ImportReviews(r);
+  if (!summary.ok()) return summary.status();
+  std::printf("%s\n", summary->summary_json().c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status EvalCommand(const Args& args, client::Client& client, const Output& out) {
+  if (!args.positionals().empty() && args.positionals()[0] == "review-export") return ReviewExport(args, client);
+  if (!args.positionals().empty() && args.positionals()[0] == "review-import") return ReviewImport(args, client, args.All("reviewer"));
   absl::StatusOr<v1::Evaluation> e;
   if (!args.positionals().empty() && args.positionals()[0] == "get") {
     auto id = args.Positional(1, "EVALUATION_ID");

@@ -37,6 +37,7 @@ absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv, const std
       value = argv[++i];
     }
     args.values_[name] = value;
+    args.all_values_.emplace(name, value);
   }
   return args;
 }
@@ -44,6 +45,12 @@ absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv, const std
 std::string Args::Get(const std::string& flag, const std::string& fallback) const {
   auto it = values_.find(flag);
   return it == values_.end() ? fallback : it->second;
+}
+
+std::vector<std::string> Args::All(const std::string& flag) const {
+  std::vector<std::string> out;
+  for (auto [it, end] = all_values_.equal_range(flag); it != end; ++it) out.push_back(it->second);
+  return out;
 }
 
 absl::StatusOr<std::string> Args::Required(const std::string& flag) const {

@@ -21,7 +21,8 @@ class Args {
   // Flags in `bool_flags` take no value; every other --flag takes one.
   static absl::StatusOr<Args> Parse(const std::vector<std::string>& argv, const std::set<std::string>& bool_flags);
   bool Has(const std::string& flag) const { return values_.count(flag) > 0; }
-  std::string Get(const std::string& flag, const std::string& fallback = "") const;
+  std::string Get(const std::string& flag, const std::string& fallback = "") const;  // the last occurrence
+  std::vector<std::string> All(const std::string& flag) const;                      // every occurrence, in order
   absl::StatusOr<std::string> Required(const std::string& flag) const;
   absl::StatusOr<double> Number(const std::string& flag, double fallback) const;
   // Positional i (0-based) or INVALID_ARGUMENT naming `what`.
@@ -32,6 +33,7 @@ class Args {
 
  private:
   std::map<std::string, std::string> values_;
+  std::multimap<std::string, std::string> all_values_;
   std::vector<std::string> positionals_;
 };
 

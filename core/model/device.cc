@@ -1,6 +1,7 @@
 #include "core/model/device.h"
 
 #include <ATen/Context.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 
 #include "absl/strings/str_cat.h"
 #include "core/util/torch_status.h"
@@ -26,6 +27,14 @@ absl::StatusOr<c10::ScalarType> ParseComputeDType(const std::string& spec, const
   if (spec == "bf16" || spec == "bfloat16") return c10::kBFloat16;
   if (spec == "f16" || spec == "float16") return c10::kHalf;
   return absl::InvalidArgumentError(absl::StrCat("compute dtype '", spec, "' is not one of f32, bf16, f16, auto"));
+}
+
+std::vector<std::string> AvailableDevices() {
+  std::vector<std::string> devices;
+  const int gpus = at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0;
+  for (int i = 0; i < gpus; ++i) devices.push_back(absl::StrCat("cuda:", i));
+  devices.push_back("cpu");
+  return devices;
 }
 
 }  // namespace qlorad

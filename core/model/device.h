@@ -4,6 +4,7 @@
 #define QLORAD_CORE_MODEL_DEVICE_H_
 
 #include <string>
+#include <vector>
 
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
@@ -13,6 +14,10 @@
 namespace qlorad {
 
 absl::StatusOr<c10::Device> ParseDevice(const std::string& spec);
+
+// The devices this process can use: "cuda:0".."cuda:N-1" when libtorch has CUDA and
+// GPUs are visible, then "cpu".
+std::vector<std::string> AvailableDevices();
 
 // Compute dtype for a device: fp32 on CPU (bf16 matmul is ~25x slower there),
 // bf16 on CUDA. "f32"/"bf16"/"f16" override; "" or "auto" picks the default.

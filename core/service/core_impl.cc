@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/model/device.h"
 #include "core/store/adapter_lifecycle.h"
 #include "core/store/audit_log.h"
 #include "core/util/file_util.h"
@@ -41,6 +42,7 @@ absl::Status ServiceCoreImpl::Init() {
   engine.max_new_tokens = options_.max_new_tokens;
   engine.max_waiting = options_.max_waiting_requests;
   QLORAD_ASSIGN_OR_RETURN(engine_, serve::ServingEngine::Create(engine));
+  devices_ = AvailableDevices();
   QLORAD_RETURN_IF_ERROR(RecoverJobs());
   QLORAD_RETURN_IF_ERROR(ReloadAdapters());
   for (int i = 0; i < std::max(1, options_.training_workers); ++i) workers_.emplace_back([this] { WorkerLoop(); });

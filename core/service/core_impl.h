@@ -60,6 +60,10 @@ class ServiceCoreImpl : public ServiceCore {
                                           const std::vector<std::string>& labels) override;
   absl::StatusOr<EvaluationInfo> Evaluate(const EvaluationInput& input) override;
   absl::StatusOr<EvaluationInfo> GetEvaluation(const std::string& id) override;
+  absl::StatusOr<ReviewExport> ExportReviewSample(const ReviewExportInput& input) override;
+  absl::StatusOr<nlohmann::json> ImportReviews(const std::string& evaluation_id, const std::vector<ReviewerFile>& files,
+                                               const std::string& actor) override;
+  std::vector<std::string> devices() const override { return devices_; }
 
   const CoreOptions& options() const override { return options_; }
   std::string base_fingerprint() const override { return engine_->fingerprint(); }
@@ -75,6 +79,8 @@ class ServiceCoreImpl : public ServiceCore {
   absl::StatusOr<std::string> ResolveAdapter(const std::string& ref);
   absl::StatusOr<AdapterInfo> DescribeAdapter(const AdapterRow& row);
   absl::Status RecoverJobs();
+  // The stored record of `id` (NOT_FOUND naming it).
+  absl::StatusOr<nlohmann::json> StoredRecordJson(const std::string& id);
   absl::Status ReloadAdapters();
 
   // Jobs (jobs.cc).
@@ -85,6 +91,7 @@ class ServiceCoreImpl : public ServiceCore {
   JobInfo ToJobInfo(const JobRow& row) const;
 
   CoreOptions options_;
+  std::vector<std::string> devices_;
   std::unique_ptr<DaemonStore> store_;
   std::unique_ptr<data::DatasetStore> datasets_;
   std::unique_ptr<serve::ServingEngine> engine_;

@@ -61,6 +61,22 @@ CREATE TABLE aliases (
 );
 )sql";
 
+constexpr char kReviewSchema[] = R"sql(
+CREATE TABLE review_samples (
+  evaluation_id TEXT PRIMARY KEY,
+  sample_json   TEXT NOT NULL,
+  created_at    TEXT NOT NULL
+);
+CREATE TABLE evaluation_reviews (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  evaluation_id TEXT NOT NULL,
+  summary_json  TEXT NOT NULL,
+  imported_at   TEXT NOT NULL
+);
+CREATE TRIGGER evaluation_reviews_append_only BEFORE UPDATE ON evaluation_reviews
+BEGIN SELECT RAISE(ABORT, 'evaluation_reviews is append-only'); END;
+)sql";
+
 DatasetRow ReadDataset(const Statement& s) {
   return {s.ColumnText(0), s.ColumnText(1), s.ColumnText(2), s.ColumnText(3), s.ColumnText(4), s.ColumnText(5),
           s.ColumnInt64(6), s.ColumnInt64(7)};
@@ -113,7 +129,8 @@ absl::StatusOr<Row> One(Statement& s, Reader read, const std::string& what) {
 }  // namespace
 
 std::vector<store::Migration> DaemonMigrations() {
-  return {{store::kFirstDaemonMigrationVersion, "daemon_datasets_jobs_adapters", kDaemonSchema}};
+  return {{store::kFirstDaemonMigrationVersion, "daemon_datasets_jobs_adapters", kDaemonSchema},
+          {store::kFirstDaemonMigrationVersion + 1, "evaluation_reviews", kReviewSchema}};
 }
 
 absl::StatusOr<std::unique_ptr<DaemonStore>> DaemonStore::Open(const std::string& path) {
@@ -296,6 +313,41 @@ absl::Status DaemonStore::DeleteAdapter(const std::string& id) {
     QLORAD_ASSIGN_OR_RETURN(Statement s, store_->Prepare("DELETE FROM adapters WHERE id = ?"));
     return s.Bind(1, id).Run();
   });
+}
+
+absl::Status DaemonStore::PutReviewSample(const std::string& evaluation_id, const nlohmann::json& sample,
+                                          const std::string& at) {
+  std::lock_guard<std::mutex> lock(mu_);
+  QLORAD_ASSIGN_OR_RETURN(Statement s, store_->Prepare(
+                                           "INSERT INTO review_samples (evaluation_id, sample_json, created_at) VALUES (?,?,?) "
+                                           "ON CONFLICT(evaluation_id) DO UPDATE SET sample_json = excluded.sample_json, "
+                                           "created_at = excluded.created_at"));
+  return s.Bind(1, evaluation_id).Bind(2, sample.dump()).Bind(3, at).Run();
+}
+
+absl::StatusOr<nlohmann::json> DaemonStore::GetReviewSample(const std::string& evaluation_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  QLORAD_ASSIGN_OR_RETURN(Statement s, store_->Prepare("SELECT sample_json FROM review_samples WHERE evaluation_id = ?"));
+  s.Bind(1, evaluation_id);
+  return One<nlohmann::json>(s, [](const Statement& st) { return nlohmann::json::parse(st.ColumnText(0), nullptr, false); },
+                             absl::StrCat("evaluation '", evaluation_id, "' has no exported review sample (hint: export one first)"));
+}
+
+absl::Status DaemonStore::AddReview(const std::string& evaluation_id, const nlohmann::json& summary, const std::string& at) {
+  std::lock_guard<std::mutex> lock(mu_);
+  QLORAD_ASSIGN_OR_RETURN(Statement s, store_->Prepare(
+                                           "INSERT INTO evaluation_reviews (evaluation_id, summary_json, imported_at) VALUES (?,?,?)"));
+  return s.Bind(1, evaluation_id).Bind(2, summary.dump()).Bind(3, at).Run();
+}
+
+absl::StatusOr<std::optional<nlohmann::json>> DaemonStore::LatestReview(const std::string& evaluation_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  QLORAD_ASSIGN_OR_RETURN(Statement s, store_->Prepare(
+                                           "SELECT summary_json FROM evaluation_reviews WHERE evaluation_id = ? ORDER BY id DESC LIMIT 1"));
+  s.Bind(1, evaluation_id);
+  QLORAD_ASSIGN_OR_RETURN(bool found, s.Step());
+  if (!found) return std::optional<nlohmann::json>();
+  return std::optional<nlohmann::json>(nlohmann::json::parse(s.ColumnText(0), nullptr, false));
 }
 
 absl::Status DaemonStore::SetAlias(const std::string& alias, const std::string& adapter_id, const std::string& at) {

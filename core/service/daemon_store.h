@@ -82,6 +82,12 @@ class DaemonStore {
   absl::Status SetAdapterLoaded(const std::string& id, bool loaded);
   absl::Status DeleteAdapter(const std::string& id);
 
+  // Review samples (with the blind key) and imported review summaries of evaluations.
+  absl::Status PutReviewSample(const std::string& evaluation_id, const nlohmann::json& sample, const std::string& at);
+  absl::StatusOr<nlohmann::json> GetReviewSample(const std::string& evaluation_id);
+  absl::Status AddReview(const std::string& evaluation_id, const nlohmann::json& summary, const std::string& at);
+  absl::StatusOr<std::optional<nlohmann::json>> LatestReview(const std::string& evaluation_id);
+
   absl::Status SetAlias(const std::string& alias, const std::string& adapter_id, const std::string& at);
   absl::StatusOr<std::optional<std::string>> ResolveAlias(const std::string& alias);
   absl::StatusOr<std::vector<std::string>> AliasesOf(const std::string& adapter_id);

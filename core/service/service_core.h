@@ -139,6 +139,26 @@ struct EvaluationInfo {
   nlohmann::json record;
 };
 
+struct ReviewExportInput {
+  std::string evaluation_id;
+  int sample_size = 50;  // 50..100 (all items when the hold-out has fewer)
+  uint64_t seed = 1;
+  bool blind = false;    // outputs as A/B; the key stays on the server
+  std::string actor;
+};
+
+struct ReviewExport {
+  std::string csv, jsonl, note;
+  int64_t items = 0;
+  bool blind = false;
+};
+
+struct ReviewerFile {
+  std::string reviewer;
+  std::string format = "csv";  // csv | jsonl
+  std::string content;
+};
+
 class ServiceCore {
  public:
   static absl::StatusOr<std::unique_ptr<ServiceCore>> Start(const CoreOptions& options);
@@ -180,7 +200,18 @@ class ServiceCore {
                                                   const std::vector<std::string>& labels) = 0;
 
   virtual absl::StatusOr<EvaluationInfo> Evaluate(const EvaluationInput& input) = 0;
+  // The record includes the latest imported review summary under "review".
   virtual absl::StatusOr<EvaluationInfo> GetEvaluation(const std::string& id) = 0;
+  // A seeded review sample of an adapter evaluation (baseline and adapter outputs side by
+  // side); re-exporting replaces the sample. FAILED_PRECONDITION for a baseline-only record.
+  virtual absl::StatusOr<ReviewExport> ExportReviewSample(const ReviewExportInput& input) = 0;
+  // Imports one file per reviewer against the exported sample, stores the summary (mean
+  // ratings, preferences, Cohen's kappa between reviewers) and returns it.
+  virtual absl::StatusOr<nlohmann::json> ImportReviews(const std::string& evaluation_id,
+                                                       const std::vector<ReviewerFile>& files, const std::string& actor) = 0;
+
+  // Devices the daemon enumerated at start ("cuda:N"..., "cpu") and the one it uses.
+  virtual std::vector<std::string> devices() const = 0;
 
   virtual const CoreOptions& options() const = 0;
   virtual std::string base_fingerprint() const = 0;

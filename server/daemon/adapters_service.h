@@ -19,6 +19,7 @@ class AdaptersService final : public qlorad::v1::Adapters::Service {
   grpc::Status ApproveAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) override;
   grpc::Status RejectAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) override;
   grpc::Status DeleteAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, google::protobuf::Empty* out) override;
+  grpc::Status ExportAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, grpc::ServerWriter<v1::FileChunk>* writer) override;
 
  private:
   // Authorizes, calls `get` and fills `out` from the AdapterInfo it returns.

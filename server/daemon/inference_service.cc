@@ -102,4 +102,31 @@ grpc::Status EvaluationsService::GetEvaluation(grpc::ServerContext* c, const v1:
   });
 }
 
+grpc::Status EvaluationsService::ExportReviewSample(grpc::ServerContext* c, const v1::ExportReviewSampleRequest* r,
+                                                    v1::ReviewSample* out) {
+  return HandleRpc(d_, c, "Evaluations", "ExportReviewSample", Permission::kTrain, [&](const Principal& who) {
+    service::ReviewExportInput in{r->evaluation_id(), r->sample_size() == 0 ? 50 : r->sample_size(),
+                                  r->seed() == 0 ? 1 : r->seed(), r->blind(), who.name};
+    auto e = d_.core->ExportReviewSample(in);
+    if (!e.ok()) return ToGrpcStatus(e.status());
+    out->set_csv(e->csv);
+    out->set_jsonl(e->jsonl);
+    out->set_items(e->items);
+    out->set_blind(e->blind);
+    out->set_note(e->note);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status EvaluationsService::ImportReviews(grpc::ServerContext* c, const v1::ImportReviewsRequest* r, v1::ReviewSummary* out) {
+  return HandleRpc(d_, c, "Evaluations", "ImportReviews", Permission::kTrain, [&](const Principal& who) {
+    std::vector<service::ReviewerFile> files;
+    for (const auto& f : r->files()) files.push_back({f.reviewer(), f.format(), f.content()});
+    auto summary = d_.core->ImportReviews(r->evaluation_id(), files, who.name);
+    if (!summary.ok()) return ToGrpcStatus(summary.status());
+    out->set_summary_json(summary->dump());
+    return grpc::Status::OK;
+  });
+}
+
 }  // namespace qlorad::server

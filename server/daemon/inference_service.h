@@ -29,6 +29,8 @@ class EvaluationsService final : public qlorad::v1::Evaluations::Service {
   explicit EvaluationsService(DaemonContext d) : d_(std::move(d)) {}
   grpc::Status CreateEvaluation(grpc::ServerContext* c, const v1::CreateEvaluationRequest* r, v1::Evaluation* out) override;
   grpc::Status GetEvaluation(grpc::ServerContext* c, const v1::GetEvaluationRequest* r, v1::Evaluation* out) override;
+  grpc::Status ExportReviewSample(grpc::ServerContext* c, const v1::ExportReviewSampleRequest* r, v1::ReviewSample* out) override;
+  grpc::Status ImportReviews(grpc::ServerContext* c, const v1::ImportReviewsRequest* r, v1::ReviewSummary* out) override;
 
  private:
   DaemonContext d_;

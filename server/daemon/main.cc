@@ -57,6 +57,7 @@ int Run(const std::vector<std::string>& args) {
     std::fprintf(stderr, "qlorad: %s\n", daemon.status().ToString().c_str());
     return 1;
   }
+  std::fprintf(stderr, "qlorad: devices:%s; using %s\n", (*daemon)->DevicesText().c_str(), options->core.device.c_str());
   std::fprintf(stderr, "qlorad: serving %s on %s (metrics port %d)\n", options->core.base_model_dir.c_str(),
                (*daemon)->listen_address().c_str(), (*daemon)->metrics_port());
   while (true) {

@@ -19,6 +19,11 @@ class Daemon {
  public:
   ~Daemon();
   const std::string& listen_address() const { return listen_address_; }
+  std::string DevicesText() const {
+    std::string text;
+    for (const auto& d : core_->devices()) text += " " + d;
+    return text;
+  }
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
   absl::Status ReloadTokens() { return auth_->Reload(); }
   // Stops accepting, lets in-flight RPCs finish for up to `seconds`, then checkpoints

@@ -4,9 +4,12 @@ metrics), cancellation, SIGKILL in the middle of a job (it resumes from its chec
 finishes), SIGTERM drain, and bad requests that must fail with the right code and change
 nothing."""
 
+import csv
 import json
 import os
 import signal
+import sqlite3
+import subprocess
 import time
 import unittest
 
@@ -61,6 +64,13 @@ class WorkflowTest(unittest.TestCase):
         self.assertEqual(record["baseline"]["outputs"], json.loads(baseline["record_json"])["baseline"]["outputs"])
         self.assertTrue(os.path.exists(evaluation["report_path"]))
         self.assertEqual(d.ctl_json("adapters", "get", "sentiment@1")["state"], "evaluated")
+        self.check_human_review(d, evaluation["evaluation_id"])
+        self.check_report_renders(evaluation["report_path"])
+        exported = os.path.join(self.work, "exported")
+        d.ctl("adapters", "export", "sentiment@1", "--out", exported, role="viewer")
+        for name in ("adapter_config.json", "adapter_model.safetensors", "training_run.json"):
+            with open(os.path.join(exported, name), "rb") as a, open(os.path.join(adapters[0]["path"], name), "rb") as b:
+                self.assertEqual(a.read(), b.read(), name)
         d.ctl("adapters", "approve", "sentiment@1", "--note", "macro F1 up on the hold-out", role="deployer")
         promoted = d.ctl_json("adapters", "promote", "sentiment@1", "sentiment:prod", role="deployer")
         self.assertEqual(promoted["state"], "deployed")
@@ -86,6 +96,64 @@ class WorkflowTest(unittest.TestCase):
         self.assertTrue(again["loaded"])
         self.assertEqual(again["state"], "deployed")
         self.assertEqual(len(d.ctl_json("jobs", "list")["jobs"]), 1)
+        d.stop(signal.SIGTERM)
+        self.check_audit_log(os.path.join(d.state_dir, "qlorad.db"))
+
+    def check_human_review(self, d, evaluation_id):
+        """Blind review sample out, two reviewers' ratings in, agreement back in the record."""
+        out = os.path.join(self.work, "review")
+        os.makedirs(out, exist_ok=True)
+        d.ctl("eval", "review-export", evaluation_id, "--out", out, "--size", "50", "--blind", role="trainer")
+        with open(os.path.join(out, "review.csv"), newline="") as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual(len(rows), 50)
+        self.assertIn("output_a", rows[0])
+        self.assertNotIn("adapter_output", rows[0])  # blind: the key stays on the server
+        files = []
+        for reviewer, shift in (("alice", 0), ("bob", 1)):
+            path = os.path.join(out, reviewer + ".csv")
+            with open(path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+                writer.writeheader()
+                for i, row in enumerate(rows):
+                    row = dict(row, rating_a=str(1 + (i + shift * (i % 3 == 0)) % 5), rating_b=str(1 + i % 5),
+                               preference=["A", "B", "tie"][i % 3])
+                    writer.writerow(row)
+            files += ["--reviewer", "%s=%s" % (reviewer, path)]
+        summary = json.loads(d.ctl("eval", "review-import", evaluation_id, *files, role="trainer").stdout)
+        text = json.dumps(summary)
+        self.assertIn("alice", text)
+        self.assertIn("cohen_kappa", text)
+        record = json.loads(d.ctl_json("eval", "get", evaluation_id)["record_json"])
+        self.assertIn("alice", json.dumps(record["review"]))
+
+    def check_report_renders(self, report_path):
+        """The self-contained HTML report in headless Chromium: a screenshot is taken and the
+        rendered DOM holds the classification table rows."""
+        shot = os.path.join(self.work, "report.png")
+        base = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + os.path.join(self.work, "chrome")]
+        subprocess.run(base + ["--screenshot=" + shot, "--window-size=1200,2000", "file://" + report_path],
+                       check=True, capture_output=True, timeout=120)
+        with open(shot, "rb") as f:
+            png = f.read()
+        self.assertTrue(png.startswith(b"\x89PNG"))
+        self.assertGreater(len(png), 20000, "a blank page compresses to a few KB")
+        dom = subprocess.run(base + ["--dump-dom", "file://" + report_path], check=True, capture_output=True, text=True,
+                             timeout=120).stdout
+        self.assertGreaterEqual(dom.count('class="report-row"'), 4)  # 2 classes x baseline/adapter
+        self.assertIn("sentiment@1", dom)
+
+    def check_audit_log(self, db_path):
+        """Every transition is in the audit log, which survives the restart and refuses rewrites."""
+        db = sqlite3.connect(db_path)
+        actions = [r[0] for r in db.execute("SELECT action FROM audit_log ORDER BY seq")]
+        for action in ("create", "submit", "register", "evaluate", "approve", "deploy", "promote", "import_reviews"):
+            self.assertTrue(any(action in a for a in actions), (action, actions))
+        with self.assertRaises(sqlite3.DatabaseError):
+            db.execute("UPDATE audit_log SET actor = 'mallory'")
+        with self.assertRaises(sqlite3.DatabaseError):
+            db.execute("DELETE FROM audit_log")
+        db.close()
 
     def test_sigkill_mid_job_resumes_from_checkpoint(self):
         d = self.start("restart")
