@@ -213,6 +213,7 @@ absl::Status EvalCommand(const Args& args, client::Client& client, const Output&
     r.set_dataset_id(*dataset);
     r.set_adapter(args.Get("adapter"));
     r.set_max_examples(static_cast<int32_t>(args.Number("max-examples", 0).value_or(0)));
+    r.set_scoring(args.Get("scoring"));
     e = client.CreateEvaluation(r);
   }
   if (!e.ok()) return e.status();

@@ -22,7 +22,7 @@ constexpr char kUsage[] =
     "  adapters approve REF [--note N] [--risk-class minimal|limited|high] [--documentation-ref URL] | reject REF --note N\n"
     "  generate --prompt TEXT [--adapter REF] [--max-new-tokens 64] [--temperature 0] [--stream]\n"
     "  classify --text TEXT --labels a,b [--adapter REF]\n"
-    "  eval --dataset ID [--adapter REF] [--max-examples N] | eval get ID\n"
+    "  eval --dataset ID [--adapter REF] [--max-examples N] [--scoring log_likelihood|constrained|generation] | eval get ID\n"
     "  eval review-export ID --out DIR [--size 50] [--seed 1] [--blind] | eval review-import ID --reviewer NAME=FILE ...\n"
     "environment: QLORAD_ADDRESS, QLORAD_TOKEN\n";
 

@@ -1,6 +1,8 @@
 #include "core/serve/serving_engine.h"
 
+#include <algorithm>
 #include <chrono>
+#include <numeric>
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -169,22 +171,77 @@ absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call
   return outcome;
 }
 
-absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapter_id, const std::string& text,
-                                                       const std::vector<std::string>& labels) {
+absl::StatusOr<std::vector<tokenizer::RenderedExample>> ServingEngine::RenderLabels(
+    const std::string& text, const std::vector<std::string>& labels) const {
   if (labels.empty()) return absl::InvalidArgumentError("labels: at least one label is required");
   if (text.empty()) return absl::InvalidArgumentError("text: must not be empty");
-  WaitingGuard guard(waiting_);
-  QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(adapter_id));
   std::vector<tokenizer::RenderedExample> rendered;
-  int64_t longest = 0;
   for (const std::string& label : labels) {
     QLORAD_ASSIGN_OR_RETURN(auto segments, RenderClassification(format_, text, label, *tokenizer_));
     QLORAD_ASSIGN_OR_RETURN(tokenizer::RenderedExample r, tokenizer::TokenizeSegments(segments, *tokenizer_));
-    longest = std::max<int64_t>(longest, r.ids.size());
+    if (static_cast<int64_t>(r.ids.size()) > options_.max_prompt_tokens)
+      return absl::InvalidArgumentError(absl::StrCat("text: ", r.ids.size(), " tokens exceed the limit of ",
+                                                     options_.max_prompt_tokens));
     rendered.push_back(std::move(r));
   }
-  if (longest > options_.max_prompt_tokens)
-    return absl::InvalidArgumentError(absl::StrCat("text: ", longest, " tokens exceed the limit of ", options_.max_prompt_tokens));
+  return rendered;
+}
+
+absl::StatusOr<LabelScores> ServingEngine::ConstrainedChoice(const std::string& adapter_id, const std::string& text,
+                                                            const std::vector<std::string>& labels) {
+  WaitingGuard guard(waiting_);
+  QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(adapter_id));
+  QLORAD_ASSIGN_OR_RETURN(std::vector<tokenizer::RenderedExample> rendered, RenderLabels(text, labels));
+  // Shared prompt = ids before the first completion token; continuations = the rest.
+  const auto& first = rendered[0];
+  const size_t prompt_len = std::find(first.trainable.begin(), first.trainable.end(), 1) - first.trainable.begin();
+  std::vector<int64_t> prefix(first.ids.begin(), first.ids.begin() + prompt_len);
+  std::vector<std::vector<int64_t>> continuations;
+  for (const auto& r : rendered) {
+    if (r.ids.size() <= prompt_len || !std::equal(prefix.begin(), prefix.end(), r.ids.begin()))
+      return absl::InternalError("labels render with different prompts; constrained choice needs a shared prompt");
+    continuations.emplace_back(r.ids.begin() + prompt_len, r.ids.end());
+  }
+  std::vector<size_t> alive(labels.size());
+  std::iota(alive.begin(), alive.end(), 0);
+  AdapterRouting routing{{adapter.get()}};
+  std::lock_guard<std::mutex> lock(model_mu_);
+  slot_->current = &routing;
+  auto chosen = CatchTorchErrors("constrained choice", [&]() -> absl::StatusOr<size_t> {
+    at::NoGradGuard no_grad;
+    const c10::Device device = loaded_.model->device();
+    for (size_t step = 0;; ++step) {
+      for (size_t i : alive)
+        if (continuations[i].size() == step) return i;  // a label is complete
+      at::Tensor ids = at::tensor(prefix, at::kLong).unsqueeze(0).to(device);
+      at::Tensor hidden = loaded_.model->Hidden({ids, {}, {}, nullptr}).select(1, -1);
+      at::Tensor logits = loaded_.model->lm_head().forward(hidden).to(at::kFloat).cpu().squeeze(0);
+      int64_t best = -1;
+      float best_score = 0;
+      for (size_t i : alive) {
+        const int64_t token = continuations[i][step];
+        const float score = logits[token].item<float>();
+        if (best < 0 || score > best_score) best = token, best_score = score;
+      }
+      std::vector<size_t> next;
+      for (size_t i : alive)
+        if (continuations[i][step] == best) next.push_back(i);
+      alive = std::move(next);
+      prefix.push_back(best);
+    }
+  });
+  slot_->current = nullptr;
+  if (!chosen.ok()) return chosen.status();
+  return LabelScores{labels, {}, labels[*chosen]};
+}
+
+absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapter_id, const std::string& text,
+                                                       const std::vector<std::string>& labels) {
+  WaitingGuard guard(waiting_);
+  QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(adapter_id));
+  QLORAD_ASSIGN_OR_RETURN(std::vector<tokenizer::RenderedExample> rendered, RenderLabels(text, labels));
+  int64_t longest = 0;
+  for (const auto& r : rendered) longest = std::max<int64_t>(longest, r.ids.size());
   const int64_t b = static_cast<int64_t>(labels.size());
   at::Tensor ids = at::zeros({b, longest}, at::kLong), mask = at::zeros({b, longest}, at::kLong),
              weights = at::zeros({b, longest}, at::kFloat);

@@ -88,6 +88,13 @@ class ServingEngine {
   absl::StatusOr<LabelScores> ScoreLabels(const std::string& adapter_id, const std::string& text,
                                           const std::vector<std::string>& labels);
 
+  // Constrained greedy generation over the label set: decoding may only follow the
+  // tokenization of some label's completion (label + end of turn); at each step the
+  // highest-scoring allowed token is taken until one label is complete. Same prompt
+  // rendering as ScoreLabels; log_likelihoods are left empty.
+  absl::StatusOr<LabelScores> ConstrainedChoice(const std::string& adapter_id, const std::string& text,
+                                                const std::vector<std::string>& labels);
+
   const std::string& fingerprint() const { return loaded_.fingerprint; }
   const std::string& model_dir() const { return options_.model_dir; }
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
@@ -101,6 +108,9 @@ class ServingEngine {
   ServingEngine() = default;
   absl::StatusOr<std::shared_ptr<const ServingAdapter>> Pin(const std::string& id) const;
   absl::StatusOr<std::vector<int64_t>> PromptIds(const GenerateCall& call) const;
+  // Rendered classification examples for `text`, one per label (ids + trainable mask).
+  absl::StatusOr<std::vector<tokenizer::RenderedExample>> RenderLabels(const std::string& text,
+                                                                       const std::vector<std::string>& labels) const;
 
   EngineOptions options_;
   LoadedModel loaded_;

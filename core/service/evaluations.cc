@@ -1,7 +1,10 @@
 // ServiceCore: evaluation of the base and an adapter on a dataset's hold-out (the
 // baseline is computed once per base fingerprint + hold-out checksum + settings and
 // reused) and human review (seeded sample export, ratings import with agreement).
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "core/eval/artifacts.h"
 #include "core/eval/evaluation_access.h"
 #include "core/eval/evaluation_record.h"
@@ -9,6 +12,7 @@
 #include "core/service/core_impl.h"
 #include "core/store/adapter_lifecycle.h"
 #include "core/store/evaluation_repository.h"
+#include "core/train/examples.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
@@ -50,13 +54,39 @@ absl::StatusOr<HoldoutItems> ReadHoldout(const data::DatasetStore& datasets, con
 }
 
 // Each item's output from the engine with `adapter_id` ("" = base).
+// The label a free-form answer names: the first label the trimmed, lower-cased answer
+// starts with; otherwise the answer itself (counted as wrong).
+std::string MatchLabel(const std::string& answer, const std::vector<std::string>& labels) {
+  std::string a = std::string(absl::StripAsciiWhitespace(answer));
+  const std::string lower = absl::AsciiStrToLower(a);
+  for (const auto& label : labels)
+    if (absl::StartsWith(lower, absl::AsciiStrToLower(label))) return label;
+  return a;
+}
+
+absl::StatusOr<std::string> ClassifyOne(serve::ServingEngine& engine, const std::string& adapter_id, const std::string& text,
+                                        const std::vector<std::string>& labels, const std::string& scoring) {
+  if (scoring == "constrained") {
+    QLORAD_ASSIGN_OR_RETURN(serve::LabelScores s, engine.ConstrainedChoice(adapter_id, text, labels));
+    return s.predicted;
+  }
+  if (scoring == "generation") {
+    serve::GenerateCall call{adapter_id, kClassificationInstruction, text, false, 8, {}};
+    QLORAD_ASSIGN_OR_RETURN(serve::GenerateOutcome o, engine.Generate(call));
+    return MatchLabel(o.text, labels);
+  }
+  QLORAD_ASSIGN_OR_RETURN(serve::LabelScores s, engine.ScoreLabels(adapter_id, text, labels));
+  return s.predicted;
+}
+
 absl::StatusOr<std::vector<std::string>> SystemOutputs(serve::ServingEngine& engine, const HoldoutItems& items,
-                                                       const std::vector<std::string>& labels, const std::string& adapter_id) {
+                                                       const std::vector<std::string>& labels, const std::string& adapter_id,
+                                                       const std::string& scoring) {
   std::vector<std::string> outputs;
   for (size_t i = 0; i < items.ids.size(); ++i) {
     if (items.task == eval::TaskKind::kClassification) {
-      QLORAD_ASSIGN_OR_RETURN(serve::LabelScores s, engine.ScoreLabels(adapter_id, items.prompts[i], labels));
-      outputs.push_back(s.predicted);
+      QLORAD_ASSIGN_OR_RETURN(std::string predicted, ClassifyOne(engine, adapter_id, items.prompts[i], labels, scoring));
+      outputs.push_back(predicted);
     } else {
       serve::GenerateCall call{adapter_id, items.prompts[i], items.inputs[i], false, 64, {}};
       QLORAD_ASSIGN_OR_RETURN(serve::GenerateOutcome o, engine.Generate(call));
@@ -86,6 +116,9 @@ EvaluationInfo ToEvaluationInfo(const eval::EvaluationRecord& r, const std::stri
 
 absl::StatusOr<EvaluationInfo> ServiceCoreImpl::Evaluate(const EvaluationInput& input) {
   std::lock_guard<std::mutex> lock(eval_mu_);
+  if (input.scoring != "log_likelihood" && input.scoring != "constrained" && input.scoring != "generation")
+    return absl::InvalidArgumentError(absl::StrCat("scoring: '", input.scoring,
+                                                   "' is not log_likelihood, constrained or generation"));
   QLORAD_ASSIGN_OR_RETURN(DatasetInfo dataset, GetDataset(input.dataset_id));
   std::string adapter_id;
   if (!input.adapter.empty()) {
@@ -100,7 +133,7 @@ absl::StatusOr<EvaluationInfo> ServiceCoreImpl::Evaluate(const EvaluationInput& 
     for (auto it = train_file["label_distribution"].begin(); it != train_file["label_distribution"].end(); ++it)
       labels.push_back(it.key());
   const nlohmann::json settings = {{"prompt_format", std::string(tokenizer::PromptFormatName(engine_->prompt_format()))},
-                                   {"scoring", items.task == eval::TaskKind::kClassification ? "label_log_likelihood" : "greedy"},
+                                   {"scoring", items.task == eval::TaskKind::kClassification ? input.scoring : "greedy"},
                                    {"max_new_tokens", 64}, {"examples", items.ids.size()}, {"labels", labels}};
   const std::string key = eval::BaselineKey(engine_->fingerprint(), dataset.holdout_sha256, settings);
   eval::EvaluationInputs inputs{items.ids, items.prompts, items.references, {}, std::nullopt};
@@ -113,10 +146,10 @@ absl::StatusOr<EvaluationInfo> ServiceCoreImpl::Evaluate(const EvaluationInput& 
     QLORAD_ASSIGN_OR_RETURN(eval::EvaluationRecord previous, eval::EvaluationRecordFromJson(nlohmann::json::parse(prior->record_json)));
     inputs.baseline_outputs = previous.baseline.outputs;
   } else {
-    QLORAD_ASSIGN_OR_RETURN(inputs.baseline_outputs, SystemOutputs(*engine_, items, labels, ""));
+    QLORAD_ASSIGN_OR_RETURN(inputs.baseline_outputs, SystemOutputs(*engine_, items, labels, "", input.scoring));
   }
   if (!adapter_id.empty()) {
-    QLORAD_ASSIGN_OR_RETURN(inputs.adapter_outputs, SystemOutputs(*engine_, items, labels, adapter_id));
+    QLORAD_ASSIGN_OR_RETURN(inputs.adapter_outputs, SystemOutputs(*engine_, items, labels, adapter_id, input.scoring));
   }
   eval::RecordOptions options;
   options.task = items.task;

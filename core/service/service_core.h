@@ -130,6 +130,10 @@ struct EvaluationInput {
   std::string adapter;  // "" = baseline only
   int64_t max_examples = 0;  // 0 = the whole hold-out
   std::string actor;
+  // Classification: log_likelihood (default; each label's log-likelihood), constrained
+  // (greedy decoding restricted to the labels) or generation (free greedy decoding, the
+  // answer matched against the labels).
+  std::string scoring = "log_likelihood";
 };
 
 struct EvaluationInfo {

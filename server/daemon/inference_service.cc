@@ -86,7 +86,8 @@ grpc::Status InferenceService::Classify(grpc::ServerContext* c, const v1::Classi
 grpc::Status EvaluationsService::CreateEvaluation(grpc::ServerContext* c, const v1::CreateEvaluationRequest* r,
                                                   v1::Evaluation* out) {
   return HandleRpc(d_, c, "Evaluations", "CreateEvaluation", Permission::kTrain, [&](const Principal& who) {
-    auto e = d_.core->Evaluate({r->dataset_id(), r->adapter(), r->max_examples(), who.name});
+    auto e = d_.core->Evaluate({r->dataset_id(), r->adapter(), r->max_examples(), who.name,
+                                r->scoring().empty() ? "log_likelihood" : r->scoring()});
     if (!e.ok()) return ToGrpcStatus(e.status());
     EvaluationToProto(*e, out);
     return grpc::Status::OK;

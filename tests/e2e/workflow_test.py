@@ -64,6 +64,9 @@ class WorkflowTest(unittest.TestCase):
         self.assertEqual(record["baseline"]["outputs"], json.loads(baseline["record_json"])["baseline"]["outputs"])
         self.assertTrue(os.path.exists(evaluation["report_path"]))
         self.assertEqual(d.ctl_json("adapters", "get", "sentiment@1")["state"], "evaluated")
+        constrained = d.ctl_json("eval", "--dataset", "imdb", "--adapter", "sentiment@1", "--scoring", "constrained",
+                                 "--max-examples", "30", role="trainer")
+        self.assertEqual(json.loads(constrained["record_json"])["settings"]["scoring"], "constrained")
         self.check_human_review(d, evaluation["evaluation_id"])
         self.check_report_renders(evaluation["report_path"])
         exported = os.path.join(self.work, "exported")
@@ -206,6 +209,7 @@ class WorkflowTest(unittest.TestCase):
             (["generate", "--prompt", "hi", "--max-new-tokens", "100000"], "INVALID_ARGUMENT", "max_new_tokens"),
             (["generate", "--prompt", "hi", "--adapter", "ghost@3"], "NOT_FOUND", "ghost@3"),
             (["eval", "--dataset", "nope"], "NOT_FOUND", "nope"),
+            (["eval", "--dataset", "imdb", "--scoring", "vibes"], "INVALID_ARGUMENT", "scoring"),
         ]
         for args, code, needle in cases:
             result = d.ctl(*args, check=False)
