@@ -151,6 +151,7 @@ absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call
   if (tokenizer_->eos_id()) options.stop_token_ids.push_back(*tokenizer_->eos_id());
   GenerateOutcome outcome;
   outcome.prompt_tokens = static_cast<int64_t>(prompt.size());
+  outcome.prompt_ids = prompt;
   tokenizer::StreamDecoder decoder(tokenizer_.get(), /*skip_special_tokens=*/true);
   const auto start = Clock::now();
   AdapterRouting routing{{adapter.get()}};
@@ -232,7 +233,8 @@ absl::StatusOr<LabelScores> ServingEngine::ConstrainedChoice(const std::string& 
   });
   slot_->current = nullptr;
   if (!chosen.ok()) return chosen.status();
-  return LabelScores{labels, {}, labels[*chosen]};
+  const std::vector<int64_t> prompt_ids(first.ids.begin(), first.ids.begin() + prompt_len);
+  return LabelScores{prompt_ids, labels, {}, labels[*chosen]};
 }
 
 absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapter_id, const std::string& text,
@@ -268,9 +270,29 @@ absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapte
   });
   slot_->current = nullptr;
   if (!scores.ok()) return scores.status();
-  LabelScores out{labels, *scores, ""};
+  const auto& r0 = rendered[0];
+  const size_t prompt_len = std::find(r0.trainable.begin(), r0.trainable.end(), 1) - r0.trainable.begin();
+  LabelScores out{std::vector<int64_t>(r0.ids.begin(), r0.ids.begin() + prompt_len), labels, *scores, ""};
   out.predicted = labels[std::max_element(scores->begin(), scores->end()) - scores->begin()];
   return out;
+}
+
+absl::StatusOr<std::vector<int64_t>> ServingEngine::ClassificationPromptIds(const std::string& text) const {
+  QLORAD_ASSIGN_OR_RETURN(auto segments, RenderClassification(format_, text, "", *tokenizer_));
+  return PrefixIds(segments, *tokenizer_);
+}
+
+absl::StatusOr<std::vector<float>> ServingEngine::EmbedPrompt(const std::vector<int64_t>& ids) {
+  if (ids.empty()) return absl::InvalidArgumentError("ids: empty prompt");
+  QLORAD_RETURN_IF_ERROR(ValidateTokenIds(ids, loaded_.config.vocab_size, "prompt"));
+  std::lock_guard<std::mutex> lock(model_mu_);
+  slot_->current = nullptr;  // the base model's view of the prompt
+  return CatchTorchErrors("embedding a prompt", [&]() -> absl::StatusOr<std::vector<float>> {
+    at::NoGradGuard no_grad;
+    at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0).to(loaded_.model->device());
+    at::Tensor mean = loaded_.model->Hidden({input, {}, {}, nullptr}).squeeze(0).mean(0).to(at::kFloat).cpu().contiguous();
+    return std::vector<float>(mean.data_ptr<float>(), mean.data_ptr<float>() + mean.numel());
+  });
 }
 
 }  // namespace qlorad::serve

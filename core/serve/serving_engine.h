@@ -56,6 +56,7 @@ struct GenerateCall {
 
 struct GenerateOutcome {
   std::string text;
+  std::vector<int64_t> prompt_ids;  // the rendered prompt (for drift monitoring)
   std::vector<int64_t> tokens;
   int64_t prompt_tokens = 0;
   FinishReason finish_reason = FinishReason::kLength;
@@ -68,6 +69,7 @@ struct GenerateOutcome {
 using PieceCallback = std::function<bool(const std::string& piece, int64_t token)>;
 
 struct LabelScores {
+  std::vector<int64_t> prompt_ids;  // the shared classification prompt
   std::vector<std::string> labels;
   std::vector<double> log_likelihoods;  // sum over the label's completion tokens
   std::string predicted;                // argmax
@@ -94,6 +96,13 @@ class ServingEngine {
   // rendering as ScoreLabels; log_likelihoods are left empty.
   absl::StatusOr<LabelScores> ConstrainedChoice(const std::string& adapter_id, const std::string& text,
                                                 const std::vector<std::string>& labels);
+
+  // Mean-pooled final hidden state of the BASE model (no adapter) for `ids`, in fp32:
+  // the prompt embedding drift monitoring compares against the training profile.
+  absl::StatusOr<std::vector<float>> EmbedPrompt(const std::vector<int64_t>& ids);
+  // The prompt ids the trainer and ScoreLabels use for a classification `text`
+  // (without the completion).
+  absl::StatusOr<std::vector<int64_t>> ClassificationPromptIds(const std::string& text) const;
 
   const std::string& fingerprint() const { return loaded_.fingerprint; }
   const std::string& model_dir() const { return options_.model_dir; }

@@ -65,6 +65,7 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::LoadAdapter(const std::string& ref,
   QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(ref));
   QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
   QLORAD_RETURN_IF_ERROR(engine_->LoadAdapter(id, row.path, allow_base_mismatch));
+  WatchDrift(id, row.path);
   QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(id, true));
   QLORAD_RETURN_IF_ERROR(Audit(actor, "load", "adapter:" + id, {{"allow_base_mismatch", allow_base_mismatch}}));
   row.loaded = true;
@@ -75,6 +76,7 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::UnloadAdapter(const std::string& re
   QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(ref));
   QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
   QLORAD_RETURN_IF_ERROR(engine_->UnloadAdapter(id));  // in-flight requests keep their pinned copy
+  drift_->Unwatch(id);
   QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(id, false));
   QLORAD_RETURN_IF_ERROR(Audit(actor, "unload", "adapter:" + id, nlohmann::json::object()));
   row.loaded = false;
@@ -114,6 +116,7 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::Promote(const std::string& ref, con
   }
   // Load before the alias moves: new requests on the alias never find it absent.
   QLORAD_RETURN_IF_ERROR(engine_->LoadAdapter(id, row.path));
+  WatchDrift(id, row.path);
   QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(id, true));
   QLORAD_RETURN_IF_ERROR(store_->SetAlias(alias, id, Now()));
   QLORAD_RETURN_IF_ERROR(Audit(actor, "promote", "adapter:" + id, {{"alias", alias}}));
@@ -125,6 +128,7 @@ absl::Status ServiceCoreImpl::DeleteAdapter(const std::string& ref, const std::s
   QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
   QLORAD_RETURN_IF_ERROR(store_->DeleteAdapter(id));  // refused while an alias points at it
   (void)engine_->UnloadAdapter(id);
+  drift_->Unwatch(id);
   return Audit(actor, "delete", "adapter:" + id, {{"path", row.path}});
 }
 

@@ -1,5 +1,6 @@
 #include "core/service/core_impl.h"
 
+#include <chrono>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -43,6 +44,10 @@ absl::Status ServiceCoreImpl::Init() {
   engine.max_waiting = options_.max_waiting_requests;
   QLORAD_ASSIGN_OR_RETURN(engine_, serve::ServingEngine::Create(engine));
   devices_ = AvailableDevices();
+  monitor::DriftWindowOptions window;
+  window.max_prompts = static_cast<size_t>(std::max<int64_t>(1, options_.drift_window_prompts));
+  if (options_.drift_window_seconds > 0) window.max_age = absl::Seconds(options_.drift_window_seconds);
+  drift_ = std::make_unique<DriftTracker>(engine_.get(), window);
   QLORAD_RETURN_IF_ERROR(RecoverJobs());
   QLORAD_RETURN_IF_ERROR(ReloadAdapters());
   for (int i = 0; i < std::max(1, options_.training_workers); ++i) workers_.emplace_back([this] { WorkerLoop(); });
@@ -109,6 +114,24 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::DescribeAdapter(const AdapterRow& r
   return info;
 }
 
+void ServiceCoreImpl::WatchDrift(const std::string& adapter_id, const std::string& dir) {
+  absl::Status watched = drift_->Watch(adapter_id, dir + "/drift_profile.json");
+  if (!watched.ok())  // serving goes on without drift monitoring for this adapter; say so in the audit log
+    (void)Audit("system", "drift_profile_unusable", "adapter:" + adapter_id, {{"error", watched.ToString()}});
+}
+
+std::vector<DriftInfo> ServiceCoreImpl::DriftReports() {
+  std::vector<DriftInfo> out;
+  const auto start = std::chrono::steady_clock::now();
+  for (const auto& [adapter, r] : drift_->Reports()) {
+    out.push_back({adapter, r.window_size, r.window_tokens, r.psi_length, r.js_tokens, r.rare_token_rate_delta,
+                   r.has_embedding_distance, r.embedding_distance, static_cast<int>(r.band), 0});
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (auto& info : out) info.compute_seconds = seconds / static_cast<double>(out.size());
+  return out;
+}
+
 absl::Status ServiceCoreImpl::RecoverJobs() {
   QLORAD_ASSIGN_OR_RETURN(std::vector<JobRow> interrupted, store_->JobsWithStatus("running"));
   for (JobRow& job : interrupted) {
@@ -128,6 +151,7 @@ absl::Status ServiceCoreImpl::ReloadAdapters() {
     for (const AdapterRow& row : rows) {
       if (!row.loaded) continue;
       absl::Status loaded = engine_->LoadAdapter(row.id, row.path, /*allow_base_mismatch=*/false);
+      if (loaded.ok()) WatchDrift(row.id, row.path);
       if (!loaded.ok()) {  // one bad adapter must not keep the daemon down: record and go on
         QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(row.id, false));
         QLORAD_RETURN_IF_ERROR(Audit("system", "reload_failed", "adapter:" + row.id, {{"error", loaded.ToString()}}));

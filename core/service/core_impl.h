@@ -18,6 +18,7 @@
 #include "core/data/dataset_store.h"
 #include "core/serve/serving_engine.h"
 #include "core/service/daemon_store.h"
+#include "core/service/drift_tracker.h"
 #include "core/service/service_core.h"
 
 namespace qlorad::service {
@@ -64,6 +65,8 @@ class ServiceCoreImpl : public ServiceCore {
   absl::StatusOr<nlohmann::json> ImportReviews(const std::string& evaluation_id, const std::vector<ReviewerFile>& files,
                                                const std::string& actor) override;
   std::vector<std::string> devices() const override { return devices_; }
+  std::vector<DriftInfo> DriftReports() override;
+  void FlushDrift() override { drift_->Flush(); }
 
   const CoreOptions& options() const override { return options_; }
   std::string base_fingerprint() const override { return engine_->fingerprint(); }
@@ -82,6 +85,9 @@ class ServiceCoreImpl : public ServiceCore {
   // The stored record of `id` (NOT_FOUND naming it).
   absl::StatusOr<nlohmann::json> StoredRecordJson(const std::string& id);
   absl::Status ReloadAdapters();
+  // Builds the drift reference profile of a finished job's training prompts into `dir`.
+  absl::Status BuildDriftProfile(const std::string& dataset_id, const std::string& dir);
+  void WatchDrift(const std::string& adapter_id, const std::string& dir);
 
   // Jobs (jobs.cc).
   void WorkerLoop();
@@ -95,6 +101,7 @@ class ServiceCoreImpl : public ServiceCore {
   std::unique_ptr<DaemonStore> store_;
   std::unique_ptr<data::DatasetStore> datasets_;
   std::unique_ptr<serve::ServingEngine> engine_;
+  std::unique_ptr<DriftTracker> drift_;  // after engine_: destroyed first (its worker uses the engine)
 
   std::mutex jobs_mu_;
   std::condition_variable jobs_cv_;    // new queued job, or stopping

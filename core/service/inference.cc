@@ -30,6 +30,7 @@ absl::StatusOr<GenerateOutput> ServiceCoreImpl::Generate(const GenerateInput& in
   call.max_new_tokens = input.max_new_tokens <= 0 ? 64 : input.max_new_tokens;
   call.sampling = {input.temperature, input.top_k, input.top_p, input.seed};
   QLORAD_ASSIGN_OR_RETURN(serve::GenerateOutcome outcome, engine_->Generate(call, on_piece));
+  drift_->Observe(out.adapter_id, std::move(outcome.prompt_ids));  // enqueue only: drift is computed elsewhere
   out.text = std::move(outcome.text);
   out.tokens = std::move(outcome.tokens);
   out.finish_reason = FinishReasonName(outcome.finish_reason);
@@ -46,6 +47,7 @@ absl::StatusOr<ClassifyOutput> ServiceCoreImpl::Classify(const std::string& adap
     QLORAD_ASSIGN_OR_RETURN(out.adapter_id, ResolveAdapter(adapter));
   }
   QLORAD_ASSIGN_OR_RETURN(serve::LabelScores scores, engine_->ScoreLabels(out.adapter_id, text, labels));
+  drift_->Observe(out.adapter_id, std::move(scores.prompt_ids));
   out.labels = scores.labels;
   out.log_likelihoods = scores.log_likelihoods;
   out.predicted = scores.predicted;

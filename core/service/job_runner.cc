@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/service/core_impl.h"
 #include "core/store/adapter_lifecycle.h"
+#include "core/train/examples.h"
 #include "core/train/training_run.h"
 #include "core/util/status_macros.h"
 
@@ -26,6 +27,22 @@ absl::StatusOr<TrainingRunSpec> SpecFromJob(const JobRow& job) {
 }
 
 }  // namespace
+
+absl::Status ServiceCoreImpl::BuildDriftProfile(const std::string& dataset_id, const std::string& dir) {
+  QLORAD_ASSIGN_OR_RETURN(std::unique_ptr<data::SplitReader> reader, datasets_->OpenTrain(dataset_id));
+  std::vector<std::vector<int64_t>> prompts;
+  data::Example example;
+  while (true) {
+    QLORAD_ASSIGN_OR_RETURN(bool more, reader->Next(&example));
+    if (!more) break;
+    QLORAD_ASSIGN_OR_RETURN(TrainingExample rendered,
+                            RenderTrainingExample(example, engine_->prompt_format(), engine_->tokenizer()));
+    std::vector<int64_t> prompt;  // what a request carries: everything before the completion
+    for (size_t i = 0; i < rendered.ids.size() && !rendered.trainable[i]; ++i) prompt.push_back(rendered.ids[i]);
+    if (!prompt.empty()) prompts.push_back(std::move(prompt));
+  }
+  return drift_->BuildProfile(prompts, dir + "/drift_profile.json");
+}
 
 void ServiceCoreImpl::RunJob(JobRow job) {
   auto spec = SpecFromJob(job);
@@ -62,6 +79,10 @@ void ServiceCoreImpl::RunJob(JobRow job) {
     (void)FinishJob(job, user_cancelled ? "cancelled" : "queued", "");
     return;
   }
+  absl::Status profiled = BuildDriftProfile(spec->dataset_id, spec->output_dir);
+  if (!profiled.ok())
+    (void)AppendEvent(job.id, {{"type", "status"}, {"status", "running"},
+                               {"message", "no drift profile: " + profiled.ToString()}});
   const std::string name = job.spec.value("adapter_name", "adapter");
   absl::Status registered = [&]() -> absl::Status {
     QLORAD_ASSIGN_OR_RETURN(int64_t version, store_->NextAdapterVersion(name));

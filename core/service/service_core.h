@@ -42,6 +42,19 @@ struct CoreOptions {
   int64_t max_waiting_requests = 4096;
   int64_t checkpoint_every_steps = 10;
   bool require_approval = true;     // deployment policy: promote needs an approved adapter
+  int64_t drift_window_prompts = 500;  // newest prompts per adapter compared with its training profile
+  double drift_window_seconds = 0;     // > 0: also drop prompts older than this
+};
+
+// One adapter's drift of recent prompts against its training prompts (core/monitor).
+struct DriftInfo {
+  std::string adapter_id;
+  int64_t window_prompts = 0, window_tokens = 0;
+  double psi_length = 0, js_tokens = 0, rare_token_rate_delta = 0;
+  bool has_embedding_distance = false;
+  double embedding_distance = 0;
+  int band = 0;  // 0 stable, 1 moderate, 2 significant
+  double compute_seconds = 0;
 };
 
 struct Page {
@@ -213,6 +226,11 @@ class ServiceCore {
   // ratings, preferences, Cohen's kappa between reviewers) and returns it.
   virtual absl::StatusOr<nlohmann::json> ImportReviews(const std::string& evaluation_id,
                                                        const std::vector<ReviewerFile>& files, const std::string& actor) = 0;
+
+  // Drift reports of the adapters with traffic (computed now, off the request path).
+  virtual std::vector<DriftInfo> DriftReports() = 0;
+  // Blocks until every observed prompt is in its window (tests).
+  virtual void FlushDrift() = 0;
 
   // Devices the daemon enumerated at start ("cuda:N"..., "cpu") and the one it uses.
   virtual std::vector<std::string> devices() const = 0;

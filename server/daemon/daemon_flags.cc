@@ -14,7 +14,7 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
                           "rate-limit", "tls-cert", "tls-key", "tls-client-ca", "serve-quantize", "training-workers",
                           "max-queued-jobs", "checkpoint-every", "max-prompt-tokens", "max-new-tokens",
                           "max-waiting-requests", "max-message-bytes", "max-upload-bytes", "drain-seconds",
-                          "metrics-max-adapters"},
+                          "metrics-max-adapters", "drift-window-prompts", "drift-window-seconds"},
                          {"no-auth", "no-require-approval"}));
   if (!flags.positional().empty())
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
@@ -32,6 +32,8 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
   QLORAD_ASSIGN_OR_RETURN(o.core.max_new_tokens, flags.GetInt("max-new-tokens", 512));
   QLORAD_ASSIGN_OR_RETURN(o.core.max_waiting_requests, flags.GetInt("max-waiting-requests", 4096));
   o.core.require_approval = !flags.GetBool("no-require-approval");
+  QLORAD_ASSIGN_OR_RETURN(o.core.drift_window_prompts, flags.GetInt("drift-window-prompts", 500));
+  QLORAD_ASSIGN_OR_RETURN(o.core.drift_window_seconds, flags.GetDouble("drift-window-seconds", 0.0));
   o.auth.tokens_file = flags.GetOr("tokens-file", "");
   o.auth.disabled = flags.GetBool("no-auth");
   QLORAD_ASSIGN_OR_RETURN(o.auth.rate_per_second, flags.GetDouble("rate-limit", 0.0));

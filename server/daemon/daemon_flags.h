@@ -30,6 +30,7 @@ inline constexpr char kDaemonUsage[] =
     "  [--serve-quantize none|nf4] [--training-workers 1] [--max-queued-jobs 64] [--checkpoint-every 10]\n"
     "  [--max-prompt-tokens 2048] [--max-new-tokens 512] [--max-waiting-requests 4096]\n"
     "  [--max-message-bytes 4194304] [--max-upload-bytes 268435456] [--drain-seconds 30] [--no-require-approval]\n"
+    "  [--drift-window-prompts 500] [--drift-window-seconds 0 (no age limit)]\n"
     "  qlorad hash-token NAME ROLE < token\n";
 
 absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>& args);

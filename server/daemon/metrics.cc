@@ -70,7 +70,14 @@ struct DaemonMetrics::Families {
         learning_rate(BuildGauge().Name("qlorad_training_learning_rate").Help("Current learning rate of a running job.").Register(r)),
         tokens_per_second(BuildGauge().Name("qlorad_training_tokens_per_second").Help("Training throughput of a running job.").Register(r)),
         eta(BuildGauge().Name("qlorad_training_eta_seconds").Help("Estimated time to finish a running job.").Register(r)),
-        rss(BuildGauge().Name("qlorad_process_resident_memory_bytes").Help("Process RSS.").Register(r)) {}
+        rss(BuildGauge().Name("qlorad_process_resident_memory_bytes").Help("Process RSS.").Register(r)),
+        drift_psi(BuildGauge().Name("qlorad_drift_psi").Help("PSI of the live window against the adapter's training profile.").Register(r)),
+        drift_js(BuildGauge().Name("qlorad_drift_js_distance").Help("Jensen-Shannon distance (base 2) of the window's token distribution to the profile's.").Register(r)),
+        drift_rare(BuildGauge().Name("qlorad_drift_rare_token_rate_delta").Help("Window rare-token rate minus the profile's.").Register(r)),
+        drift_embedding(BuildGauge().Name("qlorad_drift_embedding_distance").Help("Cosine distance of window vs reference mean embedding over the reference spread.").Register(r)),
+        drift_window(BuildGauge().Name("qlorad_drift_window_prompts").Help("Prompts in the window the drift gauges were computed on.").Register(r)),
+        drift_band(BuildGauge().Name("qlorad_drift_band").Help("0 stable, 1 moderate, 2 significant (max over PSI and JS).").Register(r)),
+        drift_seconds(BuildHistogram().Name("qlorad_drift_compute_duration_seconds").Help("Time to compute one adapter's drift report (off the request path).").Register(r)) {}
 
   prometheus::Family<prometheus::Gauge>& build_info;
   prometheus::Family<prometheus::Counter>& rpc_requests;
@@ -92,6 +99,13 @@ struct DaemonMetrics::Families {
   prometheus::Family<prometheus::Gauge>& tokens_per_second;
   prometheus::Family<prometheus::Gauge>& eta;
   prometheus::Family<prometheus::Gauge>& rss;
+  prometheus::Family<prometheus::Gauge>& drift_psi;
+  prometheus::Family<prometheus::Gauge>& drift_js;
+  prometheus::Family<prometheus::Gauge>& drift_rare;
+  prometheus::Family<prometheus::Gauge>& drift_embedding;
+  prometheus::Family<prometheus::Gauge>& drift_window;
+  prometheus::Family<prometheus::Gauge>& drift_band;
+  prometheus::Family<Histogram>& drift_seconds;
 };
 
 absl::StatusOr<std::unique_ptr<DaemonMetrics>> DaemonMetrics::Start(const std::string& address, int max_adapters,
@@ -153,8 +167,25 @@ void DaemonMetrics::RefreshLoop() {
   }
 }
 
+void DaemonMetrics::RefreshDrift() {
+  static const Histogram::BucketBoundaries kDriftBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                            0.025, 0.05, 0.1, 0.25, 0.5, 1, 10};
+  for (const service::DriftInfo& d : core_->DriftReports()) {
+    f_->drift_seconds.Add({}, kDriftBuckets).Observe(d.compute_seconds);
+    const std::string adapter = AdapterLabel(d.adapter_id);
+    if (adapter == "other") continue;  // gauges of different adapters cannot be merged
+    f_->drift_psi.Add({{"adapter", adapter}, {"feature", "prompt_length"}}).Set(d.psi_length);
+    f_->drift_js.Add({{"adapter", adapter}}).Set(d.js_tokens);
+    f_->drift_rare.Add({{"adapter", adapter}}).Set(d.rare_token_rate_delta);
+    if (d.has_embedding_distance) f_->drift_embedding.Add({{"adapter", adapter}}).Set(d.embedding_distance);
+    f_->drift_window.Add({{"adapter", adapter}}).Set(static_cast<double>(d.window_prompts));
+    f_->drift_band.Add({{"adapter", adapter}}).Set(d.band);
+  }
+}
+
 void DaemonMetrics::Refresh() {
   f_->rss.Add({}).Set(static_cast<double>(ResidentBytes()));
+  RefreshDrift();
   std::map<std::string, int> by_status = {{"queued", 0}, {"running", 0}};
   std::set<std::string> running;
   service::Page page{1000, ""};

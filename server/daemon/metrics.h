@@ -48,6 +48,7 @@ class DaemonMetrics {
   std::string AdapterLabel(const std::string& adapter_id);
   void RefreshLoop();
   void Refresh();
+  void RefreshDrift();
 
   struct Families;
   std::shared_ptr<prometheus::Registry> registry_;
