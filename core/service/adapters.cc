@@ -1,5 +1,6 @@
 // ServiceCore: adapters — listing, residency (load/unload on the serving engine),
 // approval decisions and promotion (deploy + alias move) through the lifecycle rules.
+#include <chrono>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +10,35 @@
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
+
+absl::Status ServiceCoreImpl::EngineLoad(const std::string& id, const std::string& dir, bool allow_base_mismatch) {
+  if (engine_->FindAdapter(id) != nullptr) return absl::OkStatus();
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status loaded = engine_->LoadAdapter(id, dir, allow_base_mismatch);
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  if (!loaded.ok()) {
+    ++stats_.adapter_load_failures;
+    return loaded;
+  }
+  ++stats_.adapter_loads;
+  stats_.adapter_load_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return absl::OkStatus();
+}
+
+CoreStats ServiceCoreImpl::Stats() {
+  CoreStats out;
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    out = stats_;
+    stats_.adapter_load_seconds.clear();
+  }
+  out.requests_waiting = engine_->waiting();
+  for (const char* status : {"succeeded", "failed", "cancelled"}) {
+    auto count = store_->CountJobsWithStatus(status);
+    out.jobs_ended[status] = count.ok() ? *count : 0;
+  }
+  return out;
+}
 
 absl::StatusOr<std::vector<AdapterInfo>> ServiceCoreImpl::ListAdapters(const Page& page, std::string* next_page_token) {
   QLORAD_ASSIGN_OR_RETURN(int64_t size, ValidatePageSize(page.page_size));
@@ -64,7 +94,7 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::LoadAdapter(const std::string& ref,
                                                          const std::string& actor) {
   QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(ref));
   QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
-  QLORAD_RETURN_IF_ERROR(engine_->LoadAdapter(id, row.path, allow_base_mismatch));
+  QLORAD_RETURN_IF_ERROR(EngineLoad(id, row.path, allow_base_mismatch));
   WatchDrift(id, row.path);
   QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(id, true));
   QLORAD_RETURN_IF_ERROR(Audit(actor, "load", "adapter:" + id, {{"allow_base_mismatch", allow_base_mismatch}}));
@@ -76,6 +106,10 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::UnloadAdapter(const std::string& re
   QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(ref));
   QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
   QLORAD_RETURN_IF_ERROR(engine_->UnloadAdapter(id));  // in-flight requests keep their pinned copy
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    ++stats_.adapter_unloads;
+  }
   drift_->Unwatch(id);
   QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(id, false));
   QLORAD_RETURN_IF_ERROR(Audit(actor, "unload", "adapter:" + id, nlohmann::json::object()));
@@ -115,7 +149,7 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::Promote(const std::string& ref, con
     }));
   }
   // Load before the alias moves: new requests on the alias never find it absent.
-  QLORAD_RETURN_IF_ERROR(engine_->LoadAdapter(id, row.path));
+  QLORAD_RETURN_IF_ERROR(EngineLoad(id, row.path, false));
   WatchDrift(id, row.path);
   QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(id, true));
   QLORAD_RETURN_IF_ERROR(store_->SetAlias(alias, id, Now()));

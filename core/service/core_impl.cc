@@ -150,7 +150,7 @@ absl::Status ServiceCoreImpl::ReloadAdapters() {
     if (rows.empty()) return absl::OkStatus();
     for (const AdapterRow& row : rows) {
       if (!row.loaded) continue;
-      absl::Status loaded = engine_->LoadAdapter(row.id, row.path, /*allow_base_mismatch=*/false);
+      absl::Status loaded = EngineLoad(row.id, row.path, /*allow_base_mismatch=*/false);
       if (loaded.ok()) WatchDrift(row.id, row.path);
       if (!loaded.ok()) {  // one bad adapter must not keep the daemon down: record and go on
         QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(row.id, false));

@@ -67,6 +67,7 @@ class ServiceCoreImpl : public ServiceCore {
   std::vector<std::string> devices() const override { return devices_; }
   std::vector<DriftInfo> DriftReports() override;
   void FlushDrift() override { drift_->Flush(); }
+  CoreStats Stats() override;
 
   const CoreOptions& options() const override { return options_; }
   std::string base_fingerprint() const override { return engine_->fingerprint(); }
@@ -112,6 +113,10 @@ class ServiceCoreImpl : public ServiceCore {
   std::atomic<uint64_t> id_counter_{0};
   std::vector<std::thread> workers_;
   std::mutex eval_mu_;  // evaluations run one at a time
+  // Loads the adapter on the engine (idempotent), counting loads, failures and durations.
+  absl::Status EngineLoad(const std::string& id, const std::string& dir, bool allow_base_mismatch);
+  std::mutex stats_mu_;
+  CoreStats stats_;
 };
 
 }  // namespace qlorad::service

@@ -124,7 +124,7 @@ absl::StatusOr<EvaluationInfo> ServiceCoreImpl::Evaluate(const EvaluationInput& 
   if (!input.adapter.empty()) {
     QLORAD_ASSIGN_OR_RETURN(adapter_id, ResolveAdapter(input.adapter));
     QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(adapter_id));
-    QLORAD_RETURN_IF_ERROR(engine_->LoadAdapter(adapter_id, row.path));
+    QLORAD_RETURN_IF_ERROR(EngineLoad(adapter_id, row.path, false));
   }
   QLORAD_ASSIGN_OR_RETURN(HoldoutItems items, ReadHoldout(*datasets_, input.dataset_id, input.max_examples));
   std::vector<std::string> labels;

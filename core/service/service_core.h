@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -176,6 +177,14 @@ struct ReviewerFile {
   std::string content;
 };
 
+// Counters and levels for the metrics exporter.
+struct CoreStats {
+  int64_t adapter_loads = 0, adapter_load_failures = 0, adapter_unloads = 0;
+  std::vector<double> adapter_load_seconds;  // durations since the previous Stats() call
+  int64_t requests_waiting = 0;              // admitted inference requests not finished
+  std::map<std::string, int64_t> jobs_ended;  // succeeded/failed/cancelled -> count (all time)
+};
+
 class ServiceCore {
  public:
   static absl::StatusOr<std::unique_ptr<ServiceCore>> Start(const CoreOptions& options);
@@ -231,6 +240,8 @@ class ServiceCore {
   virtual std::vector<DriftInfo> DriftReports() = 0;
   // Blocks until every observed prompt is in its window (tests).
   virtual void FlushDrift() = 0;
+
+  virtual CoreStats Stats() = 0;
 
   // Devices the daemon enumerated at start ("cuda:N"..., "cpu") and the one it uses.
   virtual std::vector<std::string> devices() const = 0;

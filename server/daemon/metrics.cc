@@ -71,6 +71,12 @@ struct DaemonMetrics::Families {
         tokens_per_second(BuildGauge().Name("qlorad_training_tokens_per_second").Help("Training throughput of a running job.").Register(r)),
         eta(BuildGauge().Name("qlorad_training_eta_seconds").Help("Estimated time to finish a running job.").Register(r)),
         rss(BuildGauge().Name("qlorad_process_resident_memory_bytes").Help("Process RSS.").Register(r)),
+        waiting(BuildGauge().Name("qlorad_inference_requests_waiting").Help("Inference requests admitted and not finished (queued for the model or running).").Register(r)),
+        adapter_loads(BuildCounter().Name("qlorad_adapter_loads_total").Help("Successful adapter loads.").Register(r)),
+        adapter_load_failures(BuildCounter().Name("qlorad_adapter_load_failures_total").Help("Failed adapter loads.").Register(r)),
+        adapter_unloads(BuildCounter().Name("qlorad_adapter_unloads_total").Help("Explicit unloads.").Register(r)),
+        adapter_load_seconds(BuildHistogram().Name("qlorad_adapter_load_duration_seconds").Help("Time to load an adapter into a tier.").Register(r)),
+        jobs_total(BuildCounter().Name("qlorad_training_jobs_total").Help("Jobs that entered a terminal status.").Register(r)),
         drift_psi(BuildGauge().Name("qlorad_drift_psi").Help("PSI of the live window against the adapter's training profile.").Register(r)),
         drift_js(BuildGauge().Name("qlorad_drift_js_distance").Help("Jensen-Shannon distance (base 2) of the window's token distribution to the profile's.").Register(r)),
         drift_rare(BuildGauge().Name("qlorad_drift_rare_token_rate_delta").Help("Window rare-token rate minus the profile's.").Register(r)),
@@ -99,6 +105,12 @@ struct DaemonMetrics::Families {
   prometheus::Family<prometheus::Gauge>& tokens_per_second;
   prometheus::Family<prometheus::Gauge>& eta;
   prometheus::Family<prometheus::Gauge>& rss;
+  prometheus::Family<prometheus::Gauge>& waiting;
+  prometheus::Family<prometheus::Counter>& adapter_loads;
+  prometheus::Family<prometheus::Counter>& adapter_load_failures;
+  prometheus::Family<prometheus::Counter>& adapter_unloads;
+  prometheus::Family<Histogram>& adapter_load_seconds;
+  prometheus::Family<prometheus::Counter>& jobs_total;
   prometheus::Family<prometheus::Gauge>& drift_psi;
   prometheus::Family<prometheus::Gauge>& drift_js;
   prometheus::Family<prometheus::Gauge>& drift_rare;
@@ -183,8 +195,25 @@ void DaemonMetrics::RefreshDrift() {
   }
 }
 
+// Counters mirror the core's all-time totals: increment by what is new since the last refresh.
+void DaemonMetrics::RefreshStats() {
+  static const Histogram::BucketBoundaries kLoadBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                           0.25, 0.5, 1, 2, 4, 8, 16};
+  const service::CoreStats stats = core_->Stats();
+  auto advance = [](prometheus::Counter& counter, int64_t total) {
+    if (total > counter.Value()) counter.Increment(static_cast<double>(total) - counter.Value());
+  };
+  advance(f_->adapter_loads.Add({}), stats.adapter_loads);
+  advance(f_->adapter_load_failures.Add({}), stats.adapter_load_failures);
+  advance(f_->adapter_unloads.Add({}), stats.adapter_unloads);
+  for (double seconds : stats.adapter_load_seconds) f_->adapter_load_seconds.Add({}, kLoadBuckets).Observe(seconds);
+  for (const auto& [status, count] : stats.jobs_ended) advance(f_->jobs_total.Add({{"status", status}}), count);
+  f_->waiting.Add({}).Set(static_cast<double>(stats.requests_waiting));
+}
+
 void DaemonMetrics::Refresh() {
   f_->rss.Add({}).Set(static_cast<double>(ResidentBytes()));
+  RefreshStats();
   RefreshDrift();
   std::map<std::string, int> by_status = {{"queued", 0}, {"running", 0}};
   std::set<std::string> running;

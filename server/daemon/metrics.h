@@ -49,6 +49,7 @@ class DaemonMetrics {
   void RefreshLoop();
   void Refresh();
   void RefreshDrift();
+  void RefreshStats();
 
   struct Families;
   std::shared_ptr<prometheus::Registry> registry_;

@@ -91,7 +91,10 @@ class PrometheusTest(unittest.TestCase):
                    'qlorad_inference_generated_tokens_total',
                    'qlorad_adapters_registered', 'qlorad_adapters_resident{tier="cpu"}',
                    'qlorad_training_jobs{status="queued"}', 'qlorad_training_queue_depth',
-                   'qlorad_process_resident_memory_bytes > 0', 'qlorad_build_info == 1']
+                   'qlorad_process_resident_memory_bytes > 0', 'qlorad_build_info == 1',
+                   'qlorad_adapter_loads_total >= 1', 'qlorad_adapter_load_duration_seconds_count >= 1',
+                   'qlorad_training_jobs_total{status="succeeded"} == 1', 'qlorad_inference_requests_waiting',
+                   'qlorad_adapter_unloads_total', 'qlorad_adapter_load_failures_total']
         deadline = time.time() + 90
         missing = queries
         while time.time() < deadline and missing:
