@@ -15,7 +15,7 @@ APT_PACKAGES=(
   libsqlite3-dev sqlite3 libpcre2-dev nlohmann-json3-dev libicu-dev
   libsentencepiece-dev sentencepiece python3-sentencepiece
   python3-numpy python3-grpcio python3-grpc-tools
-  prometheus curl libssl-dev
+  prometheus curl libssl-dev openssl
   python3-yaml
   chromium fonts-dejavu-core python3-nltk
 )
