@@ -1,5 +1,9 @@
 #include "core/model/llama.h"
 
+#include <ATen/core/grad_mode.h>
+
+#include "core/model/checkpointed_layer.h"
+
 #include <string>
 
 namespace qlorad {
@@ -41,9 +45,10 @@ at::Tensor LlamaModelImpl::Hidden(const ForwardInput& input) {
   const int64_t past = input.cache != nullptr ? input.cache->length() : 0;
   AttentionContext ctx = MakeContext(input, past);
   at::Tensor h = at::embedding(embed_tokens_, input.tokens.to(device()));
+  const bool checkpoint = gradient_checkpointing_ && is_training() && at::GradMode::is_enabled() && input.cache == nullptr;
   for (size_t i = 0; i < layers_.size(); ++i) {
     ctx.layer_index = static_cast<int64_t>(i);
-    h = layers_[i]->forward(h, ctx);
+    h = checkpoint ? CheckpointedLayerForward(layers_[i], h, ctx) : layers_[i]->forward(h, ctx);
   }
   if (input.cache != nullptr) input.cache->Advance(input.tokens.size(1));
   return norm_->forward(h);

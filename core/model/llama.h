@@ -36,6 +36,11 @@ class LlamaModelImpl : public torch::nn::Module {
   // Final hidden states [B, T, hidden] (after the last norm), before lm_head.
   at::Tensor Hidden(const ForwardInput& input);
 
+  // Recompute each decoder layer's forward during backward instead of keeping its
+  // activations (checkpointed_layer.h); only while training with autograd on.
+  void set_gradient_checkpointing(bool enabled) { gradient_checkpointing_ = enabled; }
+  bool gradient_checkpointing() const { return gradient_checkpointing_; }
+
   const ModelConfig& config() const { return config_; }
   c10::Device device() const { return embed_tokens_.device(); }
   c10::ScalarType dtype() const { return embed_tokens_.scalar_type(); }
@@ -54,6 +59,7 @@ class LlamaModelImpl : public torch::nn::Module {
   RMSNorm norm_;
   std::shared_ptr<LinearLayer> lm_head_;
   RotaryEmbedding rope_;
+  bool gradient_checkpointing_ = false;
 };
 TORCH_MODULE(LlamaModel);
 

@@ -217,6 +217,7 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
     const int64_t steps_before = progress.step, tokens_before = progress.tokens_seen;
     auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(Clock::now() - start).count(); };
     model->train();
+    model->set_gradient_checkpointing(options.gradient_checkpointing);
     for (int64_t epoch = 0; epoch < options.epochs && !summary.cancelled; ++epoch) {
       auto plan = PlanEpoch(examples, options.batch_size, rng);  // replayed for finished epochs: same rng stream
       if (epoch < progress.epoch) continue;
@@ -272,6 +273,7 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
       QLORAD_RETURN_IF_ERROR(save(progress).status());
     }
     model->eval();
+    model->set_gradient_checkpointing(false);
     summary.steps = progress.step;
     summary.step_losses = progress.step_losses;
     summary.epoch_losses = progress.epoch_losses;

@@ -33,6 +33,7 @@ struct TrainerOptions {
   double max_grad_norm = 0.3;       // <= 0 disables clipping
   int64_t max_seq_len = 512;        // longer examples are truncated from the left of the prompt
   uint64_t seed = 0;
+  bool gradient_checkpointing = false;  // recompute each decoder layer in backward (less memory, ~1/3 more compute)
 };
 
 absl::Status ValidateTrainerOptions(const TrainerOptions& options);

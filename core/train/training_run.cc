@@ -118,7 +118,7 @@ nlohmann::json TrainerOptionsToJson(const TrainerOptions& o) {
   return {{"epochs", o.epochs}, {"batch_size", o.batch_size}, {"gradient_accumulation", o.gradient_accumulation},
           {"learning_rate", o.learning_rate}, {"weight_decay", o.weight_decay}, {"schedule", o.schedule},
           {"warmup_ratio", o.warmup_ratio}, {"max_grad_norm", o.max_grad_norm}, {"max_seq_len", o.max_seq_len},
-          {"seed", o.seed}};
+          {"seed", o.seed}, {"gradient_checkpointing", o.gradient_checkpointing}};
 }
 
 namespace {
@@ -162,6 +162,7 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromJson(const nlohmann::json& json
   QLORAD_RETURN_IF_ERROR(ReadField(json, "max_grad_norm", o.max_grad_norm));
   QLORAD_RETURN_IF_ERROR(ReadField(json, "max_seq_len", o.max_seq_len));
   QLORAD_RETURN_IF_ERROR(ReadField(json, "seed", o.seed));
+  QLORAD_RETURN_IF_ERROR(ReadField(json, "gradient_checkpointing", o.gradient_checkpointing));
   QLORAD_RETURN_IF_ERROR(ValidateTrainerOptions(o));
   return o;
 }

@@ -19,6 +19,7 @@ constexpr char kUsage[] =
     "       [--epochs 3] [--batch-size 4] [--grad-accum 1] [--lr 2e-4] [--weight-decay 0] [--schedule cosine]\n"
     "       [--warmup-ratio 0.03] [--max-grad-norm 0.3] [--max-seq-len 512] [--seed 0] [--quiet]\n"
     "       [--checkpoint-dir DIR [--checkpoint-every N]]  (an existing checkpoint of the same run is resumed)\n"
+    "       [--gradient-checkpointing]  (recompute each decoder layer in backward: less activation memory)\n"
     "  QLoRA: --quantize nf4 (the base is frozen in 4 bits; adapters train in fp32)\n";
 
 absl::StatusOr<LoraConfig> LoraFromFlags(const Flags& flags) {
@@ -45,6 +46,7 @@ absl::StatusOr<TrainerOptions> TrainerFromFlags(const Flags& flags) {
   QLORAD_ASSIGN_OR_RETURN(o.max_seq_len, flags.GetInt("max-seq-len", 512));
   QLORAD_ASSIGN_OR_RETURN(long long seed, flags.GetInt("seed", 0));
   o.seed = static_cast<uint64_t>(seed);
+  o.gradient_checkpointing = flags.GetBool("gradient-checkpointing");
   QLORAD_RETURN_IF_ERROR(ValidateTrainerOptions(o));
   return o;
 }
@@ -54,7 +56,7 @@ absl::Status Train(const Args& args) {
   value_flags.insert({"dataset-root", "dataset", "out", "prompt-format", "r", "alpha", "dropout", "targets", "epochs",
                       "batch-size", "grad-accum", "lr", "weight-decay", "schedule", "warmup-ratio", "max-grad-norm",
                       "max-seq-len", "seed", "checkpoint-dir", "checkpoint-every"});
-  bool_flags.insert({"rslora", "quiet", "help"});
+  bool_flags.insert({"rslora", "quiet", "help", "gradient-checkpointing"});
   QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, value_flags, bool_flags));
   if (flags.GetBool("help")) {
     std::printf("%s%s", kUsage, kModelUsage);

@@ -1,0 +1,73 @@
+#include "core/model/checkpointed_layer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+namespace qlorad {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+at::Generator DefaultGenerator(const c10::Device& device) {
+  if (device.is_cuda()) return at::detail::getCUDAHooks().getDefaultCUDAGenerator(device.index());
+  return at::detail::getDefaultCPUGenerator();
+}
+
+struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+  // inputs: x, then the layer's trainable parameters (only so that autograd calls backward).
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, DecoderLayerImpl* layer,
+                            const AttentionContext& context, at::TensorList params) {
+    at::Generator generator = DefaultGenerator(x.device());
+    ctx->saved_data["rng_state"] = generator.get_state();
+    ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
+    ctx->saved_data["cos"] = context.cos;
+    ctx->saved_data["sin"] = context.sin;
+    ctx->saved_data["mask"] = context.mask.defined() ? context.mask : at::Tensor();
+    ctx->saved_data["has_mask"] = context.mask.defined();
+    ctx->saved_data["layer_index"] = context.layer_index;
+    ctx->saved_data["num_params"] = static_cast<int64_t>(params.size());
+    ctx->save_for_backward({x});
+    return layer->forward(x, context);  // autograd is off inside Function::forward
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    at::Tensor x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    AttentionContext context;
+    context.cos = ctx->saved_data["cos"].toTensor();
+    context.sin = ctx->saved_data["sin"].toTensor();
+    if (ctx->saved_data["has_mask"].toBool()) context.mask = ctx->saved_data["mask"].toTensor();
+    context.layer_index = ctx->saved_data["layer_index"].toInt();
+    // Replay the forward's random stream (dropout), then give the caller's stream back.
+    at::Generator generator = DefaultGenerator(x.device());
+    at::Tensor current = generator.get_state();
+    generator.set_state(ctx->saved_data["rng_state"].toTensor());
+    at::Tensor y;
+    {
+      at::AutoGradMode enable(true);
+      y = layer->forward(x, context);
+    }
+    generator.set_state(current);
+    y.backward(grad_outputs[0]);  // accumulates into the parameters' .grad and x.grad
+    // One entry per forward argument slot: x, layer, context, then each parameter (their
+    // gradients were accumulated by the inner backward above).
+    variable_list grads = {x.grad(), at::Tensor(), at::Tensor()};
+    grads.resize(3 + static_cast<size_t>(ctx->saved_data["num_params"].toInt()));
+    return grads;
+  }
+};
+
+}  // namespace
+
+at::Tensor CheckpointedLayerForward(DecoderLayer& layer, const at::Tensor& x, const AttentionContext& context) {
+  TORCH_CHECK(context.cache == nullptr, "gradient checkpointing is for training (no KV cache)");
+  variable_list params;
+  for (const at::Tensor& p : layer->parameters())
+    if (p.requires_grad()) params.push_back(p);
+  return CheckpointedLayer::apply(x, layer.get(), context, at::TensorList(params));
+}
+
+}  // namespace qlorad
