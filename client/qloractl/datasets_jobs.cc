@@ -82,7 +82,7 @@ absl::Status WatchJob(const std::string& id, client::Client& client, const Outpu
 absl::Status SubmitJob(const Args& args, client::Client& client, const Output& out) {
   if (auto s = args.CheckKnown({"dataset", "name", "base-model", "quantize", "priority", "r", "alpha", "dropout", "targets",
                                 "rslora", "epochs", "batch-size", "grad-accum", "lr", "weight-decay", "schedule",
-                                "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "watch"});
+                                "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "watch", "gradient-checkpointing"});
       !s.ok())
     return s;
   v1::CreateJobRequest r;
@@ -119,6 +119,7 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   h->set_max_grad_norm(n["max-grad-norm"]);
   h->set_max_seq_len(static_cast<int32_t>(n["max-seq-len"]));
   h->set_seed(static_cast<uint64_t>(n["seed"]));
+  h->set_gradient_checkpointing(args.Has("gradient-checkpointing"));
   auto job = client.CreateJob(r);
   if (!job.ok()) return job.status();
   if (out.json) out.Message(*job); else out.Table(kJobHeader, {JobRow(*job)});

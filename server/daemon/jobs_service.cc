@@ -55,6 +55,7 @@ service::JobSpec SpecFromProto(const v1::CreateJobRequest& r) {
   if (h.max_grad_norm() != 0) spec.trainer["max_grad_norm"] = h.max_grad_norm();
   if (h.max_seq_len() != 0) spec.trainer["max_seq_len"] = h.max_seq_len();
   if (h.seed() != 0) spec.trainer["seed"] = h.seed();
+  if (h.gradient_checkpointing()) spec.trainer["gradient_checkpointing"] = true;
   return spec;
 }
 
