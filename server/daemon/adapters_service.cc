@@ -92,7 +92,7 @@ grpc::Status AdaptersService::DeleteAdapter(grpc::ServerContext* c, const v1::Ad
 
 grpc::Status AdaptersService::ExportAdapter(grpc::ServerContext* c, const v1::AdapterRef* r,
                                             grpc::ServerWriter<v1::FileChunk>* writer) {
-  return HandleRpc(d_, c, "Adapters", "ExportAdapter", Permission::kRead, [&](const Principal&) {
+  return HandleRpc(d_, c, "Adapters", "ExportAdapter", Permission::kDeploy, [&](const Principal&) {
     auto info = d_.core->GetAdapter(r->adapter());
     if (!info.ok()) return ToGrpcStatus(info.status());
     for (const char* name : {"adapter_config.json", "adapter_model.safetensors", "training_run.json"}) {

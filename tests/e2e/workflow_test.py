@@ -70,7 +70,9 @@ class WorkflowTest(unittest.TestCase):
         self.check_human_review(d, evaluation["evaluation_id"])
         self.check_report_renders(evaluation["report_path"])
         exported = os.path.join(self.work, "exported")
-        d.ctl("adapters", "export", "sentiment@1", "--out", exported, role="viewer")
+        self.assertIn("PERMISSION_DENIED", d.ctl("adapters", "export", "sentiment@1", "--out", exported, role="viewer",
+                                                 check=False).stderr)
+        d.ctl("adapters", "export", "sentiment@1", "--out", exported, role="deployer")
         for name in ("adapter_config.json", "adapter_model.safetensors", "training_run.json"):
             with open(os.path.join(exported, name), "rb") as a, open(os.path.join(adapters[0]["path"], name), "rb") as b:
                 self.assertEqual(a.read(), b.read(), name)
