@@ -81,6 +81,7 @@ absl::Status Train(const Args& args) {
                   static_cast<long long>(e.step), static_cast<long long>(e.total_steps), static_cast<long long>(e.epoch),
                   e.loss, e.learning_rate, e.grad_norm, e.tokens_per_second, e.eta_seconds,
                   e.checkpoint_path.empty() ? "" : " checkpoint ", e.checkpoint_path.c_str());
+    std::fflush(stdout);  // progress is read live (pipes are block-buffered)
     return true;
   }));
   const TrainingSummary& summary = run.summary;
