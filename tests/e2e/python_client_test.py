@@ -103,7 +103,7 @@ class PythonClientTest(unittest.TestCase):
         quick = self.stub("inference").Generate(inf.GenerateRequest(prompt="hi", max_new_tokens=1), metadata=self.md("inference"),
                                                 timeout=30)
         self.assertEqual(len(quick.tokens), 1)
-        self.assertLess(time.time() - start, full_seconds / 3, "the cancelled stream kept the model busy")
+        self.assertLess(time.time() - start, full_seconds / 2, "the cancelled stream kept the model busy")
 
 
 if __name__ == "__main__":
