@@ -140,17 +140,20 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::Promote(const std::string& ref, con
   QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(ref));
   QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
   QLORAD_ASSIGN_OR_RETURN(AdapterInfo before, DescribeAdapter(row));
-  if (before.state != "deployed") {
-    store::DeploymentPolicy policy;
-    policy.require_approval = options_.require_approval;
+  QLORAD_ASSIGN_OR_RETURN(store::AdapterState state, store::ParseAdapterState(before.state));
+  store::DeploymentPolicy policy;
+  policy.require_approval = options_.require_approval;
+  if (state != store::AdapterState::kDeployed)  // refused before anything changes
+    QLORAD_RETURN_IF_ERROR(store::CheckTransition(id, state, store::AdapterState::kDeployed, policy));
+  // Then load: a refused load changes no state; requests on the alias never find it absent.
+  QLORAD_RETURN_IF_ERROR(EngineLoad(id, row.path, false));
+  WatchDrift(id, row.path);
+  if (state != store::AdapterState::kDeployed) {
     QLORAD_RETURN_IF_ERROR(store_->WithStore([&](store::Store& s) {
       store::AdapterLifecycle lifecycle(&s);
       return lifecycle.Deploy(id, actor.empty() ? "system" : actor, alias, policy);
     }));
   }
-  // Load before the alias moves: new requests on the alias never find it absent.
-  QLORAD_RETURN_IF_ERROR(EngineLoad(id, row.path, false));
-  WatchDrift(id, row.path);
   QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(id, true));
   QLORAD_RETURN_IF_ERROR(store_->SetAlias(alias, id, Now()));
   QLORAD_RETURN_IF_ERROR(Audit(actor, "promote", "adapter:" + id, {{"alias", alias}}));
