@@ -73,6 +73,12 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Create(const Engin
   return engine;
 }
 
+absl::Status ServingEngine::Admit() const {
+  if (waiting_.load() >= options_.max_waiting)
+    return absl::ResourceExhaustedError(absl::StrCat("server busy: ", options_.max_waiting, " requests waiting (hint: retry later)"));
+  return absl::OkStatus();
+}
+
 std::string ServingEngine::device() const { return loaded_.model->device().str(); }
 
 absl::Status ServingEngine::LoadAdapter(const std::string& id, const std::string& dir, bool allow_base_mismatch) {
@@ -140,8 +146,7 @@ absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call
     return absl::InvalidArgumentError(absl::StrCat("max_new_tokens: must be in [1, ", options_.max_new_tokens, "], got ",
                                                    call.max_new_tokens));
   QLORAD_RETURN_IF_ERROR(ValidateSamplingOptions(call.sampling));
-  if (waiting_.load() >= options_.max_waiting)
-    return absl::ResourceExhaustedError(absl::StrCat("server busy: ", options_.max_waiting, " requests waiting (hint: retry later)"));
+  QLORAD_RETURN_IF_ERROR(Admit());
   WaitingGuard guard(waiting_);
   QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(call.adapter_id));
   QLORAD_ASSIGN_OR_RETURN(std::vector<int64_t> prompt, PromptIds(call));
@@ -190,6 +195,7 @@ absl::StatusOr<std::vector<tokenizer::RenderedExample>> ServingEngine::RenderLab
 
 absl::StatusOr<LabelScores> ServingEngine::ConstrainedChoice(const std::string& adapter_id, const std::string& text,
                                                             const std::vector<std::string>& labels) {
+  QLORAD_RETURN_IF_ERROR(Admit());
   WaitingGuard guard(waiting_);
   QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(adapter_id));
   QLORAD_ASSIGN_OR_RETURN(std::vector<tokenizer::RenderedExample> rendered, RenderLabels(text, labels));
@@ -239,6 +245,7 @@ absl::StatusOr<LabelScores> ServingEngine::ConstrainedChoice(const std::string& 
 
 absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapter_id, const std::string& text,
                                                        const std::vector<std::string>& labels) {
+  QLORAD_RETURN_IF_ERROR(Admit());
   WaitingGuard guard(waiting_);
   QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(adapter_id));
   QLORAD_ASSIGN_OR_RETURN(std::vector<tokenizer::RenderedExample> rendered, RenderLabels(text, labels));

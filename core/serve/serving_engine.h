@@ -7,9 +7,10 @@
 //  * A request pins the adapter it resolved when admitted (a shared_ptr) and finishes
 //    on it; UnloadAdapter only removes it from the registry, the tensors are freed when
 //    the last request holding them finishes.
-//  * Requests are admitted up to max_waiting; beyond that RESOURCE_EXHAUSTED.
-//    Requests run one forward at a time on the model (a model lock per step of work);
-//    continuous batching across requests is the serving issue's engine.
+//  * Requests (generation, label scoring, constrained choice) are admitted up to
+//    max_waiting; beyond that RESOURCE_EXHAUSTED. Each admitted request holds the model
+//    for its whole run (one model lock); continuous batching across requests is the
+//    serving issue's engine.
 //  * Prompt and output limits: INVALID_ARGUMENT naming the field past
 //    max_prompt_tokens / max_new_tokens.
 #ifndef QLORAD_CORE_SERVE_SERVING_ENGINE_H_
@@ -116,6 +117,8 @@ class ServingEngine {
  private:
   ServingEngine() = default;
   absl::StatusOr<std::shared_ptr<const ServingAdapter>> Pin(const std::string& id) const;
+  // RESOURCE_EXHAUSTED when max_waiting requests are already admitted.
+  absl::Status Admit() const;
   absl::StatusOr<std::vector<int64_t>> PromptIds(const GenerateCall& call) const;
   // Rendered classification examples for `text`, one per label (ids + trainable mask).
   absl::StatusOr<std::vector<tokenizer::RenderedExample>> RenderLabels(const std::string& text,
