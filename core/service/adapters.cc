@@ -33,6 +33,9 @@ CoreStats ServiceCoreImpl::Stats() {
     stats_.adapter_load_seconds.clear();
   }
   out.requests_waiting = engine_->waiting();
+  auto registered = store_->CountAdapters();
+  out.adapters_registered = registered.ok() ? *registered : 0;
+  out.adapters_resident = static_cast<int64_t>(engine_->ResidentAdapters().size());
   for (const char* status : {"succeeded", "failed", "cancelled"}) {
     auto count = store_->CountJobsWithStatus(status);
     out.jobs_ended[status] = count.ok() ? *count : 0;

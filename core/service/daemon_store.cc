@@ -110,16 +110,6 @@ AdapterRow ReadAdapter(const Statement& s) {
 }
 
 template <typename Row, typename Reader>
-absl::StatusOr<std::vector<Row>> Collect(Statement& s, Reader read) {
-  std::vector<Row> rows;
-  while (true) {
-    QLORAD_ASSIGN_OR_RETURN(bool more, s.Step());
-    if (!more) return rows;
-    rows.push_back(read(s));
-  }
-}
-
-template <typename Row, typename Reader>
 absl::StatusOr<Row> One(Statement& s, Reader read, const std::string& what) {
   QLORAD_ASSIGN_OR_RETURN(bool found, s.Step());
   if (!found) return absl::NotFoundError(what);
@@ -165,7 +155,7 @@ absl::StatusOr<std::vector<DatasetRow>> DaemonStore::ListDatasets(const std::str
   QLORAD_ASSIGN_OR_RETURN(Statement s, store_->Prepare(absl::StrCat("SELECT ", kDatasetColumns,
                                                                     " FROM datasets WHERE id > ? ORDER BY id LIMIT ?")));
   s.Bind(1, after_id).Bind(2, limit);
-  return Collect<DatasetRow>(s, ReadDataset);
+  return store::CollectRows<DatasetRow>(s, ReadDataset);
 }
 
 absl::Status DaemonStore::DeleteDataset(const std::string& id) {
@@ -202,7 +192,7 @@ absl::StatusOr<std::vector<JobRow>> DaemonStore::ListJobs(int64_t after_seq, int
   QLORAD_ASSIGN_OR_RETURN(Statement s, store_->Prepare(absl::StrCat("SELECT ", kJobColumns,
                                                                     " FROM jobs WHERE seq > ? ORDER BY seq LIMIT ?")));
   s.Bind(1, after_seq).Bind(2, limit);
-  return Collect<JobRow>(s, ReadJob);
+  return store::CollectRows<JobRow>(s, ReadJob);
 }
 
 absl::StatusOr<std::vector<JobRow>> DaemonStore::JobsWithStatus(const std::string& status) {
@@ -210,7 +200,7 @@ absl::StatusOr<std::vector<JobRow>> DaemonStore::JobsWithStatus(const std::strin
   QLORAD_ASSIGN_OR_RETURN(Statement s, store_->Prepare(absl::StrCat("SELECT ", kJobColumns,
                                                                     " FROM jobs WHERE status = ? ORDER BY seq")));
   s.Bind(1, status);
-  return Collect<JobRow>(s, ReadJob);
+  return store::CollectRows<JobRow>(s, ReadJob);
 }
 
 absl::StatusOr<int64_t> DaemonStore::CountJobsWithStatus(const std::string& status) {
@@ -260,7 +250,7 @@ absl::StatusOr<std::vector<JobEventRow>> DaemonStore::JobEventsAfter(const std::
   QLORAD_ASSIGN_OR_RETURN(Statement s, store_->Prepare(
                                            "SELECT seq, at, event_json FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq"));
   s.Bind(1, job_id).Bind(2, after_seq);
-  return Collect<JobEventRow>(s, [](const Statement& st) {
+  return store::CollectRows<JobEventRow>(s, [](const Statement& st) {
     return JobEventRow{st.ColumnInt64(0), st.ColumnText(1), nlohmann::json::parse(st.ColumnText(2), nullptr, false)};
   });
 }
@@ -293,7 +283,14 @@ absl::StatusOr<std::vector<AdapterRow>> DaemonStore::ListAdapters(const std::str
   QLORAD_ASSIGN_OR_RETURN(Statement s, store_->Prepare(absl::StrCat("SELECT ", kAdapterColumns,
                                                                     " FROM adapters WHERE id > ? ORDER BY id LIMIT ?")));
   s.Bind(1, after_id).Bind(2, limit);
-  return Collect<AdapterRow>(s, ReadAdapter);
+  return store::CollectRows<AdapterRow>(s, ReadAdapter);
+}
+
+absl::StatusOr<int64_t> DaemonStore::CountAdapters() {
+  std::lock_guard<std::mutex> lock(mu_);
+  QLORAD_ASSIGN_OR_RETURN(Statement s, store_->Prepare("SELECT COUNT(*) FROM adapters"));
+  QLORAD_RETURN_IF_ERROR(s.Step().status());
+  return s.ColumnInt64(0);
 }
 
 absl::Status DaemonStore::SetAdapterLoaded(const std::string& id, bool loaded) {
@@ -371,7 +368,7 @@ absl::StatusOr<std::vector<std::string>> DaemonStore::AliasesOf(const std::strin
   std::lock_guard<std::mutex> lock(mu_);
   QLORAD_ASSIGN_OR_RETURN(Statement s, store_->Prepare("SELECT alias FROM aliases WHERE adapter_id = ? ORDER BY alias"));
   s.Bind(1, adapter_id);
-  return Collect<std::string>(s, [](const Statement& st) { return st.ColumnText(0); });
+  return store::CollectRows<std::string>(s, [](const Statement& st) { return st.ColumnText(0); });
 }
 
 }  // namespace qlorad::service

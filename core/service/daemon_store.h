@@ -80,6 +80,7 @@ class DaemonStore {
   absl::StatusOr<AdapterRow> GetAdapter(const std::string& id);
   absl::StatusOr<std::vector<AdapterRow>> ListAdapters(const std::string& after_id, int64_t limit);
   absl::Status SetAdapterLoaded(const std::string& id, bool loaded);
+  absl::StatusOr<int64_t> CountAdapters();
   absl::Status DeleteAdapter(const std::string& id);
 
   // Review samples (with the blind key) and imported review summaries of evaluations.

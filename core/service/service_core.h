@@ -182,6 +182,8 @@ struct CoreStats {
   int64_t adapter_loads = 0, adapter_load_failures = 0, adapter_unloads = 0;
   std::vector<double> adapter_load_seconds;  // durations since the previous Stats() call
   int64_t requests_waiting = 0;              // admitted inference requests not finished
+  int64_t adapters_registered = 0;           // adapter versions in the store
+  int64_t adapters_resident = 0;             // adapters placed on the serving engine
   std::map<std::string, int64_t> jobs_ended;  // succeeded/failed/cancelled -> count (all time)
 };
 

@@ -201,15 +201,10 @@ absl::StatusOr<std::vector<DecisionRecord>> AdapterLifecycle::Decisions(const st
       "FROM approval_decisions WHERE adapter_id = ? ORDER BY id");
   if (!st.ok()) return st.status();
   st->Bind(1, adapter_id);
-  std::vector<DecisionRecord> out;
-  while (true) {
-    auto row = st->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    out.push_back({st->ColumnText(0), st->ColumnText(1), st->ColumnText(2), st->ColumnText(3), st->ColumnText(4),
-                   st->ColumnText(5), st->ColumnText(6), st->ColumnText(7)});
-  }
-  return out;
+  return CollectRows<DecisionRecord>(*st, [](const Statement& s) {
+    return DecisionRecord{s.ColumnText(0), s.ColumnText(1), s.ColumnText(2), s.ColumnText(3),
+                          s.ColumnText(4), s.ColumnText(5), s.ColumnText(6), s.ColumnText(7)};
+  });
 }
 
 }  // namespace qlorad::store

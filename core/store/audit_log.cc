@@ -73,14 +73,7 @@ absl::StatusOr<std::vector<AuditEntry>> AuditLog::List(const std::string& entity
                                          filter ? " WHERE entity_type = ? AND entity_id = ?" : "", " ORDER BY seq"));
   if (!st.ok()) return st.status();
   if (filter) st->Bind(1, entity_type).Bind(2, entity_id);
-  std::vector<AuditEntry> out;
-  while (true) {
-    auto row = st->Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    out.push_back(ReadEntry(*st));
-  }
-  return out;
+  return CollectRows<AuditEntry>(*st, ReadEntry);
 }
 
 absl::Status AuditLog::VerifyChain() {

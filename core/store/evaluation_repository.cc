@@ -12,15 +12,7 @@ StoredEvaluation Read(const Statement& st) {
   return {st.ColumnText(0), st.ColumnText(1), st.ColumnText(2), st.ColumnText(3), st.ColumnText(4)};
 }
 
-absl::StatusOr<std::vector<StoredEvaluation>> All(Statement& st) {
-  std::vector<StoredEvaluation> out;
-  while (true) {
-    auto row = st.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return out;
-    out.push_back(Read(st));
-  }
-}
+absl::StatusOr<std::vector<StoredEvaluation>> All(Statement& st) { return CollectRows<StoredEvaluation>(st, Read); }
 
 }  // namespace
 

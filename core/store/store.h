@@ -102,6 +102,18 @@ class Store {
   int transaction_depth_ = 0;
 };
 
+// Steps `statement` to the end, turning each row into a Row with `read(statement)`.
+template <typename Row, typename Read>
+absl::StatusOr<std::vector<Row>> CollectRows(Statement& statement, Read read) {
+  std::vector<Row> rows;
+  while (true) {
+    absl::StatusOr<bool> more = statement.Step();
+    if (!more.ok()) return more.status();
+    if (!*more) return rows;
+    rows.push_back(read(statement));
+  }
+}
+
 // Maps a SQLite result code (+ message) to an absl::Status.
 absl::Status SqliteStatus(int code, const std::string& message, const std::string& context);
 

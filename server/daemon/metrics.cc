@@ -209,6 +209,9 @@ void DaemonMetrics::RefreshStats() {
   for (double seconds : stats.adapter_load_seconds) f_->adapter_load_seconds.Add({}, kLoadBuckets).Observe(seconds);
   for (const auto& [status, count] : stats.jobs_ended) advance(f_->jobs_total.Add({{"status", status}}), count);
   f_->waiting.Add({}).Set(static_cast<double>(stats.requests_waiting));
+  f_->adapters_registered.Add({}).Set(static_cast<double>(stats.adapters_registered));
+  f_->adapters_resident.Add({{"tier", core_->options().device.rfind("cuda", 0) == 0 ? "gpu" : "cpu"}})
+      .Set(static_cast<double>(stats.adapters_resident));
 }
 
 void DaemonMetrics::Refresh() {
@@ -246,17 +249,6 @@ void DaemonMetrics::Refresh() {
   job_labels_ = running;
   for (const auto& [status, count] : by_status) f_->jobs.Add({{"status", status}}).Set(count);
   f_->queue_depth.Add({}).Set(by_status["queued"]);
-  int registered = 0, resident = 0;
-  service::Page adapters{1000, ""};
-  do {
-    std::string next;
-    auto list = core_->ListAdapters(adapters, &next);
-    if (!list.ok()) return;
-    for (const auto& a : *list) registered += 1, resident += a.loaded ? 1 : 0;
-    adapters.page_token = next;
-  } while (!adapters.page_token.empty());
-  f_->adapters_registered.Add({}).Set(registered);
-  f_->adapters_resident.Add({{"tier", core_->options().device.rfind("cuda", 0) == 0 ? "gpu" : "cpu"}}).Set(resident);
 }
 
 std::string DaemonMetrics::Scrape() const {
