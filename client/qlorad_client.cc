@@ -191,10 +191,11 @@ absl::StatusOr<v1::Adapter> Client::ImportAdapter(const std::string& name, const
   return Unary<v1::Adapter>(QLORAD_STUB_CALL(adapters_, ImportAdapter), r);
 }
 
-absl::StatusOr<v1::Adapter> Client::LoadAdapter(const std::string& ref, bool allow_base_mismatch) {
+absl::StatusOr<v1::Adapter> Client::LoadAdapter(const std::string& ref, bool allow_base_mismatch, bool pin) {
   v1::LoadAdapterRequest r;
   r.set_adapter(ref);
   r.set_allow_base_mismatch(allow_base_mismatch);
+  r.set_pin(pin);
   return Unary<v1::Adapter>(QLORAD_STUB_CALL(adapters_, LoadAdapter), r);
 }
 

@@ -54,7 +54,7 @@ class Client {
   absl::StatusOr<v1::ListAdaptersResponse> ListAdapters(int page_size, const std::string& page_token);
   absl::StatusOr<v1::Adapter> GetAdapter(const std::string& ref);
   absl::StatusOr<v1::Adapter> ImportAdapter(const std::string& name, const std::string& path, bool allow_base_mismatch);
-  absl::StatusOr<v1::Adapter> LoadAdapter(const std::string& ref, bool allow_base_mismatch);
+  absl::StatusOr<v1::Adapter> LoadAdapter(const std::string& ref, bool allow_base_mismatch, bool pin = false);
   absl::StatusOr<v1::Adapter> UnloadAdapter(const std::string& ref);
   absl::StatusOr<v1::Adapter> PromoteAdapter(const std::string& ref, const std::string& alias);
   absl::StatusOr<v1::Adapter> ApproveAdapter(const v1::DecisionRequest& request);

@@ -13,7 +13,8 @@ namespace {
 namespace v1 = ::qlorad::v1;
 
 std::vector<std::string> AdapterRow(const v1::Adapter& a) {
-  return {a.adapter_id(), a.state(), a.loaded() ? "yes" : "no",
+  const std::string loaded = !a.loaded() ? "no" : absl::StrCat(a.residency(), a.pinned() ? ",pinned" : "");
+  return {a.adapter_id(), a.state(), loaded,
           a.aliases().empty() ? "-" : absl::StrJoin(a.aliases(), ","), a.dataset_id(), a.created_at()};
 }
 const std::vector<std::string> kAdapterHeader = {"ID", "STATE", "LOADED", "ALIASES", "DATASET", "CREATED"};
@@ -55,7 +56,7 @@ absl::Status AdaptersCommand(const std::string& verb, const Args& args, client::
   auto ref = args.Positional(0, "ADAPTER (name@version or alias)");
   if (!ref.ok()) return ref.status();
   if (verb == "get") return PrintAdapter(client.GetAdapter(*ref), out);
-  if (verb == "load") return PrintAdapter(client.LoadAdapter(*ref, args.Has("allow-base-mismatch")), out);
+  if (verb == "load") return PrintAdapter(client.LoadAdapter(*ref, args.Has("allow-base-mismatch"), args.Has("pin")), out);
   if (verb == "unload") return PrintAdapter(client.UnloadAdapter(*ref), out);
   if (verb == "approve") return PrintAdapter(client.ApproveAdapter(Decision(*ref, args)), out);
   if (verb == "reject") return PrintAdapter(client.RejectAdapter(Decision(*ref, args)), out);

@@ -17,7 +17,7 @@ constexpr char kUsage[] =
     "  jobs submit --dataset ID --name NAME [--quantize nf4|none] [--r 16] [--alpha 32] [--epochs 3] [--batch-size 4]\n"
     "              [--lr 2e-4] [--max-seq-len 512] [--seed 0] [--priority 0] [--gradient-checkpointing] [--watch]\n"
     "  jobs list | get ID | watch ID | cancel ID\n"
-    "  adapters list | get REF | import NAME SERVER_DIR | load REF | unload REF | promote REF ALIAS | delete REF\n"
+    "  adapters list | get REF | import NAME SERVER_DIR | load REF [--pin] | unload REF | promote REF ALIAS | delete REF\n"
     "  adapters export REF --out DIR   (downloads the PEFT adapter files)\n"
     "  adapters approve REF [--note N] [--risk-class minimal|limited|high] [--documentation-ref URL] | reject REF --note N\n"
     "  generate --prompt TEXT [--adapter REF] [--max-new-tokens 64] [--temperature 0] [--stream]\n"
@@ -37,7 +37,7 @@ int Fail(const absl::Status& status) {
 int main(int argc, char** argv) {
   using namespace qlorad::ctl;
   auto args = Args::Parse({argv + 1, argv + argc}, {"csv", "allow-small", "no-pii", "rslora", "watch", "raw", "stream",
-                                                    "allow-base-mismatch", "blind", "gradient-checkpointing", "help", "h"});
+                                                    "allow-base-mismatch", "blind", "gradient-checkpointing", "pin", "help", "h"});
   if (!args.ok()) return Fail(args.status());
   std::vector<std::string> words = args->positionals();
   if (words.empty() || args->Has("help") || args->Has("h")) {
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
         rest.erase(it);
         break;
       }
-  auto sub = Args::Parse(rest, {"csv", "allow-small", "no-pii", "rslora", "watch", "raw", "stream", "allow-base-mismatch", "blind", "gradient-checkpointing"});
+  auto sub = Args::Parse(rest, {"csv", "allow-small", "no-pii", "rslora", "watch", "raw", "stream", "allow-base-mismatch", "blind", "gradient-checkpointing", "pin"});
   if (!sub.ok()) return Fail(sub.status());
   auto client = ConnectFromArgs(*sub);
   if (!client.ok()) return Fail(client.status());

@@ -3,6 +3,11 @@
 #include <ATen/Context.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
+#if defined(QLORAD_MODEL_WITH_CUDA)
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <cuda_runtime_api.h>
+#endif
+
 #include "absl/strings/str_cat.h"
 #include "core/util/torch_status.h"
 
@@ -27,6 +32,20 @@ absl::StatusOr<c10::ScalarType> ParseComputeDType(const std::string& spec, const
   if (spec == "bf16" || spec == "bfloat16") return c10::kBFloat16;
   if (spec == "f16" || spec == "float16") return c10::kHalf;
   return absl::InvalidArgumentError(absl::StrCat("compute dtype '", spec, "' is not one of f32, bf16, f16, auto"));
+}
+
+std::optional<DeviceMemory> QueryDeviceMemory(const c10::Device& device) {
+#if defined(QLORAD_MODEL_WITH_CUDA)
+  if (!device.is_cuda() || !at::hasCUDA()) return std::nullopt;
+  const int index = device.has_index() ? device.index() : 0;
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
+  size_t free = 0, total = 0;
+  if (cudaSetDevice(index) != cudaSuccess || cudaMemGetInfo(&free, &total) != cudaSuccess) return std::nullopt;
+  return DeviceMemory{stats.reserved_bytes[0].current, static_cast<int64_t>(total)};  // [0]: StatType::AGGREGATE
+#else
+  (void)device;
+  return std::nullopt;
+#endif
 }
 
 std::vector<std::string> AvailableDevices() {

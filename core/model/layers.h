@@ -30,7 +30,7 @@ TORCH_MODULE(RMSNorm);
 struct AttentionContext {
   at::Tensor cos, sin;   // [B, 1, T, D]
   at::Tensor mask;       // bool [B or 1, 1, T, S]: true = may attend; undefined = plain causal over S = T
-  KvCache* cache = nullptr;
+  KvStore* cache = nullptr;
   int64_t layer_index = 0;
 };
 

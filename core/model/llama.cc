@@ -31,7 +31,9 @@ AttentionContext LlamaModelImpl::MakeContext(const ForwardInput& input, int64_t 
   AttentionContext ctx;
   std::tie(ctx.cos, ctx.sin) = rope_.CosSin(positions.to(device()), dtype());
   ctx.cache = input.cache;
-  if (input.attention_mask.defined()) {
+  if (input.attend.defined()) {
+    ctx.mask = input.attend.to(device());
+  } else if (input.attention_mask.defined()) {
     auto bool_options = at::TensorOptions().dtype(at::kBool).device(device());
     at::Tensor causal = at::ones({tokens, keys}, bool_options).tril(past);
     at::Tensor key_ok = input.attention_mask.to(device()).ne(0).view({batch, 1, 1, keys});

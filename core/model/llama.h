@@ -23,7 +23,10 @@ struct ForwardInput {
   at::Tensor tokens;          // [B, T] int64
   at::Tensor positions;       // [B, T] int64; default: cache length + arange(T)
   at::Tensor attention_mask;  // optional [B, S] (S = cache length + T), nonzero = real token
-  KvCache* cache = nullptr;   // optional: read past keys, append new ones
+  KvStore* cache = nullptr;   // optional: read past keys, append new ones
+  // Optional explicit mask, bool [B, 1, T, S], true = may attend; overrides the causal
+  // mask built from attention_mask (rows of a batch with different pasts: paged serving).
+  at::Tensor attend = {};
 };
 
 class LlamaModelImpl : public torch::nn::Module {

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include "core/serve/sgmv_cuda.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::serve {
@@ -18,13 +19,17 @@ at::Tensor MultiLoraLinearLayer::forward(const at::Tensor& x) {
   if (routing == nullptr) return y;
   TORCH_CHECK(static_cast<int64_t>(routing->rows.size()) == x.size(0), "adapter routing has ", routing->rows.size(),
               " rows for a batch of ", x.size(0));
-  std::map<const ModuleDelta*, std::vector<int64_t>> groups;
+  AdapterGroups groups;
   for (size_t row = 0; row < routing->rows.size(); ++row) {
     const ServingAdapter* adapter = routing->rows[row];
     if (adapter == nullptr) continue;
     auto it = adapter->modules.find(module_);
     if (it != adapter->modules.end()) groups[&it->second].push_back(static_cast<int64_t>(row));
   }
+  if (groups.empty()) return y;
+#if defined(QLORAD_SERVE_WITH_CUDA)
+  if (SgmvCudaApplies(x, groups)) return SgmvCudaAdd(y.contiguous(), x, groups);
+#endif
   for (const auto& [delta, rows] : groups) {
     auto apply = [&](const at::Tensor& xs) {
       return at::matmul(at::matmul(xs.to(delta->a.scalar_type()), delta->a.t()), delta->b.t()).mul_(delta->scaling).to(y.scalar_type());

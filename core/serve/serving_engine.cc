@@ -20,11 +20,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Counts a request as waiting for as long as it lives.
-class WaitingGuard {
+// Counts a request as in flight for as long as it lives.
+class InFlightGuard {
  public:
-  explicit WaitingGuard(std::atomic<int64_t>& counter) : counter_(counter) { ++counter_; }
-  ~WaitingGuard() { --counter_; }
+  explicit InFlightGuard(std::atomic<int64_t>& counter) : counter_(counter) { ++counter_; }
+  ~InFlightGuard() { --counter_; }
 
  private:
   std::atomic<int64_t>& counter_;
@@ -53,6 +53,25 @@ absl::StatusOr<std::vector<int64_t>> PrefixIds(const std::vector<tokenizer::Prom
   return ids;
 }
 
+absl::StatusOr<BatcherOptions> BatchingOptions(const EngineOptions& options, const LoadedModel& loaded) {
+  if (options.kv_block_size <= 0 || options.max_running <= 0 || options.prefill_chunk_tokens <= 0)
+    return absl::InvalidArgumentError("kv_block_size, max_running and prefill_chunk_tokens must be positive");
+  BatcherOptions batching;
+  batching.block_size = options.kv_block_size;
+  batching.max_running = options.max_running;
+  batching.max_waiting = options.max_waiting;
+  batching.prefill_chunk_tokens = options.prefill_chunk_tokens;
+  const int64_t block_bytes = KvBlockBytes(loaded.config, options.kv_block_size, loaded.model->dtype());
+  batching.kv_blocks = options.kv_cache_bytes / block_bytes + 1;  // + the scratch block
+  const int64_t longest = std::min(options.max_prompt_tokens + options.max_new_tokens, loaded.config.max_position_embeddings);
+  if (batching.kv_blocks - 1 < (longest + options.kv_block_size - 1) / options.kv_block_size)
+    return absl::InvalidArgumentError(absl::StrCat("kv_cache_bytes: ", options.kv_cache_bytes, " bytes hold ",
+                                                   batching.kv_blocks - 1, " blocks of ", block_bytes,
+                                                   " bytes, too few for one request of ", longest,
+                                                   " positions (hint: raise --kv-cache-mb)"));
+  return batching;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Create(const EngineOptions& options) {
@@ -70,62 +89,59 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Create(const Engin
   load.linear_factory = MakeMultiLoraLinearFactory(base, engine->slot_, engine->shapes_);
   QLORAD_ASSIGN_OR_RETURN(engine->loaded_, LoadModel(options.model_dir, load));
   engine->loaded_.model->eval();
+  for (const at::Tensor& t : engine->loaded_.model->buffers()) engine->weights_bytes_ += t.numel() * t.element_size();
+  for (const at::Tensor& t : engine->loaded_.model->parameters()) engine->weights_bytes_ += t.numel() * t.element_size();
+  RegistryOptions registry;
+  registry.load.base_fingerprint = engine->loaded_.fingerprint;
+  registry.load.max_rank = options.max_lora_rank;
+  registry.load.device = engine->loaded_.model->device();
+  registry.load.dtype = engine->loaded_.model->dtype();
+  registry.max_device_adapters = options.max_device_adapters;
+  registry.max_host_adapters = options.max_host_adapters;
+  engine->adapters_ = std::make_unique<AdapterRegistry>(engine->shapes_.get(), registry);
+  QLORAD_ASSIGN_OR_RETURN(BatcherOptions batching, BatchingOptions(options, engine->loaded_));
+  engine->batcher_ = std::make_unique<ContinuousBatcher>(engine->loaded_.model, engine->slot_, &engine->model_mu_,
+                                                         batching, options.start_batching);
   return engine;
 }
 
+EngineStats ServingEngine::DrainStats() {
+  const c10::Device device = loaded_.model->device();
+  return {batcher_->DrainStats(), adapters_->DrainCounters(), adapters_->Residency(), in_flight_.load(), weights_bytes_,
+          device.str(), QueryDeviceMemory(device)};
+}
+
 absl::Status ServingEngine::Admit() const {
-  if (waiting_.load() >= options_.max_waiting)
-    return absl::ResourceExhaustedError(absl::StrCat("server busy: ", options_.max_waiting, " requests waiting (hint: retry later)"));
+  if (in_flight_.load() >= options_.max_waiting)
+    return absl::ResourceExhaustedError(absl::StrCat("server busy: ", options_.max_waiting, " requests in flight (hint: retry later)"));
   return absl::OkStatus();
 }
 
 std::string ServingEngine::device() const { return loaded_.model->device().str(); }
 
-absl::Status ServingEngine::LoadAdapter(const std::string& id, const std::string& dir, bool allow_base_mismatch) {
-  if (FindAdapter(id) != nullptr) return absl::OkStatus();
-  AdapterLoadOptions options;
-  options.base_fingerprint = loaded_.fingerprint;
+absl::Status ServingEngine::LoadAdapter(const std::string& id, const std::string& dir, bool allow_base_mismatch,
+                                        bool pin) {
+  RegisterOptions options;
   options.allow_base_mismatch = allow_base_mismatch;
-  options.max_rank = options_.max_lora_rank;
-  options.device = loaded_.model->device();
-  options.dtype = loaded_.model->dtype();
-  QLORAD_ASSIGN_OR_RETURN(auto adapter, LoadServingAdapter(dir, id, *shapes_, options));
-  std::lock_guard<std::mutex> lock(registry_mu_);
-  adapters_.emplace(id, std::move(adapter));
-  return absl::OkStatus();
+  options.pin = pin;
+  return adapters_->Register(id, dir, options);
 }
 
-absl::Status ServingEngine::UnloadAdapter(const std::string& id) {
-  std::lock_guard<std::mutex> lock(registry_mu_);
-  if (adapters_.erase(id) == 0) return absl::NotFoundError(absl::StrCat("adapter '", id, "' is not loaded"));
-  return absl::OkStatus();
-}
-
-std::vector<std::string> ServingEngine::ResidentAdapters() const {
-  std::lock_guard<std::mutex> lock(registry_mu_);
-  std::vector<std::string> ids;
-  for (const auto& [id, adapter] : adapters_) ids.push_back(id);
-  return ids;
-}
-
-std::shared_ptr<const ServingAdapter> ServingEngine::FindAdapter(const std::string& id) const {
-  std::lock_guard<std::mutex> lock(registry_mu_);
-  auto it = adapters_.find(id);
-  return it == adapters_.end() ? nullptr : it->second;
-}
+absl::Status ServingEngine::UnloadAdapter(const std::string& id) { return adapters_->Remove(id); }
 
 absl::StatusOr<std::shared_ptr<const ServingAdapter>> ServingEngine::Pin(const std::string& id) const {
   if (id.empty()) return std::shared_ptr<const ServingAdapter>();
-  auto adapter = FindAdapter(id);
-  if (adapter == nullptr)
-    return absl::FailedPreconditionError(absl::StrCat("adapter '", id, "' is not loaded (hint: load it first)"));
-  return adapter;
+  return adapters_->Acquire(id);
 }
 
 absl::StatusOr<std::vector<int64_t>> ServingEngine::PromptIds(const GenerateCall& call) const {
-  if (call.prompt.empty()) return absl::InvalidArgumentError("prompt: must not be empty");
   std::vector<int64_t> ids;
-  if (call.raw_prompt) {
+  if (!call.prompt_ids.empty()) {
+    QLORAD_RETURN_IF_ERROR(ValidateTokenIds(call.prompt_ids, loaded_.config.vocab_size, "prompt_ids"));
+    ids = call.prompt_ids;
+  } else if (call.prompt.empty()) {
+    return absl::InvalidArgumentError("prompt: must not be empty");
+  } else if (call.raw_prompt) {
     QLORAD_ASSIGN_OR_RETURN(std::vector<int32_t> encoded, tokenizer_->Encode(call.prompt, true));
     ids.assign(encoded.begin(), encoded.end());
   } else {
@@ -146,33 +162,42 @@ absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call
     return absl::InvalidArgumentError(absl::StrCat("max_new_tokens: must be in [1, ", options_.max_new_tokens, "], got ",
                                                    call.max_new_tokens));
   QLORAD_RETURN_IF_ERROR(ValidateSamplingOptions(call.sampling));
-  QLORAD_RETURN_IF_ERROR(Admit());
-  WaitingGuard guard(waiting_);
-  QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(call.adapter_id));
-  QLORAD_ASSIGN_OR_RETURN(std::vector<int64_t> prompt, PromptIds(call));
-  GenerationOptions options;
-  options.max_tokens = call.max_new_tokens;
-  options.sampling = call.sampling;
-  if (tokenizer_->eos_id()) options.stop_token_ids.push_back(*tokenizer_->eos_id());
+  InFlightGuard guard(in_flight_);
+  SequenceSpec spec;
+  QLORAD_ASSIGN_OR_RETURN(spec.adapter, Pin(call.adapter_id));
+  QLORAD_ASSIGN_OR_RETURN(spec.prompt, PromptIds(call));
+  spec.max_new_tokens = call.max_new_tokens;
+  spec.sampling = call.sampling;
+  spec.keep_logits = call.keep_logits;
+  if (tokenizer_->eos_id()) spec.stop_token_ids.push_back(*tokenizer_->eos_id());
   GenerateOutcome outcome;
-  outcome.prompt_tokens = static_cast<int64_t>(prompt.size());
-  outcome.prompt_ids = prompt;
-  tokenizer::StreamDecoder decoder(tokenizer_.get(), /*skip_special_tokens=*/true);
+  outcome.prompt_tokens = static_cast<int64_t>(spec.prompt.size());
+  outcome.prompt_ids = spec.prompt;
   const auto start = Clock::now();
-  AdapterRouting routing{{adapter.get()}};
-  std::lock_guard<std::mutex> lock(model_mu_);
-  slot_->current = &routing;
-  auto result = ::qlorad::Generate(loaded_.model, prompt, options, [&](int64_t token) {
-    if (outcome.tokens.empty()) outcome.time_to_first_token_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    outcome.tokens.push_back(token);
-    std::string piece = decoder.Step(static_cast<int32_t>(token));
-    outcome.text += piece;
-    return on_piece ? on_piece(piece, token) : true;
-  });
-  slot_->current = nullptr;
-  if (!result.ok()) return result.status();
+  QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<SequenceStream> stream, batcher_->Submit(std::move(spec)));
+  tokenizer::StreamDecoder decoder(tokenizer_.get(), /*skip_special_tokens=*/true);
+  for (;;) {
+    SequenceStream::Update update = stream->Wait();
+    for (int64_t token : update.tokens) {
+      if (stream->cancelled()) break;
+      if (outcome.tokens.empty()) outcome.time_to_first_token_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      outcome.tokens.push_back(token);
+      std::string piece = decoder.Step(static_cast<int32_t>(token));
+      outcome.text += piece;
+      if (on_piece && !on_piece(piece, token)) stream->Cancel();
+    }
+    if (stream->cancelled()) {
+      outcome.finish_reason = FinishReason::kCancelled;
+      break;
+    }
+    if (update.done) {
+      if (!update.status.ok()) return update.status;
+      outcome.finish_reason = update.reason;
+      break;
+    }
+  }
   outcome.text += decoder.Flush();
-  outcome.finish_reason = result->finish_reason;
+  outcome.logits = stream->TakeLogits();
   outcome.total_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return outcome;
 }
@@ -196,7 +221,7 @@ absl::StatusOr<std::vector<tokenizer::RenderedExample>> ServingEngine::RenderLab
 absl::StatusOr<LabelScores> ServingEngine::ConstrainedChoice(const std::string& adapter_id, const std::string& text,
                                                             const std::vector<std::string>& labels) {
   QLORAD_RETURN_IF_ERROR(Admit());
-  WaitingGuard guard(waiting_);
+  InFlightGuard guard(in_flight_);
   QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(adapter_id));
   QLORAD_ASSIGN_OR_RETURN(std::vector<tokenizer::RenderedExample> rendered, RenderLabels(text, labels));
   // Shared prompt = ids before the first completion token; continuations = the rest.
@@ -246,7 +271,7 @@ absl::StatusOr<LabelScores> ServingEngine::ConstrainedChoice(const std::string& 
 absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapter_id, const std::string& text,
                                                        const std::vector<std::string>& labels) {
   QLORAD_RETURN_IF_ERROR(Admit());
-  WaitingGuard guard(waiting_);
+  InFlightGuard guard(in_flight_);
   QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(adapter_id));
   QLORAD_ASSIGN_OR_RETURN(std::vector<tokenizer::RenderedExample> rendered, RenderLabels(text, labels));
   int64_t longest = 0;

@@ -1,16 +1,19 @@
 // The serving engine: one resident base model, many adapters layered over it.
 //
 // Contract:
-//  * Adapters are addressed by id ("name@version"). LoadAdapter validates and places
-//    an adapter (serving_adapter.h); a failed load changes nothing and affects no other
-//    adapter or request. Loading an id that is already resident is a no-op.
-//  * A request pins the adapter it resolved when admitted (a shared_ptr) and finishes
-//    on it; UnloadAdapter only removes it from the registry, the tensors are freed when
-//    the last request holding them finishes.
-//  * Requests (generation, label scoring, constrained choice) are admitted up to
-//    max_waiting; beyond that RESOURCE_EXHAUSTED. Each admitted request holds the model
-//    for its whole run (one model lock); continuous batching across requests is the
-//    serving issue's engine.
+//  * Adapters are addressed by id ("name@version") in an AdapterRegistry with
+//    device/host/disk tiers and an LRU bound (adapter_registry.h). LoadAdapter
+//    validates and places an adapter; a failed load changes nothing and affects no
+//    other adapter or request. Loading an id that is already registered only
+//    prefetches it (and adds the pin if asked).
+//  * A request pins the adapter copy it resolved when admitted (a shared_ptr) and
+//    finishes on it; UnloadAdapter and eviction only drop the registry's reference.
+//  * Generation runs through the continuous batcher (continuous_batcher.h): many
+//    requests, each with its own adapter, share every decode step; the KV cache is
+//    paged with a byte budget. Label scoring, constrained choice and embeddings run
+//    their own forwards between batch steps (same model mutex).
+//  * Admission: generation queues in the batcher up to max_waiting, then
+//    RESOURCE_EXHAUSTED; the other request kinds are bounded by max_waiting in flight.
 //  * Prompt and output limits: INVALID_ARGUMENT naming the field past
 //    max_prompt_tokens / max_new_tokens.
 #ifndef QLORAD_CORE_SERVE_SERVING_ENGINE_H_
@@ -26,8 +29,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/model/device.h"
 #include "core/model/generate.h"
 #include "core/model/loader.h"
+#include "core/serve/adapter_registry.h"
+#include "core/serve/continuous_batcher.h"
 #include "core/serve/multi_lora_linear.h"
 #include "core/serve/serving_adapter.h"
 #include "core/tokenizer/prompt_format.h"
@@ -43,7 +49,27 @@ struct EngineOptions {
   int64_t max_prompt_tokens = 2048;
   int64_t max_new_tokens = 512;
   int64_t max_lora_rank = 64;
-  int64_t max_waiting = 4096;     // admitted requests beyond this are RESOURCE_EXHAUSTED
+  int64_t max_waiting = 4096;     // queued requests beyond this are RESOURCE_EXHAUSTED
+  // Continuous batching and the paged KV cache.
+  int64_t kv_cache_bytes = 256ll << 20;  // KV pool budget on the compute device
+  int64_t kv_block_size = 16;            // positions per block
+  int64_t max_running = 64;              // sequences decoded together
+  int64_t prefill_chunk_tokens = 256;    // prompt tokens per step (chunked prefill)
+  // Adapter residency.
+  int64_t max_device_adapters = 64;      // LRU bound of adapters on the compute device
+  int64_t max_host_adapters = 256;       // host-RAM tier (GPU serving only)
+  bool start_batching = true;            // false: the batcher waits for StartBatching() (tests)
+};
+
+// Engine-wide serving gauges and counters for metrics.
+struct EngineStats {
+  BatcherStats batch;
+  RegistryCounters adapters;
+  std::vector<AdapterResidency> residency;
+  int64_t in_flight = 0;  // admitted requests of every kind not finished
+  int64_t weights_bytes = 0;  // the base model's tensors on the compute device
+  std::string device;
+  std::optional<DeviceMemory> device_memory;  // accelerator only
 };
 
 struct GenerateCall {
@@ -53,12 +79,15 @@ struct GenerateCall {
   bool raw_prompt = false;           // tokenize `prompt` as is (with the tokenizer's special prefix)
   int64_t max_new_tokens = 64;
   SamplingOptions sampling;
+  std::vector<int64_t> prompt_ids = {};  // pre-tokenized prompt (overrides prompt/input; tests and benches)
+  bool keep_logits = false;          // return each generated position's logits (tests)
 };
 
 struct GenerateOutcome {
   std::string text;
   std::vector<int64_t> prompt_ids;  // the rendered prompt (for drift monitoring)
   std::vector<int64_t> tokens;
+  std::vector<at::Tensor> logits;   // per generated token, fp32 [vocab], when GenerateCall::keep_logits
   int64_t prompt_tokens = 0;
   FinishReason finish_reason = FinishReason::kLength;
   double time_to_first_token_seconds = 0;
@@ -80,10 +109,16 @@ class ServingEngine {
  public:
   static absl::StatusOr<std::unique_ptr<ServingEngine>> Create(const EngineOptions& options);
 
-  absl::Status LoadAdapter(const std::string& id, const std::string& dir, bool allow_base_mismatch = false);
+  absl::Status LoadAdapter(const std::string& id, const std::string& dir, bool allow_base_mismatch = false,
+                           bool pin = false);
   absl::Status UnloadAdapter(const std::string& id);
-  std::vector<std::string> ResidentAdapters() const;
-  std::shared_ptr<const ServingAdapter> FindAdapter(const std::string& id) const;
+  bool IsLoaded(const std::string& id) const { return adapters_->Contains(id); }
+  // The device-tier copy of `id`, or nullptr when it is not on the device right now.
+  std::shared_ptr<const ServingAdapter> FindAdapter(const std::string& id) const { return adapters_->FindResident(id); }
+  std::vector<AdapterResidency> Residency() const { return adapters_->Residency(); }
+  // Gauges now; counters and per-step batch sizes since the previous call.
+  EngineStats DrainStats();
+  void StartBatching() { batcher_->Start(); }
 
   absl::StatusOr<GenerateOutcome> Generate(const GenerateCall& call, const PieceCallback& on_piece = nullptr);
   // Log-likelihood of each label as the completion of the classification prompt for `text`
@@ -111,13 +146,13 @@ class ServingEngine {
   tokenizer::PromptFormat prompt_format() const { return format_; }
   bool quantized() const { return quantized_; }
   std::string device() const;
-  int64_t waiting() const { return waiting_.load(); }
+  int64_t in_flight() const { return in_flight_.load(); }
   const EngineOptions& options() const { return options_; }
 
  private:
   ServingEngine() = default;
   absl::StatusOr<std::shared_ptr<const ServingAdapter>> Pin(const std::string& id) const;
-  // RESOURCE_EXHAUSTED when max_waiting requests are already admitted.
+  // RESOURCE_EXHAUSTED when max_waiting requests are already in flight.
   absl::Status Admit() const;
   absl::StatusOr<std::vector<int64_t>> PromptIds(const GenerateCall& call) const;
   // Rendered classification examples for `text`, one per label (ids + trainable mask).
@@ -131,10 +166,11 @@ class ServingEngine {
   tokenizer::PromptFormat format_{};
   std::shared_ptr<RoutingSlot> slot_ = std::make_shared<RoutingSlot>();
   std::shared_ptr<BaseModuleShapes> shapes_ = std::make_shared<BaseModuleShapes>();
-  mutable std::mutex registry_mu_;
-  std::map<std::string, std::shared_ptr<const ServingAdapter>> adapters_;
-  std::mutex model_mu_;  // one forward at a time
-  std::atomic<int64_t> waiting_{0};
+  std::unique_ptr<AdapterRegistry> adapters_;
+  std::mutex model_mu_;  // one forward at a time (the batcher's steps and the direct forwards)
+  std::unique_ptr<ContinuousBatcher> batcher_;
+  std::atomic<int64_t> in_flight_{0};
+  int64_t weights_bytes_ = 0;
 };
 
 }  // namespace qlorad::serve

@@ -11,31 +11,45 @@
 
 namespace qlorad::service {
 
-absl::Status ServiceCoreImpl::EngineLoad(const std::string& id, const std::string& dir, bool allow_base_mismatch) {
-  if (engine_->FindAdapter(id) != nullptr) return absl::OkStatus();
-  const auto start = std::chrono::steady_clock::now();
-  absl::Status loaded = engine_->LoadAdapter(id, dir, allow_base_mismatch);
-  std::lock_guard<std::mutex> lock(stats_mu_);
-  if (!loaded.ok()) {
-    ++stats_.adapter_load_failures;
-    return loaded;
-  }
-  ++stats_.adapter_loads;
-  stats_.adapter_load_seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  return absl::OkStatus();
+absl::Status ServiceCoreImpl::EngineLoad(const std::string& id, const std::string& dir, bool allow_base_mismatch,
+                                        bool pin) {
+  if (engine_->IsLoaded(id) && !pin) return absl::OkStatus();
+  return engine_->LoadAdapter(id, dir, allow_base_mismatch, pin);
 }
 
 CoreStats ServiceCoreImpl::Stats() {
   CoreStats out;
   {
     std::lock_guard<std::mutex> lock(stats_mu_);
-    out = stats_;
-    stats_.adapter_load_seconds.clear();
+    out.adapter_unloads = stats_.adapter_unloads;
   }
-  out.requests_waiting = engine_->waiting();
+  serve::EngineStats engine = engine_->DrainStats();
+  out.adapter_loads = engine.adapters.loads;
+  out.adapter_load_failures = engine.adapters.load_failures;
+  out.adapter_evictions = engine.adapters.evictions;
+  out.adapter_load_seconds = std::move(engine.adapters.load_seconds);
+  out.requests_running = engine.batch.running;
+  out.requests_waiting = engine.batch.waiting;
+  out.requests_in_flight = engine.in_flight;
+  out.kv_blocks_used = engine.batch.kv_blocks_used;
+  out.kv_blocks_reserved = engine.batch.kv_blocks_reserved;
+  out.kv_blocks_total = engine.batch.kv_blocks_total;
+  out.engine_bytes["kv_cache"] = (engine.batch.kv_blocks_total + 1) * engine.batch.kv_block_bytes;
+  out.engine_bytes["weights"] = engine.weights_bytes;
+  out.engine_bytes["adapters"] = 0;
+  out.device = engine.device;
+  if (engine.device_memory) {
+    out.device_memory_used = engine.device_memory->used_bytes;
+    out.device_memory_total = engine.device_memory->total_bytes;
+  }
+  out.batch_sizes = std::move(engine.batch.batch_rows);
+  for (const char* tier : {"device", "host", "disk"}) out.adapters_by_tier[tier] = 0;
+  for (const serve::AdapterResidency& r : engine.residency) {
+    ++out.adapters_by_tier[serve::AdapterTierName(r.tier)];
+    if (r.tier == serve::AdapterTier::kDevice) out.engine_bytes["adapters"] += r.bytes;
+  }
   auto registered = store_->CountAdapters();
   out.adapters_registered = registered.ok() ? *registered : 0;
-  out.adapters_resident = static_cast<int64_t>(engine_->ResidentAdapters().size());
   for (const char* status : {"succeeded", "failed", "cancelled"}) {
     auto count = store_->CountJobsWithStatus(status);
     out.jobs_ended[status] = count.ok() ? *count : 0;
@@ -93,14 +107,14 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::ImportAdapter(const std::string& na
   return DescribeAdapter(row);
 }
 
-absl::StatusOr<AdapterInfo> ServiceCoreImpl::LoadAdapter(const std::string& ref, bool allow_base_mismatch,
+absl::StatusOr<AdapterInfo> ServiceCoreImpl::LoadAdapter(const std::string& ref, bool allow_base_mismatch, bool pin,
                                                          const std::string& actor) {
   QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(ref));
   QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
-  QLORAD_RETURN_IF_ERROR(EngineLoad(id, row.path, allow_base_mismatch));
+  QLORAD_RETURN_IF_ERROR(EngineLoad(id, row.path, allow_base_mismatch, pin));
   WatchDrift(id, row.path);
   QLORAD_RETURN_IF_ERROR(store_->SetAdapterLoaded(id, true));
-  QLORAD_RETURN_IF_ERROR(Audit(actor, "load", "adapter:" + id, {{"allow_base_mismatch", allow_base_mismatch}}));
+  QLORAD_RETURN_IF_ERROR(Audit(actor, "load", "adapter:" + id, {{"allow_base_mismatch", allow_base_mismatch}, {"pin", pin}}));
   row.loaded = true;
   return DescribeAdapter(row);
 }

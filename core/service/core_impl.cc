@@ -42,6 +42,10 @@ absl::Status ServiceCoreImpl::Init() {
   engine.max_prompt_tokens = options_.max_prompt_tokens;
   engine.max_new_tokens = options_.max_new_tokens;
   engine.max_waiting = options_.max_waiting_requests;
+  engine.kv_cache_bytes = options_.kv_cache_mb << 20;
+  engine.max_running = options_.max_batch;
+  engine.prefill_chunk_tokens = options_.prefill_chunk_tokens;
+  engine.max_device_adapters = options_.max_resident_adapters;
   QLORAD_ASSIGN_OR_RETURN(engine_, serve::ServingEngine::Create(engine));
   devices_ = AvailableDevices();
   monitor::DriftWindowOptions window;
@@ -102,8 +106,15 @@ absl::StatusOr<std::string> ServiceCoreImpl::ResolveAdapter(const std::string& r
 
 absl::StatusOr<AdapterInfo> ServiceCoreImpl::DescribeAdapter(const AdapterRow& row) {
   AdapterInfo info{row.id, row.name, row.job_id, row.path, row.base_fingerprint, row.dataset_id, row.created_at, "", "",
-                   row.version, engine_->FindAdapter(row.id) != nullptr, {}};
+                   row.version, engine_->IsLoaded(row.id), {}};
   QLORAD_ASSIGN_OR_RETURN(info.aliases, store_->AliasesOf(row.id));
+  for (const serve::AdapterResidency& r : engine_->Residency()) {
+    if (r.id != row.id) continue;
+    info.residency = serve::AdapterTierName(r.tier);
+    info.pinned = r.pinned;
+    info.placements = r.loads;
+    info.evictions = r.evictions;
+  }
   QLORAD_RETURN_IF_ERROR(store_->WithStore([&](store::Store& s) -> absl::Status {
     store::AdapterLifecycle lifecycle(&s);
     QLORAD_ASSIGN_OR_RETURN(store::AdapterVersion version, lifecycle.Get(row.id));

@@ -50,7 +50,8 @@ class ServiceCoreImpl : public ServiceCore {
   absl::StatusOr<AdapterInfo> GetAdapter(const std::string& ref) override;
   absl::StatusOr<AdapterInfo> ImportAdapter(const std::string& name, const std::string& path, bool allow_base_mismatch,
                                             const std::string& actor) override;
-  absl::StatusOr<AdapterInfo> LoadAdapter(const std::string& ref, bool allow_base_mismatch, const std::string& actor) override;
+  absl::StatusOr<AdapterInfo> LoadAdapter(const std::string& ref, bool allow_base_mismatch, bool pin,
+                                          const std::string& actor) override;
   absl::StatusOr<AdapterInfo> UnloadAdapter(const std::string& ref, const std::string& actor) override;
   absl::StatusOr<AdapterInfo> Promote(const std::string& ref, const std::string& alias, const std::string& actor) override;
   absl::StatusOr<AdapterInfo> Decide(const std::string& ref, bool approve, const DecisionInput& decision) override;
@@ -114,7 +115,8 @@ class ServiceCoreImpl : public ServiceCore {
   std::vector<std::thread> workers_;
   std::mutex eval_mu_;  // evaluations run one at a time
   // Loads the adapter on the engine (idempotent), counting loads, failures and durations.
-  absl::Status EngineLoad(const std::string& id, const std::string& dir, bool allow_base_mismatch);
+  // Registers `id` on the engine (prefetched to the device); `pin` keeps it there.
+  absl::Status EngineLoad(const std::string& id, const std::string& dir, bool allow_base_mismatch, bool pin = false);
   std::mutex stats_mu_;
   CoreStats stats_;
 };

@@ -89,7 +89,7 @@ void DriftTracker::Loop() {
     // estimates it), computed only when no request is waiting for the model.
     std::vector<float> embedding;
     if (embed_counter_++ % kEmbedEvery == 0) {
-      for (int i = 0; i < 200 && engine_->waiting() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      for (int i = 0; i < 200 && engine_->in_flight() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       auto embedded = engine_->EmbedPrompt(item.second);
       if (embedded.ok()) embedding = std::move(*embedded);
     }

@@ -41,6 +41,10 @@ struct CoreOptions {
   int64_t max_prompt_tokens = 2048;
   int64_t max_new_tokens = 512;
   int64_t max_waiting_requests = 4096;
+  int64_t kv_cache_mb = 256;           // paged KV cache budget of the serving engine
+  int64_t max_batch = 64;              // sequences decoded together (continuous batching)
+  int64_t prefill_chunk_tokens = 256;  // prompt tokens per engine step (chunked prefill)
+  int64_t max_resident_adapters = 64;  // LRU bound of adapters on the compute device
   int64_t checkpoint_every_steps = 10;
   bool require_approval = true;     // deployment policy: promote needs an approved adapter
   int64_t drift_window_prompts = 500;  // newest prompts per adapter compared with its training profile
@@ -108,6 +112,9 @@ struct AdapterInfo {
   int64_t version = 0;
   bool loaded = false;
   std::vector<std::string> aliases;
+  std::string residency = "";  // device | host | disk; "" when not loaded
+  bool pinned = false;
+  int64_t placements = 0, evictions = 0;
 };
 
 struct DecisionInput {
@@ -179,11 +186,20 @@ struct ReviewerFile {
 
 // Counters and levels for the metrics exporter.
 struct CoreStats {
-  int64_t adapter_loads = 0, adapter_load_failures = 0, adapter_unloads = 0;
-  std::vector<double> adapter_load_seconds;  // durations since the previous Stats() call
-  int64_t requests_waiting = 0;              // admitted inference requests not finished
+  // Adapter placements on the compute device (explicit loads and on-demand reloads),
+  // failures, explicit unloads and LRU evictions: all-time totals.
+  int64_t adapter_loads = 0, adapter_load_failures = 0, adapter_unloads = 0, adapter_evictions = 0;
+  std::vector<double> adapter_load_seconds;  // placement durations since the previous Stats() call
+  int64_t requests_running = 0;              // sequences in the running batch
+  int64_t requests_waiting = 0;              // queued for admission to the batch
+  int64_t requests_in_flight = 0;            // every admitted inference request not finished
+  int64_t kv_blocks_used = 0, kv_blocks_reserved = 0, kv_blocks_total = 0;
+  std::map<std::string, int64_t> engine_bytes;  // weights | kv_cache | adapters -> bytes on the compute device
+  std::string device;                           // the serving engine's compute device ("cpu", "cuda:0")
+  int64_t device_memory_used = -1, device_memory_total = -1;  // accelerator only; -1 = none
+  std::vector<int64_t> batch_sizes;          // sequences per engine step since the previous Stats() call
   int64_t adapters_registered = 0;           // adapter versions in the store
-  int64_t adapters_resident = 0;             // adapters placed on the serving engine
+  std::map<std::string, int64_t> adapters_by_tier;  // device/host/disk -> loaded adapters there
   std::map<std::string, int64_t> jobs_ended;  // succeeded/failed/cancelled -> count (all time)
 };
 
@@ -216,7 +232,8 @@ class ServiceCore {
   // against the resident base, copied under the state directory).
   virtual absl::StatusOr<AdapterInfo> ImportAdapter(const std::string& name, const std::string& path,
                                                     bool allow_base_mismatch, const std::string& actor) = 0;
-  virtual absl::StatusOr<AdapterInfo> LoadAdapter(const std::string& ref, bool allow_base_mismatch, const std::string& actor) = 0;
+  virtual absl::StatusOr<AdapterInfo> LoadAdapter(const std::string& ref, bool allow_base_mismatch, bool pin,
+                                                  const std::string& actor) = 0;
   virtual absl::StatusOr<AdapterInfo> UnloadAdapter(const std::string& ref, const std::string& actor) = 0;
   // Deploys the adapter under `alias` (policy: approval required) and moves the alias atomically.
   virtual absl::StatusOr<AdapterInfo> Promote(const std::string& ref, const std::string& alias, const std::string& actor) = 0;

@@ -104,12 +104,20 @@ std::vector<at::Tensor> LoraParameters(const LoraModules& modules) {
 
 absl::Status SavePeftAdapter(const std::string& dir, const LoraConfig& config, const LoraModules& modules,
                              const std::string& base_model, const std::map<std::string, std::string>& metadata) {
-  if (modules.empty()) return absl::FailedPreconditionError("no LoRA modules to save");
+  std::map<std::string, std::pair<at::Tensor, at::Tensor>> weights;
+  for (const auto& [module, layer] : modules) weights[module] = {layer->lora_A.detach(), layer->lora_B.detach()};
+  return SavePeftWeights(dir, config, weights, base_model, metadata);
+}
+
+absl::Status SavePeftWeights(const std::string& dir, const LoraConfig& config,
+                             const std::map<std::string, std::pair<at::Tensor, at::Tensor>>& weights,
+                             const std::string& base_model, const std::map<std::string, std::string>& metadata) {
+  if (weights.empty()) return absl::FailedPreconditionError("no LoRA modules to save");
   QLORAD_RETURN_IF_ERROR(EnsureDirectory(dir));
   std::vector<NamedTensor> tensors;
-  for (const auto& [module, layer] : modules) {
-    tensors.push_back({absl::StrCat(kKeyPrefix, module, ".lora_A.weight"), layer->lora_A.detach().to(at::kCPU).contiguous()});
-    tensors.push_back({absl::StrCat(kKeyPrefix, module, ".lora_B.weight"), layer->lora_B.detach().to(at::kCPU).contiguous()});
+  for (const auto& [module, ab] : weights) {
+    tensors.push_back({absl::StrCat(kKeyPrefix, module, ".lora_A.weight"), ab.first.to(at::kCPU).contiguous()});
+    tensors.push_back({absl::StrCat(kKeyPrefix, module, ".lora_B.weight"), ab.second.to(at::kCPU).contiguous()});
   }
   QLORAD_ASSIGN_OR_RETURN(std::vector<TensorSpec> specs, SpecsOf(tensors));
   std::map<std::string, std::string> header = metadata;

@@ -66,6 +66,11 @@ std::vector<at::Tensor> LoraParameters(const LoraModules& modules);
 absl::Status SavePeftAdapter(const std::string& dir, const LoraConfig& config, const LoraModules& modules,
                              const std::string& base_model, const std::map<std::string, std::string>& metadata);
 
+// The same from plain module name -> {A [r, in], B [out, r]} tensors (any device).
+absl::Status SavePeftWeights(const std::string& dir, const LoraConfig& config,
+                             const std::map<std::string, std::pair<at::Tensor, at::Tensor>>& weights,
+                             const std::string& base_model, const std::map<std::string, std::string>& metadata);
+
 // Reads adapter_config.json. Refuses what qlorad does not support (DoRA,
 // modules_to_save, bias != "none", fan_in_fan_out, non-LORA types) with the field named.
 absl::StatusOr<LoraConfig> ReadPeftConfig(const std::string& dir);

@@ -11,6 +11,10 @@ void ToProto(const service::AdapterInfo& a, v1::Adapter* out) {
   out->set_version(a.version);
   out->set_state(a.state);
   out->set_loaded(a.loaded);
+  out->set_residency(a.residency);
+  out->set_pinned(a.pinned);
+  out->set_placements(a.placements);
+  out->set_evictions(a.evictions);
   for (const auto& alias : a.aliases) out->add_aliases(alias);
   out->set_job_id(a.job_id);
   out->set_dataset_id(a.dataset_id);
@@ -61,7 +65,7 @@ grpc::Status AdaptersService::ImportAdapter(grpc::ServerContext* c, const v1::Im
 
 grpc::Status AdaptersService::LoadAdapter(grpc::ServerContext* c, const v1::LoadAdapterRequest* r, v1::Adapter* out) {
   return Respond(c, "LoadAdapter", Permission::kDeploy, out, [&](const Principal& who) {
-    return d_.core->LoadAdapter(r->adapter(), r->allow_base_mismatch(), who.name);
+    return d_.core->LoadAdapter(r->adapter(), r->allow_base_mismatch(), r->pin(), who.name);
   });
 }
 

@@ -14,7 +14,8 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
                           "rate-limit", "tls-cert", "tls-key", "tls-client-ca", "serve-quantize", "training-workers",
                           "max-queued-jobs", "checkpoint-every", "max-prompt-tokens", "max-new-tokens",
                           "max-waiting-requests", "max-message-bytes", "max-upload-bytes", "drain-seconds",
-                          "metrics-max-adapters", "drift-window-prompts", "drift-window-seconds"},
+                          "metrics-max-adapters", "drift-window-prompts", "drift-window-seconds", "kv-cache-mb",
+                          "max-batch", "prefill-chunk-tokens", "max-resident-adapters", "memory-limit-mb"},
                          {"no-auth", "no-require-approval"}));
   if (!flags.positional().empty())
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
@@ -31,6 +32,13 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
   QLORAD_ASSIGN_OR_RETURN(o.core.max_prompt_tokens, flags.GetInt("max-prompt-tokens", 2048));
   QLORAD_ASSIGN_OR_RETURN(o.core.max_new_tokens, flags.GetInt("max-new-tokens", 512));
   QLORAD_ASSIGN_OR_RETURN(o.core.max_waiting_requests, flags.GetInt("max-waiting-requests", 4096));
+  QLORAD_ASSIGN_OR_RETURN(o.core.kv_cache_mb, flags.GetInt("kv-cache-mb", 256));
+  QLORAD_ASSIGN_OR_RETURN(o.core.max_batch, flags.GetInt("max-batch", 64));
+  QLORAD_ASSIGN_OR_RETURN(o.core.prefill_chunk_tokens, flags.GetInt("prefill-chunk-tokens", 256));
+  QLORAD_ASSIGN_OR_RETURN(o.core.max_resident_adapters, flags.GetInt("max-resident-adapters", 64));
+  if (o.core.kv_cache_mb <= 0 || o.core.max_batch <= 0 || o.core.prefill_chunk_tokens <= 0 || o.core.max_resident_adapters <= 0)
+    return absl::InvalidArgumentError(
+        "--kv-cache-mb, --max-batch, --prefill-chunk-tokens and --max-resident-adapters must be positive");
   o.core.require_approval = !flags.GetBool("no-require-approval");
   QLORAD_ASSIGN_OR_RETURN(o.core.drift_window_prompts, flags.GetInt("drift-window-prompts", 500));
   QLORAD_ASSIGN_OR_RETURN(o.core.drift_window_seconds, flags.GetDouble("drift-window-seconds", 0.0));
@@ -50,6 +58,7 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
   o.drain_seconds = static_cast<int>(drain);
   QLORAD_ASSIGN_OR_RETURN(long long max_adapters, flags.GetInt("metrics-max-adapters", 100));
   o.metrics_max_adapters = static_cast<int>(max_adapters);
+  QLORAD_ASSIGN_OR_RETURN(o.memory_limit_mb, flags.GetInt("memory-limit-mb", 0));
   return o;
 }
 

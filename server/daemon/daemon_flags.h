@@ -21,6 +21,7 @@ struct DaemonOptions {
   int64_t max_upload_bytes = 256ll << 20;
   int drain_seconds = 30;
   int metrics_max_adapters = 100;  // distinct adapter label values before "other"
+  int64_t memory_limit_mb = 0;     // exported as qlorad_process_memory_limit_bytes; 0 = the cgroup limit
 };
 
 inline constexpr char kDaemonUsage[] =

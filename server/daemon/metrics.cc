@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -40,6 +41,18 @@ Histogram::BucketBoundaries InterTokenBuckets() {
   return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5};
 }
 
+// cgroup v2 memory.max, else v1 memory.limit_in_bytes; 0 when unlimited or unknown.
+int64_t CgroupMemoryLimit() {
+  for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream in(path);
+    std::string text;
+    if (!(in >> text) || text == "max") continue;
+    const long long value = std::atoll(text.c_str());
+    if (value > 0 && value < (1ll << 60)) return value;  // v1 reports "unlimited" as a huge number
+  }
+  return 0;
+}
+
 int64_t ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
   int64_t pages = 0, resident = 0;
@@ -71,7 +84,17 @@ struct DaemonMetrics::Families {
         tokens_per_second(BuildGauge().Name("qlorad_training_tokens_per_second").Help("Training throughput of a running job.").Register(r)),
         eta(BuildGauge().Name("qlorad_training_eta_seconds").Help("Estimated time to finish a running job.").Register(r)),
         rss(BuildGauge().Name("qlorad_process_resident_memory_bytes").Help("Process RSS.").Register(r)),
-        waiting(BuildGauge().Name("qlorad_inference_requests_waiting").Help("Inference requests admitted and not finished (queued for the model or running).").Register(r)),
+        waiting(BuildGauge().Name("qlorad_inference_requests_waiting").Help("Generation requests queued for admission to the running batch.").Register(r)),
+        running(BuildGauge().Name("qlorad_inference_requests_running").Help("Sequences in the engine's running batch.").Register(r)),
+        batch_size(BuildHistogram().Name("qlorad_inference_batch_size").Help("Sequences processed per engine step (continuous batching).").Register(r)),
+        kv_blocks_used(BuildGauge().Name("qlorad_kv_cache_blocks_used").Help("Paged KV-cache blocks holding positions.").Register(r)),
+        kv_blocks_reserved(BuildGauge().Name("qlorad_kv_cache_blocks_reserved").Help("Paged KV-cache blocks reserved by admitted sequences.").Register(r)),
+        kv_blocks_capacity(BuildGauge().Name("qlorad_kv_cache_blocks_capacity").Help("Paged KV-cache blocks in the budget.").Register(r)),
+        engine_memory(BuildGauge().Name("qlorad_engine_memory_bytes").Help("Bytes the serving engine placed on its compute device, by kind.").Register(r)),
+        device_memory_used(BuildGauge().Name("qlorad_device_memory_used_bytes").Help("Accelerator memory reserved by the allocator.").Register(r)),
+        device_memory_total(BuildGauge().Name("qlorad_device_memory_total_bytes").Help("Accelerator memory capacity.").Register(r)),
+        memory_limit(BuildGauge().Name("qlorad_process_memory_limit_bytes").Help("Configured memory limit (--memory-limit-mb, else the cgroup's).").Register(r)),
+        adapter_evictions(BuildCounter().Name("qlorad_adapter_evictions_total").Help("Adapters evicted from a tier by its LRU bound.").Register(r)),
         adapter_loads(BuildCounter().Name("qlorad_adapter_loads_total").Help("Successful adapter loads.").Register(r)),
         adapter_load_failures(BuildCounter().Name("qlorad_adapter_load_failures_total").Help("Failed adapter loads.").Register(r)),
         adapter_unloads(BuildCounter().Name("qlorad_adapter_unloads_total").Help("Explicit unloads.").Register(r)),
@@ -106,6 +129,16 @@ struct DaemonMetrics::Families {
   prometheus::Family<prometheus::Gauge>& eta;
   prometheus::Family<prometheus::Gauge>& rss;
   prometheus::Family<prometheus::Gauge>& waiting;
+  prometheus::Family<prometheus::Gauge>& running;
+  prometheus::Family<Histogram>& batch_size;
+  prometheus::Family<prometheus::Gauge>& kv_blocks_used;
+  prometheus::Family<prometheus::Gauge>& kv_blocks_reserved;
+  prometheus::Family<prometheus::Gauge>& kv_blocks_capacity;
+  prometheus::Family<prometheus::Gauge>& engine_memory;
+  prometheus::Family<prometheus::Gauge>& device_memory_used;
+  prometheus::Family<prometheus::Gauge>& device_memory_total;
+  prometheus::Family<prometheus::Gauge>& memory_limit;
+  prometheus::Family<prometheus::Counter>& adapter_evictions;
   prometheus::Family<prometheus::Counter>& adapter_loads;
   prometheus::Family<prometheus::Counter>& adapter_load_failures;
   prometheus::Family<prometheus::Counter>& adapter_unloads;
@@ -121,12 +154,13 @@ struct DaemonMetrics::Families {
 };
 
 absl::StatusOr<std::unique_ptr<DaemonMetrics>> DaemonMetrics::Start(const std::string& address, int max_adapters,
-                                                                    service::ServiceCore* core) {
+                                                                    int64_t memory_limit_bytes, service::ServiceCore* core) {
   std::unique_ptr<DaemonMetrics> m(new DaemonMetrics());
   m->registry_ = std::make_shared<prometheus::Registry>();
   m->f_ = std::make_unique<Families>(*m->registry_);
   m->core_ = core;
   m->max_adapters_ = max_adapters;
+  m->memory_limit_bytes_ = memory_limit_bytes > 0 ? memory_limit_bytes : CgroupMemoryLimit();
   m->f_->build_info.Add({{"version", "0.1.0"}, {"cuda", "unknown"}}).Set(1);
   if (!address.empty()) {
     auto http = MetricsHttpServer::Start(address, [p = m.get()] { return p->Scrape(); });
@@ -206,12 +240,25 @@ void DaemonMetrics::RefreshStats() {
   advance(f_->adapter_loads.Add({}), stats.adapter_loads);
   advance(f_->adapter_load_failures.Add({}), stats.adapter_load_failures);
   advance(f_->adapter_unloads.Add({}), stats.adapter_unloads);
+  advance(f_->adapter_evictions.Add({{"tier", "device"}}), stats.adapter_evictions);
   for (double seconds : stats.adapter_load_seconds) f_->adapter_load_seconds.Add({}, kLoadBuckets).Observe(seconds);
   for (const auto& [status, count] : stats.jobs_ended) advance(f_->jobs_total.Add({{"status", status}}), count);
+  static const Histogram::BucketBoundaries kBatchBuckets = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+  for (int64_t rows : stats.batch_sizes) f_->batch_size.Add({}, kBatchBuckets).Observe(static_cast<double>(rows));
   f_->waiting.Add({}).Set(static_cast<double>(stats.requests_waiting));
+  f_->running.Add({}).Set(static_cast<double>(stats.requests_running));
+  const prometheus::Labels device = {{"device", stats.device}};
+  f_->kv_blocks_used.Add(device).Set(static_cast<double>(stats.kv_blocks_used));
+  f_->kv_blocks_reserved.Add(device).Set(static_cast<double>(stats.kv_blocks_reserved));
+  f_->kv_blocks_capacity.Add(device).Set(static_cast<double>(stats.kv_blocks_total));
+  for (const auto& [kind, bytes] : stats.engine_bytes) f_->engine_memory.Add({{"kind", kind}}).Set(static_cast<double>(bytes));
+  if (stats.device_memory_total > 0) {
+    f_->device_memory_used.Add(device).Set(static_cast<double>(stats.device_memory_used));
+    f_->device_memory_total.Add(device).Set(static_cast<double>(stats.device_memory_total));
+  }
+  if (memory_limit_bytes_ > 0) f_->memory_limit.Add({}).Set(static_cast<double>(memory_limit_bytes_));
   f_->adapters_registered.Add({}).Set(static_cast<double>(stats.adapters_registered));
-  f_->adapters_resident.Add({{"tier", core_->options().device.rfind("cuda", 0) == 0 ? "gpu" : "cpu"}})
-      .Set(static_cast<double>(stats.adapters_resident));
+  for (const auto& [tier, count] : stats.adapters_by_tier) f_->adapters_resident.Add({{"tier", tier}}).Set(static_cast<double>(count));
 }
 
 void DaemonMetrics::Refresh() {

@@ -34,7 +34,9 @@ namespace qlorad::server {
 class DaemonMetrics {
  public:
   // Starts the HTTP endpoint ("" = registry only, no endpoint).
+  // memory_limit_bytes <= 0: the cgroup's limit, if any, is exported instead.
   static absl::StatusOr<std::unique_ptr<DaemonMetrics>> Start(const std::string& address, int max_adapters,
+                                                              int64_t memory_limit_bytes,
                                                               service::ServiceCore* core);
   ~DaemonMetrics();
 
@@ -57,6 +59,7 @@ class DaemonMetrics {
   std::unique_ptr<Families> f_;
   service::ServiceCore* core_ = nullptr;
   int max_adapters_ = 100;
+  int64_t memory_limit_bytes_ = 0;
   std::mutex adapters_mu_;
   std::set<std::string> adapter_labels_;
   std::set<std::string> job_labels_;

@@ -51,7 +51,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const DaemonOptions& options
   if (options.auth.disabled) std::fprintf(stderr, "qlorad: WARNING: --no-auth: every caller is admin (development only)\n");
   QLORAD_ASSIGN_OR_RETURN(auto credentials, Credentials(options));
   QLORAD_ASSIGN_OR_RETURN(d->core_, service::ServiceCore::Start(options.core));
-  QLORAD_ASSIGN_OR_RETURN(d->metrics_, DaemonMetrics::Start(options.metrics_address, options.metrics_max_adapters, d->core_.get()));
+  QLORAD_ASSIGN_OR_RETURN(d->metrics_, DaemonMetrics::Start(options.metrics_address, options.metrics_max_adapters,
+                                                              options.memory_limit_mb << 20, d->core_.get()));
   DaemonContext context;
   context.core = d->core_.get();
   context.auth = d->auth_.get();

@@ -13,6 +13,7 @@ namespace qlorad::tool {
 using Args = std::vector<std::string>;
 
 int RunMakeModel(const Args& args);
+int RunMakeAdapter(const Args& args);
 int RunLogits(const Args& args);
 int RunGenerate(const Args& args);
 int RunQuantize(const Args& args);

