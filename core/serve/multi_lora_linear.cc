@@ -9,6 +9,20 @@
 
 namespace qlorad::serve {
 
+const std::vector<AdapterRouting::Group>& AdapterRouting::Groups(const c10::Device& device) const {
+  if (grouped_) return groups_;
+  std::map<const ServingAdapter*, std::vector<int64_t>> by_adapter;
+  for (size_t row = 0; row < rows.size(); ++row)
+    if (rows[row] != nullptr) by_adapter[rows[row]].push_back(static_cast<int64_t>(row));
+  for (auto& [adapter, members] : by_adapter) {
+    Group group{adapter, std::move(members), {}};
+    if (group.rows.size() != rows.size()) group.index = at::tensor(group.rows, at::TensorOptions().dtype(at::kLong)).to(device);
+    groups_.push_back(std::move(group));
+  }
+  grouped_ = true;
+  return groups_;
+}
+
 MultiLoraLinearLayer::MultiLoraLinearLayer(std::string module, std::shared_ptr<LinearLayer> base,
                                            std::shared_ptr<RoutingSlot> slot)
     : module_(std::move(module)), base_(register_module("base", std::move(base))), slot_(std::move(slot)) {}
@@ -19,26 +33,33 @@ at::Tensor MultiLoraLinearLayer::forward(const at::Tensor& x) {
   if (routing == nullptr) return y;
   TORCH_CHECK(static_cast<int64_t>(routing->rows.size()) == x.size(0), "adapter routing has ", routing->rows.size(),
               " rows for a batch of ", x.size(0));
-  AdapterGroups groups;
-  for (size_t row = 0; row < routing->rows.size(); ++row) {
-    const ServingAdapter* adapter = routing->rows[row];
-    if (adapter == nullptr) continue;
-    auto it = adapter->modules.find(module_);
-    if (it != adapter->modules.end()) groups[&it->second].push_back(static_cast<int64_t>(row));
-  }
-  if (groups.empty()) return y;
+  const std::vector<AdapterRouting::Group>& groups = routing->Groups(x.device());
 #if defined(QLORAD_SERVE_WITH_CUDA)
-  if (SgmvCudaApplies(x, groups)) return SgmvCudaAdd(y.contiguous(), x, groups);
+  if (x.is_cuda()) {
+    AdapterGroups by_delta;
+    for (const auto& group : groups) {
+      auto it = group.adapter->modules.find(module_);
+      if (it != group.adapter->modules.end()) by_delta[&it->second] = group.rows;
+    }
+    if (by_delta.empty()) return y;
+    if (SgmvCudaApplies(x, by_delta)) return SgmvCudaAdd(y.contiguous(), x, by_delta);
+  }
 #endif
-  for (const auto& [delta, rows] : groups) {
-    auto apply = [&](const at::Tensor& xs) {
-      return at::matmul(at::matmul(xs.to(delta->a.scalar_type()), delta->a.t()), delta->b.t()).mul_(delta->scaling).to(y.scalar_type());
-    };
-    if (static_cast<int64_t>(rows.size()) == x.size(0)) {
-      y = y + apply(x);  // the whole batch shares one adapter: no gather
+  const int64_t in = x.size(-1);
+  for (const auto& group : groups) {
+    auto it = group.adapter->modules.find(module_);
+    if (it == group.adapter->modules.end()) continue;
+    const ModuleDelta& delta = it->second;
+    // x·Aᵀ·Bᵀ over the group's rows, as 2-D matmuls, added back with the scaling.
+    const at::Tensor xs = group.index.defined() ? x.index_select(0, group.index) : x;
+    at::Tensor lora = at::mm(at::mm(xs.reshape({-1, in}).to(delta.a.scalar_type()), delta.a.t()), delta.b.t());
+    std::vector<int64_t> shape = xs.sizes().vec();
+    shape.back() = y.size(-1);
+    lora = lora.view(shape).to(y.scalar_type());
+    if (group.index.defined()) {
+      y.index_add_(0, group.index, lora, delta.scaling);
     } else {
-      at::Tensor index = at::tensor(rows, at::TensorOptions().dtype(at::kLong)).to(x.device());
-      y = y.index_add(0, index, apply(x.index_select(0, index)));
+      y.add_(lora, delta.scaling);
     }
   }
   return y;

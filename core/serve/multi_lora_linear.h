@@ -13,14 +13,29 @@
 #include <string>
 #include <vector>
 
+#include <ATen/core/Tensor.h>
+
 #include "core/model/loader.h"
 #include "core/serve/serving_adapter.h"
 
 namespace qlorad::serve {
 
-// Per batch row, the adapter to apply (nullptr: base only).
+// Per batch row, the adapter to apply (nullptr: base only). The rows of each adapter
+// are grouped once per forward (on first use, under the model lock) and shared by
+// every layer.
 struct AdapterRouting {
+  struct Group {
+    const ServingAdapter* adapter = nullptr;
+    std::vector<int64_t> rows;
+    at::Tensor index;  // rows on the compute device; undefined when the group is the whole batch
+  };
   std::vector<const ServingAdapter*> rows;
+
+  const std::vector<Group>& Groups(const c10::Device& device) const;
+
+ private:
+  mutable std::vector<Group> groups_;
+  mutable bool grouped_ = false;
 };
 
 struct RoutingSlot {

@@ -236,7 +236,8 @@ absl::StatusOr<LabelScores> ServingEngine::ConstrainedChoice(const std::string& 
   }
   std::vector<size_t> alive(labels.size());
   std::iota(alive.begin(), alive.end(), 0);
-  AdapterRouting routing{{adapter.get()}};
+  AdapterRouting routing;
+  routing.rows = {adapter.get()};
   std::lock_guard<std::mutex> lock(model_mu_);
   slot_->current = &routing;
   auto chosen = CatchTorchErrors("constrained choice", [&]() -> absl::StatusOr<size_t> {
@@ -285,7 +286,8 @@ absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapte
       mask[i][t] = 1;
       if (t > 0 && rendered[i].trainable[t]) weights[i][t - 1] = 1.0f;  // position t-1 predicts token t
     }
-  AdapterRouting routing{std::vector<const ServingAdapter*>(b, adapter.get())};
+  AdapterRouting routing;
+  routing.rows.assign(b, adapter.get());
   std::lock_guard<std::mutex> lock(model_mu_);
   slot_->current = &routing;
   auto scores = CatchTorchErrors("scoring labels", [&]() -> absl::StatusOr<std::vector<double>> {

@@ -1,6 +1,6 @@
 // Multi-adapter serving throughput and latency (issue 9), same run, same base:
 //   serving_bench [--model-dir DIR] [--streams 32] [--new-tokens 64] [--prompt 32]
-//                 [--quantize both|none|nf4] [--load-runs 30]
+//                 [--quantize both|none|nf4] [--load-runs 30] [--threads N]
 // Writes (once) a ~110M-parameter Llama with the packaged Llama-2 tokenizer, then per
 // precision: 32 concurrent streams all on the base vs spread over 1, 8 and 32 distinct
 // r=16 adapters (all linear layers), and a single stream; TTFT and inter-token latency
@@ -90,6 +90,7 @@ void BenchPrecision(const std::string& model, const std::string& quantize, int s
   options.model_dir = model;
   options.device = "cpu";
   options.quantize = quantize;
+  options.prompt_format = "mistral";
   options.max_running = streams;
   options.kv_cache_bytes = 512ll << 20;
   auto engine = ServingEngine::Create(options);
@@ -166,7 +167,8 @@ int main(int argc, char** argv) {
   const int tokens = std::stoi(Arg(argc, argv, "new-tokens", "64"));
   const int prompt = std::stoi(Arg(argc, argv, "prompt", "32"));
   const std::string quantize = Arg(argc, argv, "quantize", "both");
-  std::printf("threads: %d (at::get_num_threads)\n", at::get_num_threads());
+  at::set_num_threads(std::stoi(Arg(argc, argv, "threads", std::to_string(std::thread::hardware_concurrency()))));
+  std::printf("intra-op threads: %d\n", at::get_num_threads());
   if (quantize == "both" || quantize == "none") qlorad::serve::BenchPrecision(model, "none", streams, prompt, tokens);
   if (quantize == "both" || quantize == "nf4") qlorad::serve::BenchPrecision(model, "nf4", streams, prompt, tokens);
   qlorad::serve::BenchAdapterLoad(work, std::stoi(Arg(argc, argv, "load-runs", "30")));
