@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "core/serve/sgmv_cuda.h"
+#include "kernels/sgmv.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::serve {
@@ -21,6 +22,26 @@ const std::vector<AdapterRouting::Group>& AdapterRouting::Groups(const c10::Devi
   }
   grouped_ = true;
   return groups_;
+}
+
+at::Tensor MultiLoraLinearLayer::CpuSgmv(at::Tensor y, const at::Tensor& x,
+                                         const std::vector<AdapterRouting::Group>& groups) const {
+  const int64_t tokens = x.dim() == 3 ? x.size(1) : 1, in = x.size(-1), out = y.size(-1);
+  std::vector<kernels::SgmvItem> items;
+  for (const auto& group : groups) {
+    auto it = group.adapter->modules.find(module_);
+    if (it == group.adapter->modules.end()) continue;
+    const ModuleDelta& delta = it->second;
+    TORCH_CHECK(delta.a.scalar_type() == at::kFloat && delta.a.is_contiguous() && delta.b.is_contiguous(),
+                "adapter '", group.adapter->id, "' module ", module_, ": LoRA weights must be contiguous fp32 on the CPU");
+    for (int64_t row : group.rows)
+      items.push_back({x.data_ptr<float>() + row * tokens * in, y.data_ptr<float>() + row * tokens * out, tokens,
+                       delta.a.data_ptr<float>(), delta.b.data_ptr<float>(), delta.a.size(0),
+                       static_cast<float>(delta.scaling)});
+  }
+  const absl::Status done = kernels::SgmvF32(items, in, out);
+  TORCH_CHECK(done.ok(), "LoRA SGMV for ", module_, ": ", done.ToString());
+  return y;
 }
 
 MultiLoraLinearLayer::MultiLoraLinearLayer(std::string module, std::shared_ptr<LinearLayer> base,
@@ -45,6 +66,7 @@ at::Tensor MultiLoraLinearLayer::forward(const at::Tensor& x) {
     if (SgmvCudaApplies(x, by_delta)) return SgmvCudaAdd(y.contiguous(), x, by_delta);
   }
 #endif
+  if (x.device().is_cpu() && x.scalar_type() == at::kFloat) return CpuSgmv(y.contiguous(), x.contiguous(), groups);
   const int64_t in = x.size(-1);
   for (const auto& group : groups) {
     auto it = group.adapter->modules.find(module_);

@@ -51,6 +51,9 @@ class MultiLoraLinearLayer : public LinearLayer {
   int64_t out_features() const override { return base_->out_features(); }
 
  private:
+  // The fp32 CPU path: every group through kernels::SgmvF32, in place on y.
+  at::Tensor CpuSgmv(at::Tensor y, const at::Tensor& x, const std::vector<AdapterRouting::Group>& groups) const;
+
   std::string module_;
   std::shared_ptr<LinearLayer> base_;
   std::shared_ptr<RoutingSlot> slot_;

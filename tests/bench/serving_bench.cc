@@ -1,10 +1,10 @@
 // Multi-adapter serving throughput and latency (issue 9), same run, same base:
 //   serving_bench [--model-dir DIR] [--streams 32] [--new-tokens 64] [--prompt 32]
-//                 [--quantize both|none|nf4] [--load-runs 30] [--threads N]
+//                 [--quantize both|none|nf4] [--load-runs 30] [--threads N] [--repeats 2]
 // Writes (once) a ~110M-parameter Llama with the packaged Llama-2 tokenizer, then per
 // precision: 32 concurrent streams all on the base vs spread over 1, 8 and 32 distinct
 // r=16 adapters (all linear layers), and a single stream; TTFT and inter-token latency
-// p50/p99 of the 32-stream runs. Last, adapter load time for an r=16 all-linear adapter
+// p50/p99 of the 32-stream runs. Each scenario reports the best of --repeats runs. Last, adapter load time for an r=16 all-linear adapter
 // of a Llama-3.2-1B-shaped base (tensors validated against the base's module shapes).
 #include <algorithm>
 #include <chrono>
@@ -36,7 +36,8 @@ struct RunResult {
   std::vector<double> ttft, itl;
 };
 
-RunResult RunStreams(ServingEngine& engine, int streams, const std::vector<std::string>& adapters, int prompt, int tokens) {
+RunResult RunStreamsOnce(ServingEngine& engine, int streams, const std::vector<std::string>& adapters, int prompt,
+                         int tokens) {
   std::mutex mu;
   RunResult result;
   std::vector<std::thread> threads;
@@ -68,6 +69,18 @@ RunResult RunStreams(ServingEngine& engine, int streams, const std::vector<std::
   for (auto& t : threads) t.join();
   result.tokens_per_second = generated / std::chrono::duration<double>(Clock::now() - start).count();
   return result;
+}
+
+int g_repeats = 2;
+
+// Best throughput of g_repeats runs (this machine's other load only ever slows a run down).
+RunResult RunStreams(ServingEngine& engine, int streams, const std::vector<std::string>& adapters, int prompt, int tokens) {
+  RunResult best;
+  for (int i = 0; i < g_repeats; ++i) {
+    RunResult r = RunStreamsOnce(engine, streams, adapters, prompt, tokens);
+    if (r.tokens_per_second > best.tokens_per_second) best = std::move(r);
+  }
+  return best;
 }
 
 std::string WriteModel(const std::string& dir) {
@@ -110,7 +123,7 @@ void BenchPrecision(const std::string& model, const std::string& quantize, int s
     ids.push_back(absl::StrCat("bench", i, "@1"));
     if (!(*engine)->LoadAdapter(ids.back(), dir).ok()) std::exit(1);
   }
-  RunStreams(**engine, 4, {}, prompt, 4);  // warm-up
+  RunStreamsOnce(**engine, 4, {}, prompt, 4);  // warm-up
   std::printf("\n[%s] %d streams x %d new tokens, prompt %d tokens\n", quantize.c_str(), streams, tokens, prompt);
   std::printf("%-28s %12s %8s %10s %10s %10s %10s\n", "scenario", "tokens/s", "vs base", "TTFT p50", "TTFT p99",
               "ITL p50", "ITL p99");
@@ -167,6 +180,7 @@ int main(int argc, char** argv) {
   const int tokens = std::stoi(Arg(argc, argv, "new-tokens", "64"));
   const int prompt = std::stoi(Arg(argc, argv, "prompt", "32"));
   const std::string quantize = Arg(argc, argv, "quantize", "both");
+  qlorad::serve::g_repeats = std::stoi(Arg(argc, argv, "repeats", "2"));
   at::set_num_threads(std::stoi(Arg(argc, argv, "threads", std::to_string(std::thread::hardware_concurrency()))));
   std::printf("intra-op threads: %d\n", at::get_num_threads());
   if (quantize == "both" || quantize == "none") qlorad::serve::BenchPrecision(model, "none", streams, prompt, tokens);
