@@ -82,7 +82,8 @@ absl::Status WatchJob(const std::string& id, client::Client& client, const Outpu
 absl::Status SubmitJob(const Args& args, client::Client& client, const Output& out) {
   if (auto s = args.CheckKnown({"dataset", "name", "base-model", "quantize", "priority", "r", "alpha", "dropout", "targets",
                                 "rslora", "epochs", "batch-size", "grad-accum", "lr", "weight-decay", "schedule",
-                                "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "watch", "gradient-checkpointing"});
+                                "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "watch", "gradient-checkpointing",
+                                "eval-fraction", "eval-every", "patience", "min-delta"});
       !s.ok())
     return s;
   v1::CreateJobRequest r;
@@ -96,7 +97,8 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   r.set_quantize(args.Get("quantize", "nf4"));
   std::map<std::string, double> n;
   for (const char* f : {"priority", "r", "alpha", "dropout", "epochs", "batch-size", "grad-accum", "lr", "weight-decay",
-                        "warmup-ratio", "max-grad-norm", "max-seq-len", "seed"}) {
+                        "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "eval-fraction", "eval-every", "patience",
+                        "min-delta"}) {
     auto v = args.Number(f, 0);
     if (!v.ok()) return v.status();
     n[f] = *v;
@@ -120,6 +122,10 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   h->set_max_seq_len(static_cast<int32_t>(n["max-seq-len"]));
   h->set_seed(static_cast<uint64_t>(n["seed"]));
   h->set_gradient_checkpointing(args.Has("gradient-checkpointing"));
+  h->set_eval_fraction(n["eval-fraction"]);
+  h->set_eval_every_steps(static_cast<int32_t>(n["eval-every"]));
+  h->set_early_stopping_patience(static_cast<int32_t>(n["patience"]));
+  h->set_early_stopping_min_delta(n["min-delta"]);
   auto job = client.CreateJob(r);
   if (!job.ok()) return job.status();
   if (out.json) out.Message(*job); else out.Table(kJobHeader, {JobRow(*job)});

@@ -14,7 +14,7 @@ namespace {
 nlohmann::json ProgressJson(const TrainingEvent& e) {
   return {{"step", e.step}, {"total_steps", e.total_steps}, {"epoch", e.epoch}, {"loss", e.loss},
           {"learning_rate", e.learning_rate}, {"grad_norm", e.grad_norm}, {"tokens_per_second", e.tokens_per_second},
-          {"elapsed_seconds", e.elapsed_seconds}, {"eta_seconds", e.eta_seconds}};
+          {"elapsed_seconds", e.elapsed_seconds}, {"eta_seconds", e.eta_seconds}, {"eval_loss", e.eval_loss}};
 }
 
 absl::StatusOr<TrainingRunSpec> SpecFromJob(const JobRow& job) {

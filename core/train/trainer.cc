@@ -1,5 +1,7 @@
 #include "core/train/trainer.h"
 
+#include "core/train/validation.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -110,6 +112,12 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   if (o.schedule != "constant" && o.schedule != "linear" && o.schedule != "cosine")
     return absl::InvalidArgumentError(absl::StrCat("schedule '", o.schedule, "' is not constant, linear or cosine"));
   if (o.max_seq_len < 2) return absl::InvalidArgumentError("max_seq_len must be at least 2");
+  if (!(o.eval_fraction >= 0 && o.eval_fraction <= 0.5))
+    return absl::InvalidArgumentError("eval_fraction must be in [0, 0.5] (hint: 0.05 holds out 5% of the train split)");
+  if (o.eval_every_steps < 0 || o.early_stopping_patience < 0 || o.early_stopping_min_delta < 0)
+    return absl::InvalidArgumentError("eval_every_steps, early_stopping_patience and early_stopping_min_delta must be >= 0");
+  if (o.early_stopping_patience > 0 && o.eval_fraction == 0)
+    return absl::InvalidArgumentError("early_stopping_patience needs eval_fraction > 0 (a validation slice)");
   return absl::OkStatus();
 }
 
@@ -130,7 +138,8 @@ std::string RunIdentity(const TrainerOptions& o, const std::vector<TrainingExamp
                         const std::vector<at::Tensor>& params) {
   std::string text = absl::StrCat(o.epochs, "|", o.batch_size, "|", o.gradient_accumulation, "|", o.learning_rate, "|",
                                   o.weight_decay, "|", o.schedule, "|", o.warmup_ratio, "|", o.max_grad_norm, "|",
-                                  o.max_seq_len, "|", o.seed, "|");
+                                  o.max_seq_len, "|", o.seed, "|", o.eval_fraction, "|", o.eval_every_steps, "|",
+                                  o.early_stopping_patience, "|", o.early_stopping_min_delta, "|");
   for (const auto& p : params) absl::StrAppend(&text, p.numel(), ",");
   for (const auto& ex : examples) {
     for (int64_t id : ex.ids) absl::StrAppend(&text, id, " ");
@@ -179,10 +188,12 @@ absl::Status RestoreCheckpoint(const TrainingCheckpoint& c, const std::string& i
 }  // namespace
 
 absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& modules,
-                                          const std::vector<TrainingExample>& examples, const TrainerOptions& options,
+                                          const std::vector<TrainingExample>& all_examples, const TrainerOptions& options,
                                           const TrainingCallback& on_step, const CheckpointOptions& checkpoints) {
   QLORAD_RETURN_IF_ERROR(ValidateTrainerOptions(options));
-  QLORAD_RETURN_IF_ERROR(CheckExamples(examples, model->config().vocab_size));
+  QLORAD_RETURN_IF_ERROR(CheckExamples(all_examples, model->config().vocab_size));
+  QLORAD_ASSIGN_OR_RETURN(TrainValidationSplit split, SplitValidation(all_examples, options.eval_fraction, options.seed));
+  const std::vector<TrainingExample>& examples = split.train;
   if (modules.empty()) return absl::FailedPreconditionError("the model has no LoRA modules to train");
   return CatchTorchErrors("training", [&]() -> absl::StatusOr<TrainingSummary> {
     std::vector<at::Tensor> params = LoraParameters(modules);
@@ -190,8 +201,10 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
                                               .betas({0.9, 0.999})
                                               .eps(1e-8)
                                               .weight_decay(options.weight_decay));
-    const std::string identity = RunIdentity(options, examples, params);
+    const std::string identity = RunIdentity(options, all_examples, params);
     TrainingSummary summary;
+    summary.train_examples = static_cast<int64_t>(examples.size());
+    summary.validation_examples = static_cast<int64_t>(split.validation.size());
     TrainerProgress progress;
     if (!checkpoints.dir.empty()) {
       QLORAD_ASSIGN_OR_RETURN(auto latest, ReadLatestCheckpoint(checkpoints.dir, &summary.skipped_checkpoints));
@@ -218,11 +231,13 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
     auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(Clock::now() - start).count(); };
     model->train();
     model->set_gradient_checkpointing(options.gradient_checkpointing);
-    for (int64_t epoch = 0; epoch < options.epochs && !summary.cancelled; ++epoch) {
+    summary.early_stopped = ShouldStopEarly(progress.eval_losses, options.early_stopping_patience,
+                                            options.early_stopping_min_delta);  // a resumed run that had stopped
+    for (int64_t epoch = 0; epoch < options.epochs && !summary.cancelled && !summary.early_stopped; ++epoch) {
       auto plan = PlanEpoch(examples, options.batch_size, rng);  // replayed for finished epochs: same rng stream
       if (epoch < progress.epoch) continue;
-      for (size_t first = static_cast<size_t>(progress.next_batch); first < plan.size() && !summary.cancelled;
-           first += options.gradient_accumulation) {
+      for (size_t first = static_cast<size_t>(progress.next_batch);
+           first < plan.size() && !summary.cancelled && !summary.early_stopped; first += options.gradient_accumulation) {
         const size_t last = std::min(plan.size(), first + options.gradient_accumulation);
         at::manual_seed(options.seed * 1000003u + static_cast<uint64_t>(progress.step));  // dropout of this step
         optimizer.zero_grad();
@@ -262,8 +277,19 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
         const double fresh_seconds = std::max(progress.elapsed_seconds - elapsed_before, 1e-9);
         event.tokens_per_second = (progress.tokens_seen - tokens_before) / fresh_seconds;
         event.eta_seconds = fresh_seconds / (progress.step - steps_before) * (total_steps - progress.step);
+        const bool evaluate = !split.validation.empty() &&
+                              (options.eval_every_steps > 0 ? progress.step % options.eval_every_steps == 0
+                                                            : progress.next_batch == 0);  // 0: every epoch end
+        if (evaluate) {
+          QLORAD_ASSIGN_OR_RETURN(event.eval_loss, EvaluateLoss(model, split.validation, options.batch_size));
+          model->train();
+          progress.eval_losses.push_back(event.eval_loss);
+          progress.eval_steps.push_back(progress.step);
+          summary.early_stopped =
+              ShouldStopEarly(progress.eval_losses, options.early_stopping_patience, options.early_stopping_min_delta);
+        }
         const bool periodic = checkpoints.every_steps > 0 && progress.step % checkpoints.every_steps == 0;
-        if (!checkpoints.dir.empty() && (periodic || progress.step == total_steps)) {
+        if (!checkpoints.dir.empty() && (periodic || progress.step == total_steps || summary.early_stopped)) {
           QLORAD_ASSIGN_OR_RETURN(event.checkpoint_path, save(progress));
         }
         if (on_step && !on_step(event)) summary.cancelled = true;
@@ -277,6 +303,8 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
     summary.steps = progress.step;
     summary.step_losses = progress.step_losses;
     summary.epoch_losses = progress.epoch_losses;
+    summary.eval_losses = progress.eval_losses;
+    summary.eval_steps = progress.eval_steps;
     summary.tokens_seen = progress.tokens_seen;
     summary.wall_seconds = elapsed();
     return summary;

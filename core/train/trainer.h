@@ -34,6 +34,11 @@ struct TrainerOptions {
   int64_t max_seq_len = 512;        // longer examples are truncated from the left of the prompt
   uint64_t seed = 0;
   bool gradient_checkpointing = false;  // recompute each decoder layer in backward (less memory, ~1/3 more compute)
+  // Validation slice carved from the training examples (validation.h); 0 = none.
+  double eval_fraction = 0.0;
+  int64_t eval_every_steps = 0;          // 0: at the end of every epoch
+  int64_t early_stopping_patience = 0;   // stop after this many evaluations without improvement; 0 = never
+  double early_stopping_min_delta = 0.0;
 };
 
 absl::Status ValidateTrainerOptions(const TrainerOptions& options);
@@ -43,6 +48,7 @@ struct TrainingEvent {
   double loss = 0, learning_rate = 0, grad_norm = 0;
   double tokens_per_second = 0, elapsed_seconds = 0, eta_seconds = 0;
   std::string checkpoint_path;  // non-empty when a checkpoint was written after this step
+  double eval_loss = -1;        // validation loss computed after this step; -1 = none this step
 };
 // Called after every optimizer step; returning false cancels training.
 using TrainingCallback = std::function<bool(const TrainingEvent&)>;
@@ -57,6 +63,10 @@ struct TrainingSummary {
   int64_t resumed_from_step = 0;   // 0: started fresh
   std::string last_checkpoint;     // newest checkpoint written ("" without checkpointing)
   std::vector<std::string> skipped_checkpoints;  // invalid checkpoints passed over on resume
+  std::vector<double> eval_losses;  // validation losses in order (eval_fraction > 0)
+  std::vector<int64_t> eval_steps;  // the step after which each was computed
+  bool early_stopped = false;
+  int64_t train_examples = 0, validation_examples = 0;
 };
 
 // The learning rate at optimizer step `step` (0-based) of `total`.

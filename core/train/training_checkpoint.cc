@@ -34,6 +34,8 @@ nlohmann::json ProgressToJson(const TrainerProgress& p) {
           {"epoch_batches", p.epoch_batches},
           {"step_losses", p.step_losses},
           {"epoch_losses", p.epoch_losses},
+          {"eval_losses", p.eval_losses},
+          {"eval_steps", p.eval_steps},
           {"elapsed_seconds", p.elapsed_seconds}};
 }
 
@@ -47,6 +49,8 @@ TrainerProgress ProgressFromJson(const nlohmann::json& j) {
   p.epoch_batches = j.at("epoch_batches").get<int64_t>();
   p.step_losses = j.at("step_losses").get<std::vector<double>>();
   p.epoch_losses = j.at("epoch_losses").get<std::vector<double>>();
+  if (j.contains("eval_losses")) p.eval_losses = j.at("eval_losses").get<std::vector<double>>();
+  if (j.contains("eval_steps")) p.eval_steps = j.at("eval_steps").get<std::vector<int64_t>>();
   p.elapsed_seconds = j.at("elapsed_seconds").get<double>();
   return p;
 }

@@ -40,6 +40,8 @@ struct TrainerProgress {
   int64_t epoch_batches = 0;
   std::vector<double> step_losses;
   std::vector<double> epoch_losses;
+  std::vector<double> eval_losses;  // validation losses so far (early stopping state)
+  std::vector<int64_t> eval_steps;
   double elapsed_seconds = 0;
 };
 

@@ -69,6 +69,11 @@ nlohmann::ordered_json RunRecord(const TrainingRunSpec& spec, const LoadedModel&
   record["final_loss"] = summary.step_losses.empty() ? 0.0 : summary.step_losses.back();
   record["epoch_losses"] = summary.epoch_losses;
   record["step_losses"] = summary.step_losses;
+  record["eval_losses"] = summary.eval_losses;
+  record["eval_steps"] = summary.eval_steps;
+  record["early_stopped"] = summary.early_stopped;
+  record["train_examples_used"] = summary.train_examples;
+  record["validation_examples"] = summary.validation_examples;
   record["tokens_seen"] = summary.tokens_seen;
   record["peak_rss_bytes"] = static_cast<int64_t>(usage.ru_maxrss) * 1024;
   record["wall_seconds"] = summary.wall_seconds;
@@ -118,7 +123,9 @@ nlohmann::json TrainerOptionsToJson(const TrainerOptions& o) {
   return {{"epochs", o.epochs}, {"batch_size", o.batch_size}, {"gradient_accumulation", o.gradient_accumulation},
           {"learning_rate", o.learning_rate}, {"weight_decay", o.weight_decay}, {"schedule", o.schedule},
           {"warmup_ratio", o.warmup_ratio}, {"max_grad_norm", o.max_grad_norm}, {"max_seq_len", o.max_seq_len},
-          {"seed", o.seed}, {"gradient_checkpointing", o.gradient_checkpointing}};
+          {"seed", o.seed}, {"gradient_checkpointing", o.gradient_checkpointing}, {"eval_fraction", o.eval_fraction},
+          {"eval_every_steps", o.eval_every_steps}, {"early_stopping_patience", o.early_stopping_patience},
+          {"early_stopping_min_delta", o.early_stopping_min_delta}};
 }
 
 namespace {
@@ -163,6 +170,10 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromJson(const nlohmann::json& json
   QLORAD_RETURN_IF_ERROR(ReadField(json, "max_seq_len", o.max_seq_len));
   QLORAD_RETURN_IF_ERROR(ReadField(json, "seed", o.seed));
   QLORAD_RETURN_IF_ERROR(ReadField(json, "gradient_checkpointing", o.gradient_checkpointing));
+  QLORAD_RETURN_IF_ERROR(ReadField(json, "eval_fraction", o.eval_fraction));
+  QLORAD_RETURN_IF_ERROR(ReadField(json, "eval_every_steps", o.eval_every_steps));
+  QLORAD_RETURN_IF_ERROR(ReadField(json, "early_stopping_patience", o.early_stopping_patience));
+  QLORAD_RETURN_IF_ERROR(ReadField(json, "early_stopping_min_delta", o.early_stopping_min_delta));
   QLORAD_RETURN_IF_ERROR(ValidateTrainerOptions(o));
   return o;
 }

@@ -56,6 +56,10 @@ service::JobSpec SpecFromProto(const v1::CreateJobRequest& r) {
   if (h.max_seq_len() != 0) spec.trainer["max_seq_len"] = h.max_seq_len();
   if (h.seed() != 0) spec.trainer["seed"] = h.seed();
   if (h.gradient_checkpointing()) spec.trainer["gradient_checkpointing"] = true;
+  if (h.eval_fraction() != 0) spec.trainer["eval_fraction"] = h.eval_fraction();
+  if (h.eval_every_steps() != 0) spec.trainer["eval_every_steps"] = h.eval_every_steps();
+  if (h.early_stopping_patience() != 0) spec.trainer["early_stopping_patience"] = h.early_stopping_patience();
+  if (h.early_stopping_min_delta() != 0) spec.trainer["early_stopping_min_delta"] = h.early_stopping_min_delta();
   return spec;
 }
 

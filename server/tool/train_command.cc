@@ -20,6 +20,8 @@ constexpr char kUsage[] =
     "       [--warmup-ratio 0.03] [--max-grad-norm 0.3] [--max-seq-len 512] [--seed 0] [--quiet]\n"
     "       [--checkpoint-dir DIR [--checkpoint-every N]]  (an existing checkpoint of the same run is resumed)\n"
     "       [--gradient-checkpointing]  (recompute each decoder layer in backward: less activation memory)\n"
+    "       [--eval-fraction 0.05 [--eval-every N] [--patience P] [--min-delta D]]  (validation slice of the train\n"
+    "        split, evaluated every N steps or each epoch; early stopping after P evaluations without improvement)\n"
     "  QLoRA: --quantize nf4 (the base is frozen in 4 bits; adapters train in fp32)\n";
 
 absl::StatusOr<LoraConfig> LoraFromFlags(const Flags& flags) {
@@ -47,6 +49,10 @@ absl::StatusOr<TrainerOptions> TrainerFromFlags(const Flags& flags) {
   QLORAD_ASSIGN_OR_RETURN(long long seed, flags.GetInt("seed", 0));
   o.seed = static_cast<uint64_t>(seed);
   o.gradient_checkpointing = flags.GetBool("gradient-checkpointing");
+  QLORAD_ASSIGN_OR_RETURN(o.eval_fraction, flags.GetDouble("eval-fraction", 0.0));
+  QLORAD_ASSIGN_OR_RETURN(o.eval_every_steps, flags.GetInt("eval-every", 0));
+  QLORAD_ASSIGN_OR_RETURN(o.early_stopping_patience, flags.GetInt("patience", 0));
+  QLORAD_ASSIGN_OR_RETURN(o.early_stopping_min_delta, flags.GetDouble("min-delta", 0.0));
   QLORAD_RETURN_IF_ERROR(ValidateTrainerOptions(o));
   return o;
 }
@@ -55,7 +61,8 @@ absl::Status Train(const Args& args) {
   std::set<std::string> value_flags = kModelValueFlags, bool_flags = kModelBoolFlags;
   value_flags.insert({"dataset-root", "dataset", "out", "prompt-format", "r", "alpha", "dropout", "targets", "epochs",
                       "batch-size", "grad-accum", "lr", "weight-decay", "schedule", "warmup-ratio", "max-grad-norm",
-                      "max-seq-len", "seed", "checkpoint-dir", "checkpoint-every"});
+                      "max-seq-len", "seed", "checkpoint-dir", "checkpoint-every", "eval-fraction", "eval-every",
+                      "patience", "min-delta"});
   bool_flags.insert({"rslora", "quiet", "help", "gradient-checkpointing"});
   QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, value_flags, bool_flags));
   if (flags.GetBool("help")) {
