@@ -94,6 +94,7 @@ absl::StatusOr<std::shared_ptr<SequenceStream>> ContinuousBatcher::Submit(Sequen
   auto stream = std::make_shared<SequenceStream>();
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return absl::UnavailableError("the serving engine is shutting down (hint: retry on another replica)");
     if (static_cast<int64_t>(waiting_.size()) >= options_.max_waiting)
       return absl::ResourceExhaustedError(
           absl::StrCat("server busy: ", waiting_.size(), " requests are queued for the KV cache (hint: retry later)"));

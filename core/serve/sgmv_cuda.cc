@@ -11,6 +11,25 @@ at::Tensor ToDevice(const std::vector<int32_t>& v, const c10::Device& device) {
   return at::tensor(v, at::TensorOptions().dtype(at::kInt)).to(device);
 }
 
+// The kernel's view of one batch (device arrays built by SgmvCudaAdd).
+template <typename T>
+kernels::cuda::SgmvBatch<T> Describe(size_t rows, int64_t in, int64_t out, int64_t max_rank, const at::Tensor& index,
+                                     const at::Tensor& segments, const at::Tensor& a_ptrs, const at::Tensor& b_ptrs,
+                                     const at::Tensor& ranks, const at::Tensor& scalings) {
+  kernels::cuda::SgmvBatch<T> b;
+  b.rows = static_cast<int64_t>(rows);
+  b.in_features = in;
+  b.out_features = out;
+  b.max_rank = max_rank;
+  b.row_index = index.data_ptr<int32_t>();
+  b.row_segment = segments.data_ptr<int32_t>();
+  b.a = reinterpret_cast<const T* const*>(a_ptrs.data_ptr<int64_t>());
+  b.b = reinterpret_cast<const T* const*>(b_ptrs.data_ptr<int64_t>());
+  b.ranks = ranks.data_ptr<int32_t>();
+  b.scalings = scalings.data_ptr<float>();
+  return b;
+}
+
 }  // namespace
 
 bool SgmvCudaApplies(const at::Tensor& x, const AdapterGroups& groups) {
@@ -52,31 +71,12 @@ at::Tensor SgmvCudaAdd(at::Tensor y, const at::Tensor& x, const AdapterGroups& g
   void* stream = at::cuda::getCurrentCUDAStream().stream();
   const char* err = nullptr;
   if (x.scalar_type() == at::kFloat) {
-    kernels::cuda::SgmvBatch<float> b;
-    b.rows = static_cast<int64_t>(row_index.size());
-    b.in_features = in;
-    b.out_features = out;
-    b.max_rank = max_rank;
-    b.row_index = index.data_ptr<int32_t>();
-    b.row_segment = segments.data_ptr<int32_t>();
-    b.a = reinterpret_cast<const float* const*>(a_t.data_ptr<int64_t>());
-    b.b = reinterpret_cast<const float* const*>(b_t.data_ptr<int64_t>());
-    b.ranks = rank_t.data_ptr<int32_t>();
-    b.scalings = scale_t.data_ptr<float>();
-    err = kernels::cuda::SgmvF32(b, xs.data_ptr<float>(), ys.data_ptr<float>(), workspace.data_ptr<float>(), stream);
+    auto batch_args = Describe<float>(row_index.size(), in, out, max_rank, index, segments, a_t, b_t, rank_t, scale_t);
+    err = kernels::cuda::SgmvF32(batch_args, xs.data_ptr<float>(), ys.data_ptr<float>(), workspace.data_ptr<float>(),
+                                 stream);
   } else {
-    kernels::cuda::SgmvBatch<uint16_t> b;
-    b.rows = static_cast<int64_t>(row_index.size());
-    b.in_features = in;
-    b.out_features = out;
-    b.max_rank = max_rank;
-    b.row_index = index.data_ptr<int32_t>();
-    b.row_segment = segments.data_ptr<int32_t>();
-    b.a = reinterpret_cast<const uint16_t* const*>(a_t.data_ptr<int64_t>());
-    b.b = reinterpret_cast<const uint16_t* const*>(b_t.data_ptr<int64_t>());
-    b.ranks = rank_t.data_ptr<int32_t>();
-    b.scalings = scale_t.data_ptr<float>();
-    err = kernels::cuda::SgmvBf16(b, reinterpret_cast<const uint16_t*>(xs.data_ptr()),
+    auto batch_args = Describe<uint16_t>(row_index.size(), in, out, max_rank, index, segments, a_t, b_t, rank_t, scale_t);
+    err = kernels::cuda::SgmvBf16(batch_args, reinterpret_cast<const uint16_t*>(xs.data_ptr()),
                                   reinterpret_cast<uint16_t*>(ys.data_ptr()), workspace.data_ptr<float>(), stream);
   }
   TORCH_CHECK(err == nullptr, "SGMV (CUDA): ", err);
