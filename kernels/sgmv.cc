@@ -10,18 +10,17 @@
 namespace qlorad::kernels {
 namespace {
 
-constexpr int64_t kMaxRank = 1024;
-
 absl::Status CheckItem(const SgmvItem& item, size_t index) {
   if (item.x == nullptr || item.y == nullptr || item.a == nullptr || item.b == nullptr)
     return absl::InvalidArgumentError(absl::StrCat("Sgmv: item ", index, " has a null pointer"));
-  if (item.tokens <= 0 || item.rank <= 0 || item.rank > kMaxRank)
+  if (item.tokens <= 0 || item.rank <= 0 || item.rank > kSgmvMaxRank)
     return absl::InvalidArgumentError(absl::StrCat("Sgmv: item ", index, " has tokens ", item.tokens, ", rank ",
-                                                   item.rank, " (rank must be in [1, ", kMaxRank, "])"));
+                                                   item.rank, " (rank must be in [1, ", kSgmvMaxRank, "])"));
   return absl::OkStatus();
 }
 
-// t = x·Aᵀ [tokens, r]; y += s·t·Bᵀ. Single-threaded BLAS calls (the items are the parallelism).
+// t = x·Aᵀ [tokens, r]; y += s·t·Bᵀ. The items are the parallelism; calls this small stay on
+// the calling thread in OpenBLAS (its threading starts at much larger sizes).
 void RunItem(const SgmvItem& item, int64_t in, int64_t out, std::vector<float>& t) {
   const int m = static_cast<int>(item.tokens), r = static_cast<int>(item.rank);
   t.resize(static_cast<size_t>(m) * r);

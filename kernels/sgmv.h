@@ -14,6 +14,9 @@
 
 namespace qlorad::kernels {
 
+// The largest LoRA rank the kernel takes (the serving engine refuses larger max ranks).
+inline constexpr int64_t kSgmvMaxRank = 1024;
+
 struct SgmvItem {
   const float* x = nullptr;  // [tokens, in], row-major
   float* y = nullptr;        // [tokens, out], row-major, accumulated into

@@ -50,12 +50,18 @@ absl::Status AdapterRegistry::Register(const std::string& id, const std::string&
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(id);
-    if (it != entries_.end()) {
+    if (it != entries_.end() && (!options.prefetch || it->second.device != nullptr)) {
       it->second.options.pin = it->second.options.pin || options.pin;
-      if (!options.prefetch || it->second.device != nullptr) return absl::OkStatus();
+      return absl::OkStatus();
     }
   }
-  if (Contains(id)) return Acquire(id).status();  // prefetch an already registered adapter
+  if (Contains(id)) {  // prefetch an already registered adapter; pin it only once it is placed
+    QLORAD_RETURN_IF_ERROR(Acquire(id).status());
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it != entries_.end()) it->second.options.pin = it->second.options.pin || options.pin;
+    return absl::OkStatus();
+  }
   const auto start = std::chrono::steady_clock::now();
   Entry fresh{dir, options, nullptr, nullptr, 0, 0, 0, 0};
   auto loaded = Bring(id, fresh);
@@ -64,12 +70,15 @@ absl::Status AdapterRegistry::Register(const std::string& id, const std::string&
     ++counters_.load_failures;
     return loaded.status();
   }
-  if (entries_.count(id) != 0) return absl::OkStatus();  // a concurrent Register won
+  if (auto it = entries_.find(id); it != entries_.end()) {  // a concurrent Register won: keep its copy, add the pin
+    it->second.options.pin = it->second.options.pin || options.pin;
+    return absl::OkStatus();
+  }
   Entry& entry = entries_.emplace(id, std::move(fresh)).first->second;
   entry.bytes = (*loaded)->bytes;
   if (options.prefetch) {
     PlaceLocked(id, *loaded, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  } else if (!device_is_host()) {
+  } else if (!device_is_host() && HostCountLocked() < options_.max_host_adapters) {
     entry.host = CopyAdapterTo(**loaded, c10::Device(c10::kCPU));
   }
   return absl::OkStatus();
@@ -129,10 +138,14 @@ void AdapterRegistry::PlaceLocked(const std::string& id, std::shared_ptr<const S
   }
 }
 
-void AdapterRegistry::DemoteLocked(Entry& entry) {
+int64_t AdapterRegistry::HostCountLocked() const {
   int64_t on_host = 0;
   for (const auto& [id, other] : entries_) on_host += other.host != nullptr;
-  if (!device_is_host() && on_host < options_.max_host_adapters) entry.host = CopyAdapterTo(*entry.device, c10::Device(c10::kCPU));
+  return on_host;
+}
+
+void AdapterRegistry::DemoteLocked(Entry& entry) {
+  if (!device_is_host() && HostCountLocked() < options_.max_host_adapters) entry.host = CopyAdapterTo(*entry.device, c10::Device(c10::kCPU));
   entry.device = nullptr;
   ++entry.evictions;
   ++counters_.evictions;

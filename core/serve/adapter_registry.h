@@ -85,6 +85,7 @@ class AdapterRegistry {
   // Installs `adapter` on the device tier of `id` and demotes beyond the bound. Lock held.
   void PlaceLocked(const std::string& id, std::shared_ptr<const ServingAdapter> adapter, double seconds);
   void DemoteLocked(Entry& entry);
+  int64_t HostCountLocked() const;
   bool device_is_host() const { return options_.load.device.is_cpu(); }
 
   const BaseModuleShapes* shapes_;

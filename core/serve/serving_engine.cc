@@ -14,6 +14,7 @@
 #include "core/train/examples.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
+#include "kernels/sgmv.h"
 
 namespace qlorad::serve {
 namespace {
@@ -54,6 +55,9 @@ absl::StatusOr<std::vector<int64_t>> PrefixIds(const std::vector<tokenizer::Prom
 }
 
 absl::StatusOr<BatcherOptions> BatchingOptions(const EngineOptions& options, const LoadedModel& loaded) {
+  if (options.max_lora_rank < 1 || options.max_lora_rank > kernels::kSgmvMaxRank)
+    return absl::InvalidArgumentError(absl::StrCat("max_lora_rank must be in [1, ", kernels::kSgmvMaxRank, "], got ",
+                                                   options.max_lora_rank));
   if (options.kv_block_size <= 0 || options.max_running <= 0 || options.prefill_chunk_tokens <= 0)
     return absl::InvalidArgumentError("kv_block_size, max_running and prefill_chunk_tokens must be positive");
   BatcherOptions batching;
@@ -164,8 +168,13 @@ absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call
   QLORAD_RETURN_IF_ERROR(ValidateSamplingOptions(call.sampling));
   InFlightGuard guard(in_flight_);
   SequenceSpec spec;
+  QLORAD_ASSIGN_OR_RETURN(spec.prompt, PromptIds(call));  // before Pin: a refused prompt never loads an adapter
+  const int64_t context = loaded_.config.max_position_embeddings;
+  if (static_cast<int64_t>(spec.prompt.size()) + call.max_new_tokens > context)
+    return absl::InvalidArgumentError(absl::StrCat("max_new_tokens: prompt (", spec.prompt.size(), " tokens) + max_new_tokens (",
+                                                   call.max_new_tokens, ") exceeds the model's context of ", context,
+                                                   " positions (hint: shorten the prompt or ask for fewer tokens)"));
   QLORAD_ASSIGN_OR_RETURN(spec.adapter, Pin(call.adapter_id));
-  QLORAD_ASSIGN_OR_RETURN(spec.prompt, PromptIds(call));
   spec.max_new_tokens = call.max_new_tokens;
   spec.sampling = call.sampling;
   spec.keep_logits = call.keep_logits;

@@ -1,6 +1,7 @@
 #include "core/serve/sgmv_cuda.h"
 
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
 
 #include "kernels/cuda/sgmv_cuda.h"
 
@@ -68,7 +69,8 @@ at::Tensor SgmvCudaAdd(at::Tensor y, const at::Tensor& x, const AdapterGroups& g
   at::Tensor a_t = at::tensor(a_ptrs, at::kLong).to(device), b_t = at::tensor(b_ptrs, at::kLong).to(device);
   at::Tensor scale_t = at::tensor(scalings, at::kFloat).to(device);
   at::Tensor workspace = at::empty({static_cast<int64_t>(row_index.size()) * max_rank}, x.options().dtype(at::kFloat));
-  void* stream = at::cuda::getCurrentCUDAStream().stream();
+  const c10::cuda::CUDAGuard on_device(device);  // the loop thread's current device may be another GPU
+  void* stream = at::cuda::getCurrentCUDAStream(device.index()).stream();
   const char* err = nullptr;
   if (x.scalar_type() == at::kFloat) {
     auto batch_args = Describe<float>(row_index.size(), in, out, max_rank, index, segments, a_t, b_t, rank_t, scale_t);

@@ -175,5 +175,21 @@ TEST(BatchingTest, AdmissionWaitsForKvBudgetThenRefusesPastTheQueueBound) {
   EXPECT_THAT(engine->Generate(too_long).status(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prompt")));
 }
 
+TEST(BatchingTest, RequestsPastTheModelContextAreRefusedBeforeAnyWork) {
+  ServeFixture fixture;  // max_position_embeddings 512
+  EngineOptions options = fixture.EngineOptionsFor(true);
+  options.max_prompt_tokens = 500;
+  ASSERT_OK_AND_ASSIGN(auto engine, ServingEngine::Create(options));
+  GenerateCall call;
+  call.adapter_id = "never-loaded@1";  // the context check comes first, so this is never looked up
+  call.prompt_ids = fixture.RandomPrompt(480, 2);
+  call.max_new_tokens = 40;
+  EXPECT_THAT(engine->Generate(call).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("context of 512")));
+  options.max_lora_rank = 4096;
+  EXPECT_THAT(ServingEngine::Create(options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_lora_rank")));
+}
+
 }  // namespace
 }  // namespace qlorad::serve
