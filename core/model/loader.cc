@@ -1,5 +1,6 @@
 #include "core/model/loader.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/model/fingerprint.h"
 #include "core/model/tensor_io.h"
@@ -90,6 +91,16 @@ absl::StatusOr<std::shared_ptr<LinearLayer>> MakeDenseLinear(const LinearSpec& s
                                              spec.dtype));
   }
   return std::shared_ptr<LinearLayer>(std::make_shared<DenseLinear>(std::move(weight), std::move(bias)));
+}
+
+std::pair<int64_t, int64_t> LinearModuleShape(const ModelConfig& config, const std::string& module) {
+  const int64_t hidden = config.hidden_size, inter = config.intermediate_size;
+  const int64_t q = config.num_attention_heads * config.head_dim, kv = config.num_key_value_heads * config.head_dim;
+  if (absl::EndsWith(module, "q_proj")) return {q, hidden};
+  if (absl::EndsWith(module, "k_proj") || absl::EndsWith(module, "v_proj")) return {kv, hidden};
+  if (absl::EndsWith(module, "o_proj")) return {hidden, q};
+  if (absl::EndsWith(module, "down_proj")) return {hidden, inter};
+  return {inter, hidden};  // gate_proj, up_proj
 }
 
 std::vector<std::string> LayerLinearModules(int64_t index) {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "core/model/checkpoint.h"
@@ -58,6 +59,10 @@ absl::StatusOr<std::shared_ptr<LinearLayer>> MakeDenseLinear(const LinearSpec& s
 // The module names of every linear layer of decoder layer `index`
 // ("model.layers.<index>.self_attn.q_proj", ...), in checkpoint order.
 std::vector<std::string> LayerLinearModules(int64_t index);
+
+// {out_features, in_features} of a decoder linear module ("model.layers.3.mlp.up_proj"
+// or just "up_proj") under `config`.
+std::pair<int64_t, int64_t> LinearModuleShape(const ModelConfig& config, const std::string& module);
 
 }  // namespace qlorad
 

@@ -162,12 +162,22 @@ std::shared_ptr<const ServingAdapter> AdapterRegistry::FindResident(const std::s
   return it == entries_.end() ? nullptr : it->second.device;
 }
 
+AdapterResidency AdapterRegistry::Describe(const std::string& id, const Entry& entry) {
+  return {id, entry.tier(), entry.options.pin, entry.bytes, entry.loads, entry.evictions};
+}
+
 std::vector<AdapterResidency> AdapterRegistry::Residency() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<AdapterResidency> out;
-  for (const auto& [id, entry] : entries_)
-    out.push_back({id, entry.tier(), entry.options.pin, entry.bytes, entry.loads, entry.evictions});
+  for (const auto& [id, entry] : entries_) out.push_back(Describe(id, entry));
   return out;
+}
+
+std::optional<AdapterResidency> AdapterRegistry::ResidencyOf(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return std::nullopt;
+  return Describe(id, it->second);
 }
 
 RegistryCounters AdapterRegistry::DrainCounters() {

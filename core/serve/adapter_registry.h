@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,7 @@ class AdapterRegistry {
   // The device copy if `id` is on the device tier, else nullptr (no loading).
   std::shared_ptr<const ServingAdapter> FindResident(const std::string& id) const;
   std::vector<AdapterResidency> Residency() const;
+  std::optional<AdapterResidency> ResidencyOf(const std::string& id) const;
   RegistryCounters DrainCounters();
 
  private:
@@ -80,6 +82,7 @@ class AdapterRegistry {
     int64_t last_used = 0, loads = 0, evictions = 0, bytes = 0;
     AdapterTier tier() const;
   };
+  static AdapterResidency Describe(const std::string& id, const Entry& entry);
   // Reads `dir` (disk) or copies `host` to the device; no lock held.
   absl::StatusOr<std::shared_ptr<const ServingAdapter>> Bring(const std::string& id, const Entry& snapshot) const;
   // Installs `adapter` on the device tier of `id` and demotes beyond the bound. Lock held.

@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <string>
-#include <utility>
 
 #include "absl/status/status.h"
 #include "core/model/config.h"
@@ -23,9 +22,6 @@ struct RandomAdapterOptions {
   std::string base_fingerprint;  // recorded as qlorad_base_fingerprint ("" = none)
   std::string base_model = "random-base";
 };
-
-// {out_features, in_features} of a decoder linear module ("model.layers.3.mlp.up_proj").
-std::pair<int64_t, int64_t> LinearShape(const ModelConfig& config, const std::string& module);
 
 absl::Status WriteRandomAdapter(const std::string& dir, const ModelConfig& config, const RandomAdapterOptions& options);
 

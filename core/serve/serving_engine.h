@@ -116,6 +116,7 @@ class ServingEngine {
   // The device-tier copy of `id`, or nullptr when it is not on the device right now.
   std::shared_ptr<const ServingAdapter> FindAdapter(const std::string& id) const { return adapters_->FindResident(id); }
   std::vector<AdapterResidency> Residency() const { return adapters_->Residency(); }
+  std::optional<AdapterResidency> ResidencyOf(const std::string& id) const { return adapters_->ResidencyOf(id); }
   // Gauges now; counters and per-step batch sizes since the previous call.
   EngineStats DrainStats();
   void StartBatching() { batcher_->Start(); }

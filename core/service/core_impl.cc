@@ -105,15 +105,15 @@ absl::StatusOr<std::string> ServiceCoreImpl::ResolveAdapter(const std::string& r
 }
 
 absl::StatusOr<AdapterInfo> ServiceCoreImpl::DescribeAdapter(const AdapterRow& row) {
+  const std::optional<serve::AdapterResidency> residency = engine_->ResidencyOf(row.id);
   AdapterInfo info{row.id, row.name, row.job_id, row.path, row.base_fingerprint, row.dataset_id, row.created_at, "", "",
-                   row.version, engine_->IsLoaded(row.id), {}};
+                   row.version, residency.has_value(), {}};
   QLORAD_ASSIGN_OR_RETURN(info.aliases, store_->AliasesOf(row.id));
-  for (const serve::AdapterResidency& r : engine_->Residency()) {
-    if (r.id != row.id) continue;
-    info.residency = serve::AdapterTierName(r.tier);
-    info.pinned = r.pinned;
-    info.placements = r.loads;
-    info.evictions = r.evictions;
+  if (residency) {
+    info.residency = serve::AdapterTierName(residency->tier);
+    info.pinned = residency->pinned;
+    info.placements = residency->loads;
+    info.evictions = residency->evictions;
   }
   QLORAD_RETURN_IF_ERROR(store_->WithStore([&](store::Store& s) -> absl::Status {
     store::AdapterLifecycle lifecycle(&s);

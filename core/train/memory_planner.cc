@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/model/loader.h"
-#include "core/model/random_model.h"
+#include "core/model/random_model.h"  // MakeConfig for the presets
 
 namespace qlorad {
 namespace {
@@ -19,18 +19,6 @@ constexpr double kSlack = 0.08;       // allocator fragmentation and temporaries
 constexpr int64_t kCpuRuntimeBytes = 190ll << 20;   // libtorch + OpenBLAS + arenas: RSS before loading, measured
 constexpr int64_t kCudaRuntimeBytes = 600ll << 20;  // CUDA context and kernels
 constexpr double kQuantConstantBytes = 1.0 / 64 + 4.0 / (64 * 256);
-
-struct LinearShape {
-  std::string module;
-  int64_t out = 0, in = 0;
-};
-
-std::vector<LinearShape> DecoderLinears(const ModelConfig& c) {
-  const int64_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
-  const int64_t h = c.hidden_size, i = c.intermediate_size;
-  return {{"q_proj", q, h}, {"k_proj", kv, h}, {"v_proj", kv, h}, {"o_proj", h, q},
-          {"gate_proj", i, h}, {"up_proj", i, h}, {"down_proj", h, i}};
-}
 
 int64_t GiB(double gb) { return static_cast<int64_t>(gb * (1ll << 30)); }
 
@@ -64,17 +52,13 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
   const int64_t layers = c.num_hidden_layers, h = c.hidden_size, kv = c.num_key_value_heads * c.head_dim;
   double linear_params = 0, lora_params = 0, lora_activation = 0;
   for (int64_t layer = 0; layer < layers; ++layer)
-    for (const LinearShape& s : DecoderLinears(c)) {
-      linear_params += static_cast<double>(s.out) * s.in;
-      const std::string module = absl::StrCat("model.layers.", layer, ".", s.module == "q_proj" || s.module == "k_proj" ||
-                                                                                  s.module == "v_proj" || s.module == "o_proj"
-                                                                              ? "self_attn."
-                                                                              : "mlp.",
-                                              s.module);
+    for (const std::string& module : LayerLinearModules(layer)) {
+      const auto [out, in_features] = LinearModuleShape(c, module);
+      linear_params += static_cast<double>(out) * in_features;
       if (in.method == "full" || !in.lora.Targets(module)) continue;
       const int64_t r = in.lora.RankFor(module);
-      lora_params += static_cast<double>(r) * (s.in + s.out);
-      lora_activation += tokens * (2.0 * s.in + r) * 4;
+      lora_params += static_cast<double>(r) * (in_features + out);
+      lora_activation += tokens * (2.0 * in_features + r) * 4;
     }
   const double embed_params = static_cast<double>(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2);
   const double norm_params = static_cast<double>(2 * layers + 1) * h;

@@ -150,7 +150,7 @@ void BenchAdapterLoad(const std::string& work, int runs) {
   ModelConfig config = MakeConfig("llama", 16, 2048, 32, 8, 8192, 128256, true);  // Llama-3.2-1B shapes
   BaseModuleShapes shapes;
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer)
-    for (const std::string& module : LayerLinearModules(layer)) shapes[module] = LinearShape(config, module);
+    for (const std::string& module : LayerLinearModules(layer)) shapes[module] = LinearModuleShape(config, module);
   const std::string dir = work + "/adapter-1b-r16";
   RandomAdapterOptions a;
   a.lora.r = 16;

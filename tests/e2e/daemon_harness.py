@@ -114,6 +114,10 @@ class Daemon:
     def ctl_json(self, *args, role="admin"):
         return json.loads(self.ctl("-o", "json", *args, role=role).stdout or "{}")
 
+    def metadata(self, role="admin"):
+        """gRPC call metadata carrying the bearer token of `role`."""
+        return [("authorization", "Bearer " + self.tokens[role])]
+
     def metrics(self):
         import urllib.request
         return urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port, timeout=10).read().decode()

@@ -53,7 +53,7 @@ class PrometheusTest(unittest.TestCase):
         cls.d.stop()
 
     def md(self):
-        return [("authorization", "Bearer " + self.d.tokens["admin"])]
+        return self.d.metadata()
 
     def generate(self, adapter, n=1):
         inf_pb, inf_grpc = self.stubs["inference"]

@@ -51,7 +51,7 @@ class SwapUnderLoadTest(unittest.TestCase):
         cls.d.stop()
 
     def md(self):
-        return [("authorization", "Bearer " + self.d.tokens["admin"])]
+        return self.d.metadata()
 
     def adapters_call(self, method, request):
         return getattr(self.s["adapters"][1].AdaptersStub(self.channel), method)(request, metadata=self.md(), timeout=60)
