@@ -5,11 +5,14 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/internal/quant4bit_impl.h"
 #include "kernels/parallel.h"
 
 namespace qlorad::kernels {
 namespace {
+
+using TileFn = void (*)(const Packed4bitView&, int64_t, const internal::GemmTile&);
 
 // Generic shapes: dequantize each row (any alignment) and take dot products.
 void GemmRowsViaScratch(const Packed4bitView& w, int64_t in, const float* x, int64_t batch,
@@ -29,6 +32,41 @@ void GemmRowsViaScratch(const Packed4bitView& w, int64_t in, const float* x, int
       y[b * out + o] = acc + (bias ? bias[o] : 0.0f);
     }
   }
+}
+
+// Weight rows [o0, o1) for every batch row, in tiles of up to kGemmTileRows batch rows
+// (all accumulators stay in registers) and column chunks of at most kColumnChunk values
+// (the x slice stays in L1 while the weight rows stream past). x is [batch, in], dense.
+void RunTiles(TileFn tile, const Packed4bitView& w, int64_t in, const float* x, int64_t batch,
+              const float* bias, float* y, int64_t ldy, int64_t o0, int64_t o1) {
+  constexpr int64_t kColumnChunk = 4096;
+  const int64_t blocks_per_row = in / w.blocksize;
+  const int64_t chunk_blocks = std::max<int64_t>(1, kColumnChunk / w.blocksize);
+  internal::GemmTile t;
+  t.ldx = in;
+  t.ldy = ldy;
+  t.o0 = o0;
+  t.o1 = o1;
+  for (int64_t b = 0; b < batch; b += internal::kGemmTileRows) {
+    t.nb = static_cast<int>(std::min<int64_t>(internal::kGemmTileRows, batch - b));
+    t.x = x + b * in;
+    t.y = y + b * ldy;
+    for (t.k0 = 0; t.k0 < blocks_per_row; t.k0 = t.k1) {
+      t.k1 = std::min(blocks_per_row, t.k0 + chunk_blocks);
+      t.accumulate = t.k0 > 0;
+      t.bias = t.k1 == blocks_per_row ? bias : nullptr;
+      tile(w, in, t);
+    }
+  }
+}
+
+TileFn TileFor(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::kAvx512: return internal::GemmTileAvx512;
+    case CpuIsa::kAvx2: return internal::GemmTileAvx2;
+    case CpuIsa::kScalar: break;
+  }
+  return internal::GemmTileScalar;
 }
 
 }  // namespace
@@ -58,22 +96,27 @@ absl::Status Gemm4bit(const Packed4bitView& w, int64_t out_features, int64_t in_
                                                    " values, expected batch*out = ", batch, "*",
                                                    out_features));
   }
-  const bool avx2 = internal::Avx2Enabled();
+  const CpuIsa isa = ActiveIsa();
   const float* bias_ptr = bias.empty() ? nullptr : bias.data();
-  const bool fast = in_features % w.blocksize == 0;
   // ~32K weights per chunk keeps the per-chunk overhead small.
   const int64_t grain = std::max<int64_t>(1, 32768 / in_features);
-  ParallelFor(out_features, grain, [&](int64_t o0, int64_t o1) {
-    if (!fast) {
+  if (in_features % w.blocksize != 0) {
+    ParallelFor(out_features, grain, [&](int64_t o0, int64_t o1) {
       GemmRowsViaScratch(w, in_features, x.data(), batch, bias_ptr, y.data(), out_features, o0,
-                         o1, avx2);
-    } else if (avx2) {
-      internal::GemmRowsAvx2(w, in_features, x.data(), in_features, batch, bias_ptr, y.data(),
-                             out_features, o0, o1);
-    } else {
-      internal::GemmRowsScalar(w, in_features, x.data(), in_features, batch, bias_ptr, y.data(),
-                               out_features, o0, o1);
-    }
+                         o1, isa >= CpuIsa::kAvx2);
+    });
+    return absl::OkStatus();
+  }
+  const float* xk = x.data();
+  std::vector<float> split;
+  if (isa == CpuIsa::kAvx512) {
+    split.resize(x.size());
+    internal::SplitEvenOddAvx512(x.data(), in_features, batch, in_features, split.data());
+    xk = split.data();
+  }
+  const TileFn tile = TileFor(isa);
+  ParallelFor(out_features, grain, [&](int64_t o0, int64_t o1) {
+    RunTiles(tile, w, in_features, xk, batch, bias_ptr, y.data(), out_features, o0, o1);
   });
   return absl::OkStatus();
 }

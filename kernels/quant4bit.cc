@@ -2,27 +2,14 @@
 #include "kernels/quant4bit.h"
 
 #include <algorithm>
-#include <atomic>
-#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/internal/quant4bit_impl.h"
 #include "kernels/parallel.h"
 
 namespace qlorad::kernels {
 namespace {
-
-std::atomic<bool> g_force_scalar{false};
-
-bool CpuHasAvx2() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    const char* env = std::getenv("QLORAD_KERNELS_NO_AVX2");
-    if (env != nullptr && env[0] != '\0' && env[0] != '0') return false;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return has;
-}
 
 // Elements per parallel chunk: big enough to amortize a wake-up (~10 us).
 constexpr int64_t kElementsPerChunk = 1 << 16;
@@ -95,7 +82,7 @@ absl::Status DequantizeImpl(const Packed4bitView& w, int64_t begin, int64_t coun
 }  // namespace
 
 namespace internal {
-bool Avx2Enabled() { return !g_force_scalar.load(std::memory_order_relaxed) && CpuHasAvx2(); }
+bool Avx2Enabled() { return ActiveIsa() >= CpuIsa::kAvx2; }
 }  // namespace internal
 
 const char* QuantTypeName(QuantType type) { return type == QuantType::kNF4 ? "nf4" : "fp4"; }
@@ -168,8 +155,5 @@ absl::Status Dequantize4bit(const Packed4bitView& w, int64_t begin, int64_t coun
                             absl::Span<uint16_t> out_bf16) {
   return DequantizeImpl(w, begin, count, out_bf16);
 }
-
-void SetForceScalarForTesting(bool force_scalar) { g_force_scalar.store(force_scalar); }
-bool UsingAvx2() { return internal::Avx2Enabled(); }
 
 }  // namespace qlorad::kernels

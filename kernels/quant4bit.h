@@ -16,8 +16,9 @@
 //    round to nearest even). With double quantization the absmax is first rebuilt as
 //    (nested_code[q[b]] * nested_absmax[b / 256]) + offset, two fp32 roundings.
 //
-// All functions are thread-safe, use the shared pool of parallel.h, select AVX2 at run
-// time (scalar fallback) and return INVALID_ARGUMENT naming the bad argument.
+// All functions are thread-safe, use the shared pool of parallel.h, pick their
+// instruction set at run time (cpu_isa.h) and return INVALID_ARGUMENT naming the bad
+// argument.
 #ifndef QLORAD_KERNELS_QUANT4BIT_H_
 #define QLORAD_KERNELS_QUANT4BIT_H_
 
@@ -91,11 +92,6 @@ absl::Status Dequantize4bit(const Packed4bitView& w, int64_t begin, int64_t coun
                             absl::Span<float> out);
 absl::Status Dequantize4bit(const Packed4bitView& w, int64_t begin, int64_t count,
                             absl::Span<uint16_t> out_bf16);
-
-// Testing/benchmark hooks: force the scalar path (false = use AVX2 when the CPU has it).
-void SetForceScalarForTesting(bool force_scalar);
-// True when the AVX2+FMA kernels are used.
-bool UsingAvx2();
 
 }  // namespace qlorad::kernels
 

@@ -205,31 +205,27 @@ QLORAD_AVX2 inline float HorizontalSum(__m256 v) {
 // NB batch rows at once: each 32-weight group (16 bytes) is decoded once, scaled by its
 // block's absmax and FMA'd into the accumulators of every batch row. Small NB spread the
 // FMAs over C independent accumulators per row so FMA latency does not serialize them.
-// Blocks [k0, k1) of each row o in [o0, o1); `accumulate` adds to y instead of writing,
-// and bias (may be null) is added on top.
 template <int NB>
-QLORAD_AVX2 void GemmRowsNb(const Packed4bitView& w, int64_t in, const float* x, int64_t ldx,
-                            const float* bias, float* y, int64_t ldy, int64_t o0, int64_t o1,
-                            int64_t k0, int64_t k1, bool accumulate) {
+QLORAD_AVX2 void GemmTileNb(const Packed4bitView& w, int64_t in, const GemmTile& t) {
   constexpr int C = NB == 1 ? 4 : (NB == 2 ? 2 : 1);
   const float* code = CodeOf(w.type);
   const __m256 lut_lo = _mm256_loadu_ps(code);
   const __m256 lut_hi = _mm256_loadu_ps(code + 8);
   const int64_t bs = w.blocksize;  // a multiple of 32
   const int64_t blocks_per_row = in / bs;
-  for (int64_t o = o0; o < o1; ++o) {
+  for (int64_t o = t.o0; o < t.o1; ++o) {
     __m256 acc[NB][C];
 #pragma GCC unroll 8
     for (int b = 0; b < NB; ++b)
 #pragma GCC unroll 4
       for (int c = 0; c < C; ++c) acc[b][c] = _mm256_setzero_ps();
-    const uint8_t* row = w.packed.data() + o * in / 2;
-    for (int64_t k = k0; k < k1; ++k) {
+    const uint8_t* row = w.packed.data() + o * (in / 2);
+    for (int64_t k = t.k0; k < t.k1; ++k) {
       const __m256 vs = _mm256_set1_ps(w.scales.Get(o * blocks_per_row + k));
       const __m256 lo_s = _mm256_mul_ps(lut_lo, vs);  // code book scaled by the block's absmax
       const __m256 hi_s = _mm256_mul_ps(lut_hi, vs);
       const uint8_t* p = row + k * bs / 2;
-      const float* xk = x + k * bs;
+      const float* xk = t.x + k * bs;
       for (int64_t j = 0; j < bs; j += 32) {
         __m128i hi, lo;
         SplitNibbles(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + j / 2)), &hi, &lo);
@@ -245,7 +241,7 @@ QLORAD_AVX2 void GemmRowsNb(const Packed4bitView& w, int64_t in, const float* x,
           const __m256 wq = Lookup(lo_s, hi_s, lanes[q]);
 #pragma GCC unroll 8
           for (int b = 0; b < NB; ++b) {
-            acc[b][q % C] = _mm256_fmadd_ps(wq, _mm256_loadu_ps(xk + b * ldx + j + 8 * q), acc[b][q % C]);
+            acc[b][q % C] = _mm256_fmadd_ps(wq, _mm256_loadu_ps(xk + b * t.ldx + j + 8 * q), acc[b][q % C]);
           }
         }
       }
@@ -255,8 +251,8 @@ QLORAD_AVX2 void GemmRowsNb(const Packed4bitView& w, int64_t in, const float* x,
       __m256 sum = acc[b][0];
 #pragma GCC unroll 4
       for (int c = 1; c < C; ++c) sum = _mm256_add_ps(sum, acc[b][c]);
-      const float v = HorizontalSum(sum) + (bias ? bias[o] : 0.0f);
-      y[b * ldy + o] = accumulate ? y[b * ldy + o] + v : v;
+      float& out = t.y[b * t.ldy + o];
+      out = (t.accumulate ? out : 0.0f) + HorizontalSum(sum) + (t.bias ? t.bias[o] : 0.0f);
     }
   }
 }
@@ -279,36 +275,12 @@ void DequantizeRangeAvx2(const Packed4bitView& w, int64_t begin, int64_t end, ui
   DequantizeRangeImpl(w, begin, end, out);
 }
 
-void GemmRowsAvx2(const Packed4bitView& w, int64_t in, const float* x, int64_t ldx,
-                  int64_t batch, const float* bias, float* y, int64_t ldy, int64_t o0,
-                  int64_t o1) {
-  // Batch tiles of up to 8 rows keep all accumulators in registers. Long rows are cut
-  // into column chunks of at most kColumnChunk so the x slice stays in L1 while the
-  // rows stream past.
-  constexpr int64_t kColumnChunk = 4096;
-  const int64_t blocks_per_row = in / w.blocksize;
-  const int64_t chunk_blocks = std::max<int64_t>(1, kColumnChunk / w.blocksize);
-  for (int64_t b = 0; b < batch;) {
-    const int64_t nb = std::min<int64_t>(8, batch - b);
-    const float* xb = x + b * ldx;
-    float* yb = y + b * ldy;
-    for (int64_t k0 = 0; k0 < blocks_per_row; k0 += chunk_blocks) {
-      const int64_t k1 = std::min(blocks_per_row, k0 + chunk_blocks);
-      const bool acc = k0 > 0;
-      const float* bb = k1 == blocks_per_row ? bias : nullptr;
-      switch (nb) {
-        case 1: GemmRowsNb<1>(w, in, xb, ldx, bb, yb, ldy, o0, o1, k0, k1, acc); break;
-        case 2: GemmRowsNb<2>(w, in, xb, ldx, bb, yb, ldy, o0, o1, k0, k1, acc); break;
-        case 3: GemmRowsNb<3>(w, in, xb, ldx, bb, yb, ldy, o0, o1, k0, k1, acc); break;
-        case 4: GemmRowsNb<4>(w, in, xb, ldx, bb, yb, ldy, o0, o1, k0, k1, acc); break;
-        case 5: GemmRowsNb<5>(w, in, xb, ldx, bb, yb, ldy, o0, o1, k0, k1, acc); break;
-        case 6: GemmRowsNb<6>(w, in, xb, ldx, bb, yb, ldy, o0, o1, k0, k1, acc); break;
-        case 7: GemmRowsNb<7>(w, in, xb, ldx, bb, yb, ldy, o0, o1, k0, k1, acc); break;
-        default: GemmRowsNb<8>(w, in, xb, ldx, bb, yb, ldy, o0, o1, k0, k1, acc); break;
-      }
-    }
-    b += nb;
-  }
+void GemmTileAvx2(const Packed4bitView& w, int64_t in, const GemmTile& t) {
+  using TileFn = void (*)(const Packed4bitView&, int64_t, const GemmTile&);
+  static constexpr TileFn kByRows[kGemmTileRows] = {GemmTileNb<1>, GemmTileNb<2>, GemmTileNb<3>,
+                                                    GemmTileNb<4>, GemmTileNb<5>, GemmTileNb<6>,
+                                                    GemmTileNb<7>, GemmTileNb<8>};
+  kByRows[t.nb - 1](w, in, t);
 }
 
 }  // namespace qlorad::kernels::internal

@@ -87,28 +87,27 @@ void DequantizeRangeScalar(const Packed4bitView& w, int64_t begin, int64_t end, 
   DequantizeRange(w, begin, end, out);
 }
 
-void GemmRowsScalar(const Packed4bitView& w, int64_t in, const float* x, int64_t ldx,
-                    int64_t batch, const float* bias, float* y, int64_t ldy, int64_t o0,
-                    int64_t o1) {
+void GemmTileScalar(const Packed4bitView& w, int64_t in, const GemmTile& t) {
   const float* code = CodeOf(w.type);
-  const uint8_t* packed = w.packed.data();
-  const int64_t blocks_per_row = in / w.blocksize;
-  for (int64_t o = o0; o < o1; ++o) {
-    for (int64_t b = 0; b < batch; ++b) {
-      const float* xr = x + b * ldx;
+  const int64_t bs = w.blocksize;
+  const int64_t blocks_per_row = in / bs;
+  for (int64_t o = t.o0; o < t.o1; ++o) {
+    const uint8_t* row = w.packed.data() + o * (in / 2);
+    for (int b = 0; b < t.nb; ++b) {
+      const float* xr = t.x + b * t.ldx;
       float acc = 0.0f;
-      for (int64_t k = 0; k < blocks_per_row; ++k) {
-        const float s = w.scales.Get(o * blocks_per_row + k);
-        const uint8_t* p = packed + (o * in + k * w.blocksize) / 2;
-        const float* xb = xr + k * w.blocksize;
+      for (int64_t k = t.k0; k < t.k1; ++k) {
+        const uint8_t* p = row + k * bs / 2;
+        const float* xb = xr + k * bs;
         float block_acc = 0.0f;
-        for (int64_t j = 0; j < w.blocksize; j += 2) {
+        for (int64_t j = 0; j < bs; j += 2) {
           block_acc += code[p[j / 2] >> 4] * xb[j];
           block_acc += code[p[j / 2] & 0x0f] * xb[j + 1];
         }
-        acc += block_acc * s;
+        acc += block_acc * w.scales.Get(o * blocks_per_row + k);
       }
-      y[b * ldy + o] = acc + (bias ? bias[o] : 0.0f);
+      float& out = t.y[b * t.ldy + o];
+      out = (t.accumulate ? out : 0.0f) + acc + (t.bias ? t.bias[o] : 0.0f);
     }
   }
 }

@@ -5,7 +5,7 @@
 //       at::matmul on the dequantized weight                         goal >= 4x at batch 1
 //   (c) quantize (NF4 + double quant) seconds per billion parameters
 //
-//   nf4_bench [--quick] [--threads N]
+//   nf4_bench [--quick] [--threads N] [--isa scalar|avx2|avx512]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +20,7 @@
 #include <ATen/Parallel.h>
 
 #include "kernels/blockwise8bit.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/gemm4bit.h"
 #include "kernels/parallel.h"
 #include "kernels/quant4bit.h"
@@ -45,26 +46,24 @@ double BestSeconds(const std::function<void()>& fn, double min_seconds = 0.3, in
   return best;
 }
 
-// Best seconds of a and of b, timed alternately (a, b, a, b, ...) so that load from other
-// processes on a shared machine hits both alike; at least min_seconds in total.
-std::pair<double, double> BestInterleaved(const std::function<void()>& a, const std::function<void()>& b,
-                                          double min_seconds = 1.0, int min_rounds = 10) {
-  a();
-  b();
-  double best_a = 1e30, best_b = 1e30, total = 0;
+// Best seconds of each function, timed in turn (f0, f1, ..., f0, f1, ...) so that load
+// from other processes on a shared machine hits all alike; at least min_seconds in total.
+std::vector<double> BestInterleaved(const std::vector<std::function<void()>>& fns,
+                                    double min_seconds = 1.0, int min_rounds = 10) {
+  for (const auto& fn : fns) fn();
+  std::vector<double> best(fns.size(), 1e30);
+  double total = 0;
   for (int round = 0; round < min_rounds || total < min_seconds; ++round) {
-    auto t0 = Clock::now();
-    a();
-    const double sa = std::chrono::duration<double>(Clock::now() - t0).count();
-    t0 = Clock::now();
-    b();
-    const double sb = std::chrono::duration<double>(Clock::now() - t0).count();
-    best_a = std::min(best_a, sa);
-    best_b = std::min(best_b, sb);
-    total += sa + sb;
+    for (size_t i = 0; i < fns.size(); ++i) {
+      const auto t0 = Clock::now();
+      fns[i]();
+      const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+      best[i] = std::min(best[i], sec);
+      total += sec;
+    }
     if (round > 2000) break;
   }
-  return {best_a, best_b};
+  return best;
 }
 
 void Check(const absl::Status& s) {
@@ -120,13 +119,14 @@ void BenchDequant(int64_t n) {
   std::vector<float> out(n), src(x), dst(n);
   std::vector<uint16_t> out16(n);
   const double t_memcpy1 = BestSeconds([&] { std::memcpy(dst.data(), src.data(), n * 4); });
-  const auto [t_memcpy, t_f32] = BestInterleaved(
+  const std::vector<double> t = BestInterleaved({
       [&] {
         k::ParallelFor(n, 1 << 20, [&](int64_t b, int64_t e) {
           std::memcpy(dst.data() + b, src.data() + b, (e - b) * 4);
         });
       },
-      [&] { Check(k::Dequantize4bit(w, 0, n, absl::MakeSpan(out))); });
+      [&] { Check(k::Dequantize4bit(w, 0, n, absl::MakeSpan(out))); }});
+  const double t_memcpy = t[0], t_f32 = t[1];
   const double t_bf16 = BestSeconds([&] { Check(k::Dequantize4bit(w, 0, n, absl::MakeSpan(out16))); });
   const double gb = 1e-9 * n * 4;
   std::printf("  memcpy  1 thread : %7.2f GB/s  (%lld MB copied)\n", gb / t_memcpy1,
@@ -150,7 +150,10 @@ void BenchMatmul(int64_t out, int64_t in, int max_batch) {
   at::Tensor wd = at::empty({out, in});
   Check(k::Dequantize4bit(w, 0, n, absl::MakeSpan(wd.data_ptr<float>(), n)));
   const at::Tensor wdt = wd.t();
-  std::printf("  batch   fused ms   fp32 ms   speedup   max rel diff\n");
+  // On an AVX-512 CPU the AVX2 kernel is timed too, as the fallback other CPUs get.
+  const bool also_avx2 = k::ActiveIsa() == k::CpuIsa::kAvx512;
+  std::printf("  batch   fused ms (%s)   fp32 ms   speedup%s   max rel diff\n",
+              k::CpuIsaName(k::ActiveIsa()), also_avx2 ? "   avx2 ms   avx2 speedup" : "");
   for (int batch = 1; batch <= max_batch; ++batch) {
     const at::Tensor x = at::randn({batch, in});
     at::Tensor y = at::empty({batch, out});
@@ -159,10 +162,20 @@ void BenchMatmul(int64_t out, int64_t in, int max_batch) {
                         absl::MakeSpan(y.data_ptr<float>(), batch * out)));
     };
     at::Tensor yr;
-    auto dense = [&] { yr = at::matmul(x, wdt); };
-    const auto [tf, td] = BestInterleaved(fused, dense);
+    std::vector<std::function<void()>> fns = {fused, [&] { yr = at::matmul(x, wdt); }};
+    if (also_avx2) {
+      fns.push_back([&] {
+        k::LimitIsaForTesting(k::CpuIsa::kAvx2);
+        fused();
+        k::LimitIsaForTesting(k::CpuIsa::kAvx512);
+      });
+    }
+    const std::vector<double> t = BestInterleaved(fns);
+    fused();
     const double diff = ((y - yr).abs().max() / yr.abs().max()).item<double>();
-    std::printf("  %5d   %8.3f   %7.3f   %6.2fx   %.1e\n", batch, tf * 1e3, td * 1e3, td / tf, diff);
+    std::printf("  %5d   %8.3f            %7.3f   %6.2fx", batch, t[0] * 1e3, t[1] * 1e3, t[1] / t[0]);
+    if (also_avx2) std::printf("   %7.3f   %6.2fx      ", t[2] * 1e3, t[1] / t[2]);
+    std::printf("     %.1e\n", diff);
   }
 }
 
@@ -209,15 +222,20 @@ int main(int argc, char** argv) {
       quick = true;
     } else if (a == "--threads" && i + 1 < argc) {
       k::SetNumThreads(std::atoi(argv[++i]));
+    } else if (a == "--isa" && i + 1 < argc) {
+      const std::string isa = argv[++i];
+      k::LimitIsaForTesting(isa == "scalar" ? k::CpuIsa::kScalar
+                            : isa == "avx2" ? k::CpuIsa::kAvx2 : k::CpuIsa::kAvx512);
     } else {
-      std::fprintf(stderr, "usage: nf4_bench [--quick] [--threads N]\n");
+      std::fprintf(stderr, "usage: nf4_bench [--quick] [--threads N] [--isa scalar|avx2|avx512]\n");
       return 2;
     }
   }
   at::set_num_threads(k::NumThreads());
   at::manual_seed(0);
-  std::printf("nf4_bench: AVX2 kernels: %s, threads: %d\n", k::UsingAvx2() ? "yes" : "no (scalar)",
-              k::NumThreads());
+  std::printf("nf4_bench: kernels: %s (quantize/dequantize: %s), threads: %d\n",
+              k::CpuIsaName(k::ActiveIsa()),
+              k::ActiveIsa() >= k::CpuIsa::kAvx2 ? "avx2" : "scalar", k::NumThreads());
   BenchDequant(quick ? (int64_t{1} << 22) : (int64_t{1} << 25));
   BenchMatmul(4096, 4096, quick ? 2 : 8);
   if (!quick) {

@@ -1,5 +1,6 @@
 // Unit tests of the CPU kernels: argument errors, AVX2 == scalar, range dequant,
-// the fused matmul against a double-precision reference, the thread pool.
+// the fused matmul (every instruction set this CPU has) against a double-precision
+// reference, the thread pool.
 // Bit-exactness against the Python reference lives in nf4_kernels_test.py.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "kernels/blockwise8bit.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/gemm4bit.h"
 #include "kernels/parallel.h"
 #include "kernels/quant4bit.h"
@@ -56,11 +58,21 @@ Quantized Quantize(QuantType type, const std::vector<float>& x, int64_t blocksiz
   return q;
 }
 
-class ScalarGuard {
+// Caps the kernels' instruction set for its lifetime.
+class IsaGuard {
  public:
-  explicit ScalarGuard(bool scalar) { SetForceScalarForTesting(scalar); }
-  ~ScalarGuard() { SetForceScalarForTesting(false); }
+  explicit IsaGuard(CpuIsa max) { LimitIsaForTesting(max); }
+  ~IsaGuard() { LimitIsaForTesting(CpuIsa::kAvx512); }
 };
+
+// The instruction sets this CPU can run, scalar first.
+std::vector<CpuIsa> AvailableIsas() {
+  std::vector<CpuIsa> isas;
+  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+    if (isa <= DetectedIsa()) isas.push_back(isa);
+  }
+  return isas;
+}
 
 TEST(Quant4bitTest, RejectsBadBlocksizes) {
   std::vector<float> x(128, 1.0f);
@@ -110,7 +122,7 @@ TEST(Quant4bitTest, RejectsEmptyAndMismatchedBuffers) {
 }
 
 TEST(Quant4bitTest, Avx2MatchesScalarBitForBit) {
-  if (!UsingAvx2()) GTEST_SKIP() << "no AVX2 on this CPU";
+  if (DetectedIsa() < CpuIsa::kAvx2) GTEST_SKIP() << "no AVX2 on this CPU";
   for (QuantType type : {QuantType::kNF4, QuantType::kFP4}) {
     for (int64_t bs : {32, 64, 256}) {
       const int64_t n = 7 * bs + 21;
@@ -123,8 +135,8 @@ TEST(Quant4bitTest, Avx2MatchesScalarBitForBit) {
       std::vector<uint16_t> ha(n), hs(n);
       ASSERT_OK(Dequantize4bit(a.View(type, n, bs), 0, n, absl::MakeSpan(da)));
       ASSERT_OK(Dequantize4bit(a.View(type, n, bs), 0, n, absl::MakeSpan(ha)));
-      ScalarGuard scalar(true);
-      ASSERT_FALSE(UsingAvx2());
+      IsaGuard scalar(CpuIsa::kScalar);
+      ASSERT_EQ(ActiveIsa(), CpuIsa::kScalar);
       Quantized s = Quantize(type, x, bs);
       ASSERT_OK(Dequantize4bit(s.View(type, n, bs), 0, n, absl::MakeSpan(ds)));
       ASSERT_OK(Dequantize4bit(s.View(type, n, bs), 0, n, absl::MakeSpan(hs)));
@@ -237,11 +249,15 @@ void CheckGemm(QuantType type, int64_t out, int64_t in, int64_t bs, int64_t batc
 }
 
 TEST(Gemm4bitTest, MatchesDequantizedReference) {
-  for (bool scalar : {false, true}) {
-    ScalarGuard guard(scalar);
-    for (int64_t batch : {1, 2, 3, 4, 5, 8, 9}) {
+  for (CpuIsa isa : AvailableIsas()) {
+    SCOPED_TRACE(CpuIsaName(isa));
+    IsaGuard guard(isa);
+    ASSERT_EQ(ActiveIsa(), isa);
+    for (int64_t batch : {1, 2, 3, 4, 5, 6, 7, 8, 9, 17}) {
       CheckGemm(QuantType::kNF4, 67, 256, 64, batch, false, batch % 2 == 1);
     }
+    CheckGemm(QuantType::kNF4, 9, 96, 32, 1, false, false);   // single groups per block
+    CheckGemm(QuantType::kNF4, 9, 384, 128, 1, true, true);   // group pairs, double quant
     CheckGemm(QuantType::kNF4, 33, 512, 32, 3, true, true);
     CheckGemm(QuantType::kFP4, 20, 128, 128, 2, false, false);
     CheckGemm(QuantType::kNF4, 13, 101, 32, 3, false, true);  // in % blocksize != 0, odd in

@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "kernels/blockwise8bit.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/quant4bit.h"
 #include "kernels/quant_tables.h"
 
@@ -76,7 +77,7 @@ int main(int argc, char** argv) {
   if (in.empty() || out.empty()) return Fail("--in and --out are required");
   if (type != "nf4" && type != "fp4") return Fail("--type must be nf4 or fp4");
   if (dtype != "f32" && dtype != "bf16") return Fail("--dtype must be f32 or bf16");
-  qlorad::kernels::SetForceScalarForTesting(scalar);
+  if (scalar) qlorad::kernels::LimitIsaForTesting(qlorad::kernels::CpuIsa::kScalar);
   const QuantType qt = type == "nf4" ? QuantType::kNF4 : QuantType::kFP4;
 
   std::ifstream f(in, std::ios::binary);

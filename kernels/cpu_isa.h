@@ -1,0 +1,33 @@
+// Run-time choice of the CPU instruction set used by the kernels.
+//
+// Every kernel has a portable scalar version. AVX2+FMA versions exist for quantize,
+// dequantize, the fused 4-bit matmul and the 8-bit code search; an AVX-512F version for
+// the fused 4-bit matmul. The best set the CPU and OS support is used, capped by the
+// environment variable QLORAD_KERNELS_MAX_ISA=scalar|avx2|avx512 (read once) and by
+// LimitIsaForTesting. Quantize and dequantize are bit-identical across sets; the matmul
+// agrees with the dequantize-then-multiply product up to fp32 summation order.
+#ifndef QLORAD_KERNELS_CPU_ISA_H_
+#define QLORAD_KERNELS_CPU_ISA_H_
+
+#include <cstdint>
+
+namespace qlorad::kernels {
+
+enum class CpuIsa : uint8_t { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// "scalar", "avx2", "avx512".
+const char* CpuIsaName(CpuIsa isa);
+
+// The best set this CPU supports, after the environment cap.
+CpuIsa DetectedIsa();
+
+// The set the kernels use now: DetectedIsa() capped by LimitIsaForTesting.
+CpuIsa ActiveIsa();
+
+// Testing/benchmark hook: use no set above `max` (kAvx512 lifts the cap). Thread-safe;
+// takes effect on the next kernel call.
+void LimitIsaForTesting(CpuIsa max);
+
+}  // namespace qlorad::kernels
+
+#endif  // QLORAD_KERNELS_CPU_ISA_H_
