@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/model/tensor_io.h"
+#include "core/quant/quantize_setting.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -133,6 +134,18 @@ std::string DeclaredQuantization(const std::string& model_dir) {
   const nlohmann::json& quant = config["quantization_config"];
   if (quant.value("quant_method", "") != "bitsandbytes" || !quant.value("load_in_4bit", false)) return "none";
   return quant.value("bnb_4bit_quant_type", "nf4");
+}
+
+absl::StatusOr<LinearFactory> MakeBaseLinearFactory(const std::string& quantize, const std::string& model_dir,
+                                                    QuantOptions options, bool* quantized) {
+  const std::string setting = quantize == "none" ? DeclaredQuantization(model_dir) : quantize;
+  auto type = ParseQuantizeSetting(setting, quantize == "none" ? model_dir + "/config.json quantization_config"
+                                                               : "quantize");
+  if (!type.ok()) return type.status();
+  if (quantized != nullptr) *quantized = type->has_value();
+  if (!type->has_value()) return LinearFactory();
+  options.quant_type = **type;
+  return MakeQuantizedLinearFactory(options);
 }
 
 }  // namespace qlorad

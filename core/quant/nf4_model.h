@@ -49,6 +49,13 @@ LinearFactory MakeQuantizedLinearFactory(const QuantOptions& options);
 // bitsandbytes quantization_config (pre-quantized checkpoints load as 4-bit).
 std::string DeclaredQuantization(const std::string& model_dir);
 
+// The base layers' factory for a `quantize` setting (quantize_setting.h). "none" gives
+// dense layers unless model_dir declares bitsandbytes 4-bit quantization, which then
+// applies; "nf4"/"fp4" quantize while streaming with `options` (its quant_type is taken
+// from the setting). *quantized (optional) tells whether the layers are 4-bit.
+absl::StatusOr<LinearFactory> MakeBaseLinearFactory(const std::string& quantize, const std::string& model_dir,
+                                                    QuantOptions options = {}, bool* quantized = nullptr);
+
 // True if `checkpoint` holds bitsandbytes 4-bit tensors for `module`.
 bool HasBnbState(const Checkpoint& checkpoint, const std::string& module);
 

@@ -31,20 +31,6 @@ class InFlightGuard {
   std::atomic<int64_t>& counter_;
 };
 
-absl::StatusOr<LinearFactory> BaseFactory(const EngineOptions& options, bool& quantized) {
-  std::string quantize = options.quantize;
-  if (quantize == "none") quantize = DeclaredQuantization(options.model_dir);
-  if (quantize == "none") return LinearFactory();
-  QuantOptions quant;
-  if (quantize == "fp4") {
-    quant.quant_type = kernels::QuantType::kFP4;
-  } else if (quantize != "nf4") {
-    return absl::InvalidArgumentError(absl::StrCat("quantize: '", quantize, "' is not none, nf4 or fp4"));
-  }
-  quantized = true;
-  return MakeQuantizedLinearFactory(quant);
-}
-
 // Ids of the rendered segments up to the first completion token.
 absl::StatusOr<std::vector<int64_t>> PrefixIds(const std::vector<tokenizer::PromptSegment>& segments,
                                                const tokenizer::Tokenizer& tok) {
@@ -89,7 +75,8 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Create(const Engin
   }
   LoadOptions load;
   QLORAD_ASSIGN_OR_RETURN(load.device, ParseDevice(options.device));
-  QLORAD_ASSIGN_OR_RETURN(LinearFactory base, BaseFactory(options, engine->quantized_));
+  QLORAD_ASSIGN_OR_RETURN(LinearFactory base,
+                          MakeBaseLinearFactory(options.quantize, options.model_dir, {}, &engine->quantized_));
   load.linear_factory = MakeMultiLoraLinearFactory(base, engine->slot_, engine->shapes_);
   QLORAD_ASSIGN_OR_RETURN(engine->loaded_, LoadModel(options.model_dir, load));
   engine->loaded_.model->eval();

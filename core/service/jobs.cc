@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/quant/quantize_setting.h"
 #include "core/service/core_impl.h"
 #include "core/service/paging.h"
 #include "core/store/adapter_lifecycle.h"
@@ -44,8 +45,7 @@ absl::StatusOr<JobInfo> ServiceCoreImpl::SubmitJob(const JobSpec& spec, const st
   if (!spec.base_model.empty() && spec.base_model != options_.base_model_name)
     return absl::InvalidArgumentError(absl::StrCat("base_model: '", spec.base_model, "' is not served here (available: ",
                                                    options_.base_model_name, ")"));
-  if (spec.quantize != "nf4" && spec.quantize != "fp4" && spec.quantize != "none")
-    return absl::InvalidArgumentError(absl::StrCat("quantize: '", spec.quantize, "' is not nf4, fp4 or none"));
+  QLORAD_RETURN_IF_ERROR(ParseQuantizeSetting(spec.quantize).status());
   auto dataset = store_->GetDataset(spec.dataset_id);
   if (!dataset.ok()) return absl::NotFoundError(absl::StrCat("dataset_id: ", dataset.status().message()));
   auto lora = LoraConfigFromJson(spec.lora);

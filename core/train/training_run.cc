@@ -26,15 +26,7 @@ std::string UtcNow() { return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now()
 absl::StatusOr<LoadOptions> TrainingLoadOptions(const TrainingRunSpec& spec, std::shared_ptr<LoraModules>& modules) {
   LoadOptions options;
   QLORAD_ASSIGN_OR_RETURN(options.device, ParseDevice(spec.device));
-  std::string quantize = spec.quantize;
-  if (quantize == "none") quantize = DeclaredQuantization(spec.model_dir);
-  if (quantize == "nf4" || quantize == "fp4") {
-    QuantOptions quant;
-    if (quantize == "fp4") quant.quant_type = kernels::QuantType::kFP4;
-    options.linear_factory = MakeQuantizedLinearFactory(quant);
-  } else if (quantize != "none") {
-    return absl::InvalidArgumentError(absl::StrCat("quantize: '", spec.quantize, "' is not nf4, fp4 or none"));
-  }
+  QLORAD_ASSIGN_OR_RETURN(options.linear_factory, MakeBaseLinearFactory(spec.quantize, spec.model_dir));
   modules = std::make_shared<LoraModules>();
   options.linear_factory = MakeLoraLinearFactory(spec.lora, options.linear_factory, modules);
   return options;

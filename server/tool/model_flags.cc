@@ -9,15 +9,8 @@
 
 namespace qlorad::tool {
 
-absl::StatusOr<QuantOptions> QuantOptionsFromFlags(const Flags& flags, const std::string& type) {
+absl::StatusOr<QuantOptions> QuantOptionsFromFlags(const Flags& flags) {
   QuantOptions options;
-  if (type == "nf4") {
-    options.quant_type = kernels::QuantType::kNF4;
-  } else if (type == "fp4") {
-    options.quant_type = kernels::QuantType::kFP4;
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat("quantization type '", type, "' is not nf4 or fp4"));
-  }
   QLORAD_ASSIGN_OR_RETURN(options.blocksize, flags.GetInt("blocksize", kernels::kDefaultBlocksize));
   QLORAD_RETURN_IF_ERROR(kernels::CheckBlocksize(options.blocksize));
   options.double_quant = !flags.GetBool("no-double-quant");
@@ -36,13 +29,9 @@ absl::StatusOr<LoadOptions> BaseLoadOptions(const Flags& flags, const std::strin
   LoadOptions options;
   QLORAD_ASSIGN_OR_RETURN(options.device, ParseDevice(flags.GetOr("device", default_device)));
   QLORAD_ASSIGN_OR_RETURN(options.dtype, ParseComputeDType(flags.GetOr("dtype", "auto"), options.device));
-  std::string quantize = flags.GetOr("quantize", "none");
-  if (quantize == "none") quantize = DeclaredQuantization(model_dir);
-  if (quantize != "none") {
-    QLORAD_ASSIGN_OR_RETURN(QuantOptions quant, QuantOptionsFromFlags(flags, quantize));
-    options.linear_factory = MakeQuantizedLinearFactory(quant);
-    quantized = true;
-  }
+  QLORAD_ASSIGN_OR_RETURN(QuantOptions quant, QuantOptionsFromFlags(flags));
+  QLORAD_ASSIGN_OR_RETURN(options.linear_factory,
+                          MakeBaseLinearFactory(flags.GetOr("quantize", "none"), model_dir, quant, &quantized));
   return options;
 }
 

@@ -21,8 +21,8 @@ inline constexpr char kModelUsage[] =
     "  model flags: --model DIR [--device cpu|cuda:N|auto] [--dtype f32|bf16|f16] [--quantize none|nf4|fp4]\n"
     "               [--blocksize 64] [--no-double-quant] [--adapter PEFT_DIR [--allow-base-mismatch]]\n";
 
-// `type` is "nf4" or "fp4"; reads --blocksize and --no-double-quant when present.
-absl::StatusOr<QuantOptions> QuantOptionsFromFlags(const Flags& flags, const std::string& type);
+// Block layout from --blocksize and --no-double-quant (the type is set by the caller).
+absl::StatusOr<QuantOptions> QuantOptionsFromFlags(const Flags& flags);
 
 struct ToolModel {
   LoadedModel loaded;
