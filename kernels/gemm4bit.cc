@@ -35,29 +35,35 @@ void GemmRowsViaScratch(const Packed4bitView& w, int64_t in, const float* x, int
 }
 
 // Weight rows [o0, o1) for every batch row, in tiles of up to kGemmTileRows batch rows
-// (all accumulators stay in registers) and column chunks of at most kColumnChunk values
-// (the x slice stays in L1 while the weight rows stream past). x is [batch, in], dense.
-void RunTiles(TileFn tile, const Packed4bitView& w, int64_t in, const float* x, int64_t batch,
-              const float* bias, float* y, int64_t ldy, int64_t o0, int64_t o1) {
-  constexpr int64_t kColumnChunk = 4096;
-  const int64_t blocks_per_row = in / w.blocksize;
-  const int64_t chunk_blocks = std::max<int64_t>(1, kColumnChunk / w.blocksize);
+// (all accumulators stay in registers). packed_x: every tile of x packed in turn (PackX),
+// tile b at packed_x + b * in.
+void RunTiles(TileFn tile, const Packed4bitView& w, int64_t in, const float* packed_x,
+              int64_t batch, const float* bias, float* y, int64_t ldy, int64_t o0, int64_t o1) {
   internal::GemmTile t;
-  t.ldx = in;
+  t.bias = bias;
   t.ldy = ldy;
   t.o0 = o0;
   t.o1 = o1;
   for (int64_t b = 0; b < batch; b += internal::kGemmTileRows) {
     t.nb = static_cast<int>(std::min<int64_t>(internal::kGemmTileRows, batch - b));
-    t.x = x + b * in;
+    t.x = packed_x + b * in;
     t.y = y + b * ldy;
-    for (t.k0 = 0; t.k0 < blocks_per_row; t.k0 = t.k1) {
-      t.k1 = std::min(blocks_per_row, t.k0 + chunk_blocks);
-      t.accumulate = t.k0 > 0;
-      t.bias = t.k1 == blocks_per_row ? bias : nullptr;
-      tile(w, in, t);
+    tile(w, in, t);
+  }
+}
+
+// x ([batch, in], dense) in the tiles' layout for `isa` (quant4bit_impl.h, GemmTile).
+std::vector<float> PackX(CpuIsa isa, const float* x, int64_t batch, int64_t in) {
+  std::vector<float> packed(static_cast<size_t>(batch * in));
+  for (int64_t b = 0; b < batch; b += internal::kGemmTileRows) {
+    const int nb = static_cast<int>(std::min<int64_t>(internal::kGemmTileRows, batch - b));
+    if (isa == CpuIsa::kAvx512) {
+      internal::PackTileXAvx512(x + b * in, in, nb, in, packed.data() + b * in);
+    } else {
+      internal::PackTileX(x + b * in, in, nb, in, packed.data() + b * in);
     }
   }
+  return packed;
 }
 
 TileFn TileFor(CpuIsa isa) {
@@ -98,8 +104,9 @@ absl::Status Gemm4bit(const Packed4bitView& w, int64_t out_features, int64_t in_
   }
   const CpuIsa isa = ActiveIsa();
   const float* bias_ptr = bias.empty() ? nullptr : bias.data();
-  // ~32K weights per chunk keeps the per-chunk overhead small.
-  const int64_t grain = std::max<int64_t>(1, 32768 / in_features);
+  // ~32K weights per chunk keeps the per-chunk overhead small; a multiple of 4 rows lets
+  // the kernels decode several weight rows together.
+  const int64_t grain = (std::max<int64_t>(1, 32768 / in_features) + 3) / 4 * 4;
   if (in_features % w.blocksize != 0) {
     ParallelFor(out_features, grain, [&](int64_t o0, int64_t o1) {
       GemmRowsViaScratch(w, in_features, x.data(), batch, bias_ptr, y.data(), out_features, o0,
@@ -107,16 +114,11 @@ absl::Status Gemm4bit(const Packed4bitView& w, int64_t out_features, int64_t in_
     });
     return absl::OkStatus();
   }
-  const float* xk = x.data();
-  std::vector<float> split;
-  if (isa == CpuIsa::kAvx512) {
-    split.resize(x.size());
-    internal::SplitEvenOddAvx512(x.data(), in_features, batch, in_features, split.data());
-    xk = split.data();
-  }
+  const std::vector<float> packed_x = PackX(isa, x.data(), batch, in_features);
   const TileFn tile = TileFor(isa);
   ParallelFor(out_features, grain, [&](int64_t o0, int64_t o1) {
-    RunTiles(tile, w, in_features, xk, batch, bias_ptr, y.data(), out_features, o0, o1);
+    RunTiles(tile, w, in_features, packed_x.data(), batch, bias_ptr, y.data(), out_features, o0,
+             o1);
   });
   return absl::OkStatus();
 }

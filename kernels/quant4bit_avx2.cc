@@ -220,15 +220,14 @@ QLORAD_AVX2 void GemmTileNb(const Packed4bitView& w, int64_t in, const GemmTile&
 #pragma GCC unroll 4
       for (int c = 0; c < C; ++c) acc[b][c] = _mm256_setzero_ps();
     const uint8_t* row = w.packed.data() + o * (in / 2);
-    for (int64_t k = t.k0; k < t.k1; ++k) {
+    for (int64_t k = 0; k < blocks_per_row; ++k) {
       const __m256 vs = _mm256_set1_ps(w.scales.Get(o * blocks_per_row + k));
       const __m256 lo_s = _mm256_mul_ps(lut_lo, vs);  // code book scaled by the block's absmax
       const __m256 hi_s = _mm256_mul_ps(lut_hi, vs);
-      const uint8_t* p = row + k * bs / 2;
-      const float* xk = t.x + k * bs;
-      for (int64_t j = 0; j < bs; j += 32) {
+      for (int64_t j = k * bs; j < (k + 1) * bs; j += kGemmGroup) {
+        const float* xg = t.x + (j / kGemmGroup) * NB * kGemmGroup;
         __m128i hi, lo;
-        SplitNibbles(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + j / 2)), &hi, &lo);
+        SplitNibbles(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + j / 2)), &hi, &lo);
         const __m128i il0 = _mm_unpacklo_epi8(hi, lo);
         const __m128i il1 = _mm_unpackhi_epi8(hi, lo);
         const __m256i lanes[4] = {_mm256_cvtepi8_epi32(il0),
@@ -241,7 +240,7 @@ QLORAD_AVX2 void GemmTileNb(const Packed4bitView& w, int64_t in, const GemmTile&
           const __m256 wq = Lookup(lo_s, hi_s, lanes[q]);
 #pragma GCC unroll 8
           for (int b = 0; b < NB; ++b) {
-            acc[b][q % C] = _mm256_fmadd_ps(wq, _mm256_loadu_ps(xk + b * t.ldx + j + 8 * q), acc[b][q % C]);
+            acc[b][q % C] = _mm256_fmadd_ps(wq, _mm256_loadu_ps(xg + b * kGemmGroup + 8 * q), acc[b][q % C]);
           }
         }
       }
@@ -251,8 +250,7 @@ QLORAD_AVX2 void GemmTileNb(const Packed4bitView& w, int64_t in, const GemmTile&
       __m256 sum = acc[b][0];
 #pragma GCC unroll 4
       for (int c = 1; c < C; ++c) sum = _mm256_add_ps(sum, acc[b][c]);
-      float& out = t.y[b * t.ldy + o];
-      out = (t.accumulate ? out : 0.0f) + HorizontalSum(sum) + (t.bias ? t.bias[o] : 0.0f);
+      t.y[b * t.ldy + o] = HorizontalSum(sum) + (t.bias ? t.bias[o] : 0.0f);
     }
   }
 }

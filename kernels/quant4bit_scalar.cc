@@ -87,6 +87,14 @@ void DequantizeRangeScalar(const Packed4bitView& w, int64_t begin, int64_t end, 
   DequantizeRange(w, begin, end, out);
 }
 
+void PackTileX(const float* x, int64_t ldx, int nb, int64_t in, float* packed) {
+  for (int64_t g = 0; g < in / kGemmGroup; ++g) {
+    for (int b = 0; b < nb; ++b) {
+      std::copy_n(x + b * ldx + g * kGemmGroup, kGemmGroup, packed + (g * nb + b) * kGemmGroup);
+    }
+  }
+}
+
 void GemmTileScalar(const Packed4bitView& w, int64_t in, const GemmTile& t) {
   const float* code = CodeOf(w.type);
   const int64_t bs = w.blocksize;
@@ -94,20 +102,20 @@ void GemmTileScalar(const Packed4bitView& w, int64_t in, const GemmTile& t) {
   for (int64_t o = t.o0; o < t.o1; ++o) {
     const uint8_t* row = w.packed.data() + o * (in / 2);
     for (int b = 0; b < t.nb; ++b) {
-      const float* xr = t.x + b * t.ldx;
       float acc = 0.0f;
-      for (int64_t k = t.k0; k < t.k1; ++k) {
-        const uint8_t* p = row + k * bs / 2;
-        const float* xb = xr + k * bs;
+      for (int64_t k = 0; k < blocks_per_row; ++k) {
         float block_acc = 0.0f;
-        for (int64_t j = 0; j < bs; j += 2) {
-          block_acc += code[p[j / 2] >> 4] * xb[j];
-          block_acc += code[p[j / 2] & 0x0f] * xb[j + 1];
+        for (int64_t j = k * bs; j < (k + 1) * bs; j += kGemmGroup) {
+          const uint8_t* p = row + j / 2;
+          const float* xg = t.x + ((j / kGemmGroup) * t.nb + b) * kGemmGroup;
+          for (int64_t i = 0; i < kGemmGroup; i += 2) {
+            block_acc += code[p[i / 2] >> 4] * xg[i];
+            block_acc += code[p[i / 2] & 0x0f] * xg[i + 1];
+          }
         }
         acc += block_acc * w.scales.Get(o * blocks_per_row + k);
       }
-      float& out = t.y[b * t.ldy + o];
-      out = (t.accumulate ? out : 0.0f) + acc + (t.bias ? t.bias[o] : 0.0f);
+      t.y[b * t.ldy + o] = acc + (t.bias ? t.bias[o] : 0.0f);
     }
   }
 }

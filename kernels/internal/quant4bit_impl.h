@@ -27,28 +27,31 @@ void DequantizeRangeAvx2(const Packed4bitView& w, int64_t begin, int64_t end, ui
 
 // One tile of the fused matmul (gemm4bit.h). W is [out, in] with in % blocksize == 0.
 // For weight rows o in [o0, o1) and batch rows b in [0, nb), nb <= kGemmTileRows:
-//   y[b * ldy + o] = (accumulate ? y[b * ldy + o] : 0) + sum over the blocks [k0, k1) of
-//   row o of x[b * ldx + i] * W[o, i], + bias[o] when bias is not null.
+//   y[b * ldy + o] = sum_i x[b, i] * W[o, i] (+ bias[o] when bias is not null).
+// x is the tile's nb rows packed group-major (PackTileX*): the 32 values of column group g
+// (columns 32g .. 32g + 31) of row b start at x + (g * nb + b) * 32, so the kernels read x
+// as one forward stream, like the weight rows (no L1 set conflicts between batch rows a
+// power of two apart). Rows are not cut into column chunks: short weight runs defeat the
+// hardware prefetcher, which costs more than reading x from L2 (measured with nf4_bench).
 inline constexpr int kGemmTileRows = 8;
+inline constexpr int64_t kGemmGroup = 32;
 struct GemmTile {
-  const float* x = nullptr;  // AVX-512: in SplitEvenOddAvx512 order
-  int64_t ldx = 0;
+  const float* x = nullptr;
   int nb = 0;
   const float* bias = nullptr;
   float* y = nullptr;
   int64_t ldy = 0;
   int64_t o0 = 0, o1 = 0;
-  int64_t k0 = 0, k1 = 0;
-  bool accumulate = false;
 };
 void GemmTileScalar(const Packed4bitView& w, int64_t in, const GemmTile& t);
 void GemmTileAvx2(const Packed4bitView& w, int64_t in, const GemmTile& t);
 void GemmTileAvx512(const Packed4bitView& w, int64_t in, const GemmTile& t);
 
-// The AVX-512 tile's x order: each run of 32 values becomes its 16 even-indexed values
-// (the high nibbles of 16 packed bytes) followed by its 16 odd-indexed ones.
-// x is [batch, in] with row stride ldx, in % 32 == 0; xs is [batch, in], dense.
-void SplitEvenOddAvx512(const float* x, int64_t ldx, int64_t batch, int64_t in, float* xs);
+// Packs nb rows of x (row stride ldx, in % 32 == 0) into a tile's layout (nb * in values).
+// The AVX-512 tile also wants each group's 16 even-indexed values (the high nibbles of its
+// 16 packed bytes) before its 16 odd-indexed ones.
+void PackTileX(const float* x, int64_t ldx, int nb, int64_t in, float* packed);
+void PackTileXAvx512(const float* x, int64_t ldx, int nb, int64_t in, float* packed);
 
 // The 16 dequantized values of a 4-bit type.
 inline const float* CodeOf(QuantType type);

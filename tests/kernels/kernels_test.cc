@@ -262,7 +262,7 @@ TEST(Gemm4bitTest, MatchesDequantizedReference) {
     CheckGemm(QuantType::kFP4, 20, 128, 128, 2, false, false);
     CheckGemm(QuantType::kNF4, 13, 101, 32, 3, false, true);  // in % blocksize != 0, odd in
     CheckGemm(QuantType::kNF4, 7, 33, 64, 1, true, false);    // rows straddle blocks
-    CheckGemm(QuantType::kNF4, 5, 4096 + 192, 64, 1, true, true);   // column chunks
+    CheckGemm(QuantType::kNF4, 5, 4096 + 192, 64, 1, true, true);   // long rows
     CheckGemm(QuantType::kNF4, 6, 4096 + 192, 64, 8, false, true);
     CheckGemm(QuantType::kFP4, 3, 8192, 4096, 2, false, true);
   }
