@@ -1,10 +1,12 @@
 // CPU feature detection for the kernels (cpu_isa.h).
 #include "kernels/cpu_isa.h"
 
+#include <strings.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
-#include <cstring>
 
 namespace qlorad::kernels {
 namespace {
@@ -14,8 +16,13 @@ std::atomic<uint8_t> g_testing_cap{static_cast<uint8_t>(CpuIsa::kAvx512)};
 CpuIsa EnvironmentCap() {
   const char* env = std::getenv("QLORAD_KERNELS_MAX_ISA");
   if (env == nullptr || env[0] == '\0') return CpuIsa::kAvx512;
-  if (std::strcmp(env, "scalar") == 0) return CpuIsa::kScalar;
-  if (std::strcmp(env, "avx2") == 0) return CpuIsa::kAvx2;
+  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+    if (strcasecmp(env, CpuIsaName(isa)) == 0) return isa;
+  }
+  std::fprintf(stderr,
+               "qlorad kernels: ignoring QLORAD_KERNELS_MAX_ISA=%s "
+               "(expected scalar, avx2 or avx512)\n",
+               env);
   return CpuIsa::kAvx512;
 }
 
@@ -48,8 +55,8 @@ CpuIsa ActiveIsa() {
   return std::min(DetectedIsa(), cap);
 }
 
-void LimitIsaForTesting(CpuIsa max) {
-  g_testing_cap.store(static_cast<uint8_t>(max), std::memory_order_relaxed);
+CpuIsa LimitIsaForTesting(CpuIsa max) {
+  return static_cast<CpuIsa>(g_testing_cap.exchange(static_cast<uint8_t>(max), std::memory_order_relaxed));
 }
 
 }  // namespace qlorad::kernels

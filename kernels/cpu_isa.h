@@ -3,8 +3,8 @@
 // Every kernel has a portable scalar version. AVX2+FMA versions exist for quantize,
 // dequantize, the fused 4-bit matmul and the 8-bit code search; an AVX-512F version for
 // the fused 4-bit matmul. The best set the CPU and OS support is used, capped by the
-// environment variable QLORAD_KERNELS_MAX_ISA=scalar|avx2|avx512 (read once) and by
-// LimitIsaForTesting. Quantize and dequantize are bit-identical across sets; the matmul
+// environment variable QLORAD_KERNELS_MAX_ISA=scalar|avx2|avx512 (read once; another
+// value is ignored with a warning on stderr) and by LimitIsaForTesting. Quantize and dequantize are bit-identical across sets; the matmul
 // agrees with the dequantize-then-multiply product up to fp32 summation order.
 #ifndef QLORAD_KERNELS_CPU_ISA_H_
 #define QLORAD_KERNELS_CPU_ISA_H_
@@ -25,8 +25,8 @@ CpuIsa DetectedIsa();
 CpuIsa ActiveIsa();
 
 // Testing/benchmark hook: use no set above `max` (kAvx512 lifts the cap). Thread-safe;
-// takes effect on the next kernel call.
-void LimitIsaForTesting(CpuIsa max);
+// takes effect on the next kernel call. Returns the previous cap.
+CpuIsa LimitIsaForTesting(CpuIsa max);
 
 }  // namespace qlorad::kernels
 

@@ -12,8 +12,6 @@
 namespace qlorad::kernels {
 namespace {
 
-using TileFn = void (*)(const Packed4bitView&, int64_t, const internal::GemmTile&);
-
 // Generic shapes: dequantize each row (any alignment) and take dot products.
 void GemmRowsViaScratch(const Packed4bitView& w, int64_t in, const float* x, int64_t batch,
                         const float* bias, float* y, int64_t out, int64_t o0, int64_t o1,
@@ -37,7 +35,7 @@ void GemmRowsViaScratch(const Packed4bitView& w, int64_t in, const float* x, int
 // Weight rows [o0, o1) for every batch row, in tiles of up to kGemmTileRows batch rows
 // (all accumulators stay in registers). packed_x: every tile of x packed in turn (PackX),
 // tile b at packed_x + b * in.
-void RunTiles(TileFn tile, const Packed4bitView& w, int64_t in, const float* packed_x,
+void RunTiles(internal::GemmTileFn tile, const Packed4bitView& w, int64_t in, const float* packed_x,
               int64_t batch, const float* bias, float* y, int64_t ldy, int64_t o0, int64_t o1) {
   internal::GemmTile t;
   t.bias = bias;
@@ -66,7 +64,7 @@ std::vector<float> PackX(CpuIsa isa, const float* x, int64_t batch, int64_t in) 
   return packed;
 }
 
-TileFn TileFor(CpuIsa isa) {
+internal::GemmTileFn TileFor(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::kAvx512: return internal::GemmTileAvx512;
     case CpuIsa::kAvx2: return internal::GemmTileAvx2;
@@ -104,9 +102,8 @@ absl::Status Gemm4bit(const Packed4bitView& w, int64_t out_features, int64_t in_
   }
   const CpuIsa isa = ActiveIsa();
   const float* bias_ptr = bias.empty() ? nullptr : bias.data();
-  // ~32K weights per chunk keeps the per-chunk overhead small; a multiple of 4 rows lets
-  // the kernels decode several weight rows together.
-  const int64_t grain = (std::max<int64_t>(1, 32768 / in_features) + 3) / 4 * 4;
+  // ~32K weights per chunk keeps the per-chunk overhead small.
+  const int64_t grain = std::max<int64_t>(1, 32768 / in_features);
   if (in_features % w.blocksize != 0) {
     ParallelFor(out_features, grain, [&](int64_t o0, int64_t o1) {
       GemmRowsViaScratch(w, in_features, x.data(), batch, bias_ptr, y.data(), out_features, o0,
@@ -115,10 +112,11 @@ absl::Status Gemm4bit(const Packed4bitView& w, int64_t out_features, int64_t in_
     return absl::OkStatus();
   }
   const std::vector<float> packed_x = PackX(isa, x.data(), batch, in_features);
-  const TileFn tile = TileFor(isa);
-  ParallelFor(out_features, grain, [&](int64_t o0, int64_t o1) {
-    RunTiles(tile, w, in_features, packed_x.data(), batch, bias_ptr, y.data(), out_features, o0,
-             o1);
+  const internal::GemmTileFn tile = TileFor(isa);
+  // Threads take whole quads of rows, so the kernels can decode several rows together.
+  ParallelFor((out_features + 3) / 4, (grain + 3) / 4, [&](int64_t q0, int64_t q1) {
+    RunTiles(tile, w, in_features, packed_x.data(), batch, bias_ptr, y.data(), out_features,
+             4 * q0, std::min(out_features, 4 * q1));
   });
   return absl::OkStatus();
 }

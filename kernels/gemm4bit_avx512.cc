@@ -42,10 +42,13 @@ QLORAD_AVX512 inline const float* DecodeScales(const AbsmaxView& s, int64_t firs
   // Nested group of each block, relative to the first block's group (< 2^31 apart).
   const int shift = __builtin_ctzll(static_cast<uint64_t>(nbs));
   const int64_t group0 = first >> shift;
-  const __m512i lanes = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(first - (group0 << shift))),
-                                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-  const __m512 nested = _mm512_i32gather_ps(_mm512_srlv_epi32(lanes, _mm512_set1_epi32(shift)), s.nested_absmax.data() + group0, 4);
-  _mm512_storeu_ps(buf, _mm512_add_ps(_mm512_mul_ps(code_values, nested), _mm512_set1_ps(s.offset)));
+  const __m512i lanes =
+      _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(first - (group0 << shift))),
+                       _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  const __m512i groups = _mm512_srlv_epi32(lanes, _mm512_set1_epi32(shift));
+  const __m512 nested = _mm512_i32gather_ps(groups, s.nested_absmax.data() + group0, 4);
+  const __m512 product = _mm512_mul_ps(code_values, nested);
+  _mm512_storeu_ps(buf, _mm512_add_ps(product, _mm512_set1_ps(s.offset)));
   return buf;
 }
 
@@ -54,7 +57,8 @@ QLORAD_AVX512 inline const float* DecodeScales(const AbsmaxView& s, int64_t firs
 // group go to separate accumulators only when R * NB is small, so that at least eight
 // independent FMA chains hide the FMA latency. Rows [o, o + R) of the tile.
 template <int NB, int R>
-QLORAD_AVX512 void GemmRowBlock(const Packed4bitView& w, int64_t in, const GemmTile& t, int64_t o) {
+QLORAD_AVX512 void GemmRowBlock(const Packed4bitView& w, int64_t in, const GemmTile& t,
+                                int64_t o) {
   constexpr int kHalves = R * NB < 8 ? 2 : 1;
   const __m512 code = _mm512_loadu_ps(CodeOf(w.type));
   const int64_t bs = w.blocksize;  // a power of two >= 32
@@ -74,7 +78,9 @@ QLORAD_AVX512 void GemmRowBlock(const Packed4bitView& w, int64_t in, const GemmT
     alignas(64) float buf[R][kScalesAtOnce];
     const float* scales[R];
 #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) scales[r] = DecodeScales(w.scales, (o + r) * blocks_per_row + k16, count, buf[r]);
+    for (int r = 0; r < R; ++r) {
+      scales[r] = DecodeScales(w.scales, (o + r) * blocks_per_row + k16, count, buf[r]);
+    }
     for (int kk = 0; kk < count; ++kk) {
       __m512 scaled[R];  // the code book times each row's block absmax
 #pragma GCC unroll 4
@@ -143,10 +149,9 @@ QLORAD_AVX512 void PackTileXAvx512(const float* x, int64_t ldx, int nb, int64_t 
 }
 
 void GemmTileAvx512(const Packed4bitView& w, int64_t in, const GemmTile& t) {
-  using TileFn = void (*)(const Packed4bitView&, int64_t, const GemmTile&);
-  static constexpr TileFn kByRows[kGemmTileRows] = {GemmTileNb<1>, GemmTileNb<2>, GemmTileNb<3>,
-                                                    GemmTileNb<4>, GemmTileNb<5>, GemmTileNb<6>,
-                                                    GemmTileNb<7>, GemmTileNb<8>};
+  static constexpr GemmTileFn kByRows[kGemmTileRows] = {
+      GemmTileNb<1>, GemmTileNb<2>, GemmTileNb<3>, GemmTileNb<4>,
+      GemmTileNb<5>, GemmTileNb<6>, GemmTileNb<7>, GemmTileNb<8>};
   kByRows[t.nb - 1](w, in, t);
 }
 

@@ -274,10 +274,9 @@ void DequantizeRangeAvx2(const Packed4bitView& w, int64_t begin, int64_t end, ui
 }
 
 void GemmTileAvx2(const Packed4bitView& w, int64_t in, const GemmTile& t) {
-  using TileFn = void (*)(const Packed4bitView&, int64_t, const GemmTile&);
-  static constexpr TileFn kByRows[kGemmTileRows] = {GemmTileNb<1>, GemmTileNb<2>, GemmTileNb<3>,
-                                                    GemmTileNb<4>, GemmTileNb<5>, GemmTileNb<6>,
-                                                    GemmTileNb<7>, GemmTileNb<8>};
+  static constexpr GemmTileFn kByRows[kGemmTileRows] = {
+      GemmTileNb<1>, GemmTileNb<2>, GemmTileNb<3>, GemmTileNb<4>,
+      GemmTileNb<5>, GemmTileNb<6>, GemmTileNb<7>, GemmTileNb<8>};
   kByRows[t.nb - 1](w, in, t);
 }
 

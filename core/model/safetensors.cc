@@ -148,11 +148,12 @@ absl::Span<const uint8_t> SafetensorsFile::Data(const TensorInfo& info) const {
 }
 
 void SafetensorsFile::ReleasePages(const TensorInfo& info) const {
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  uintptr_t begin = reinterpret_cast<uintptr_t>(data_ + info.begin);
-  uintptr_t end = reinterpret_cast<uintptr_t>(data_ + info.end);
-  begin = (begin + page - 1) / page * page;  // only whole pages owned by this tensor
-  end = end / page * page;
+  constexpr uintptr_t kFolioSpan = uintptr_t{2} << 20;  // the largest folio mapped whole
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t map_begin = reinterpret_cast<uintptr_t>(mapping_);  // page-aligned
+  const uintptr_t map_end = (map_begin + mapping_size_ + page - 1) / page * page;
+  const uintptr_t begin = std::max(map_begin, reinterpret_cast<uintptr_t>(data_ + info.begin) / kFolioSpan * kFolioSpan);
+  const uintptr_t end = std::min(map_end, (reinterpret_cast<uintptr_t>(data_ + info.end) + kFolioSpan - 1) / kFolioSpan * kFolioSpan);
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 

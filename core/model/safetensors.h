@@ -49,10 +49,15 @@ class SafetensorsFile {
   // nullptr if absent.
   const TensorInfo* Find(std::string_view name) const;
   // The tensor's bytes inside the mapping; valid while this object lives.
-  // The mapping is private copy-on-write: writes never reach the file.
+  // The mapping is private copy-on-write: writes never reach the file. Callers must
+  // not write through it at all (ReleasePages would silently undo such writes).
   absl::Span<const uint8_t> Data(const TensorInfo& info) const;
-  // Advises the kernel to drop the tensor's resident pages (after they were
-  // copied elsewhere), so streaming a checkpoint never holds it all in RAM.
+  // Advises the kernel to drop the resident pages of the tensor (after it was copied
+  // elsewhere) and of the 2 MB-aligned region around it, so streaming a checkpoint never
+  // holds it all in RAM. The whole region goes because the kernel maps large page-cache
+  // folios (up to 2 MB; ext4/xfs on Linux 6.x) whole on a fault: touching one tensor maps
+  // the tail of its released neighbour again. Views of dropped pages stay valid; their
+  // bytes fault back in from the page cache when read.
   void ReleasePages(const TensorInfo& info) const;
 
  private:

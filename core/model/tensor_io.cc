@@ -1,5 +1,6 @@
 #include "core/model/tensor_io.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -19,6 +20,33 @@ constexpr DTypePair kPairs[] = {
     {DType::kF16, at::kHalf},  {DType::kBF16, at::kBFloat16}, {DType::kI32, at::kInt}, {DType::kF32, at::kFloat},
     {DType::kF64, at::kDouble}, {DType::kI64, at::kLong},
 };
+
+// view (the mapped bytes of `info`) converted to dtype on device, in chunks of rows whose
+// source pages are released as soon as they are copied: the source is never resident
+// whole (the embedding of a 128K vocabulary is 1 GB in bf16), so converting a tensor
+// costs its output plus one chunk.
+at::Tensor CopyReleasingSource(const at::Tensor& view, const SafetensorsFile& file, const TensorInfo& info,
+                               const c10::Device& device, at::ScalarType dtype) {
+  constexpr int64_t kChunkBytes = int64_t{16} << 20;
+  const int64_t bytes = static_cast<int64_t>(info.ByteSize());
+  if (view.dim() == 0 || view.size(0) <= 1 || bytes <= kChunkBytes) {
+    at::Tensor out = view.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+    file.ReleasePages(info);
+    return out;
+  }
+  at::Tensor out = at::empty(view.sizes(), view.options().device(device).dtype(dtype));
+  const int64_t rows = view.size(0), row_bytes = bytes / rows;
+  const int64_t step = std::max<int64_t>(1, kChunkBytes / row_bytes);
+  TensorInfo chunk = info;
+  for (int64_t r0 = 0; r0 < rows; r0 += step) {
+    const int64_t n = std::min(step, rows - r0);
+    out.narrow(0, r0, n).copy_(view.narrow(0, r0, n));
+    chunk.begin = info.begin + static_cast<uint64_t>(r0 * row_bytes);
+    chunk.end = chunk.begin + static_cast<uint64_t>(n * row_bytes);
+    file.ReleasePages(chunk);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -64,9 +92,7 @@ absl::StatusOr<at::Tensor> LoadTensor(const std::shared_ptr<const Checkpoint>& c
   QLORAD_ASSIGN_OR_RETURN(at::Tensor view, ViewTensor(*entry.file, *entry.info, checkpoint));
   return CatchTorchErrors(absl::StrCat("loading tensor '", name, "'"), [&]() -> absl::StatusOr<at::Tensor> {
     if (device.is_cpu() && view.scalar_type() == dtype) return view;
-    at::Tensor out = view.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
-    entry.file->ReleasePages(*entry.info);
-    return out;
+    return CopyReleasingSource(view, *entry.file, *entry.info, device, dtype);
   });
 }
 

@@ -138,13 +138,15 @@ std::string DeclaredQuantization(const std::string& model_dir) {
 
 absl::StatusOr<LinearFactory> MakeBaseLinearFactory(const std::string& quantize, const std::string& model_dir,
                                                     QuantOptions options, bool* quantized) {
-  const std::string setting = quantize == "none" ? DeclaredQuantization(model_dir) : quantize;
-  auto type = ParseQuantizeSetting(setting, quantize == "none" ? model_dir + "/config.json quantization_config"
-                                                               : "quantize");
-  if (!type.ok()) return type.status();
-  if (quantized != nullptr) *quantized = type->has_value();
-  if (!type->has_value()) return LinearFactory();
-  options.quant_type = **type;
+  std::optional<kernels::QuantType> type;
+  if (quantize != "none") {
+    QLORAD_ASSIGN_OR_RETURN(type, ParseQuantizeSetting(quantize));
+  } else if (const std::string declared = DeclaredQuantization(model_dir); declared != "none") {
+    QLORAD_ASSIGN_OR_RETURN(type, ParseQuantType(declared, model_dir + "/config.json bnb_4bit_quant_type"));
+  }
+  if (quantized != nullptr) *quantized = type.has_value();
+  if (!type.has_value()) return LinearFactory();
+  options.quant_type = *type;
   return MakeQuantizedLinearFactory(options);
 }
 

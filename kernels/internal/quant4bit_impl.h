@@ -43,6 +43,7 @@ struct GemmTile {
   int64_t ldy = 0;
   int64_t o0 = 0, o1 = 0;
 };
+using GemmTileFn = void (*)(const Packed4bitView& w, int64_t in, const GemmTile& t);
 void GemmTileScalar(const Packed4bitView& w, int64_t in, const GemmTile& t);
 void GemmTileAvx2(const Packed4bitView& w, int64_t in, const GemmTile& t);
 void GemmTileAvx512(const Packed4bitView& w, int64_t in, const GemmTile& t);

@@ -24,9 +24,7 @@ absl::Status Quantize(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(std::string model_dir, flags.GetRequired("model"));
   QLORAD_ASSIGN_OR_RETURN(std::string out_dir, flags.GetRequired("out"));
   QLORAD_ASSIGN_OR_RETURN(QuantOptions options, QuantOptionsFromFlags(flags));
-  QLORAD_ASSIGN_OR_RETURN(auto type, ParseQuantizeSetting(flags.GetOr("quant-type", "nf4"), "--quant-type"));
-  if (!type.has_value()) return absl::InvalidArgumentError("--quant-type: 'none' (hint: use nf4 or fp4)");
-  options.quant_type = *type;
+  QLORAD_ASSIGN_OR_RETURN(options.quant_type, ParseQuantType(flags.GetOr("quant-type", "nf4"), "--quant-type"));
   QLORAD_RETURN_IF_ERROR(QuantizeCheckpoint(model_dir, out_dir, options));
   std::printf("wrote %s-quantized model to %s\n", kernels::QuantTypeName(options.quant_type), out_dir.c_str());
   return absl::OkStatus();

@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   if (quantize) load.linear_factory = MakeQuantizedLinearFactory(QuantOptions{});
   std::ofstream("/proc/self/clear_refs") << "5";  // resets VmHWM to the current RSS
   const int64_t rss_before = StatusField("VmRSS");
+  const int64_t anon_before = StatusField("RssAnon"), file_before = StatusField("RssFile");
   auto loaded = LoadModel(dir, load);
   if (!loaded.ok()) return std::fprintf(stderr, "%s\n", loaded.status().ToString().c_str()), 1;
   const int64_t peak = StatusField("VmHWM"), rss_after = StatusField("VmRSS");
@@ -71,6 +72,8 @@ int main(int argc, char** argv) {
   }
   std::printf("final in-memory tensors: %.1f MB\n", final_bytes / 1e6);
   std::printf("RSS before %.1f MB, after %.1f MB, peak %.1f MB\n", rss_before / 1e6, rss_after / 1e6, peak / 1e6);
+  std::printf("RSS by kind, before -> after: anonymous %.1f -> %.1f MB, file-backed %.1f -> %.1f MB\n",
+              anon_before / 1e6, StatusField("RssAnon") / 1e6, file_before / 1e6, StatusField("RssFile") / 1e6);
   std::printf("peak growth during load / final size = %.3f (goal <= 1.2)\n",
               static_cast<double>(peak - rss_before) / final_bytes);
   return 0;

@@ -61,8 +61,11 @@ Quantized Quantize(QuantType type, const std::vector<float>& x, int64_t blocksiz
 // Caps the kernels' instruction set for its lifetime.
 class IsaGuard {
  public:
-  explicit IsaGuard(CpuIsa max) { LimitIsaForTesting(max); }
-  ~IsaGuard() { LimitIsaForTesting(CpuIsa::kAvx512); }
+  explicit IsaGuard(CpuIsa max) : previous_(LimitIsaForTesting(max)) {}
+  ~IsaGuard() { LimitIsaForTesting(previous_); }
+
+ private:
+  CpuIsa previous_;
 };
 
 // The instruction sets this CPU can run, scalar first.
@@ -257,7 +260,7 @@ TEST(Gemm4bitTest, MatchesDequantizedReference) {
       CheckGemm(QuantType::kNF4, 67, 256, 64, batch, false, batch % 2 == 1);
     }
     CheckGemm(QuantType::kNF4, 9, 96, 32, 1, false, false);   // single groups per block
-    CheckGemm(QuantType::kNF4, 9, 384, 128, 1, true, true);   // group pairs, double quant
+    CheckGemm(QuantType::kNF4, 9, 384, 128, 1, true, true);   // 4 groups a block, double quant
     CheckGemm(QuantType::kNF4, 33, 512, 32, 3, true, true);
     CheckGemm(QuantType::kFP4, 20, 128, 128, 2, false, false);
     CheckGemm(QuantType::kNF4, 13, 101, 32, 3, false, true);  // in % blocksize != 0, odd in
@@ -266,6 +269,63 @@ TEST(Gemm4bitTest, MatchesDequantizedReference) {
     CheckGemm(QuantType::kNF4, 6, 4096 + 192, 64, 8, false, true);
     CheckGemm(QuantType::kFP4, 3, 8192, 4096, 2, false, true);
   }
+}
+
+// The AVX-512 kernel on its own, so that a CPU without it shows a skip rather than a pass:
+// row blocks of 4 and 2 with remainders, scale windows crossing a nested group of 256.
+TEST(Gemm4bitTest, Avx512KernelMatchesReference) {
+  if (DetectedIsa() < CpuIsa::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU (or capped)";
+  IsaGuard guard(CpuIsa::kAvx512);
+  for (int64_t batch : {1, 2, 3, 8}) {
+    CheckGemm(QuantType::kNF4, 7, 4096 + 192, 64, batch, true, true);
+    CheckGemm(QuantType::kFP4, 11, 1024, 32, batch, true, false);
+  }
+}
+
+// With a one-hot x every product but one is an exact zero, so y must equal the
+// dequantized weight's column bit for bit: checks the nibble order, the x packing and
+// every scale (including a nested blocksize that is not a power of two) exactly. Four
+// threads over 70 rows also cover chunk starts and partial row blocks.
+TEST(Gemm4bitTest, OneHotInputSelectsDequantizedColumnsBitForBit) {
+  const int64_t out = 70, in = 4096, bs = 64, batch = 3;
+  const int64_t hot[batch] = {0, 1, in - 33};
+  std::vector<float> wf = RandomNormal(out * in, 21);
+  Quantized q = Quantize(QuantType::kNF4, wf, bs);
+  const int64_t blocks = static_cast<int64_t>(q.absmax.size());
+  std::mt19937 gen(4);
+  std::vector<uint8_t> codes(blocks);
+  for (auto& c : codes) c = static_cast<uint8_t>(gen() % 256);
+  std::vector<float> nested_absmax(blocks);  // enough for any nested blocksize >= 1
+  for (auto& v : nested_absmax) v = 0.5f + static_cast<float>(gen() % 1000) / 700.0f;
+  std::vector<float> x(batch * in, 0.0f);
+  for (int64_t b = 0; b < batch; ++b) x[b * in + hot[b]] = 1.0f;
+  const int threads = NumThreads();
+  SetNumThreads(4);
+  for (int64_t nested_bs : {int64_t{0}, kNestedBlocksize, int64_t{96}}) {
+    Packed4bitView w = q.View(QuantType::kNF4, out * in, bs);
+    if (nested_bs > 0) {
+      w.scales = {};
+      w.scales.codes = codes;
+      w.scales.nested_blocksize = nested_bs;
+      w.scales.nested_absmax = absl::MakeConstSpan(nested_absmax).subspan(0, NumBlocks(blocks, nested_bs));
+      w.scales.nested_code = absl::MakeConstSpan(kDynamicMapSigned, 256);
+      w.scales.offset = 0.0371f;
+    }
+    std::vector<float> wd(out * in);
+    ASSERT_OK(Dequantize4bit(w, 0, out * in, absl::MakeSpan(wd)));
+    for (CpuIsa isa : AvailableIsas()) {
+      SCOPED_TRACE(::testing::Message() << CpuIsaName(isa) << " nested blocksize " << nested_bs);
+      IsaGuard guard(isa);
+      std::vector<float> y(batch * out, -1.0f);
+      ASSERT_OK(Gemm4bit(w, out, in, x, batch, {}, absl::MakeSpan(y)));
+      for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t o = 0; o < out; ++o) {
+          ASSERT_EQ(y[b * out + o], wd[o * in + hot[b]]) << "row " << o << " batch row " << b;
+        }
+      }
+    }
+  }
+  SetNumThreads(threads);
 }
 
 TEST(Gemm4bitTest, RejectsShapeMismatch) {

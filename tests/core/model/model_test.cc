@@ -1,6 +1,7 @@
 // Loading, forward/decode consistency, fingerprints, sampling and generation
 // on small generated models. Numerical agreement with an independent reference
 // is checked by tests/reference/check_model_logits.py.
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -11,6 +12,8 @@
 #include "core/model/generate.h"
 #include "core/model/loader.h"
 #include "core/model/random_model.h"
+#include "core/model/safetensors_writer.h"
+#include "core/model/tensor_io.h"
 #include "core/util/file_util.h"
 #include "core/util/sha256.h"
 #include "gmock/gmock.h"
@@ -36,6 +39,29 @@ std::string MakeModel(const std::string& type, int64_t kv_heads, bool tie, DType
 
 double RelError(const at::Tensor& got, const at::Tensor& ref) {
   return ((got - ref).abs().max() / ref.abs().max()).item<double>();
+}
+
+// A dense tensor larger than the conversion chunk (16 MB) is converted in row chunks whose
+// source pages are released as they go: the result must equal a one-shot conversion of
+// the same bytes, with a partial last chunk, and the tensor stays readable afterwards.
+TEST(TensorIoTest, ChunkedConversionEqualsOneShotConversion) {
+  const std::string dir = qlorad::testing::MakeTempDir("tensor_io_chunks");
+  const std::vector<int64_t> shape = {4100, 2100};  // 17.2 MB of bf16: 3994 + 106 rows
+  std::vector<TensorSpec> specs = {{"big", DType::kBF16, shape}, {"after", DType::kBF16, {3, 5}}};
+  const at::Tensor values = at::randn(shape).to(at::kBFloat16);
+  ASSERT_OK(WriteSafetensors(dir + "/model.safetensors", specs, {}, [&](size_t i, absl::Span<uint8_t> out) {
+    if (i == 0) std::memcpy(out.data(), values.data_ptr(), out.size());
+    for (size_t b = 0; i == 1 && b < out.size(); ++b) out[b] = static_cast<uint8_t>(b);
+    return absl::OkStatus();
+  }));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Checkpoint> opened, Checkpoint::Open(dir));
+  std::shared_ptr<const Checkpoint> checkpoint = std::move(opened);
+  ASSERT_OK_AND_ASSIGN(at::Tensor loaded, LoadTensor(checkpoint, "big", shape, c10::Device(c10::kCPU), at::kFloat));
+  EXPECT_TRUE(at::equal(loaded, values.to(at::kFloat)));
+  ASSERT_OK_AND_ASSIGN(at::Tensor again, LoadTensor(checkpoint, "big", shape, c10::Device(c10::kCPU), at::kFloat));
+  EXPECT_TRUE(at::equal(again, loaded));  // released pages fault back from the file
+  ASSERT_OK_AND_ASSIGN(at::Tensor after, LoadTensor(checkpoint, "after", {3, 5}, c10::Device(c10::kCPU), at::kBFloat16));
+  EXPECT_EQ(after.data_ptr<at::BFloat16>()[1].x, 0x0302);  // bytes 2, 3 little-endian
 }
 
 TEST(ModelTest, IncrementalDecodeMatchesFullForward) {

@@ -59,6 +59,9 @@ TEST(QuantizeSettingTest, ParsesTheThreeSettingsAndNamesTheFieldOtherwise) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("spec.quantize: 'int8' is not none, nf4 or fp4")));
   EXPECT_THAT(ParseQuantizeSetting("NF4"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'NF4'")));
+  EXPECT_EQ(*ParseQuantType("fp4", "--quant-type"), kernels::QuantType::kFP4);
+  EXPECT_THAT(ParseQuantType("none", "--quant-type"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--quant-type: 'none' is not nf4 or fp4")));
 }
 
 TEST(BaseLinearFactoryTest, ExplicitSettingsChooseTheLayers) {
@@ -89,7 +92,7 @@ TEST(BaseLinearFactoryTest, NoneFollowsTheModelsDeclaredQuantization) {
 
   DeclareBnb4bit(dir, "int3");
   EXPECT_THAT(MakeBaseLinearFactory("none", dir),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("config.json quantization_config: 'int3'")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("config.json bnb_4bit_quant_type: 'int3' is not nf4 or fp4")));
 }
 
 }  // namespace
