@@ -56,7 +56,9 @@ CpuIsa ActiveIsa() {
 }
 
 CpuIsa LimitIsaForTesting(CpuIsa max) {
-  return static_cast<CpuIsa>(g_testing_cap.exchange(static_cast<uint8_t>(max), std::memory_order_relaxed));
+  const uint8_t previous =
+      g_testing_cap.exchange(static_cast<uint8_t>(max), std::memory_order_relaxed);
+  return static_cast<CpuIsa>(previous);
 }
 
 }  // namespace qlorad::kernels

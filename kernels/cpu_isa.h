@@ -4,8 +4,9 @@
 // dequantize, the fused 4-bit matmul and the 8-bit code search; an AVX-512F version for
 // the fused 4-bit matmul. The best set the CPU and OS support is used, capped by the
 // environment variable QLORAD_KERNELS_MAX_ISA=scalar|avx2|avx512 (read once; another
-// value is ignored with a warning on stderr) and by LimitIsaForTesting. Quantize and dequantize are bit-identical across sets; the matmul
-// agrees with the dequantize-then-multiply product up to fp32 summation order.
+// value is ignored with a warning on stderr) and by LimitIsaForTesting. Quantize and
+// dequantize are bit-identical across sets; the matmul agrees with the
+// dequantize-then-multiply product up to fp32 summation order.
 #ifndef QLORAD_KERNELS_CPU_ISA_H_
 #define QLORAD_KERNELS_CPU_ISA_H_
 

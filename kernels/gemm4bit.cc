@@ -35,8 +35,9 @@ void GemmRowsViaScratch(const Packed4bitView& w, int64_t in, const float* x, int
 // Weight rows [o0, o1) for every batch row, in tiles of up to kGemmTileRows batch rows
 // (all accumulators stay in registers). packed_x: every tile of x packed in turn (PackX),
 // tile b at packed_x + b * in.
-void RunTiles(internal::GemmTileFn tile, const Packed4bitView& w, int64_t in, const float* packed_x,
-              int64_t batch, const float* bias, float* y, int64_t ldy, int64_t o0, int64_t o1) {
+void RunTiles(internal::GemmTileFn tile, const Packed4bitView& w, int64_t in,
+              const float* packed_x, int64_t batch, const float* bias, float* y, int64_t ldy,
+              int64_t o0, int64_t o1) {
   internal::GemmTile t;
   t.bias = bias;
   t.ldy = ldy;

@@ -1,8 +1,8 @@
 // Fused 4-bit matmul for small batches (decode): y = x · dequant(W)ᵀ (+ bias) without
 // materializing W. Each 32-weight group is decoded into registers, scaled by its block's
 // absmax (plain or double-quantized) and accumulated for every batch row; threads split
-// the output rows. The instruction set is chosen at run time (cpu_isa.h). Results equal the dequantize-then-matmul product up to fp32
-// summation order (not bit for bit).
+// the output rows. The instruction set is chosen at run time (cpu_isa.h). Results equal
+// the dequantize-then-matmul product up to fp32 summation order (not bit for bit).
 #ifndef QLORAD_KERNELS_GEMM4BIT_H_
 #define QLORAD_KERNELS_GEMM4BIT_H_
 

@@ -62,12 +62,7 @@ struct AbsmaxView {
   // The fp32 absmax of block b (no bounds checks; Validate first).
   float Get(int64_t b) const {
     if (!nested()) return absmax[b];
-    // A power-of-two nested blocksize (256 in practice) shifts instead of dividing: a
-    // 64-bit division per block would cost the fused matmul more than its lookups.
-    const int64_t group = (nested_blocksize & (nested_blocksize - 1)) == 0
-                              ? b >> __builtin_ctzll(static_cast<uint64_t>(nested_blocksize))
-                              : b / nested_blocksize;
-    const float t = nested_code[codes[b]] * nested_absmax[group];
+    const float t = nested_code[codes[b]] * nested_absmax[b / nested_blocksize];
     return t + offset;
   }
 };

@@ -240,7 +240,8 @@ QLORAD_AVX2 void GemmTileNb(const Packed4bitView& w, int64_t in, const GemmTile&
           const __m256 wq = Lookup(lo_s, hi_s, lanes[q]);
 #pragma GCC unroll 8
           for (int b = 0; b < NB; ++b) {
-            acc[b][q % C] = _mm256_fmadd_ps(wq, _mm256_loadu_ps(xg + b * kGemmGroup + 8 * q), acc[b][q % C]);
+            const __m256 xq = _mm256_loadu_ps(xg + b * kGemmGroup + 8 * q);
+            acc[b][q % C] = _mm256_fmadd_ps(wq, xq, acc[b][q % C]);
           }
         }
       }

@@ -152,8 +152,10 @@ void SafetensorsFile::ReleasePages(const TensorInfo& info) const {
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const uintptr_t map_begin = reinterpret_cast<uintptr_t>(mapping_);  // page-aligned
   const uintptr_t map_end = (map_begin + mapping_size_ + page - 1) / page * page;
-  const uintptr_t begin = std::max(map_begin, reinterpret_cast<uintptr_t>(data_ + info.begin) / kFolioSpan * kFolioSpan);
-  const uintptr_t end = std::min(map_end, (reinterpret_cast<uintptr_t>(data_ + info.end) + kFolioSpan - 1) / kFolioSpan * kFolioSpan);
+  const uintptr_t first = reinterpret_cast<uintptr_t>(data_ + info.begin);
+  const uintptr_t last = reinterpret_cast<uintptr_t>(data_ + info.end);
+  const uintptr_t begin = std::max(map_begin, first / kFolioSpan * kFolioSpan);
+  const uintptr_t end = std::min(map_end, (last + kFolioSpan - 1) / kFolioSpan * kFolioSpan);
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 

@@ -1,5 +1,5 @@
-// Internal: scalar, AVX2 and AVX-512 bodies of the 4-bit kernels. Arguments are validated by
-// the public functions (quant4bit.h, gemm4bit.h); these only compute.
+// Internal: scalar, AVX2 and AVX-512 bodies of the 4-bit kernels. Arguments are
+// validated by the public functions (quant4bit.h, gemm4bit.h); these only compute.
 #ifndef QLORAD_KERNELS_INTERNAL_QUANT4BIT_IMPL_H_
 #define QLORAD_KERNELS_INTERNAL_QUANT4BIT_IMPL_H_
 
