@@ -1,6 +1,7 @@
 // Next-token selection from logits: greedy, or temperature + top-k + top-p
 // sampling from a seeded generator. Deterministic for a fixed seed on any device
-// (the distribution is computed on the CPU in fp32).
+// (the distribution is computed on the CPU in fp32). -inf logits (a grammar mask) are never
+// chosen; without top-k/top-p nothing is sorted (one pass over the vocabulary).
 #ifndef QLORAD_CORE_MODEL_SAMPLER_H_
 #define QLORAD_CORE_MODEL_SAMPLER_H_
 

@@ -20,6 +20,7 @@ struct ContinuousBatcher::Sequence {
   SequenceBlocks kv;
   int64_t generated = 0;
   int64_t last_token = -1;
+  int32_t grammar_state = spec.grammar ? spec.grammar->start() : 0;
   bool finished = false;
 };
 
@@ -28,6 +29,7 @@ SequenceStream::Update SequenceStream::Wait() {
   cv_.wait(lock, [&] { return !pending_.empty() || done_; });
   Update update;
   update.tokens.swap(pending_);
+  update.logprobs.swap(pending_logprobs_);
   update.done = done_;
   update.reason = reason_;
   update.status = status_;
@@ -39,9 +41,10 @@ std::vector<at::Tensor> SequenceStream::TakeLogits() {
   return std::move(logits_);
 }
 
-void SequenceStream::Push(int64_t token, at::Tensor logits) {
+void SequenceStream::Push(int64_t token, at::Tensor logits, std::optional<TokenLogprob> logprob) {
   std::lock_guard<std::mutex> lock(mu_);
   pending_.push_back(token);
+  if (logprob) pending_logprobs_.push_back(std::move(*logprob));
   if (logits.defined()) logits_.push_back(std::move(logits));
   cv_.notify_all();
 }
@@ -213,20 +216,8 @@ void ContinuousBatcher::Forward(const std::vector<Sequence*>& rows, const std::v
       slot_->current = nullptr;
     }
     view.Commit();
-    for (int64_t b = 0; b < batch; ++b) {
-      Sequence& seq = *rows[b];
-      if (seq.prefilling()) continue;  // a prompt chunk that does not end the prompt
-      const int64_t token = seq.sampler.Next(logits[b]);
-      seq.last_token = token;
-      ++seq.generated;
-      seq.stream->Push(token, seq.spec.keep_logits ? logits[b].clone() : at::Tensor());
-      const auto& stops = seq.spec.stop_token_ids;
-      if (std::find(stops.begin(), stops.end(), token) != stops.end()) {
-        Retire(seq, FinishReason::kStop, absl::OkStatus());
-      } else if (seq.generated >= seq.spec.max_new_tokens) {
-        Retire(seq, FinishReason::kLength, absl::OkStatus());
-      }
-    }
+    for (int64_t b = 0; b < batch; ++b)
+      if (!rows[b]->prefilling()) SampleRow(*rows[b], logits[b]);  // else a chunk that does not end the prompt
   } catch (const std::exception& e) {
     {
       std::lock_guard<std::mutex> lock(*model_mu_);
@@ -234,6 +225,45 @@ void ContinuousBatcher::Forward(const std::vector<Sequence*>& rows, const std::v
     }
     const absl::Status error = absl::InternalError(absl::StrCat("batched forward failed: ", e.what()));
     for (Sequence* seq : rows) Retire(*seq, FinishReason::kCancelled, error);
+  }
+}
+
+void ContinuousBatcher::SampleRow(Sequence& seq, at::Tensor row_logits) {
+  const SequenceSpec& spec = seq.spec;
+  float* row = row_logits.data_ptr<float>();
+  at::Tensor kept_logits = spec.keep_logits ? row_logits.clone() : at::Tensor();
+  std::optional<TokenLogprob> logprob;
+  at::Tensor log_probs;
+  if (spec.top_logprobs >= 0) log_probs = at::log_softmax(row_logits, -1);  // before the mask
+  if (spec.grammar) {
+    if (spec.grammar->terminal(seq.grammar_state)) return Retire(seq, FinishReason::kStop, absl::OkStatus());
+    spec.grammar->ApplyMask(seq.grammar_state, row);
+  }
+  const int64_t token = seq.sampler.Next(row_logits);
+  if (spec.grammar) {
+    seq.grammar_state = spec.grammar->Advance(seq.grammar_state, static_cast<int32_t>(token));
+    if (seq.grammar_state == constrain::ByteDfa::kDead)
+      return Retire(seq, FinishReason::kCancelled,
+                    absl::FailedPreconditionError("structured output: no token of the vocabulary continues the constrained text"));
+  }
+  if (log_probs.defined()) {
+    const float* lp = log_probs.data_ptr<float>();
+    logprob = TokenLogprob{lp[token], {}};
+    if (spec.top_logprobs > 0) {
+      auto [values, ids] = at::topk(log_probs, std::min<int64_t>(spec.top_logprobs, log_probs.numel()));
+      for (int64_t i = 0; i < ids.numel(); ++i) logprob->top.emplace_back(ids[i].item<int64_t>(), values[i].item<float>());
+    }
+  }
+  seq.last_token = token;
+  ++seq.generated;
+  seq.stream->Push(token, std::move(kept_logits), std::move(logprob));
+  const auto& stops = spec.stop_token_ids;
+  if (std::find(stops.begin(), stops.end(), token) != stops.end()) {
+    Retire(seq, FinishReason::kStop, absl::OkStatus());
+  } else if (spec.grammar && spec.grammar->terminal(seq.grammar_state)) {
+    Retire(seq, FinishReason::kStop, absl::OkStatus());  // the constrained text is complete
+  } else if (seq.generated >= spec.max_new_tokens) {
+    Retire(seq, FinishReason::kLength, absl::OkStatus());
   }
 }
 

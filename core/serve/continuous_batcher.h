@@ -15,6 +15,8 @@
 //    outside the loop (label scoring, embeddings) take for their own forwards.
 //  * A cancelled stream leaves the batch at the next step; its blocks are freed.
 //    A failed forward fails only the sequences in it, with the error.
+//  * A row with a grammar samples only the tokens its grammar allows (the mask is
+//    applied to that row's logits alone, so constrained and free rows share steps).
 //  * Tokens are produced by the loop thread and read by the caller thread
 //    (SequenceStream::Wait), so a slow reader never stalls the batch.
 #ifndef QLORAD_CORE_SERVE_CONTINUOUS_BATCHER_H_
@@ -25,6 +27,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -32,6 +35,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/model/generate.h"
+#include "core/constrain/token_grammar.h"
 #include "core/model/llama.h"
 #include "core/serve/multi_lora_linear.h"
 #include "core/serve/paged_kv_cache.h"
@@ -53,6 +57,17 @@ struct SequenceSpec {
   std::vector<int64_t> stop_token_ids;
   std::shared_ptr<const ServingAdapter> adapter;  // nullptr = base only
   bool keep_logits = false;                       // record each sampled position's fp32 logits (tests)
+  // Structured output: only tokens the grammar allows are sampled; the sequence
+  // ends (kStop) when the grammar's text is complete and nothing can follow.
+  std::shared_ptr<const constrain::TokenGrammar> grammar;
+  int64_t top_logprobs = -1;  // >= 0: each token's log-probability and the top N alternatives
+};
+
+// A generated token's log-probability under the model's distribution (raw logits:
+// before temperature and the grammar mask), with the most likely alternatives.
+struct TokenLogprob {
+  double logprob = 0;
+  std::vector<std::pair<int64_t, double>> top;  // (token, logprob), most likely first
 };
 
 // The caller's end of a running sequence.
@@ -60,6 +75,7 @@ class SequenceStream {
  public:
   struct Update {
     std::vector<int64_t> tokens;  // produced since the previous Wait()
+    std::vector<TokenLogprob> logprobs;  // one per token when SequenceSpec::top_logprobs >= 0
     bool done = false;
     FinishReason reason = FinishReason::kLength;
     absl::Status status;  // not OK when the sequence failed
@@ -74,12 +90,13 @@ class SequenceStream {
 
  private:
   friend class ContinuousBatcher;
-  void Push(int64_t token, at::Tensor logits);
+  void Push(int64_t token, at::Tensor logits, std::optional<TokenLogprob> logprob);
   void Finish(FinishReason reason, absl::Status status);
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<int64_t> pending_;
+  std::vector<TokenLogprob> pending_logprobs_;
   std::vector<at::Tensor> logits_;
   bool done_ = false;
   FinishReason reason_ = FinishReason::kLength;
@@ -117,6 +134,9 @@ class ContinuousBatcher {
   void AdmitWaiting();
   // One forward over `rows`; samples a token for rows whose prompt is then complete.
   void Forward(const std::vector<Sequence*>& rows, const std::vector<int64_t>& new_tokens);
+  // Samples the next token of a decoding row from its fp32 logits (masked in place
+  // by its grammar) and retires the row when it ends.
+  void SampleRow(Sequence& seq, at::Tensor row_logits);
   void Retire(Sequence& seq, FinishReason reason, absl::Status status);
 
   LlamaModel model_;

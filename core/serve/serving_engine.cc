@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/model/device.h"
 #include "core/quant/nf4_model.h"
+#include "core/serve/stop_strings.h"
 #include "core/tokenizer/stream_decoder.h"
 #include "core/train/examples.h"
 #include "core/util/status_macros.h"
@@ -130,6 +131,11 @@ absl::StatusOr<std::vector<int64_t>> ServingEngine::PromptIds(const GenerateCall
   if (!call.prompt_ids.empty()) {
     QLORAD_RETURN_IF_ERROR(ValidateTokenIds(call.prompt_ids, loaded_.config.vocab_size, "prompt_ids"));
     ids = call.prompt_ids;
+  } else if (!call.messages.empty()) {
+    QLORAD_ASSIGN_OR_RETURN(auto segments, tokenizer::RenderChat(call.format.value_or(format_), call.messages, *tokenizer_,
+                                                                 /*add_generation_prompt=*/true));
+    QLORAD_ASSIGN_OR_RETURN(tokenizer::RenderedExample rendered, tokenizer::TokenizeSegments(segments, *tokenizer_));
+    ids.assign(rendered.ids.begin(), rendered.ids.end());
   } else if (call.prompt.empty()) {
     return absl::InvalidArgumentError("prompt: must not be empty");
   } else if (call.raw_prompt) {
@@ -149,7 +155,7 @@ absl::StatusOr<std::vector<int64_t>> ServingEngine::PromptIds(const GenerateCall
 }
 
 absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call, const PieceCallback& on_piece) {
-  if (call.max_new_tokens <= 0 || call.max_new_tokens > options_.max_new_tokens)
+  if (call.max_new_tokens < 0 || call.max_new_tokens > options_.max_new_tokens)
     return absl::InvalidArgumentError(absl::StrCat("max_new_tokens: must be in [1, ", options_.max_new_tokens, "], got ",
                                                    call.max_new_tokens));
   QLORAD_RETURN_IF_ERROR(ValidateSamplingOptions(call.sampling));
@@ -157,14 +163,23 @@ absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call
   SequenceSpec spec;
   QLORAD_ASSIGN_OR_RETURN(spec.prompt, PromptIds(call));  // before Pin: a refused prompt never loads an adapter
   const int64_t context = loaded_.config.max_position_embeddings;
-  if (static_cast<int64_t>(spec.prompt.size()) + call.max_new_tokens > context)
-    return absl::InvalidArgumentError(absl::StrCat("max_new_tokens: prompt (", spec.prompt.size(), " tokens) + max_new_tokens (",
-                                                   call.max_new_tokens, ") exceeds the model's context of ", context,
+  const int64_t prompt_tokens = static_cast<int64_t>(spec.prompt.size());
+  // 0 = as many as fit in the context (up to the engine's limit).
+  const int64_t max_new_tokens =
+      call.max_new_tokens > 0 ? call.max_new_tokens : std::min(options_.max_new_tokens, context - prompt_tokens);
+  if (max_new_tokens <= 0 || prompt_tokens + max_new_tokens > context)
+    return absl::InvalidArgumentError(absl::StrCat("max_new_tokens: prompt (", prompt_tokens, " tokens) + max_new_tokens (",
+                                                   max_new_tokens, ") exceeds the model's context of ", context,
                                                    " positions (hint: shorten the prompt or ask for fewer tokens)"));
+  QLORAD_RETURN_IF_ERROR(ValidateStopStrings(call.stop));
+  if (call.constraint.active()) {
+    QLORAD_ASSIGN_OR_RETURN(spec.grammar, Grammar(call.constraint));
+  }
   QLORAD_ASSIGN_OR_RETURN(spec.adapter, Pin(call.adapter_id));
-  spec.max_new_tokens = call.max_new_tokens;
+  spec.max_new_tokens = max_new_tokens;
   spec.sampling = call.sampling;
   spec.keep_logits = call.keep_logits;
+  spec.top_logprobs = call.top_logprobs;
   if (tokenizer_->eos_id()) spec.stop_token_ids.push_back(*tokenizer_->eos_id());
   GenerateOutcome outcome;
   outcome.prompt_tokens = static_cast<int64_t>(spec.prompt.size());
@@ -172,15 +187,25 @@ absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call
   const auto start = Clock::now();
   QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<SequenceStream> stream, batcher_->Submit(std::move(spec)));
   tokenizer::StreamDecoder decoder(tokenizer_.get(), /*skip_special_tokens=*/true);
+  StopStringFilter stops(call.stop);
+  bool stopped = false;
+  auto emit = [&](const std::string& piece, int64_t token) {  // token < 0: held-back text at the end
+    outcome.text += piece;
+    if (on_piece && (token >= 0 || !piece.empty()) && !on_piece(piece, token)) stream->Cancel();
+  };
   for (;;) {
     SequenceStream::Update update = stream->Wait();
-    for (int64_t token : update.tokens) {
-      if (stream->cancelled()) break;
+    for (size_t i = 0; i < update.tokens.size() && !stream->cancelled() && !stopped; ++i) {
+      const int64_t token = update.tokens[i];
       if (outcome.tokens.empty()) outcome.time_to_first_token_seconds = std::chrono::duration<double>(Clock::now() - start).count();
       outcome.tokens.push_back(token);
-      std::string piece = decoder.Step(static_cast<int32_t>(token));
-      outcome.text += piece;
-      if (on_piece && !on_piece(piece, token)) stream->Cancel();
+      if (i < update.logprobs.size()) outcome.logprobs.push_back(std::move(update.logprobs[i]));
+      emit(stops.Push(decoder.Step(static_cast<int32_t>(token)), &stopped), token);
+    }
+    if (stopped) {
+      stream->Cancel();  // the batch slot frees at the next step
+      outcome.finish_reason = FinishReason::kStop;
+      break;
     }
     if (stream->cancelled()) {
       outcome.finish_reason = FinishReason::kCancelled;
@@ -192,10 +217,22 @@ absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call
       break;
     }
   }
-  outcome.text += decoder.Flush();
+  if (!stopped && outcome.finish_reason != FinishReason::kCancelled) {
+    emit(stops.Push(decoder.Flush(), &stopped), outcome.tokens.empty() ? -1 : outcome.tokens.back());
+    if (!stopped) emit(stops.Flush(), -1);
+    if (stopped) outcome.finish_reason = FinishReason::kStop;
+  }
   outcome.logits = stream->TakeLogits();
   outcome.total_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return outcome;
+}
+
+absl::StatusOr<std::shared_ptr<const constrain::TokenGrammar>> ServingEngine::Grammar(
+    const constrain::ConstraintSpec& spec) {
+  std::call_once(vocabulary_once_, [&] {
+    vocabulary_ = constrain::TokenVocabulary::Build(*tokenizer_, static_cast<int32_t>(loaded_.config.vocab_size));
+  });
+  return grammars_.Get(spec, vocabulary_);
 }
 
 absl::StatusOr<std::vector<tokenizer::RenderedExample>> ServingEngine::RenderLabels(

@@ -14,6 +14,9 @@
 //    their own forwards between batch steps (same model mutex).
 //  * Admission: generation queues in the batcher up to max_waiting, then
 //    RESOURCE_EXHAUSTED; the other request kinds are bounded by max_waiting in flight.
+//  * Structured outputs (GenerateCall::constraint): the grammar is compiled before
+//    admission (a bad schema is INVALID_ARGUMENT and costs no batch slot) and
+//    applied per row inside the batcher.
 //  * Prompt and output limits: INVALID_ARGUMENT naming the field past
 //    max_prompt_tokens / max_new_tokens.
 #ifndef QLORAD_CORE_SERVE_SERVING_ENGINE_H_
@@ -29,6 +32,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/constrain/token_grammar.h"
 #include "core/model/device.h"
 #include "core/model/generate.h"
 #include "core/model/loader.h"
@@ -77,10 +81,17 @@ struct GenerateCall {
   std::string prompt;                // rendered through the prompt format unless raw_prompt
   std::string input;                 // optional input section (alpaca) / appended context
   bool raw_prompt = false;           // tokenize `prompt` as is (with the tokenizer's special prefix)
-  int64_t max_new_tokens = 64;
+  int64_t max_new_tokens = 64;       // 0 = as many as fit in the context (at most EngineOptions::max_new_tokens)
   SamplingOptions sampling;
   std::vector<int64_t> prompt_ids = {};  // pre-tokenized prompt (overrides prompt/input; tests and benches)
   bool keep_logits = false;          // return each generated position's logits (tests)
+  // A conversation (overrides prompt/input), rendered with `format` (default: the
+  // engine's) and ending with the assistant's generation prompt.
+  std::vector<tokenizer::ChatMessage> messages = {};
+  std::optional<tokenizer::PromptFormat> format = std::nullopt;
+  std::vector<std::string> stop = {};         // stop strings: the text ends before the first one
+  constrain::ConstraintSpec constraint = {};  // structured output
+  int64_t top_logprobs = -1;                  // >= 0: per-token log-probabilities (+ top N)
 };
 
 struct GenerateOutcome {
@@ -88,6 +99,7 @@ struct GenerateOutcome {
   std::vector<int64_t> prompt_ids;  // the rendered prompt (for drift monitoring)
   std::vector<int64_t> tokens;
   std::vector<at::Tensor> logits;   // per generated token, fp32 [vocab], when GenerateCall::keep_logits
+  std::vector<TokenLogprob> logprobs;  // per generated token, when GenerateCall::top_logprobs >= 0
   int64_t prompt_tokens = 0;
   FinishReason finish_reason = FinishReason::kLength;
   double time_to_first_token_seconds = 0;
@@ -141,6 +153,9 @@ class ServingEngine {
   // (without the completion).
   absl::StatusOr<std::vector<int64_t>> ClassificationPromptIds(const std::string& text) const;
 
+  // The compiled constraint (cached per constraint); INVALID_ARGUMENT naming the field.
+  absl::StatusOr<std::shared_ptr<const constrain::TokenGrammar>> Grammar(const constrain::ConstraintSpec& spec);
+
   const std::string& fingerprint() const { return loaded_.fingerprint; }
   const std::string& model_dir() const { return options_.model_dir; }
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
@@ -172,6 +187,9 @@ class ServingEngine {
   std::unique_ptr<ContinuousBatcher> batcher_;
   std::atomic<int64_t> in_flight_{0};
   int64_t weights_bytes_ = 0;
+  std::once_flag vocabulary_once_;
+  std::shared_ptr<const constrain::TokenVocabulary> vocabulary_;  // built on the first constrained request
+  constrain::GrammarCache grammars_;
 };
 
 }  // namespace qlorad::serve

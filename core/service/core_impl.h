@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -83,6 +84,9 @@ class ServiceCoreImpl : public ServiceCore {
   // An adapter id or alias -> the adapter id (NOT_FOUND naming the reference).
   absl::StatusOr<std::string> ResolveAdapter(const std::string& ref);
   absl::StatusOr<AdapterInfo> DescribeAdapter(const AdapterRow& row);
+  // The prompt format recorded in the adapter's run record (nullopt: none recorded,
+  // or the base model; the engine's format applies).
+  absl::StatusOr<std::optional<tokenizer::PromptFormat>> TrainedPromptFormat(const std::string& adapter_id);
   absl::Status RecoverJobs();
   // The stored record of `id` (NOT_FOUND naming it).
   absl::StatusOr<nlohmann::json> StoredRecordJson(const std::string& id);

@@ -2,6 +2,8 @@
 // adapter resolved from an id or alias.
 #include "absl/strings/str_cat.h"
 #include "core/service/core_impl.h"
+#include "core/tokenizer/prompt_format.h"
+#include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
@@ -17,6 +19,19 @@ const char* FinishReasonName(FinishReason reason) {
 
 }  // namespace
 
+absl::StatusOr<std::optional<tokenizer::PromptFormat>> ServiceCoreImpl::TrainedPromptFormat(const std::string& adapter_id) {
+  if (adapter_id.empty()) return std::optional<tokenizer::PromptFormat>();
+  QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(adapter_id));
+  auto text = ReadFileToString(row.path + "/training_run.json");
+  if (!text.ok()) return std::optional<tokenizer::PromptFormat>();  // imported without a run record
+  const auto record = nlohmann::json::parse(*text, nullptr, false);
+  if (!record.is_object() || !record.contains("prompt_format") || !record["prompt_format"].is_string())
+    return std::optional<tokenizer::PromptFormat>();
+  QLORAD_ASSIGN_OR_RETURN(tokenizer::PromptFormat format,
+                          tokenizer::PromptFormatFromName(record["prompt_format"].get<std::string>()));
+  return std::optional<tokenizer::PromptFormat>(format);
+}
+
 absl::StatusOr<GenerateOutput> ServiceCoreImpl::Generate(const GenerateInput& input, const TextPieceCallback& on_piece) {
   GenerateOutput out;
   if (!input.adapter.empty()) {
@@ -27,10 +42,24 @@ absl::StatusOr<GenerateOutput> ServiceCoreImpl::Generate(const GenerateInput& in
   call.prompt = input.prompt;
   call.input = input.input;
   call.raw_prompt = input.raw_prompt;
-  call.max_new_tokens = input.max_new_tokens <= 0 ? 64 : input.max_new_tokens;
+  for (const ChatTurn& turn : input.messages) call.messages.push_back({turn.role, turn.content});
+  if (!call.messages.empty()) {
+    QLORAD_ASSIGN_OR_RETURN(call.format, TrainedPromptFormat(out.adapter_id));
+  }
+  call.max_new_tokens = input.max_new_tokens;  // 0: as many as fit
   call.sampling = {input.temperature, input.top_k, input.top_p, input.seed};
+  call.stop = input.stop;
+  call.constraint = input.constraint;
+  call.top_logprobs = input.top_logprobs;
   QLORAD_ASSIGN_OR_RETURN(serve::GenerateOutcome outcome, engine_->Generate(call, on_piece));
   drift_->Observe(out.adapter_id, std::move(outcome.prompt_ids));  // enqueue only: drift is computed elsewhere
+  const tokenizer::Tokenizer& tok = engine_->tokenizer();
+  auto token_text = [&](int64_t id) { return tok.Decode({static_cast<int32_t>(id)}); };
+  for (size_t i = 0; i < outcome.logprobs.size(); ++i) {
+    TokenLogprobInfo info{token_text(outcome.tokens[i]), outcome.logprobs[i].logprob, {}};
+    for (const auto& [id, lp] : outcome.logprobs[i].top) info.top.emplace_back(token_text(id), lp);
+    out.logprobs.push_back(std::move(info));
+  }
   out.text = std::move(outcome.text);
   out.tokens = std::move(outcome.tokens);
   out.finish_reason = FinishReasonName(outcome.finish_reason);

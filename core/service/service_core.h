@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/constrain/token_grammar.h"
 #include "nlohmann/json.hpp"
 
 namespace qlorad::service {
@@ -121,20 +122,40 @@ struct DecisionInput {
   std::string actor, note, risk_class = "minimal", documentation_ref;
 };
 
+inline constexpr int64_t kDefaultMaxNewTokens = 64;  // when a request leaves it unset
+
+struct ChatTurn {
+  std::string role;  // system | user | assistant
+  std::string content;
+};
+
 struct GenerateInput {
   std::string adapter;  // id, alias, or "" for the base
   std::string prompt, input;
   bool raw_prompt = false;
-  int64_t max_new_tokens = 64;
+  // A conversation instead of `prompt`: rendered with the prompt format the adapter
+  // was trained with (its run record), else the base model's, plus the generation prompt.
+  std::vector<ChatTurn> messages;
+  int64_t max_new_tokens = kDefaultMaxNewTokens;  // 0 = as many as fit in the context (up to --max-new-tokens)
   double temperature = 0, top_p = 1;
   int64_t top_k = 0;
   uint64_t seed = 0;
+  std::vector<std::string> stop;          // stop strings (at most 4)
+  constrain::ConstraintSpec constraint;  // structured output (JSON schema, json_object, choice, regex)
+  int64_t top_logprobs = -1;             // >= 0: log-probability of each token and the top N alternatives
+};
+
+struct TokenLogprobInfo {
+  std::string token;  // the token's text (as it adds to the output)
+  double logprob = 0;
+  std::vector<std::pair<std::string, double>> top;
 };
 
 struct GenerateOutput {
   std::string adapter_id;  // what the adapter reference resolved to
   std::string text, finish_reason;
   std::vector<int64_t> tokens;
+  std::vector<TokenLogprobInfo> logprobs;  // when GenerateInput::top_logprobs >= 0
   int64_t prompt_tokens = 0;
   double time_to_first_token_seconds = 0, total_seconds = 0;
 };
@@ -240,6 +261,9 @@ class ServiceCore {
   virtual absl::StatusOr<AdapterInfo> Decide(const std::string& ref, bool approve, const DecisionInput& decision) = 0;
   virtual absl::Status DeleteAdapter(const std::string& ref, const std::string& actor) = 0;
 
+  // INVALID_ARGUMENT naming the field for bad settings or an unsupported constraint,
+  // NOT_FOUND for an unknown adapter reference, RESOURCE_EXHAUSTED when the queue is
+  // full, UNAVAILABLE while shutting down. on_piece returning false cancels.
   virtual absl::StatusOr<GenerateOutput> Generate(const GenerateInput& input, const TextPieceCallback& on_piece) = 0;
   virtual absl::StatusOr<ClassifyOutput> Classify(const std::string& adapter, const std::string& text,
                                                   const std::vector<std::string>& labels) = 0;
