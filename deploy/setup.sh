@@ -12,7 +12,7 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libsqlite3-dev sqlite3 libpcre2-dev nlohmann-json3-dev libicu-dev
+  libsqlite3-dev sqlite3 libpcre2-dev nlohmann-json3-dev libicu-dev libcpp-httplib-dev
   libsentencepiece-dev sentencepiece python3-sentencepiece
   python3-numpy python3-grpcio python3-grpc-tools
   prometheus curl libssl-dev openssl

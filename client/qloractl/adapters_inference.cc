@@ -1,6 +1,9 @@
 // qloractl adapters ..., generate, classify, eval.
 #include <cstdio>
 
+#include <fstream>
+#include <iterator>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -80,7 +83,7 @@ absl::Status AdaptersCommand(const std::string& verb, const Args& args, client::
 
 absl::Status GenerateCommand(const Args& args, client::Client& client, const Output& out) {
   if (auto s = args.CheckKnown({"adapter", "prompt", "input", "raw", "max-new-tokens", "temperature", "top-p", "top-k", "seed",
-                                "stream"});
+                                "stream", "stop", "json-schema", "json-object", "choice", "regex"});
       !s.ok())
     return s;
   v1::GenerateRequest r;
@@ -95,6 +98,16 @@ absl::Status GenerateCommand(const Args& args, client::Client& client, const Out
   r.set_top_p(args.Number("top-p", 1).value_or(1));
   r.set_top_k(static_cast<int32_t>(args.Number("top-k", 0).value_or(0)));
   r.set_seed(static_cast<uint64_t>(args.Number("seed", 0).value_or(0)));
+  for (const auto& stop : args.All("stop")) r.add_stop(stop);
+  // Structured output: --json-schema FILE (a JSON schema), --json-object, --choice a,b,c, --regex PATTERN.
+  if (args.Has("json-schema")) {
+    std::ifstream file(args.Get("json-schema"));
+    if (!file) return absl::NotFoundError(absl::StrCat("--json-schema: cannot read '", args.Get("json-schema"), "'"));
+    r.set_guided_json(std::string(std::istreambuf_iterator<char>(file), {}));
+  }
+  r.set_guided_json_object(args.Has("json-object"));
+  for (const auto& c : absl::StrSplit(args.Get("choice"), ',', absl::SkipEmpty())) r.add_guided_choice(std::string(c));
+  r.set_guided_regex(args.Get("regex"));
   if (args.Has("stream")) {
     absl::Status s = client.GenerateStream(r, [&](const v1::GenerateChunk& c) {
       std::fputs(c.text().c_str(), stdout);

@@ -31,7 +31,9 @@ absl::Status ParseTokens(const std::string& text, const std::string& source, std
   return absl::OkStatus();
 }
 
-bool Allows(Role role, Permission needed) {
+}  // namespace
+
+bool Authenticator::Allows(Role role, Permission needed) {
   switch (needed) {
     case Permission::kRead: return true;
     case Permission::kInference: return role == Role::kInference || role == Role::kAdmin;
@@ -40,8 +42,6 @@ bool Allows(Role role, Permission needed) {
   }
   return false;
 }
-
-}  // namespace
 
 absl::StatusOr<Role> ParseRole(const std::string& name) {
   if (name == "admin") return Role::kAdmin;
@@ -111,14 +111,20 @@ absl::Status Authenticator::TakeRateToken(const std::string& name) {
 
 absl::StatusOr<Principal> Authenticator::Authorize(const grpc::ServerContext& context, Permission needed,
                                                    const char* method) {
-  if (options_.disabled) return Principal{"anonymous", Role::kAdmin};
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
-  if (it == metadata.end())
-    return absl::UnauthenticatedError("missing 'authorization: Bearer <token>' metadata (hint: --token or QLORAD_TOKEN)");
-  std::string value(it->second.data(), it->second.size());
-  if (!absl::StartsWith(value, "Bearer ")) return absl::UnauthenticatedError("authorization metadata is not 'Bearer <token>'");
-  const std::string hash = Sha256Hex(value.substr(7));
+  if (it == metadata.end()) return AuthorizeHeader(nullptr, needed, method);
+  const std::string value(it->second.data(), it->second.size());
+  return AuthorizeHeader(&value, needed, method);
+}
+
+absl::StatusOr<Principal> Authenticator::AuthorizeHeader(const std::string* authorization, Permission needed,
+                                                         const char* method) {
+  if (options_.disabled) return Principal{"anonymous", Role::kAdmin};
+  if (authorization == nullptr)
+    return absl::UnauthenticatedError("missing 'authorization: Bearer <token>' (hint: --token or QLORAD_TOKEN)");
+  if (!absl::StartsWith(*authorization, "Bearer ")) return absl::UnauthenticatedError("authorization is not 'Bearer <token>'");
+  const std::string hash = Sha256Hex(authorization->substr(7));
   Principal principal;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -43,6 +43,11 @@ class Authenticator {
   absl::Status Reload();
   // UNAUTHENTICATED (no/unknown token), PERMISSION_DENIED (role), RESOURCE_EXHAUSTED (rate).
   absl::StatusOr<Principal> Authorize(const grpc::ServerContext& context, Permission needed, const char* method);
+  // The same for any front end: `authorization` is the header's value ("Bearer <token>"),
+  // nullptr when the request has none.
+  absl::StatusOr<Principal> AuthorizeHeader(const std::string* authorization, Permission needed, const char* method);
+  // Whether `role` may make calls that need `needed` (no rate token is taken).
+  static bool Allows(Role role, Permission needed);
   size_t token_count() const;
 
  private:

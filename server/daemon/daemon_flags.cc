@@ -15,7 +15,8 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
                           "max-queued-jobs", "checkpoint-every", "max-prompt-tokens", "max-new-tokens",
                           "max-waiting-requests", "max-message-bytes", "max-upload-bytes", "drain-seconds",
                           "metrics-max-adapters", "drift-window-prompts", "drift-window-seconds", "kv-cache-mb",
-                          "max-batch", "prefill-chunk-tokens", "max-resident-adapters", "memory-limit-mb"},
+                          "max-batch", "prefill-chunk-tokens", "max-resident-adapters", "memory-limit-mb",
+                          "openai-address", "openai-threads"},
                          {"no-auth", "no-require-approval"}));
   if (!flags.positional().empty())
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
@@ -47,6 +48,10 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
   QLORAD_ASSIGN_OR_RETURN(o.auth.rate_per_second, flags.GetDouble("rate-limit", 0.0));
   o.listen_address = flags.GetOr("listen-address", o.listen_address);
   o.metrics_address = flags.GetOr("metrics-address", o.metrics_address);
+  o.openai_address = flags.GetOr("openai-address", "");
+  QLORAD_ASSIGN_OR_RETURN(long long openai_threads, flags.GetInt("openai-threads", 64));
+  if (openai_threads < 1 || openai_threads > 4096) return absl::InvalidArgumentError("--openai-threads must be in [1, 4096]");
+  o.openai_threads = static_cast<int>(openai_threads);
   o.tls_cert = flags.GetOr("tls-cert", "");
   o.tls_key = flags.GetOr("tls-key", "");
   o.tls_client_ca = flags.GetOr("tls-client-ca", "");

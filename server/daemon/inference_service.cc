@@ -3,17 +3,26 @@
 namespace qlorad::server {
 namespace {
 
-service::GenerateInput InputFromProto(const v1::GenerateRequest& r) {
+absl::StatusOr<service::GenerateInput> InputFromProto(const v1::GenerateRequest& r) {
   service::GenerateInput in;
   in.adapter = r.adapter();
   in.prompt = r.prompt();
   in.input = r.input();
   in.raw_prompt = r.raw_prompt();
-  in.max_new_tokens = r.max_new_tokens() == 0 ? 64 : r.max_new_tokens();
+  in.max_new_tokens = r.max_new_tokens() == 0 ? service::kDefaultMaxNewTokens : r.max_new_tokens();
   in.temperature = r.temperature();
   in.top_p = r.top_p() == 0 ? 1.0 : r.top_p();
   in.top_k = r.top_k();
   in.seed = r.seed();
+  in.stop.assign(r.stop().begin(), r.stop().end());
+  constrain::GuidedFields guided;
+  guided.json_schema = r.guided_json();
+  guided.json_object = r.guided_json_object();
+  guided.choice.assign(r.guided_choice().begin(), r.guided_choice().end());
+  guided.regex = r.guided_regex();
+  auto constraint = constrain::ConstraintFromFields(guided);
+  if (!constraint.ok()) return constraint.status();
+  in.constraint = std::move(*constraint);
   return in;
 }
 
@@ -36,7 +45,9 @@ void EvaluationToProto(const service::EvaluationInfo& e, v1::Evaluation* out) {
 
 grpc::Status InferenceService::Generate(grpc::ServerContext* c, const v1::GenerateRequest* r, v1::GenerateResponse* out) {
   return HandleRpc(d_, c, "Inference", "Generate", Permission::kInference, [&](const Principal&) {
-    auto result = d_.core->Generate(InputFromProto(*r), [&](const std::string&, int64_t) { return !c->IsCancelled(); });
+    auto input = InputFromProto(*r);
+    if (!input.ok()) return ToGrpcStatus(input.status());
+    auto result = d_.core->Generate(*input, [&](const std::string&, int64_t) { return !c->IsCancelled(); });
     if (!result.ok()) return ToGrpcStatus(result.status());
     if (result->finish_reason == "cancelled") return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client");
     if (observer_) observer_(*result, r->adapter());
@@ -54,7 +65,9 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* c, const v1::Genera
 grpc::Status InferenceService::GenerateStream(grpc::ServerContext* c, const v1::GenerateRequest* r,
                                               grpc::ServerWriter<v1::GenerateChunk>* writer) {
   return HandleRpc(d_, c, "Inference", "GenerateStream", Permission::kInference, [&](const Principal&) {
-    auto result = d_.core->Generate(InputFromProto(*r), [&](const std::string& piece, int64_t token) {
+    auto input = InputFromProto(*r);
+    if (!input.ok()) return ToGrpcStatus(input.status());
+    auto result = d_.core->Generate(*input, [&](const std::string& piece, int64_t token) {
       v1::GenerateChunk chunk;
       chunk.set_text(piece);
       chunk.set_token(token);

@@ -58,6 +58,9 @@ int Run(const std::vector<std::string>& args) {
     return 1;
   }
   std::fprintf(stderr, "qlorad: devices:%s; using %s\n", (*daemon)->DevicesText().c_str(), options->core.device.c_str());
+  if ((*daemon)->openai_port() > 0)
+    std::fprintf(stderr, "qlorad: OpenAI-compatible API on port %d (/v1/models, /v1/completions, /v1/chat/completions)\n",
+                 (*daemon)->openai_port());
   std::fprintf(stderr, "qlorad: serving %s on %s (metrics port %d)\n", options->core.base_model_dir.c_str(),
                (*daemon)->listen_address().c_str(), (*daemon)->metrics_port());
   while (true) {

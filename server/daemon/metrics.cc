@@ -65,7 +65,7 @@ int64_t ResidentBytes() {
 struct DaemonMetrics::Families {
   explicit Families(prometheus::Registry& r)
       : build_info(BuildGauge().Name("qlorad_build_info").Help("Always 1; build identity in labels.").Register(r)),
-        rpc_requests(BuildCounter().Name("qlorad_rpc_requests_total").Help("gRPC calls finished, by final status code.").Register(r)),
+        rpc_requests(BuildCounter().Name("qlorad_rpc_requests_total").Help("Calls finished (gRPC and the OpenAI-compatible HTTP API, service=\"OpenAI\"), by final status code.").Register(r)),
         rpc_duration(BuildHistogram().Name("qlorad_rpc_request_duration_seconds").Help("gRPC call duration.").Register(r)),
         inference_requests(BuildCounter().Name("qlorad_inference_requests_total").Help("Generation requests finished.").Register(r)),
         ttft(BuildHistogram().Name("qlorad_inference_time_to_first_token_seconds").Help("Arrival to first generated token.").Register(r)),
@@ -163,7 +163,15 @@ absl::StatusOr<std::unique_ptr<DaemonMetrics>> DaemonMetrics::Start(const std::s
   m->memory_limit_bytes_ = memory_limit_bytes > 0 ? memory_limit_bytes : CgroupMemoryLimit();
   m->f_->build_info.Add({{"version", "0.1.0"}, {"cuda", "unknown"}}).Set(1);
   if (!address.empty()) {
-    auto http = MetricsHttpServer::Start(address, [p = m.get()] { return p->Scrape(); });
+    HttpServerOptions http_options;
+    http_options.address = address;
+    http_options.flag = "--metrics-address";
+    http_options.threads = 2;  // scrapes are sequential
+    auto http = HttpServer::Start(http_options, [p = m.get()](httplib::Server& s) {
+      s.Get("/metrics", [p](const httplib::Request&, httplib::Response& res) {
+        res.set_content(p->Scrape(), "text/plain; version=0.0.4; charset=utf-8");
+      });
+    });
     if (!http.ok()) return http.status();
     m->http_ = std::move(http).value();
   }

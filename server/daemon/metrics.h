@@ -1,5 +1,5 @@
 // The daemon's Prometheus metrics (deploy/METRICS.md is the contract): a prometheus-cpp
-// registry served on --metrics-address at /metrics (text format 0.0.4, metrics_http.h). Request-path
+// registry served on --metrics-address at /metrics (text format 0.0.4, http_server.h). Request-path
 // metrics are updated inline (counters/histograms: lock-free increments); job and
 // adapter gauges are refreshed by a background thread from ServiceCore every second.
 //
@@ -23,7 +23,7 @@
 #include "absl/status/statusor.h"
 #include "core/service/service_core.h"
 
-#include "server/daemon/metrics_http.h"
+#include "server/daemon/http_server.h"
 
 namespace prometheus {
 class Registry;
@@ -55,7 +55,7 @@ class DaemonMetrics {
 
   struct Families;
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<MetricsHttpServer> http_;
+  std::unique_ptr<HttpServer> http_;
   std::unique_ptr<Families> f_;
   service::ServiceCore* core_ = nullptr;
   int max_adapters_ = 100;

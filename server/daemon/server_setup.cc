@@ -64,8 +64,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const DaemonOptions& options
   d->services_.push_back(std::make_unique<DatasetsService>(context));
   d->services_.push_back(std::make_unique<JobsService>(context));
   d->services_.push_back(std::make_unique<AdaptersService>(context));
-  d->services_.push_back(std::make_unique<InferenceService>(
-      context, [metrics](const service::GenerateOutput& out, const std::string&) { metrics->ObserveGeneration(out); }));
+  const GenerationObserver observe_generation = [metrics](const service::GenerateOutput& out, const std::string&) {
+    metrics->ObserveGeneration(out);
+  };
+  d->services_.push_back(std::make_unique<InferenceService>(context, observe_generation));
   d->services_.push_back(std::make_unique<EvaluationsService>(context));
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -80,16 +82,34 @@ absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const DaemonOptions& options
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address,
                                                " (hint: port in use? --listen-address HOST:PORT)"));
   d->listen_address_ = absl::StrCat(options.listen_address.substr(0, options.listen_address.rfind(':')), ":", port);
+  if (!options.openai_address.empty()) {
+    if (options.tls_cert.empty() && !IsLoopback(options.openai_address))
+      std::fprintf(stderr, "qlorad: WARNING: --openai-address %s without TLS; bearer tokens travel in clear text\n",
+                   options.openai_address.c_str());
+    d->openai_ = std::make_unique<OpenAiApi>(context, observe_generation, static_cast<size_t>(options.max_message_bytes));
+    HttpServerOptions http;
+    http.address = options.openai_address;
+    http.flag = "--openai-address";
+    http.tls_cert = options.tls_cert;
+    http.tls_key = options.tls_key;
+    http.tls_client_ca = options.tls_client_ca;
+    http.threads = static_cast<size_t>(options.openai_threads);
+    http.max_body_bytes = static_cast<size_t>(options.max_message_bytes) * 4;  // larger: httplib's 413
+    OpenAiApi* api = d->openai_.get();
+    QLORAD_ASSIGN_OR_RETURN(d->openai_http_, HttpServer::Start(http, [api](httplib::Server& s) { api->Register(s); }));
+  }
   return d;
 }
 
 void Daemon::Drain(int seconds) {
   if (drained_) return;
   drained_ = true;
+  if (openai_ != nullptr) openai_->StartDraining();
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
   }
+  openai_http_.reset();  // waits for in-flight HTTP requests (they end with the engine below)
   if (core_ != nullptr) core_->Shutdown();
   metrics_.reset();
 }

@@ -11,7 +11,9 @@
 
 #include "absl/status/statusor.h"
 #include "server/daemon/daemon_flags.h"
+#include "server/daemon/http_server.h"
 #include "server/daemon/metrics.h"
+#include "server/daemon/openai_api.h"
 
 namespace qlorad::server {
 
@@ -25,6 +27,7 @@ class Daemon {
     return text;
   }
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+  int openai_port() const { return openai_http_ ? openai_http_->port() : 0; }
   absl::Status ReloadTokens() { return auth_->Reload(); }
   // Stops accepting, lets in-flight RPCs finish for up to `seconds`, then checkpoints
   // running jobs (they resume on the next start) and stops the workers.
@@ -38,6 +41,8 @@ class Daemon {
   std::unique_ptr<DaemonMetrics> metrics_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<OpenAiApi> openai_;
+  std::unique_ptr<HttpServer> openai_http_;  // before openai_ in teardown (Drain)
   std::string listen_address_;
   bool drained_ = false;
 };

@@ -28,4 +28,21 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(code, std::string(status.message()));
 }
 
+HttpError ToHttpError(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAlreadyExists: return {400, "invalid_request_error"};
+    case absl::StatusCode::kUnauthenticated: return {401, "authentication_error"};
+    case absl::StatusCode::kPermissionDenied: return {403, "permission_error"};
+    case absl::StatusCode::kNotFound: return {404, "invalid_request_error"};
+    case absl::StatusCode::kResourceExhausted: return {429, "rate_limit_error"};
+    case absl::StatusCode::kCancelled: return {499, "cancelled"};
+    case absl::StatusCode::kUnavailable: return {503, "server_error"};
+    case absl::StatusCode::kDeadlineExceeded: return {504, "timeout"};
+    default: return {500, "server_error"};
+  }
+}
+
 }  // namespace qlorad::server

@@ -1,5 +1,6 @@
-// The one place absl::Status (core's error model) becomes a gRPC status. Codes map
-// one-to-one (both follow google.rpc.Code); the message is kept.
+// The one place absl::Status (core's error model) becomes a front end's status: a
+// gRPC status (codes map one-to-one, both follow google.rpc.Code) or an HTTP status
+// with OpenAI's error type (the OpenAI-compatible API). The message is kept.
 #ifndef QLORAD_SERVER_DAEMON_STATUS_MAPPING_H_
 #define QLORAD_SERVER_DAEMON_STATUS_MAPPING_H_
 
@@ -10,6 +11,12 @@
 namespace qlorad::server {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
+
+struct HttpError {
+  int status;        // 400, 401, 403, 404, 429, 499, 500, 503, 504
+  const char* type;  // OpenAI's error.type
+};
+HttpError ToHttpError(absl::StatusCode code);
 
 }  // namespace qlorad::server
 

@@ -69,6 +69,7 @@ class Daemon:
         self.proc = None
         self.address = None
         self.metrics_port = None
+        self.openai_port = None
 
     def start(self, timeout=60):
         args = [DAEMON, "--state-dir", self.state_dir, "--model", self.model_dir, "--listen-address",
@@ -85,6 +86,8 @@ class Daemon:
             m = re.search(r"serving .* on (\S+) \(metrics port (\d+)\)", text)
             if m:
                 self.address, self.metrics_port = m.group(1), int(m.group(2))
+                o = re.search(r"OpenAI-compatible API on port (\d+)", text)
+                self.openai_port = int(o.group(1)) if o else None
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError("qlorad exited with %s:\n%s" % (self.proc.returncode, text))

@@ -1,0 +1,54 @@
+#include "server/daemon/http_server.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace qlorad::server {
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options,
+                                                              const std::function<void(httplib::Server&)>& routes) {
+  const size_t colon = options.address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(options.address.substr(colon + 1), &port) || port < 0 || port > 65535)
+    return absl::InvalidArgumentError(absl::StrCat(options.flag, " '", options.address, "' is not HOST:PORT"));
+  std::string host = options.address.substr(0, colon);
+  if (host.empty() || host == "localhost") host = "127.0.0.1";
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  std::unique_ptr<HttpServer> server(new HttpServer());
+  if (!options.tls_cert.empty()) {
+    const char* ca = options.tls_client_ca.empty() ? nullptr : options.tls_client_ca.c_str();
+    auto ssl = std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str(), ca);
+    if (!ssl->is_valid())
+      return absl::InvalidArgumentError(absl::StrCat(options.flag, ": cannot use the TLS certificate/key '", options.tls_cert,
+                                                     "' (hint: PEM files readable by qlorad)"));
+    server->server_ = std::move(ssl);
+    server->tls_ = true;
+  } else {
+    server->server_ = std::make_unique<httplib::Server>();
+  }
+  httplib::Server& s = *server->server_;
+  const size_t threads = options.threads;
+  s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  s.set_payload_max_length(options.max_body_bytes);
+  s.set_read_timeout(30, 0);
+  s.set_keep_alive_max_count(1000);
+  routes(s);
+  if (port == 0) {
+    port = s.bind_to_any_port(host);
+  } else if (!s.bind_to_port(host, port)) {
+    port = -1;
+  }
+  if (port <= 0)
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.address, " (hint: port in use? ", options.flag,
+                                               " another port, or '' to disable)"));
+  server->port_ = port;
+  server->thread_ = std::thread([p = server.get()] { p->server_->listen_after_bind(); });
+  return server;
+}
+
+HttpServer::~HttpServer() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace qlorad::server
