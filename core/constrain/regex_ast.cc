@@ -195,6 +195,13 @@ class Parser {
     }
   }
 
+  // One member of a bracket class: an escape or a character.
+  absl::StatusOr<CharSet> ParseClassMember() {
+    if (Peek('\\')) return ParseEscape();
+    return ParseLiteralChar();
+  }
+  static bool IsSingle(const CharSet& set) { return set.ranges.size() == 1 && set.ranges[0].first == set.ranges[0].second; }
+
   absl::StatusOr<RegexNode> ParseBracket() {
     ++pos_;  // '['
     const bool negated = Peek('^');
@@ -203,31 +210,17 @@ class Parser {
     bool first = true;
     while (pos_ < p_.size() && (first || !Peek(']'))) {
       first = false;
-      CharSet item;
-      if (Peek('\\')) {
-        auto escaped = ParseEscape();
-        if (!escaped.ok()) return escaped.status();
-        item = std::move(*escaped);
-      } else {
-        item = ParseLiteralChar();
-      }
-      const bool single = item.ranges.size() == 1 && item.ranges[0].first == item.ranges[0].second;
-      if (single && Peek('-') && pos_ + 1 < p_.size() && p_[pos_ + 1] != ']') {
+      auto item = ParseClassMember();
+      if (!item.ok()) return item.status();
+      if (IsSingle(*item) && Peek('-') && pos_ + 1 < p_.size() && p_[pos_ + 1] != ']') {
         ++pos_;
-        CharSet upper;
-        if (Peek('\\')) {
-          auto escaped = ParseEscape();
-          if (!escaped.ok()) return escaped.status();
-          upper = std::move(*escaped);
-        } else {
-          upper = ParseLiteralChar();
-        }
-        if (upper.ranges.size() != 1 || upper.ranges[0].first != upper.ranges[0].second)
-          return Error("a class escape cannot end a range");
-        if (upper.ranges[0].first < item.ranges[0].first) return Error("range out of order in [...]");
-        item = CharSet::Of(item.ranges[0].first, upper.ranges[0].first);
+        auto upper = ParseClassMember();
+        if (!upper.ok()) return upper.status();
+        if (!IsSingle(*upper)) return Error("a class escape cannot end a range");
+        if (upper->ranges[0].first < item->ranges[0].first) return Error("range out of order in [...]");
+        *item = CharSet::Of(item->ranges[0].first, upper->ranges[0].first);
       }
-      set.AddSet(item);
+      set.AddSet(*item);
     }
     if (!Peek(']')) return Error("missing ']'");
     ++pos_;

@@ -43,7 +43,8 @@ absl::StatusOr<ConstraintSpec> ConstraintFromFields(const GuidedFields& f) {
   if (!f.choice.empty()) set.push_back(f.choice_field), spec = {ConstraintSpec::Kind::kChoice, "", f.choice, f.choice_field};
   if (!f.regex.empty()) set.push_back(f.regex_field), spec = {ConstraintSpec::Kind::kRegex, f.regex, {}, f.regex_field};
   if (set.size() > 1)
-    return absl::InvalidArgumentError(absl::StrCat(absl::StrJoin(set, ", "), ": set at most one structured-output constraint"));
+    return absl::InvalidArgumentError(absl::StrCat(set[1], ": conflicts with ", set[0],
+                                                   " (set at most one structured-output constraint)"));
   return spec;
 }
 

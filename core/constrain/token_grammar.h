@@ -53,7 +53,7 @@ struct GuidedFields {
   std::string regex_field = "guided_regex";
 };
 // The constraint the fields ask for (kNone when none is set); INVALID_ARGUMENT naming
-// the fields when more than one is set.
+// the second field set (and the first) when more than one is set.
 absl::StatusOr<ConstraintSpec> ConstraintFromFields(const GuidedFields& fields);
 
 // The allowed tokens of one automaton state.

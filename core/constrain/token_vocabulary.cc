@@ -23,12 +23,12 @@ std::optional<int32_t> ContextToken(const tokenizer::Tokenizer& tokenizer) {
 std::shared_ptr<const TokenVocabulary> TokenVocabulary::Build(const tokenizer::Tokenizer& tokenizer,
                                                               int32_t logits_size) {
   auto vocab = std::make_shared<TokenVocabulary>();
-  vocab->size_ = std::max(logits_size, tokenizer.vocab_size());
-  vocab->eos_ = tokenizer.eos_id();
+  vocab->size_ = logits_size;
+  if (tokenizer.eos_id() && *tokenizer.eos_id() < logits_size) vocab->eos_ = tokenizer.eos_id();
   vocab->bytes_.assign(vocab->size_, std::string());
   const std::optional<int32_t> context = ContextToken(tokenizer);
   const std::string prefix = context ? tokenizer.Decode({*context}) : std::string();
-  for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
+  for (int32_t id = 0; id < std::min(tokenizer.vocab_size(), logits_size); ++id) {
     if (tokenizer.IsSpecial(id) || id == vocab->eos_) continue;
     std::string text;
     if (context) {

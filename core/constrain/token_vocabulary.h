@@ -6,7 +6,7 @@
 //    of a sequence (leading-space rules applied as after another token), found
 //    through Tokenizer::Decode, so it holds for every tokenizer qlorad loads.
 //  * Tokens that are never allowed under a constraint have empty bytes: special
-//    tokens, ids past the tokenizer's vocabulary, and tokens that decode to an
+//    tokens, ids past either vocabulary, and tokens that decode to an
 //    incomplete UTF-8 sequence (byte-fallback and byte-level fragments: constrained
 //    text is built from whole characters). EOS is handled by the grammar.
 //  * Immutable after Build(); share one per tokenizer.
@@ -34,7 +34,8 @@ class TokenVocabulary {
     int32_t tokens_begin, tokens_end;  // tokens whose bytes end here, in trie_tokens()
   };
 
-  // `logits_size` is the model's vocabulary (the mask length; >= the tokenizer's).
+  // `logits_size` is the model's vocabulary (the mask length); tokenizer ids past it
+  // (and ids the tokenizer does not have) are never allowed.
   static std::shared_ptr<const TokenVocabulary> Build(const tokenizer::Tokenizer& tokenizer, int32_t logits_size);
 
   int32_t size() const { return size_; }

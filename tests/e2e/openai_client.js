@@ -16,10 +16,11 @@ const baseURL = process.env.QLORAD_OPENAI_URL;
 const expected = JSON.parse(fs.readFileSync(process.env.QLORAD_EXPECTED, 'utf8'));
 const client = new OpenAI({ baseURL, apiKey: process.env.QLORAD_TOKEN, maxRetries: 0, timeout: 600000 });
 
+// The sum of a metric's series (every label set) on the daemon's /metrics.
 async function metric(name) {
   const text = await (await fetch(process.env.QLORAD_METRICS_URL)).text();
-  const line = text.split('\n').find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{'));
-  return line ? Number(line.split(' ').pop()) : NaN;
+  const lines = text.split('\n').filter((l) => l.startsWith(name + ' ') || l.startsWith(name + '{'));
+  return lines.length ? lines.reduce((sum, l) => sum + Number(l.split(' ').pop()), 0) : NaN;
 }
 
 async function expectStatus(promise, status, what) {
@@ -127,32 +128,47 @@ async function apiPart() {
   assert.match(long.error.message, /context/);
   await expectStatus(client.chat.completions.create({ ...chat, n: 3 }), 400, 'n > 1');
 
-  // A client that goes away mid-stream frees its batch slot.
-  const before = await metric('qlorad_inference_generated_tokens_total');
+  // A client that goes away mid-stream frees its batch slot long before the request
+  // could have finished on its own (4000 tokens at the rate it was streaming).
   const controller = new AbortController();
-  const long_stream = await client.completions.create(
+  const started = Date.now();
+  const longStream = await client.completions.create(
       { model: expected.alias, prompt: 'Once', max_tokens: 4000, temperature: 1, seed: 3, stream: true },
       { signal: controller.signal });
   let chunks = 0;
   let sawRunning = false;
+  let abortedAt = 0;
   try {
-    for await (const chunk of long_stream) {
+    for await (const chunk of longStream) {
       void chunk;
-      if (++chunks === 5) sawRunning = (await metric('qlorad_inference_requests_running')) >= 1;
-      if (chunks === 10) controller.abort();
+      if (++chunks === 5) {  // the metrics refresh on their own period: poll while the stream is open
+        for (let i = 0; i < 50 && !sawRunning; ++i) {
+          sawRunning = (await metric('qlorad_inference_requests_running')) >= 1;
+          if (!sawRunning) await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      if (chunks >= 10 && sawRunning) {
+        abortedAt = Date.now();
+        controller.abort();
+      }
     }
   } catch (e) {
     assert.ok(controller.signal.aborted, `stream failed before the abort: ${e.message}`);
   }
   assert.ok(sawRunning, 'the stream was in the running batch');
+  const rate = chunks / ((abortedAt - started) / 1000);  // chunks/s as the client read them (a lower bound)
   let running = NaN;
   for (let i = 0; i < 100; ++i) {
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 100));
     running = await metric('qlorad_inference_requests_running');
     if (running === 0) break;
   }
   assert.equal(running, 0, 'running-requests gauge back to 0 after the disconnect');
-  report.disconnect_tokens = (await metric('qlorad_inference_generated_tokens_total')) - before;
+  const freedAfter = (Date.now() - started) / 1000;
+  report.disconnect_freed_seconds = freedAfter;
+  report.disconnect_full_run_seconds = 4000 / rate;
+  assert.ok(freedAfter < 0.5 * 4000 / rate,
+            `slot freed after ${freedAfter} s; the whole request would take ~${4000 / rate} s at ${rate} tokens/s`);
   return report;
 }
 

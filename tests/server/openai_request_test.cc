@@ -65,7 +65,7 @@ TEST(OpenAiRequest, RefusalsNameTheField) {
                         Case{false, R"({"model":"m","prompt":"x","stop":[1]})", "stop:"},
                         Case{false, R"({"model":"m","prompt":"x","stream_options":{}})", "stream_options:"},
                         Case{false, R"({"model":"m","prompt":"x","guided_choice":["a"],"guided_regex":"a"})",
-                             "guided_choice, guided_regex:"},
+                             "guided_regex: conflicts with guided_choice"},
                         Case{true, R"({"model":"m","messages":[{"role":"tool","content":"x"}]})", "messages[0].role:"},
                         Case{true, R"({"model":"m","messages":[{"role":"user"}]})", "messages[0].content:"},
                         Case{true, R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]})",

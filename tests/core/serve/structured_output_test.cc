@@ -114,7 +114,7 @@ TEST(StopStrings, HoldsBackPrefixesAndEndsBeforeTheStop) {
   EXPECT_EQ(tail.Push("abcEN", &stopped), "abc");
   EXPECT_EQ(tail.Flush(), "EN");
   EXPECT_THAT(ValidateStopStrings({"a", "b", "c", "d", "e"}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stop: at most 4")));
-  EXPECT_THAT(ValidateStopStrings({""}), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ValidateStopStrings({""}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must not be empty")));
 }
 
 TEST(StopStrings, EngineEndsTextBeforeTheStopString) {
