@@ -1,8 +1,8 @@
 #include "core/constrain/byte_automaton.h"
 
 #include <algorithm>
-#include <map>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "core/tokenizer/utf8.h"
 
@@ -124,14 +124,17 @@ struct Nfa {
       states[loop].eps.push_back(end);
       return end;
     }
+    // Optional copies x(x(x)?)?: each may skip straight to one shared end, so an
+    // epsilon closure never walks the chain of remaining copies.
+    const int32_t end = NewState();
     for (int i = node.min; i < node.max && !overflow; ++i) {
-      const int32_t entry = NewState(), end = NewState();
+      const int32_t entry = NewState();
       states[cur].eps.push_back(entry);
       states[cur].eps.push_back(end);
-      states[Compile(child, entry)].eps.push_back(end);
-      cur = end;
+      cur = Compile(child, entry);
     }
-    return cur;
+    states[cur].eps.push_back(end);
+    return end;
   }
 
   void Closure(std::vector<int32_t>* set, std::vector<uint32_t>* stamp, uint32_t mark) const {
@@ -177,7 +180,7 @@ absl::StatusOr<ByteDfa> ByteDfa::Build(const RegexNode& regex, const std::string
 
   std::vector<uint32_t> stamp(nfa.states.size(), 0);
   uint32_t mark = 0;
-  std::map<std::vector<int32_t>, int32_t> index;
+  absl::flat_hash_map<std::vector<int32_t>, int32_t> index;
   std::vector<std::vector<int32_t>> sets;
   std::vector<int32_t> raw_next;
   auto intern = [&](std::vector<int32_t> set) {

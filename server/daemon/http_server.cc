@@ -32,6 +32,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   s.set_payload_max_length(options.max_body_bytes);
   s.set_read_timeout(30, 0);
   s.set_keep_alive_max_count(1000);
+  s.set_tcp_nodelay(true);  // headers and body go out as separate writes: no Nagle + delayed-ACK stall (40 ms)
   routes(s);
   if (port == 0) {
     port = s.bind_to_any_port(host);
