@@ -243,7 +243,9 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(const std::string& text, bool c
     const Json& so = body["stream_options"];
     if (!so.is_object()) return Bad("stream_options", "must be an object");
     if (!out.stream) return Bad("stream_options", "is only allowed with stream: true");
-    QLORAD_ASSIGN_OR_RETURN(out.include_usage, Boolean(so, "include_usage", false));
+    if (so.contains("include_usage") && !so["include_usage"].is_boolean())
+      return Bad("stream_options.include_usage", "must be a boolean");
+    out.include_usage = so.value("include_usage", false);
   }
   QLORAD_ASSIGN_OR_RETURN(out.input.constraint, Constraint(body));
   return out;

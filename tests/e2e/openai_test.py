@@ -214,6 +214,43 @@ class OpenAiTlsAndRateLimitTest(unittest.TestCase):
         self.assertIn(429, codes)
 
 
+@unittest.skipUnless(PART == "api", "part api")
+class OpenAiDrainTest(unittest.TestCase):
+    """SIGTERM drains: while in-flight gRPC calls finish, new HTTP requests get 503."""
+
+    def test_503_while_draining(self):
+        import signal
+        work = h.tempdir("qlorad-openai-drain-")
+        model = h.make_model(os.path.join(work, "model"))
+        stubs = h.python_stubs(os.path.join(work, "stubs"))
+        d = h.Daemon(work, model, extra_args=["--openai-address", "127.0.0.1:0", "--max-new-tokens", "3000",
+                                              "--drain-seconds", "60"]).start()
+        self.addCleanup(d.stop)
+        inf = stubs["inference"]
+        channel = grpc.insecure_channel(d.address)
+        self.addCleanup(channel.close)
+        stream = inf[1].InferenceStub(channel).GenerateStream(
+            inf[0].GenerateRequest(prompt="Once", raw_prompt=True, max_new_tokens=3000, temperature=1, seed=1),
+            metadata=d.metadata("inference"), timeout=300)
+        next(stream)  # admitted and producing
+        d.proc.send_signal(signal.SIGTERM)
+        url = "http://127.0.0.1:%d/v1/models" % d.openai_port
+        headers = {"Authorization": "Bearer " + d.tokens["inference"]}
+        code, reply = None, None
+        for _ in range(50):
+            try:
+                urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10).read()
+            except urllib.error.HTTPError as e:
+                code, reply = e.code, json.loads(e.read())
+                break
+            time.sleep(0.1)
+        self.assertEqual(code, 503)
+        self.assertIn("draining", reply["error"]["message"])
+        rest = list(stream)  # the in-flight stream still finishes
+        self.assertEqual(rest[-1].finish_reason, "length")
+        self.assertEqual(1 + sum(1 for c in rest if c.token >= 0 and not c.finish_reason), 3000)
+
+
 SCHEMAS = {
     "nested_object": {
         "type": "object",

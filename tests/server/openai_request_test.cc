@@ -64,6 +64,8 @@ TEST(OpenAiRequest, RefusalsNameTheField) {
                         Case{false, R"({"model":"m","prompt":[1,2,3]})", "prompt:"},
                         Case{false, R"({"model":"m","prompt":"x","stop":[1]})", "stop:"},
                         Case{false, R"({"model":"m","prompt":"x","stream_options":{}})", "stream_options:"},
+                        Case{false, R"({"model":"m","prompt":"x","stream":true,"stream_options":{"include_usage":1}})",
+                             "stream_options.include_usage:"},
                         Case{false, R"({"model":"m","prompt":"x","guided_choice":["a"],"guided_regex":"a"})",
                              "guided_regex: conflicts with guided_choice"},
                         Case{true, R"({"model":"m","messages":[{"role":"tool","content":"x"}]})", "messages[0].role:"},
