@@ -1,8 +1,10 @@
 #include "core/constrain/json_schema.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <map>
 #include <set>
 #include <string>
 
@@ -20,7 +22,37 @@ using Node = RegexNode;
 
 constexpr int64_t kMaxMagnitude = 999999999999999;  // 15 digits
 constexpr int kMaxRefDepth = 4;
-constexpr int kMaxFractionDigits = 15;
+constexpr int kMaxSignificantDigits = 15;  // exact round trip through a double
+constexpr int kMaxSchemaDepth = 32;        // nested schemas (the compiler recurses per level)
+constexpr int64_t kMaxRegexNodes = 2000000;  // copies made while compiling (arrays, optional members)
+
+// The type a keyword implies when a schema names none.
+const std::map<std::string, std::string>& ImpliedTypes() {
+  static const std::map<std::string, std::string> kTypes = {
+      {"properties", "object"},  {"required", "object"},  {"additionalProperties", "object"},
+      {"items", "array"},        {"minItems", "array"},   {"maxItems", "array"},
+      {"minLength", "string"},   {"maxLength", "string"}, {"pattern", "string"},
+      {"format", "string"},      {"minimum", "number"},   {"maximum", "number"},
+      {"exclusiveMinimum", "number"}, {"exclusiveMaximum", "number"}};
+  return kTypes;
+}
+
+bool MatchesType(const Json& value, const std::string& type) {
+  if (type == "integer") return value.is_number_integer() || (value.is_number_float() && std::floor(value.get<double>()) == value.get<double>());
+  if (type == "number") return value.is_number();
+  if (type == "string") return value.is_string();
+  if (type == "boolean") return value.is_boolean();
+  if (type == "null") return value.is_null();
+  if (type == "array") return value.is_array();
+  if (type == "object") return value.is_object();
+  return false;
+}
+
+int64_t NodeCount(const RegexNode& node) {
+  int64_t n = 1;
+  for (const auto& child : node.children) n += NodeCount(child);
+  return n;
+}
 
 const std::set<std::string>& Annotations() {
   static const std::set<std::string> kNames = {"title",   "description", "examples",   "default",  "$schema",
@@ -71,13 +103,23 @@ Node SameLength(const std::string& x, const std::string& y) {
   return Node::Alternation(std::move(options));
 }
 
-// Decimal integers in [lo, hi], 0 <= lo <= hi, without leading zeros.
-Node NonNegativeRange(int64_t lo, int64_t hi) {
+// Decimal integers in [lo, hi], 0 <= lo <= hi, without leading zeros; with
+// `fraction`, each is followed by a fraction that ends in a non-zero digit (so the
+// value lies strictly between two integers) and keeps the total at
+// kMaxSignificantDigits digits, so the text parses to a double that cannot round
+// onto the next integer.
+Node NonNegativeRange(int64_t lo, int64_t hi, bool fraction = false) {
   std::vector<Node> options;
   int64_t low_of_length = 0, high_of_length = 9;
   for (int length = 1; low_of_length <= hi; ++length) {
     const int64_t a = std::max(lo, low_of_length), b = std::min(hi, high_of_length);
-    if (a <= b) options.push_back(SameLength(std::to_string(a), std::to_string(b)));
+    const int fraction_digits = kMaxSignificantDigits - length;
+    if (a <= b && (!fraction || fraction_digits >= 1)) {
+      Node integer = SameLength(std::to_string(a), std::to_string(b));
+      if (fraction)
+        integer = Seq({std::move(integer), Lit("."), Digits(0, fraction_digits - 1), Node::Chars(CharSet::Of('1', '9'))});
+      options.push_back(std::move(integer));
+    }
     low_of_length = high_of_length + 1;
     high_of_length = high_of_length * 10 + 9;
   }
@@ -97,8 +139,17 @@ class Compiler {
   Compiler(const Json& root, std::string field) : root_(root), field_(std::move(field)) {}
 
   absl::StatusOr<Node> Compile(const Json& schema, const std::string& path, int ref_depth) {
+    if (depth_ >= kMaxSchemaDepth) return Error(path, absl::StrCat("schemas nested deeper than ", kMaxSchemaDepth, " levels"));
+    ++depth_;
+    auto node = CompileSchema(schema, path, ref_depth);
+    --depth_;
+    return node;
+  }
+
+ private:
+  absl::StatusOr<Node> CompileSchema(const Json& schema, const std::string& path, int ref_depth) {
     if (schema.is_boolean()) {
-      if (schema.get<bool>()) return AnyValue(kAnyJsonDepth);
+      if (schema.get<bool>()) return Any(kAnyJsonDepth);
       return Error(path, "the schema 'false' accepts nothing");
     }
     if (!schema.is_object()) return Error(path, "a schema must be an object or a boolean");
@@ -106,17 +157,27 @@ class Compiler {
       if (!Supported().count(key) && !Annotations().count(key))
         return Error(path, absl::StrCat("keyword '", key, "' is not supported (hint: see the structured-output subset in the README)"));
     }
-    if (schema.contains("$ref")) return CompileRef(schema, path, ref_depth);
-    if (schema.contains("enum")) return CompileEnum(schema["enum"], path + ".enum");
-    if (schema.contains("const")) return Lit(schema["const"].dump());
-    if (schema.contains("anyOf")) return CompileAnyOf(schema["anyOf"], path + ".anyOf", ref_depth);
-    if (schema.contains("allOf")) {
+    for (const char* combinator : {"$ref", "enum", "const", "anyOf", "allOf"}) {
+      if (!schema.contains(combinator)) continue;
+      QLORAD_RETURN_IF_ERROR(CheckSiblings(schema, path, combinator));
+      if (combinator[0] == '$') return CompileRef(schema, path, ref_depth);
+      if (combinator[0] == 'e') return CompileEnum(schema, schema["enum"], path + ".enum");
+      if (combinator[0] == 'c') return CompileEnum(schema, Json::array({schema["const"]}), path + ".const");
+      if (combinator[1] == 'n') return CompileAnyOf(schema["anyOf"], path + ".anyOf", ref_depth);
       const Json& all = schema["allOf"];
       if (!all.is_array() || all.size() != 1)
         return Error(path + ".allOf", "only an allOf with exactly one schema is supported (hint: merge the schemas)");
       return Compile(all[0], path + ".allOf[0]", ref_depth);
     }
-    if (!schema.contains("type")) return AnyValue(kAnyJsonDepth);
+    if (!schema.contains("type")) {
+      std::set<std::string> implied;
+      for (const auto& [key, value] : schema.items())
+        if (ImpliedTypes().count(key)) implied.insert(ImpliedTypes().at(key));
+      if (implied.empty()) return Any(kAnyJsonDepth);
+      if (implied.size() > 1)
+        return Error(path, "keywords of several types without 'type' (hint: name the type, or use anyOf)");
+      return CompileType(*implied.begin(), schema, path, ref_depth);
+    }
     const Json& type = schema["type"];
     if (type.is_string()) return CompileType(type.get<std::string>(), schema, path, ref_depth);
     if (!type.is_array() || type.empty()) return Error(path + ".type", "must be a type name or a non-empty list of them");
@@ -129,7 +190,33 @@ class Compiler {
     return Node::Alternation(std::move(options));
   }
 
- private:
+  // $ref, enum, const, anyOf and allOf are compiled alone: other constraints beside
+  // them would be dropped, so they are refused (enum/const may name their type).
+  absl::Status CheckSiblings(const Json& schema, const std::string& path, const std::string& combinator) const {
+    for (const auto& [key, value] : schema.items()) {
+      if (key == combinator || Annotations().count(key) || key == "$defs" || key == "definitions") continue;
+      if (key == "type" && (combinator == "enum" || combinator == "const")) continue;
+      return Error(path, absl::StrCat("keyword '", key, "' beside '", combinator,
+                                      "' is not supported (hint: move it into the referenced or listed schemas)"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Charges the copies compilation makes against the budget (nested arrays and
+  // optional members multiply them before the automaton's own state limit applies).
+  absl::Status Charge(const Node& copied, const std::string& path) {
+    nodes_left_ -= NodeCount(copied);
+    if (nodes_left_ < 0)
+      return Error(path, "the schema is too complex (hint: fewer nested arrays or optional properties)");
+    return absl::OkStatus();
+  }
+
+  Node Any(int depth) {
+    static const int64_t kSize = NodeCount(AnyValue(kAnyJsonDepth));
+    nodes_left_ -= kSize;
+    return AnyValue(depth);
+  }
+
   absl::Status Error(const std::string& path, std::string_view what) const {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", std::string(what)));
   }
@@ -152,10 +239,23 @@ class Compiler {
     return Error(path + ".$ref", absl::StrCat("'", ref, "' is not a local reference (only #, #/$defs/... and #/definitions/...)"));
   }
 
-  absl::StatusOr<Node> CompileEnum(const Json& values, const std::string& path) {
+  // The listed values that also match the schema's `type`, if it names one.
+  absl::StatusOr<Node> CompileEnum(const Json& schema, const Json& values, const std::string& path) {
     if (!values.is_array() || values.empty()) return Error(path, "must be a non-empty array");
+    std::vector<std::string> types;
+    if (schema.contains("type")) {
+      const Json& t = schema["type"];
+      if (t.is_string()) types.push_back(t.get<std::string>());
+      for (const auto& name : t.is_array() ? t : Json::array())
+        if (name.is_string()) types.push_back(name.get<std::string>());
+      if (types.empty()) return Error(path, "type must be a type name or a list of them");
+    }
     std::vector<Node> options;
-    for (const auto& v : values) options.push_back(Lit(v.dump()));
+    for (const auto& v : values) {
+      const bool typed = types.empty() || std::any_of(types.begin(), types.end(), [&](const std::string& t) { return MatchesType(v, t); });
+      if (typed) options.push_back(Lit(v.dump()));
+    }
+    if (options.empty()) return Error(path, "no listed value has the schema's type");
     return Node::Alternation(std::move(options));
   }
 
@@ -251,8 +351,10 @@ class Compiler {
       if (bound.is_min && v >= *lo) *lo = v, *lo_open = bound.open;
       if (!bound.is_min && v <= *hi) *hi = v, *hi_open = bound.open;
     }
-    *lo = std::max(*lo, -static_cast<double>(kMaxMagnitude));
-    *hi = std::min(*hi, static_cast<double>(kMaxMagnitude));
+    // Clamped both ways, so bounds past the representable magnitude leave an empty range.
+    const double limit = static_cast<double>(kMaxMagnitude) + 1;
+    *lo = std::clamp(*lo, -limit, limit);
+    *hi = std::clamp(*hi, -limit, limit);
     return absl::OkStatus();
   }
 
@@ -276,21 +378,22 @@ class Compiler {
     if (lo_open && static_cast<double>(a) == lo) ++a;
     if (hi_open && static_cast<double>(b) == hi) --b;
     if (a <= b) options.push_back(IntegerRange(a, b));
-    const Node fraction = Seq({Lit("."), Digits(1, kMaxFractionDigits)});
-    // i.f lies in (i, i+1) for i >= 0: allowed when i >= lo and i + 1 <= hi.
+    // i.f (f ending in a non-zero digit) lies strictly in (i, i+1) for i >= 0: allowed
+    // when i >= lo and i + 1 <= hi (open or closed bounds alike).
     const int64_t p_lo = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(lo)));
     const int64_t p_hi = static_cast<int64_t>(std::floor(hi)) - 1;
-    if (p_lo <= p_hi) options.push_back(Seq({NonNegativeRange(p_lo, p_hi), fraction}));
-    // -k.f lies in (-k-1, -k) for k >= 0: allowed when -k-1 >= lo and -k <= hi.
+    if (p_lo <= p_hi) options.push_back(NonNegativeRange(p_lo, p_hi, /*fraction=*/true));
+    // -k.f lies strictly in (-k-1, -k) for k >= 0: allowed when -k-1 >= lo and -k <= hi.
     const int64_t n_lo = std::max<int64_t>(0, static_cast<int64_t>(std::ceil(-hi)));
     const int64_t n_hi = static_cast<int64_t>(std::floor(-lo)) - 1;
-    if (n_lo <= n_hi) options.push_back(Seq({Lit("-"), NonNegativeRange(n_lo, n_hi), fraction}));
+    if (n_lo <= n_hi) options.push_back(Seq({Lit("-"), NonNegativeRange(n_lo, n_hi, /*fraction=*/true)}));
     if (options.empty()) return Error(path, "no number lies within minimum/maximum");
     return Node::Alternation(std::move(options));
   }
 
   absl::StatusOr<Node> CompileArray(const Json& schema, const std::string& path, int ref_depth) {
-    Node item = AnyValue(kAnyJsonDepth - 1);
+    Node item = Node::Empty();
+    if (!schema.contains("items")) item = Any(kAnyJsonDepth - 1);
     if (schema.contains("items")) {
       QLORAD_ASSIGN_OR_RETURN(item, Compile(schema["items"], path + ".items", ref_depth));
     }
@@ -299,6 +402,7 @@ class Compiler {
     const int64_t lo = min_items.value_or(0), hi = max_items ? *max_items : -1;
     if (hi >= 0 && hi < lo) return Error(path + ".maxItems", "is below minItems");
     if (lo > 1000 || hi > 1000) return Error(path, "more than 1000 array items are not supported");
+    QLORAD_RETURN_IF_ERROR(Charge(item, path));  // Sequence writes the item twice
     return Sequence(Lit("["), std::move(item), static_cast<int>(lo), static_cast<int>(hi), Lit("]"));
   }
 
@@ -306,7 +410,7 @@ class Compiler {
   static Node Sequence(Node open, Node item, int min, int max, Node close) {
     if (max == 0) return Seq({std::move(open), std::move(close)});
     Node rest = Node::Repeat(Seq({Separator(), item}), std::max(0, min - 1), max < 0 ? -1 : max - 1);
-    Node items = Seq({item, std::move(rest)});
+    Node items = Seq({std::move(item), std::move(rest)});
     if (min == 0) items = Node::Optional(std::move(items));
     return Seq({std::move(open), std::move(items), std::move(close)});
   }
@@ -326,12 +430,14 @@ class Compiler {
       }
     }
     if (!has_properties || schema["properties"].empty()) {
-      Node value = AnyValue(kAnyJsonDepth - 1);
-      if (schema.contains("additionalProperties")) {
-        const Json& extra = schema["additionalProperties"];
-        if (extra.is_boolean() && !extra.get<bool>()) return Lit("{}");
+      const Json extra = schema.contains("additionalProperties") ? schema["additionalProperties"] : Json(true);
+      if (extra.is_boolean() && !extra.get<bool>()) return Lit("{}");
+      Node value = Node::Empty();
+      if (extra.is_boolean()) value = Any(kAnyJsonDepth - 1);
+      if (!extra.is_boolean()) {
         QLORAD_ASSIGN_OR_RETURN(value, Compile(extra, path + ".additionalProperties", ref_depth));
       }
+      QLORAD_RETURN_IF_ERROR(Charge(value, path));
       return Sequence(Lit("{"), Seq({AnyString(), Colon(), std::move(value)}), 0, -1, Lit("}"));
     }
     std::vector<std::pair<Node, bool>> members;  // "key": value, required
@@ -339,18 +445,23 @@ class Compiler {
       QLORAD_ASSIGN_OR_RETURN(Node value, Compile(sub, absl::StrCat(path, ".properties.", name), ref_depth));
       members.push_back({Seq({Lit(Json(name).dump()), Colon(), std::move(value)}), required.count(name) > 0});
     }
-    return Seq({Lit("{"), Members(members, 0, true), Lit("}")});
+    QLORAD_ASSIGN_OR_RETURN(Node body, Members(members, 0, true, path));
+    return Seq({Lit("{"), std::move(body), Lit("}")});
   }
 
   // Members i.. in order, each optional one possibly left out; `first` = nothing
   // emitted yet (no separator before the next member).
-  static Node Members(const std::vector<std::pair<Node, bool>>& members, size_t i, bool first) {
+  // Each call copies member i (charged against the budget).
+  absl::StatusOr<Node> Members(const std::vector<std::pair<Node, bool>>& members, size_t i, bool first,
+                               const std::string& path) {
     if (i == members.size()) return Node::Empty();
     const auto& [member, is_required] = members[i];
-    Node with = Seq({first ? Node::Empty() : Separator(), member, Members(members, i + 1, false)});
-    if (is_required) return with;
-    if (!first) return Seq({Node::Optional(Seq({Separator(), member})), Members(members, i + 1, false)});
-    return Node::Alternation({std::move(with), Members(members, i + 1, true)});
+    QLORAD_RETURN_IF_ERROR(Charge(member, path));
+    QLORAD_ASSIGN_OR_RETURN(Node rest, Members(members, i + 1, false, path));
+    if (is_required) return Seq({first ? Node::Empty() : Separator(), member, std::move(rest)});
+    if (!first) return Seq({Node::Optional(Seq({Separator(), member})), std::move(rest)});
+    QLORAD_ASSIGN_OR_RETURN(Node without, Members(members, i + 1, true, path));
+    return Node::Alternation({Seq({member, std::move(rest)}), std::move(without)});
   }
 
  public:
@@ -367,17 +478,25 @@ class Compiler {
   static Node IntegerOrNumber() {
     Node integer = Seq({Node::Optional(Lit("-")), Node::Alternation({Lit("0"), Seq({Node::Chars(CharSet::Of('1', '9')),
                                                                                     Digits(0, 14)})})});
-    return Seq({std::move(integer), Node::Optional(Seq({Lit("."), Digits(1, kMaxFractionDigits)}))});
+    return Seq({std::move(integer), Node::Optional(Seq({Lit("."), Digits(1, kMaxSignificantDigits)}))});
   }
 
   const Json& root_;
   std::string field_;
+  int depth_ = 0;
+  int64_t nodes_left_ = kMaxRegexNodes;
 };
 
 }  // namespace
 
 absl::StatusOr<RegexNode> JsonSchemaToRegex(std::string_view schema_json, const std::string& field) {
-  Json root = Json::parse(schema_json.begin(), schema_json.end(), nullptr, /*allow_exceptions=*/false);
+  bool too_deep = false;
+  const Json::parser_callback_t limit_depth = [&too_deep](int depth, Json::parse_event_t, Json&) {
+    too_deep = too_deep || depth > 4 * kMaxSchemaDepth;
+    return !too_deep;
+  };
+  Json root = Json::parse(schema_json.begin(), schema_json.end(), limit_depth, /*allow_exceptions=*/false);
+  if (too_deep) return absl::InvalidArgumentError(absl::StrCat(field, ": JSON nested too deeply"));
   if (root.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(field, ": is not valid JSON"));
   Compiler compiler(root, std::string(field));
   return compiler.Compile(root, std::string(field), 0);

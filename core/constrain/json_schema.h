@@ -5,8 +5,11 @@
 // schema path, e.g. "response_format.json_schema.schema.properties.tags:
 // keyword 'uniqueItems' is not supported"):
 //  * type (a name or a list of names): object, array, string, integer, number,
-//    boolean, null; enum; const; anyOf; allOf with one member; $ref to "#",
-//    "#/$defs/NAME" or "#/definitions/NAME" (expanded at most 4 levels deep).
+//    boolean, null (without one, the type the keywords imply; keywords of several
+//    types are refused); enum and const (values not of `type` are dropped); anyOf;
+//    allOf with one member; $ref to "#", "#/$defs/NAME" or "#/definitions/NAME"
+//    (expanded at most 4 levels deep). Constraints beside $ref/enum/const/anyOf/allOf
+//    are refused rather than dropped.
 //  * object: properties (emitted in the schema's order), required (the others
 //    may be omitted), additionalProperties (false, true or a schema; extra keys
 //    are generated only for an object without properties).
@@ -19,9 +22,11 @@
 //  * annotations are ignored: title, description, examples, default, $schema,
 //    $id, $comment, deprecated, readOnly, writeOnly.
 // The generated text is compact JSON: no whitespace except an optional single
-// space after ':' and ','. Integers have at most 15 digits and numbers have no
-// exponent (every such value is exact in a double). A bounded number has a
-// fraction only when the whole unit interval it lies in is within the bounds.
+// space after ':' and ','. Numbers have at most 15 significant digits and no
+// exponent, so the text parses to a double without rounding across a bound. A
+// bounded number has a fraction (ending in a non-zero digit) only when the whole
+// unit interval it lies in is within the bounds. Schemas nest at most 32 levels,
+// and compilation has a size budget (nested arrays and optional members copy).
 // A schema without a type (or {}) and json_object mode accept any JSON value
 // nested at most kAnyJsonDepth levels.
 #ifndef QLORAD_CORE_CONSTRAIN_JSON_SCHEMA_H_

@@ -11,10 +11,26 @@ namespace {
 
 constexpr uint32_t kMaxScalar = 0x10FFFF;
 constexpr int kMaxRepeat = 1000;
+constexpr int kMaxGroupDepth = 64;  // the parser recurses per group
 
 CharSet Digits() { return CharSet::Of('0', '9'); }
 CharSet Word() { return CharSet{{{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}}}; }
-CharSet Space() { return CharSet{{{'\t', '\r'}, {' ', ' '}}}; }
+// ECMA-262 WhiteSpace and LineTerminator (what \s means in JSON Schema patterns).
+CharSet Space() {
+  return CharSet{{{'\t', '\r'}, {' ', ' '}, {0xA0, 0xA0}, {0x1680, 0x1680}, {0x2000, 0x200A}, {0x2028, 0x2029},
+                  {0x202F, 0x202F}, {0x205F, 0x205F}, {0x3000, 0x3000}, {0xFEFF, 0xFEFF}}};
+}
+// ECMA-262 '.': anything but a line terminator.
+CharSet AnyButLineTerminator() { return CharSet{{{'\n', '\n'}, {'\r', '\r'}, {0x2028, 0x2029}}}.Complement(); }
+
+// The code point at text[pos] (a lone invalid byte counts as itself); advances *pos.
+uint32_t NextCodePoint(std::string_view text, size_t* pos) {
+  size_t len = tokenizer::ValidUtf8SequenceLength(text, *pos);
+  if (len == 0) len = 1;
+  const uint32_t cp = len == 1 ? static_cast<unsigned char>(text[*pos]) : tokenizer::DecodeUtf8(text, *pos, len);
+  *pos += len;
+  return cp;
+}
 
 class Parser {
  public:
@@ -114,7 +130,7 @@ class Parser {
       case '[': return ParseBracket();
       case '.':
         ++pos_;
-        return RegexNode::Chars(CharSet::Of('\n', '\n').Complement());
+        return RegexNode::Chars(AnyButLineTerminator());
       case '\\': {
         auto set = ParseEscape();
         if (!set.ok()) return set.status();
@@ -127,14 +143,12 @@ class Parser {
   }
 
   CharSet ParseLiteralChar() {
-    size_t len = tokenizer::ValidUtf8SequenceLength(p_, pos_);
-    if (len == 0) len = 1;
-    const uint32_t cp = len == 1 ? static_cast<unsigned char>(p_[pos_]) : tokenizer::DecodeUtf8(p_, pos_, len);
-    pos_ += len;
+    const uint32_t cp = NextCodePoint(p_, &pos_);
     return CharSet::Of(cp, cp);
   }
 
   absl::StatusOr<RegexNode> ParseGroup() {
+    if (depth_ >= kMaxGroupDepth) return Error(absl::StrCat("groups nested deeper than ", kMaxGroupDepth));
     ++pos_;  // '('
     if (Peek('?')) {
       if (pos_ + 1 < p_.size() && p_[pos_ + 1] == ':') {
@@ -143,7 +157,9 @@ class Parser {
         return Error("lookaround, named groups and inline flags '(?' are not supported");
       }
     }
+    ++depth_;
     auto inner = ParseAlternation();
+    --depth_;
     if (!inner.ok()) return inner;
     if (!Peek(')')) return Error("missing ')'");
     ++pos_;
@@ -231,6 +247,7 @@ class Parser {
   std::string_view p_;
   const std::string& field_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace
@@ -303,11 +320,8 @@ RegexNode RegexNode::Chars(CharSet set) {
 RegexNode RegexNode::Literal(std::string_view utf8) {
   std::vector<RegexNode> parts;
   for (size_t pos = 0; pos < utf8.size();) {
-    size_t len = tokenizer::ValidUtf8SequenceLength(utf8, pos);
-    if (len == 0) len = 1;
-    const uint32_t cp = len == 1 ? static_cast<unsigned char>(utf8[pos]) : tokenizer::DecodeUtf8(utf8, pos, len);
+    const uint32_t cp = NextCodePoint(utf8, &pos);
     parts.push_back(Chars(CharSet::Of(cp, cp)));
-    pos += len;
   }
   return Concat(std::move(parts));
 }

@@ -5,13 +5,15 @@
 //  * A pattern always matches the WHOLE text (as vLLM's guided_regex and
 //    Outlines do); a leading '^' and a trailing '$' are accepted and change nothing.
 //  * Supported: literals; escapes \\ \. \n \t \r \f \v \xHH \uHHHH and escaped
-//    metacharacters; classes \d \D \w \W \s \S and '.' (any character but "\n");
+//    metacharacters; classes \d \D \w \W \s \S and '.' with ECMA-262's meaning (as
+//    JSON Schema patterns have it: \s includes Unicode spaces, '.' is anything but a
+//    line terminator);
 //    bracket classes [a-z_] and negated [^...] (with those escapes inside);
 //    groups (...) and (?:...); alternation |; quantifiers * + ? {n} {n,} {n,m}
 //    (a lazy '?' suffix is accepted: it selects the same strings).
 //  * Anything else (backreferences, lookaround, named groups, inline flags,
 //    anchors inside the pattern, \b) is INVALID_ARGUMENT naming the construct and
-//    its byte offset.
+//    its byte offset; so are groups nested deeper than 64.
 //  * Character sets are sets of Unicode scalar values (surrogates excluded); the
 //    automaton (byte_automaton.h) turns them into UTF-8 byte sequences.
 #ifndef QLORAD_CORE_CONSTRAIN_REGEX_AST_H_

@@ -49,7 +49,19 @@ absl::StatusOr<ConstraintSpec> ConstraintFromFields(const GuidedFields& f) {
 }
 
 std::string ConstraintSpec::CacheKey() const {
-  return absl::StrCat(static_cast<int>(kind), "\x1f", text, "\x1f", absl::StrJoin(choices, "\x1e"));
+  // Length-prefixed parts: no choice or pattern can make two constraints collide.
+  std::string key = absl::StrCat(static_cast<int>(kind), ":", text.size(), ":", text);
+  for (const auto& choice : choices) absl::StrAppend(&key, ":", choice.size(), ":", choice);
+  return key;
+}
+
+std::vector<int32_t> TokenMask::List() const {
+  if (!tokens.empty() || count == 0) return tokens;
+  std::vector<int32_t> out;
+  out.reserve(count);
+  for (size_t w = 0; w < bits.size(); ++w)
+    for (uint64_t word = bits[w]; word != 0; word &= word - 1) out.push_back(static_cast<int32_t>(w * 64 + __builtin_ctzll(word)));
+  return out;
 }
 
 TokenGrammar::TokenGrammar(ByteDfa dfa, std::shared_ptr<const TokenVocabulary> vocabulary)
@@ -60,7 +72,7 @@ absl::StatusOr<std::shared_ptr<const TokenGrammar>> TokenGrammar::Compile(
   QLORAD_ASSIGN_OR_RETURN(RegexNode regex, ConstraintRegex(spec));
   QLORAD_ASSIGN_OR_RETURN(ByteDfa dfa, ByteDfa::Build(regex, spec.field));
   std::shared_ptr<const TokenGrammar> grammar(new TokenGrammar(std::move(dfa), std::move(vocabulary)));
-  if (grammar->Mask(grammar->start())->tokens.empty())
+  if (grammar->Mask(grammar->start())->count == 0)
     return absl::InvalidArgumentError(absl::StrCat(spec.field, ": no token of this model's vocabulary can start the constrained text"));
   return grammar;
 }
@@ -98,6 +110,8 @@ std::shared_ptr<const TokenMask> TokenGrammar::ComputeMask(int32_t state) const 
   if (dfa_.accepting(state) && v.eos()) mask->tokens.push_back(*v.eos());
   std::sort(mask->tokens.begin(), mask->tokens.end());
   for (int32_t t : mask->tokens) mask->bits[t >> 6] |= uint64_t{1} << (t & 63);
+  mask->count = static_cast<int32_t>(mask->tokens.size());
+  if (mask->tokens.size() > kSparseMaskTokens) std::vector<int32_t>().swap(mask->tokens);  // dense: the bits suffice
   return mask;
 }
 
@@ -105,7 +119,7 @@ void TokenGrammar::ApplyMask(int32_t state, float* logits) const {
   const std::shared_ptr<const TokenMask> mask = Mask(state);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const int32_t n = vocabulary_->size();
-  if (mask->tokens.size() <= kSparseMaskTokens) {
+  if (!mask->tokens.empty() || mask->count == 0) {  // sparse: keep the listed logits
     std::vector<float> kept(mask->tokens.size());
     for (size_t i = 0; i < kept.size(); ++i) kept[i] = logits[mask->tokens[i]];
     std::fill(logits, logits + n, kNegInf);
@@ -124,7 +138,7 @@ void TokenGrammar::ApplyMask(int32_t state, float* logits) const {
 int32_t TokenGrammar::Advance(int32_t state, int32_t token) const {
   if (token < 0 || token >= vocabulary_->size()) return ByteDfa::kDead;
   const std::shared_ptr<const TokenMask> mask = Mask(state);
-  if (!(mask->bits[token >> 6] >> (token & 63) & 1)) return ByteDfa::kDead;
+  if (!mask->allows(token)) return ByteDfa::kDead;
   if (vocabulary_->eos() && token == *vocabulary_->eos()) return state;
   return dfa_.Walk(state, vocabulary_->bytes(token));
 }

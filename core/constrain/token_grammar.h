@@ -59,7 +59,10 @@ absl::StatusOr<ConstraintSpec> ConstraintFromFields(const GuidedFields& fields);
 // The allowed tokens of one automaton state.
 struct TokenMask {
   std::vector<uint64_t> bits;   // one bit per token id
-  std::vector<int32_t> tokens;  // the allowed ids, ascending
+  int32_t count = 0;            // allowed tokens
+  std::vector<int32_t> tokens;  // the allowed ids, ascending; left empty when dense (> 4096)
+  bool allows(int32_t id) const { return bits[id >> 6] >> (id & 63) & 1; }
+  std::vector<int32_t> List() const;  // the allowed ids, ascending (also when dense)
 };
 
 class TokenGrammar {

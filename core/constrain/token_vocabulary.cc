@@ -4,11 +4,10 @@
 #include <numeric>
 
 #include "absl/strings/match.h"
+#include "core/tokenizer/utf8.h"
 
 namespace qlorad::constrain {
 namespace {
-
-constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";
 
 // A context token to decode each token after, so that rules for the first token
 // of a text (SentencePiece's leading-space strip) do not apply.
@@ -18,7 +17,23 @@ std::optional<int32_t> ContextToken(const tokenizer::Tokenizer& tokenizer) {
   return ids->back();
 }
 
+// nullopt when the pair does not decode to the context's text plus more.
+std::optional<std::string> TextAfter(const tokenizer::Tokenizer& tokenizer, std::optional<int32_t> context,
+                                     const std::string& prefix, int32_t id) {
+  if (!context) return tokenizer.Decode({id});
+  const int32_t pair[2] = {*context, id};
+  std::string text = tokenizer.Decode(pair);
+  if (!absl::StartsWith(text, prefix)) return std::nullopt;
+  return text.substr(prefix.size());
+}
+
 }  // namespace
+
+std::string TokenText(const tokenizer::Tokenizer& tokenizer, int32_t id) {
+  const std::optional<int32_t> context = ContextToken(tokenizer);
+  auto text = TextAfter(tokenizer, context, context ? tokenizer.Decode({*context}) : std::string(), id);
+  return text ? *text : tokenizer.Decode({id});
+}
 
 std::shared_ptr<const TokenVocabulary> TokenVocabulary::Build(const tokenizer::Tokenizer& tokenizer,
                                                               int32_t logits_size) {
@@ -30,16 +45,10 @@ std::shared_ptr<const TokenVocabulary> TokenVocabulary::Build(const tokenizer::T
   const std::string prefix = context ? tokenizer.Decode({*context}) : std::string();
   for (int32_t id = 0; id < std::min(tokenizer.vocab_size(), logits_size); ++id) {
     if (tokenizer.IsSpecial(id) || id == vocab->eos_) continue;
-    std::string text;
-    if (context) {
-      const int32_t pair[2] = {*context, id};
-      text = tokenizer.Decode(pair);
-      if (!absl::StartsWith(text, prefix)) continue;
-      text.erase(0, prefix.size());
-    } else {
-      text = tokenizer.Decode({id});
-    }
-    if (text.find(kReplacementChar) != std::string::npos) continue;  // an incomplete UTF-8 piece
+    std::optional<std::string> after = TextAfter(tokenizer, context, prefix, id);
+    if (!after) continue;
+    std::string text = std::move(*after);
+    if (text.find(tokenizer::kReplacementChar) != std::string::npos) continue;  // an incomplete UTF-8 piece
     vocab->bytes_[id] = std::move(text);
   }
   vocab->BuildTrie();

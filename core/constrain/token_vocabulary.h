@@ -23,6 +23,11 @@
 
 namespace qlorad::constrain {
 
+// The text token `id` adds in the middle of a decoded sequence (decoded after a
+// context token, so first-token rules such as SentencePiece's leading-space strip do
+// not apply); an incomplete UTF-8 piece shows as U+FFFD.
+std::string TokenText(const tokenizer::Tokenizer& tokenizer, int32_t id);
+
 class TokenVocabulary {
  public:
   // One node per distinct token prefix, in pre-order: node i's children follow it,

@@ -156,8 +156,8 @@ absl::StatusOr<std::vector<int64_t>> ServingEngine::PromptIds(const GenerateCall
 
 absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call, const PieceCallback& on_piece) {
   if (call.max_new_tokens < 0 || call.max_new_tokens > options_.max_new_tokens)
-    return absl::InvalidArgumentError(absl::StrCat("max_new_tokens: must be in [1, ", options_.max_new_tokens, "], got ",
-                                                   call.max_new_tokens));
+    return absl::InvalidArgumentError(absl::StrCat("max_new_tokens: must be in [1, ", options_.max_new_tokens,
+                                                   "] (or 0: as many as fit), got ", call.max_new_tokens));
   QLORAD_RETURN_IF_ERROR(ValidateSamplingOptions(call.sampling));
   InFlightGuard guard(in_flight_);
   SequenceSpec spec;

@@ -2,6 +2,7 @@
 // adapter resolved from an id or alias.
 #include "absl/strings/str_cat.h"
 #include "core/service/core_impl.h"
+#include "core/constrain/token_vocabulary.h"
 #include "core/tokenizer/prompt_format.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -54,7 +55,7 @@ absl::StatusOr<GenerateOutput> ServiceCoreImpl::Generate(const GenerateInput& in
   QLORAD_ASSIGN_OR_RETURN(serve::GenerateOutcome outcome, engine_->Generate(call, on_piece));
   drift_->Observe(out.adapter_id, std::move(outcome.prompt_ids));  // enqueue only: drift is computed elsewhere
   const tokenizer::Tokenizer& tok = engine_->tokenizer();
-  auto token_text = [&](int64_t id) { return tok.Decode({static_cast<int32_t>(id)}); };
+  auto token_text = [&](int64_t id) { return constrain::TokenText(tok, static_cast<int32_t>(id)); };
   for (size_t i = 0; i < outcome.logprobs.size(); ++i) {
     TokenLogprobInfo info{token_text(outcome.tokens[i]), outcome.logprobs[i].logprob, {}};
     for (const auto& [id, lp] : outcome.logprobs[i].top) info.top.emplace_back(token_text(id), lp);

@@ -2,8 +2,10 @@
 
 namespace qlorad::server {
 
-std::shared_ptr<GenerationStream> GenerationStream::Start(service::ServiceCore* core, service::GenerateInput input) {
+std::shared_ptr<GenerationStream> GenerationStream::Start(service::ServiceCore* core, service::GenerateInput input,
+                                                          const std::atomic<bool>* abort) {
   std::shared_ptr<GenerationStream> stream(new GenerationStream());
+  stream->abort_ = abort;
   stream->thread_ = std::thread([p = stream.get(), core, input = std::move(input)] { p->Run(core, input); });
   return stream;
 }
@@ -21,7 +23,7 @@ void GenerationStream::Run(service::ServiceCore* core, const service::GenerateIn
       started_ = true;
     }
     cv_.notify_all();
-    return !cancelled_.load();
+    return !cancelled_.load() && !(abort_ != nullptr && abort_->load());
   });
   {
     std::lock_guard<std::mutex> lock(mu_);

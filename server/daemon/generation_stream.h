@@ -20,7 +20,10 @@ namespace qlorad::server {
 
 class GenerationStream {
  public:
-  static std::shared_ptr<GenerationStream> Start(service::ServiceCore* core, service::GenerateInput input);
+  // `abort` (may be null, must outlive the stream): when set, the generation ends at
+  // its next token as if cancelled.
+  static std::shared_ptr<GenerationStream> Start(service::ServiceCore* core, service::GenerateInput input,
+                                                 const std::atomic<bool>* abort = nullptr);
   ~GenerationStream();  // cancels the generation if still running, joins its thread
 
   // Blocks until the first piece or the end of the generation.
@@ -43,6 +46,7 @@ class GenerationStream {
   bool started_ = false, done_ = false;
   absl::StatusOr<service::GenerateOutput> result_ = absl::UnknownError("generation has not finished");
   std::atomic<bool> cancelled_{false};
+  const std::atomic<bool>* abort_ = nullptr;
   std::thread thread_;
 };
 

@@ -1,5 +1,7 @@
 #include "server/daemon/http_server.h"
 
+#include <chrono>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -44,6 +46,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
                                                " another port, or '' to disable)"));
   server->port_ = port;
   server->thread_ = std::thread([p = server.get()] { p->server_->listen_after_bind(); });
+  // stop() only acts on a running server: a destructor right after Start must not hang.
+  for (int i = 0; i < 5000 && !s.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return server;
 }
 

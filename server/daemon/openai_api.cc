@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -37,7 +38,23 @@ int64_t UnixSeconds(const std::string& utc) {
   return static_cast<int64_t>(timegm(&tm));
 }
 
+// Counts a completion request as in flight while it lives.
+class InFlight {
+ public:
+  explicit InFlight(std::atomic<int64_t>& counter) : counter_(counter) { ++counter_; }
+  ~InFlight() { --counter_; }
+
+ private:
+  std::atomic<int64_t>& counter_;
+};
+
 }  // namespace
+
+void OpenAiApi::FinishInFlight(std::chrono::system_clock::time_point deadline) {
+  while (in_flight_.load() > 0 && std::chrono::system_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  aborting_ = true;
+}
 
 void OpenAiApi::Register(httplib::Server& server) {
   server.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) { ListModels(req, res); });
@@ -48,12 +65,30 @@ void OpenAiApi::Register(httplib::Server& server) {
     res.status = draining_ ? 503 : 200;
     res.set_content(draining_ ? "draining\n" : "ok\n", "text/plain");
   });
-  // Unknown routes and methods get OpenAI's error shape too.
+  // What httplib answers itself (unknown routes, oversized or malformed requests) and
+  // any exception a handler lets out get OpenAI's error shape too.
   server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
-    const Json body = {{"error", {{"message", absl::StrCat("no route ", req.method, " ", req.path,
-                                                           " (hint: GET /v1/models, POST /v1/completions, POST /v1/chat/completions)")},
-                                  {"type", "invalid_request_error"}, {"param", nullptr}, {"code", nullptr}}}};
+    std::string message = absl::StrCat("HTTP ", res.status, " for ", req.method, " ", req.path);
+    if (res.status == 404)
+      message = absl::StrCat("no route ", req.method, " ", req.path,
+                             " (hint: GET /v1/models, POST /v1/completions, POST /v1/chat/completions)");
+    if (res.status == 413) message = "body: the request is too large (hint: --max-message-bytes)";
+    const Json body = {{"error", {{"message", message}, {"type", res.status >= 500 ? "server_error" : "invalid_request_error"},
+                                  {"param", res.status == 413 ? Json("body") : Json(nullptr)}, {"code", nullptr}}}};
+    res.set_content(body.dump(), kJson);
+  });
+  server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
+    std::string what = "unknown error";
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    res.status = 500;
+    const Json body = {{"error", {{"message", absl::StrCat("internal error: ", what)}, {"type", "server_error"},
+                                  {"param", nullptr}, {"code", nullptr}}}};
     res.set_content(body.dump(), kJson);
   });
 }
@@ -149,9 +184,10 @@ void OpenAiApi::Complete(const httplib::Request& req, httplib::Response& res, bo
 }
 
 void OpenAiApi::Respond(const OpenAiRequest& request, httplib::Response& res) {
+  InFlight counted(in_flight_);
   const char* method = request.chat ? "ChatCompletions" : "Completions";
   const auto start = Clock::now();
-  auto out = d_.core->Generate(request.input, nullptr);
+  auto out = d_.core->Generate(request.input, [this](const std::string&, int64_t) { return !aborting_.load(); });
   Observe(method, out.status(), std::chrono::duration<double>(Clock::now() - start).count());
   if (!out.ok()) return SendError(res, out.status(), request.input.adapter.empty() ? "" : request.model);
   if (observer_) observer_(*out, request.input.adapter);
@@ -161,7 +197,8 @@ void OpenAiApi::Respond(const OpenAiRequest& request, httplib::Response& res) {
 void OpenAiApi::Stream(const OpenAiRequest& request, httplib::Response& res) {
   const char* method = request.chat ? "ChatCompletions" : "Completions";
   const auto start = Clock::now();
-  std::shared_ptr<GenerationStream> stream = GenerationStream::Start(d_.core, request.input);
+  auto counted = std::make_shared<InFlight>(in_flight_);  // held by the response until its last chunk
+  std::shared_ptr<GenerationStream> stream = GenerationStream::Start(d_.core, request.input, &aborting_);
   stream->WaitStarted();
   if (stream->done() && !stream->result().ok()) {  // refused before any text: a plain error reply
     Observe(method, stream->result().status(), std::chrono::duration<double>(Clock::now() - start).count());
@@ -171,7 +208,7 @@ void OpenAiApi::Stream(const OpenAiRequest& request, httplib::Response& res) {
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, stream, request, who, start, method](size_t, httplib::DataSink& sink) {
+      [this, stream, request, who, start, method, counted](size_t, httplib::DataSink& sink) {
         auto send = [&](const Json& body) {
           const std::string event = SseEvent(body.dump());
           return sink.write(event.data(), event.size());
@@ -179,12 +216,11 @@ void OpenAiApi::Stream(const OpenAiRequest& request, httplib::Response& res) {
         bool first = true;
         std::string text;
         while (stream->Next(&text)) {
-          if ((text.empty() && !first) || send(ChunkBody(request, who, text, first, nullptr))) {
-            first = false;
-            continue;
+          if (!send(ChunkBody(request, who, text, first, nullptr))) {
+            stream->Cancel();  // the client went away: free the batch slot
+            return false;
           }
-          stream->Cancel();  // the client went away: free the batch slot
-          return false;
+          first = false;
         }
         const auto& result = stream->result();
         Observe(method, result.status(), std::chrono::duration<double>(Clock::now() - start).count());

@@ -14,6 +14,7 @@
 #define QLORAD_SERVER_DAEMON_OPENAI_API_H_
 
 #include <atomic>
+#include <chrono>
 #include <ctime>
 #include <string>
 
@@ -34,6 +35,9 @@ class OpenAiApi {
   void Register(httplib::Server& server);
   // From now on every request is refused with 503 (the daemon drains).
   void StartDraining() { draining_ = true; }
+  // Waits until no completion request is in flight, or until `deadline`; then ends
+  // the generations still running at their next token.
+  void FinishInFlight(std::chrono::system_clock::time_point deadline);
 
  private:
   void ListModels(const httplib::Request& req, httplib::Response& res);
@@ -52,6 +56,8 @@ class OpenAiApi {
   size_t max_body_bytes_;
   int64_t started_;  // the base model's `created`: when it was loaded
   std::atomic<bool> draining_{false};
+  std::atomic<bool> aborting_{false};
+  std::atomic<int64_t> in_flight_{0};  // completion requests being answered (streams until their last chunk)
 };
 
 }  // namespace qlorad::server

@@ -14,6 +14,7 @@ using Json = nlohmann::ordered_json;  // keeps a JSON schema's property order
 
 constexpr int64_t kCompletionsDefaultMaxTokens = 16;  // OpenAI's default for /v1/completions
 constexpr int64_t kMaxTopLogprobs = 20;
+constexpr int kMaxJsonDepth = 200;
 
 absl::Status Bad(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
@@ -97,7 +98,9 @@ absl::StatusOr<std::string> MessageText(const Json& content, const std::string& 
   for (size_t i = 0; i < content.size(); ++i) {
     const Json& part = content[i];
     const std::string where = absl::StrCat(field, "[", i, "]");
-    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+    const bool text_part = part.is_object() && part.contains("type") && part["type"] == "text" && part.contains("text") &&
+                           part["text"].is_string();
+    if (!text_part)
       return Bad(where, "only {\"type\": \"text\", \"text\": ...} parts are supported");
     text += part["text"].get<std::string>();
   }
@@ -189,8 +192,9 @@ absl::Status ParseLogprobs(const Json& body, bool chat, OpenAiRequest* out) {
 absl::Status ParseSampling(const Json& body, bool chat, service::GenerateInput* in) {
   const char* max_field = chat && body.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   // Chat without a limit: as many tokens as fit (0), as OpenAI does, capped by --max-new-tokens.
+  const bool unset = !body.contains(max_field) || body[max_field].is_null();
   QLORAD_ASSIGN_OR_RETURN(in->max_new_tokens, Integer(body, max_field, chat ? 0 : kCompletionsDefaultMaxTokens));
-  if (in->max_new_tokens < 1 && !(chat && !body.contains(max_field))) return Bad(max_field, "must be at least 1");
+  if (in->max_new_tokens < 1 && !(chat && unset)) return Bad(max_field, "must be at least 1");
   QLORAD_ASSIGN_OR_RETURN(in->temperature, Number(body, "temperature", 1.0, 0, 2));
   QLORAD_ASSIGN_OR_RETURN(in->top_p, Number(body, "top_p", 1.0, 0, 1));
   if (in->top_p == 0) return Bad("top_p", "must be greater than 0");
@@ -210,7 +214,13 @@ absl::Status ParseSampling(const Json& body, bool chat, service::GenerateInput* 
 }  // namespace
 
 absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(const std::string& text, bool chat, const std::string& base_model) {
-  Json body = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  bool too_deep = false;  // dumping (a schema) recurses per level: bound the nesting
+  const Json::parser_callback_t limit_depth = [&too_deep](int depth, Json::parse_event_t, Json&) {
+    too_deep = too_deep || depth > kMaxJsonDepth;
+    return !too_deep;
+  };
+  Json body = Json::parse(text, limit_depth, /*allow_exceptions=*/false);
+  if (too_deep) return Bad("body", absl::StrCat("JSON nested deeper than ", kMaxJsonDepth, " levels"));
   if (body.is_discarded()) return Bad("body", "is not valid JSON (hint: send Content-Type: application/json)");
   if (!body.is_object()) return Bad("body", "must be a JSON object");
   for (const auto& [key, value] : body.items())

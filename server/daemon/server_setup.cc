@@ -104,12 +104,15 @@ absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const DaemonOptions& options
 void Daemon::Drain(int seconds) {
   if (drained_) return;
   drained_ = true;
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(seconds);
   if (openai_ != nullptr) openai_->StartDraining();
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+    server_->Shutdown(deadline);
   }
-  openai_http_.reset();  // waits for in-flight HTTP requests (they end with the engine below)
+  // HTTP requests get the same deadline; then the listener stops (it waits for its handlers).
+  if (openai_ != nullptr) openai_->FinishInFlight(deadline);
+  openai_http_.reset();
   if (core_ != nullptr) core_->Shutdown();
   metrics_.reset();
 }

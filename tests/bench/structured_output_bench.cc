@@ -66,7 +66,7 @@ void BenchMasks() {
   const double compile_seconds = Since(start);
   start = Clock::now();
   size_t allowed = 0;
-  for (int32_t s = 0; s < grammar->states(); ++s) allowed += grammar->Mask(s)->tokens.size();
+  for (int32_t s = 0; s < grammar->states(); ++s) allowed += grammar->Mask(s)->count;
   const double masks_seconds = Since(start);
   std::printf("mask precomputation, Llama-3 vocabulary (%d ids, %d usable as constrained text):\n", tok->vocab_size(),
               vocabulary->usable_tokens());

@@ -162,7 +162,7 @@ class OpenAiApiTest(OpenAiTestBase):
         print("gRPC stream: 300 tokens, ended %.1f s after the burst began (burst took %.1f s)" %
               (outcome["end"] - burst_start, burst_end - burst_start))
 
-    def test_auth_roles_and_draining_shape(self):
+    def test_auth_roles_and_unknown_routes(self):
         code, reply = self.post("/completions", {"model": "chat:prod", "prompt": "x"}, token="viewer-secret")
         self.assertEqual(code, 403)
         self.assertEqual(reply["error"]["type"], "permission_error")

@@ -2,6 +2,7 @@
 // compilation (acceptance checked value by value and by sampling the automaton,
 // each sample validated by nlohmann's parser plus the schema's rules written out
 // here), and token masks over real tokenizers (Llama-3 BPE, Mistral byte-fallback).
+#include <cmath>
 #include <random>
 #include <set>
 
@@ -207,6 +208,76 @@ TEST(StructuredOutputSchema, UnsupportedKeywordsAreNamed) {
   }
 }
 
+TEST(StructuredOutputSchema, NothingIsSilentlyDropped) {
+  // No type: the keywords' type is inferred, so properties and required still hold.
+  ByteDfa inferred = SchemaDfa(R"({"properties":{"a":{"type":"integer"}},"required":["a"]})");
+  EXPECT_TRUE(Accepts(inferred, R"({"a":1})"));
+  EXPECT_FALSE(Accepts(inferred, "{}"));
+  EXPECT_FALSE(Accepts(inferred, R"({"a":"x"})"));
+  EXPECT_FALSE(Accepts(inferred, "5"));
+  // enum beside type keeps only values of that type.
+  ByteDfa typed_enum = SchemaDfa(R"({"type":"string","enum":["a",1,null]})");
+  EXPECT_TRUE(Accepts(typed_enum, "\"a\""));
+  EXPECT_FALSE(Accepts(typed_enum, "1"));
+  EXPECT_FALSE(Accepts(typed_enum, "null"));
+  for (const char* schema : {R"({"type":"object","properties":{"x":{}},"anyOf":[{"required":["x"]}]})",
+                             R"({"$ref":"#/$defs/a","maxLength":3,"$defs":{"a":{"type":"string"}}})",
+                             R"({"minLength":1,"minimum":2})"}) {
+    auto node = JsonSchemaToRegex(schema, "schema");
+    EXPECT_EQ(node.status().code(), absl::StatusCode::kInvalidArgument) << schema;
+  }
+  EXPECT_THAT(std::string(JsonSchemaToRegex(R"({"type":"object","anyOf":[{}]})", "schema").status().message()),
+              HasSubstr("keyword 'type' beside 'anyOf'"));
+}
+
+TEST(StructuredOutputSchema, ExclusiveAndHugeBoundsStayExact) {
+  ByteDfa open = SchemaDfa(R"({"type":"number","exclusiveMinimum":0,"exclusiveMaximum":1})");
+  for (const char* bad : {"0", "0.0", "1", "1.0", "0.000", "-0.5"}) EXPECT_FALSE(Accepts(open, bad)) << bad;
+  EXPECT_TRUE(Accepts(open, "0.5"));
+  ByteDfa below_100 = SchemaDfa(R"({"type":"number","exclusiveMaximum":100,"minimum":99})");
+  EXPECT_FALSE(Accepts(below_100, "99.999999999999999"));  // 17 digits would round to 100.0
+  std::mt19937 rng(5);
+  for (int i = 0; i < 2000; ++i) {
+    const std::string text = Sample(below_100, rng);
+    const double v = std::stod(text);
+    EXPECT_LT(v, 100.0) << text;
+    EXPECT_GE(v, 99.0) << text;
+  }
+  for (const char* schema : {R"({"type":"integer","minimum":1e20})", R"({"type":"number","maximum":-1e20})",
+                             R"({"type":"integer","maximum":-1e300})"}) {
+    auto node = JsonSchemaToRegex(schema, "schema");
+    ASSERT_FALSE(node.ok()) << schema;
+    EXPECT_THAT(std::string(node.status().message()), HasSubstr("lies within")) << schema;
+  }
+}
+
+TEST(StructuredOutputSchema, DeepOrExplosiveInputIsRefusedNotFatal) {
+  std::string groups = std::string(100, '(') + "a" + std::string(100, ')');
+  EXPECT_THAT(std::string(ParseRegex(groups, "guided_regex").status().message()), HasSubstr("nested deeper than 64"));
+  std::string deep = "{}";
+  for (int i = 0; i < 40; ++i) deep = R"({"type":"object","properties":{"x":)" + deep + "}}";
+  EXPECT_THAT(std::string(JsonSchemaToRegex(deep, "schema").status().message()), HasSubstr("deeper than 32"));
+  const std::string nested_json = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_THAT(std::string(JsonSchemaToRegex(nested_json, "schema").status().message()), HasSubstr("nested too deeply"));
+  std::string arrays = R"({"type":"string","maxLength":4})";
+  for (int i = 0; i < 26; ++i) arrays = R"({"type":"array","items":)" + arrays + "}";
+  auto exploded = JsonSchemaToRegex(arrays, "schema");  // each level writes its item twice: 2^26 copies
+  ASSERT_FALSE(exploded.ok());
+  EXPECT_THAT(std::string(exploded.status().message()), HasSubstr("too complex"));
+}
+
+TEST(StructuredOutputRegex, EcmaClassesAndCacheKeys) {
+  ByteDfa no_space = RegexDfa("\\S+");
+  EXPECT_TRUE(Accepts(no_space, "ab"));
+  EXPECT_FALSE(Accepts(no_space, "a\xC2\xA0" "b"));  // U+00A0 is whitespace in ECMA-262
+  ByteDfa dot = RegexDfa("a.b");
+  EXPECT_FALSE(Accepts(dot, "a\rb"));
+  EXPECT_FALSE(Accepts(dot, "a\xE2\x80\xA8" "b"));  // U+2028
+  ConstraintSpec joined{ConstraintSpec::Kind::kChoice, "", {"a\x1e" "b"}, "guided_choice"};
+  ConstraintSpec split{ConstraintSpec::Kind::kChoice, "", {"a", "b"}, "guided_choice"};
+  EXPECT_NE(joined.CacheKey(), split.CacheKey());
+}
+
 class TokenMaskTest : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
@@ -226,9 +297,9 @@ class TokenMaskTest : public ::testing::TestWithParam<const char*> {
         *ended = true;
         break;
       }
-      auto mask = g.Mask(state);
-      EXPECT_FALSE(mask->tokens.empty());
-      const int32_t token = mask->tokens[rng() % mask->tokens.size()];
+      const std::vector<int32_t> allowed = g.Mask(state)->List();
+      EXPECT_FALSE(allowed.empty());
+      const int32_t token = allowed[rng() % allowed.size()];
       if (vocabulary_->eos() && token == *vocabulary_->eos()) {
         *ended = true;
         break;
@@ -277,28 +348,43 @@ TEST_P(TokenMaskTest, ChoiceAndRegexGenerationsAlwaysMatch) {
 }
 
 TEST_P(TokenMaskTest, MaskEqualsBruteForce) {
-  ConstraintSpec spec{ConstraintSpec::Kind::kJsonSchema,
-                      R"({"type":"object","properties":{"label":{"enum":["spam","ham"]},"n":{"type":"integer"}},"required":["label"]})",
-                      {}, "schema"};
-  auto g = TokenGrammar::Compile(spec, vocabulary_);
-  ASSERT_TRUE(g.ok()) << g.status();
-  auto node = JsonSchemaToRegex(spec.text, "schema");
-  auto dfa = ByteDfa::Build(*node, "schema");
-  // After '{"label":"' and after a complete object: the trie walk equals a walk of every token.
-  for (const std::string prefix : {"", "{\"label\":\"", "{\"label\":\"ham\",\"n\":4", "{\"label\":\"spam\"}"}) {
-    const int32_t state = dfa->Walk(dfa->start(), prefix);
-    ASSERT_NE(state, ByteDfa::kDead) << prefix;
-    auto mask = (*g)->Mask(state);
-    std::vector<int32_t> brute;
-    for (int32_t id = 0; id < vocabulary_->size(); ++id) {
-      const std::string& b = vocabulary_->bytes(id);
-      if (!b.empty() && dfa->Walk(state, b) != ByteDfa::kDead) brute.push_back(id);
+  // Sparse masks (enum members, digits) and dense ones (inside a free string), and
+  // the state after a complete object (EOS only).
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {R"({"type":"object","properties":{"label":{"enum":["spam","ham"]},"n":{"type":"integer"}},"required":["label"]})",
+       {"", "{\"label\":\"", "{\"label\":\"ham\",\"n\":4", "{\"label\":\"spam\"}"}},
+      {R"({"type":"object","properties":{"s":{"type":"string"}},"required":["s"]})", {"{\"s\":\"", "{\"s\":\"ab\\"}}};
+  bool saw_dense = false;
+  for (const auto& [schema, prefixes] : cases) {
+    ConstraintSpec spec{ConstraintSpec::Kind::kJsonSchema, schema, {}, "schema"};
+    auto g = TokenGrammar::Compile(spec, vocabulary_);
+    ASSERT_TRUE(g.ok()) << g.status();
+    auto node = JsonSchemaToRegex(spec.text, "schema");
+    auto dfa = ByteDfa::Build(*node, "schema");
+    for (const std::string& prefix : prefixes) {
+      const int32_t state = dfa->Walk(dfa->start(), prefix);
+      ASSERT_NE(state, ByteDfa::kDead) << prefix;
+      auto mask = (*g)->Mask(state);
+      std::vector<int32_t> brute;
+      for (int32_t id = 0; id < vocabulary_->size(); ++id) {
+        const std::string& b = vocabulary_->bytes(id);
+        if (!b.empty() && dfa->Walk(state, b) != ByteDfa::kDead) brute.push_back(id);
+      }
+      if (dfa->accepting(state) && vocabulary_->eos()) brute.push_back(*vocabulary_->eos());
+      std::sort(brute.begin(), brute.end());
+      EXPECT_EQ(mask->List(), brute) << prefix;
+      EXPECT_EQ(mask->count, static_cast<int32_t>(brute.size()));
+      EXPECT_FALSE(brute.empty()) << prefix;
+      saw_dense = saw_dense || mask->tokens.empty();
+      // Applying the mask leaves exactly the allowed logits finite.
+      std::vector<float> logits(vocabulary_->size(), 1.0f);
+      (*g)->ApplyMask(state, logits.data());
+      int32_t finite = 0;
+      for (float l : logits) finite += std::isfinite(l);
+      EXPECT_EQ(finite, mask->count) << prefix;
     }
-    if (dfa->accepting(state) && vocabulary_->eos()) brute.push_back(*vocabulary_->eos());
-    std::sort(brute.begin(), brute.end());
-    EXPECT_EQ(mask->tokens, brute) << prefix;
-    EXPECT_FALSE(brute.empty()) << prefix;
   }
+  EXPECT_TRUE(saw_dense);
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, TokenMaskTest,
