@@ -27,34 +27,10 @@
 
 #include "absl/status/statusor.h"
 #include "core/constrain/byte_automaton.h"
+#include "core/constrain/constraint_spec.h"
 #include "core/constrain/token_vocabulary.h"
 
 namespace qlorad::constrain {
-
-struct ConstraintSpec {
-  enum class Kind { kNone, kJsonSchema, kJsonObject, kChoice, kRegex };
-  Kind kind = Kind::kNone;
-  std::string text;                  // the schema's JSON (kJsonSchema) or the pattern (kRegex)
-  std::vector<std::string> choices;  // kChoice
-  std::string field;                 // the request field, for errors ("response_format.json_schema.schema")
-
-  bool active() const { return kind != Kind::kNone; }
-  std::string CacheKey() const;
-};
-
-// A request's structured-output fields; at most one may be set.
-struct GuidedFields {
-  std::string json_schema, json_schema_field = "guided_json";
-  bool json_object = false;
-  std::string json_object_field = "guided_json_object";
-  std::vector<std::string> choice;
-  std::string choice_field = "guided_choice";
-  std::string regex;
-  std::string regex_field = "guided_regex";
-};
-// The constraint the fields ask for (kNone when none is set); INVALID_ARGUMENT naming
-// the second field set (and the first) when more than one is set.
-absl::StatusOr<ConstraintSpec> ConstraintFromFields(const GuidedFields& fields);
 
 // The allowed tokens of one automaton state.
 struct TokenMask {

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/constrain/token_grammar.h"
+#include "core/constrain/constraint_spec.h"
 #include "nlohmann/json.hpp"
 
 namespace qlorad::service {
