@@ -13,6 +13,7 @@
 #include "core/serve/stop_strings.h"
 #include "core/tokenizer/stream_decoder.h"
 #include "core/train/examples.h"
+#include "core/util/scoped_counter.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "kernels/sgmv.h"
@@ -21,16 +22,6 @@ namespace qlorad::serve {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Counts a request as in flight for as long as it lives.
-class InFlightGuard {
- public:
-  explicit InFlightGuard(std::atomic<int64_t>& counter) : counter_(counter) { ++counter_; }
-  ~InFlightGuard() { --counter_; }
-
- private:
-  std::atomic<int64_t>& counter_;
-};
 
 // Ids of the rendered segments up to the first completion token.
 absl::StatusOr<std::vector<int64_t>> PrefixIds(const std::vector<tokenizer::PromptSegment>& segments,
@@ -159,7 +150,7 @@ absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call
     return absl::InvalidArgumentError(absl::StrCat("max_new_tokens: must be in [1, ", options_.max_new_tokens,
                                                    "] (or 0: as many as fit), got ", call.max_new_tokens));
   QLORAD_RETURN_IF_ERROR(ValidateSamplingOptions(call.sampling));
-  InFlightGuard guard(in_flight_);
+  ScopedCounter guard(in_flight_);
   SequenceSpec spec;
   QLORAD_ASSIGN_OR_RETURN(spec.prompt, PromptIds(call));  // before Pin: a refused prompt never loads an adapter
   const int64_t context = loaded_.config.max_position_embeddings;
@@ -254,7 +245,7 @@ absl::StatusOr<std::vector<tokenizer::RenderedExample>> ServingEngine::RenderLab
 absl::StatusOr<LabelScores> ServingEngine::ConstrainedChoice(const std::string& adapter_id, const std::string& text,
                                                             const std::vector<std::string>& labels) {
   QLORAD_RETURN_IF_ERROR(Admit());
-  InFlightGuard guard(in_flight_);
+  ScopedCounter guard(in_flight_);
   QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(adapter_id));
   QLORAD_ASSIGN_OR_RETURN(std::vector<tokenizer::RenderedExample> rendered, RenderLabels(text, labels));
   // Shared prompt = ids before the first completion token; continuations = the rest.
@@ -305,7 +296,7 @@ absl::StatusOr<LabelScores> ServingEngine::ConstrainedChoice(const std::string& 
 absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapter_id, const std::string& text,
                                                        const std::vector<std::string>& labels) {
   QLORAD_RETURN_IF_ERROR(Admit());
-  InFlightGuard guard(in_flight_);
+  ScopedCounter guard(in_flight_);
   QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(adapter_id));
   QLORAD_ASSIGN_OR_RETURN(std::vector<tokenizer::RenderedExample> rendered, RenderLabels(text, labels));
   int64_t longest = 0;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "core/util/scoped_counter.h"
 #include "server/daemon/generation_stream.h"
 #include "server/daemon/openai_response.h"
 
@@ -37,16 +38,6 @@ int64_t UnixSeconds(const std::string& utc) {
   tm.tm_mon -= 1;
   return static_cast<int64_t>(timegm(&tm));
 }
-
-// Counts a completion request as in flight while it lives.
-class InFlight {
- public:
-  explicit InFlight(std::atomic<int64_t>& counter) : counter_(counter) { ++counter_; }
-  ~InFlight() { --counter_; }
-
- private:
-  std::atomic<int64_t>& counter_;
-};
 
 }  // namespace
 
@@ -184,7 +175,7 @@ void OpenAiApi::Complete(const httplib::Request& req, httplib::Response& res, bo
 }
 
 void OpenAiApi::Respond(const OpenAiRequest& request, httplib::Response& res) {
-  InFlight counted(in_flight_);
+  ScopedCounter counted(in_flight_);
   const char* method = request.chat ? "ChatCompletions" : "Completions";
   const auto start = Clock::now();
   auto out = d_.core->Generate(request.input, [this](const std::string&, int64_t) { return !aborting_.load(); });
@@ -197,7 +188,7 @@ void OpenAiApi::Respond(const OpenAiRequest& request, httplib::Response& res) {
 void OpenAiApi::Stream(const OpenAiRequest& request, httplib::Response& res) {
   const char* method = request.chat ? "ChatCompletions" : "Completions";
   const auto start = Clock::now();
-  auto counted = std::make_shared<InFlight>(in_flight_);  // held by the response until its last chunk
+  auto counted = std::make_shared<ScopedCounter>(in_flight_);  // held by the response until its last chunk
   std::shared_ptr<GenerationStream> stream = GenerationStream::Start(d_.core, request.input, &aborting_);
   stream->WaitStarted();
   if (stream->done() && !stream->result().ok()) {  // refused before any text: a plain error reply
