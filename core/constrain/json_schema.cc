@@ -10,7 +10,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "core/util/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -438,7 +437,7 @@ class Compiler {
         QLORAD_ASSIGN_OR_RETURN(value, Compile(extra, path + ".additionalProperties", ref_depth));
       }
       QLORAD_RETURN_IF_ERROR(Charge(value, path));
-      return Sequence(Lit("{"), Seq({AnyString(), Colon(), std::move(value)}), 0, -1, Lit("}"));
+      return ObjectOf(std::move(value));
     }
     std::vector<std::pair<Node, bool>> members;  // "key": value, required
     for (const auto& [name, sub] : schema["properties"].items()) {
@@ -469,10 +468,15 @@ class Compiler {
     std::vector<Node> options = {AnyString(), IntegerOrNumber(), Lit("true"), Lit("false"), Lit("null")};
     if (depth > 0) {
       options.push_back(Sequence(Lit("["), AnyValue(depth - 1), 0, -1, Lit("]")));
-      options.push_back(Sequence(Lit("{"), Seq({AnyString(), Colon(), AnyValue(depth - 1)}), 0, -1, Lit("}")));
+      options.push_back(AnyObject(depth - 1));
     }
     return Node::Alternation(std::move(options));
   }
+
+  // Objects with any keys and values matching `value`.
+  static Node ObjectOf(Node value) { return Sequence(Lit("{"), Seq({AnyString(), Colon(), std::move(value)}), 0, -1, Lit("}")); }
+  // Any object whose values nest at most `depth` levels.
+  static Node AnyObject(int depth) { return ObjectOf(AnyValue(depth)); }
 
  private:
   static Node IntegerOrNumber() {
@@ -502,10 +506,6 @@ absl::StatusOr<RegexNode> JsonSchemaToRegex(std::string_view schema_json, const 
   return compiler.Compile(root, std::string(field), 0);
 }
 
-RegexNode AnyJsonObject() {
-  Node value = Compiler::AnyValue(kAnyJsonDepth - 1);
-  return Seq({Lit("{"), Node::Optional(Seq({AnyString(), Colon(), value, Node::Repeat(Seq({Separator(), AnyString(), Colon(), value}), 0, -1)})),
-              Lit("}")});
-}
+RegexNode AnyJsonObject() { return Compiler::AnyObject(kAnyJsonDepth - 1); }
 
 }  // namespace qlorad::constrain

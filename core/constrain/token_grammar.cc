@@ -4,7 +4,6 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "core/constrain/json_schema.h"
 #include "core/util/status_macros.h"
 

@@ -65,9 +65,10 @@ void OpenAiApi::Register(httplib::Server& server) {
       message = absl::StrCat("no route ", req.method, " ", req.path,
                              " (hint: GET /v1/models, POST /v1/completions, POST /v1/chat/completions)");
     if (res.status == 413) message = "body: the request is too large (hint: --max-message-bytes)";
-    const Json body = {{"error", {{"message", message}, {"type", res.status >= 500 ? "server_error" : "invalid_request_error"},
-                                  {"param", res.status == 413 ? Json("body") : Json(nullptr)}, {"code", nullptr}}}};
-    res.set_content(body.dump(), kJson);
+    res.set_content(ErrorBody(message, res.status >= 500 ? "server_error" : "invalid_request_error",
+                              res.status == 413 ? "body" : "")
+                        .dump(),
+                    kJson);
   });
   server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
     std::string what = "unknown error";
@@ -78,9 +79,7 @@ void OpenAiApi::Register(httplib::Server& server) {
     } catch (...) {
     }
     res.status = 500;
-    const Json body = {{"error", {{"message", absl::StrCat("internal error: ", what)}, {"type", "server_error"},
-                                  {"param", nullptr}, {"code", nullptr}}}};
-    res.set_content(body.dump(), kJson);
+    res.set_content(ErrorBody(absl::StrCat("internal error: ", what), "server_error").dump(), kJson);
   });
 }
 
@@ -89,17 +88,15 @@ void OpenAiApi::SendError(httplib::Response& res, const absl::Status& status, co
   // Core names its generation limit max_new_tokens; OpenAI clients know it as max_tokens.
   std::string message = absl::StrReplaceAll(status.message(), {{"max_new_tokens", "max_tokens"}});
   std::string param = ParamOf(message);
-  Json code = nullptr;
+  std::string code;
   if (status.code() == absl::StatusCode::kNotFound && !model.empty()) {
     message = absl::StrCat("The model '", model, "' does not exist (", message, "; hint: GET /v1/models lists them)");
     param = "model";
     code = "model_not_found";
   }
   if (status.code() == absl::StatusCode::kUnauthenticated) code = "invalid_api_key";
-  Json body = {{"error", {{"message", message}, {"type", http.type}, {"param", param.empty() ? Json(nullptr) : Json(param)},
-                          {"code", code}}}};
   res.status = http.status;
-  res.set_content(body.dump(), kJson);
+  res.set_content(ErrorBody(message, http.type, param, code).dump(), kJson);
 }
 
 bool OpenAiApi::Authorize(const httplib::Request& req, httplib::Response& res, Permission needed, const char* method,
@@ -216,9 +213,7 @@ void OpenAiApi::Stream(const OpenAiRequest& request, httplib::Response& res) {
         const auto& result = stream->result();
         Observe(method, result.status(), std::chrono::duration<double>(Clock::now() - start).count());
         if (!result.ok()) {
-          const HttpError http = ToHttpError(result.status().code());
-          send(Json{{"error", {{"message", std::string(result.status().message())}, {"type", http.type}, {"param", nullptr},
-                               {"code", nullptr}}}});
+          send(ErrorBody(std::string(result.status().message()), ToHttpError(result.status().code()).type));
         } else {
           if (observer_) observer_(*result, request.input.adapter);
           if (first) send(ChunkBody(request, who, "", true, nullptr));

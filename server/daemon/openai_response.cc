@@ -112,6 +112,11 @@ Json UsageChunkBody(const OpenAiRequest& request, const ResponseIdentity& who, c
   return body;
 }
 
+Json ErrorBody(const std::string& message, const std::string& type, const std::string& param, const std::string& code) {
+  return {{"error", {{"message", message}, {"type", type}, {"param", param.empty() ? Json(nullptr) : Json(param)},
+                     {"code", code.empty() ? Json(nullptr) : Json(code)}}}};
+}
+
 std::string SseEvent(const std::string& data) { return absl::StrCat("data: ", data, "\n\n"); }
 
 }  // namespace qlorad::server

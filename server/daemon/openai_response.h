@@ -31,6 +31,10 @@ nlohmann::json ChunkBody(const OpenAiRequest& request, const ResponseIdentity& w
 nlohmann::json FinalChunkBody(const OpenAiRequest& request, const ResponseIdentity& who, const service::GenerateOutput& out);
 nlohmann::json UsageChunkBody(const OpenAiRequest& request, const ResponseIdentity& who, const service::GenerateOutput& out);
 
+// {"error": {message, type, param, code}}; an empty param or code is null.
+nlohmann::json ErrorBody(const std::string& message, const std::string& type, const std::string& param = "",
+                         const std::string& code = "");
+
 // Server-sent event framing of one JSON value (or the literal [DONE]).
 std::string SseEvent(const std::string& data);
 
