@@ -48,11 +48,15 @@ echo "python: $(command -v "$PY")"
 "available", torch.cuda.is_available())' || failed+=(python-torch)
 
 step "build the kernels + shim (sm_$ARCH)"
-NVCC=$(find_tool nvcc "${CUDACXX:-}") || { echo "nvcc not found"; failed+=(nvcc); }
+NVCC=$(find_tool nvcc "${CUDACXX:-}") ||
+  NVCC=$(find_tool nvcc "$(find /usr /opt -maxdepth 7 -name nvcc -type f 2>/dev/null | head -1)") ||
+  { echo "nvcc not found"; failed+=(nvcc); }
 if [ -n "${NVCC:-}" ]; then
   "$NVCC" --version | tail -2
+  # Warnings are shown, not fatal: this one-shot check must not die on a newer nvcc's
+  # new warning (the CMake build keeps --Werror=all-warnings).
   flags=(-std=c++17 -O3 "-arch=sm_$ARCH" -lineinfo -Xcompiler "-fPIC,-Wall,-Wextra"
-         --Werror=all-warnings -Xptxas -v -I"$ROOT")
+         -Xptxas -v -I"$ROOT")
   pids=()
   for src in "$ROOT"/kernels/cuda/dequant4bit.cu "$ROOT"/kernels/cuda/gemv4bit.cu \
              "$ROOT"/kernels/cuda/sgmv.cu "$ROOT"/tests/kernels/cuda_check/cuda_check_shim.cu; do
@@ -77,7 +81,7 @@ if [ -f "$LIB" ]; then
         /usr/local/cuda/compute-sanitizer/compute-sanitizer)
   if [ -n "$SAN" ]; then
     PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 180 "$SAN" --tool memcheck --error-exitcode 86 \
-      --print-limit 20 "$PY" "$CHECK" --lib "$LIB" --small --out "$OUT" || failed+=("memcheck($?)")
+      --print-limit 20 "$PY" "$CHECK" --lib "$LIB" --small --quiet --out "$OUT" || failed+=("memcheck($?)")
   else
     echo "compute-sanitizer not found: memcheck skipped"
   fi

@@ -2,7 +2,7 @@
 them with float64 references (cuda_check_cases.py states each tolerance).
 
 usage:
-  check_cuda_kernels.py --lib libqlorad_cuda_check.so [--small] [--no-timing] [--out DIR]
+  check_cuda_kernels.py --lib libqlorad_cuda_check.so [--small] [--no-timing] [--quiet] [--out DIR]
   check_cuda_kernels.py --selftest [--lib SO]   (no GPU: CPU emulation must pass, mutated
                                                  emulations must fail; with --lib also the
                                                  shim's argument errors)
@@ -195,9 +195,11 @@ def run_checks(backend, small, results=None, seed=20261204):
     return results
 
 
-def print_table(results):
+def print_table(results, failures_only=False):
     print(f"{'kernel':<13} {'ok':<4} {'case':<52} detail")
     for r in results:
+        if failures_only and r["ok"]:
+            continue
         detail = {k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in r.items()
                   if k not in ("kernel", "case", "ok")}
         print(f"{r['kernel']:<13} {'ok' if r['ok'] else 'FAIL':<4} {r['case']:<52} {detail}")
@@ -225,6 +227,7 @@ def main():
     ap.add_argument("--small", action="store_true", help="small cases only, no guards/timing")
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--quiet", action="store_true", help="print failing rows only")
     ap.add_argument("--out", default=os.environ.get("OUT"))
     args = ap.parse_args()
     start = time.time()
@@ -251,7 +254,7 @@ def main():
                 summary["timings"] = timing.run_timings(lib, GpuBackend(lib, guards=False))
             except Exception:  # a launch error while timing is a failure too
                 results.append(cases.row("timing", "timing run", False, error=traceback.format_exc()))
-    print_table(results)
+    print_table(results, failures_only=args.quiet)
     failures = [r for r in results if not r["ok"]]
     summary.update(results=results, failures=len(failures), checks=len(results),
                    seconds=round(time.time() - start, 1))
