@@ -182,7 +182,7 @@ def run_checks(backend, small, results=None, seed=20261204):
             results.extend(out if isinstance(out, list) else [out])
         except KernelError as e:
             results.append(cases.row(kernel, label, False, error=str(e)))
-            if "illegal" in str(e) or "launch failure" in str(e):
+            if any(s in str(e) for s in ("illegal", "launch failure", "misaligned")):
                 raise  # the context is gone; nothing after this can run
 
     for w, batches in cases.make_weights(gen, small):
