@@ -25,6 +25,7 @@ import llama_reference  # noqa: E402  (reads safetensors by hand)
 
 STEPS = 60
 BATCH, WINDOW = 8, 64
+EVAL_TOKENS = 128
 SHAPE = dict(hidden=128, layers=2, heads=4, kv_heads=2, intermediate=256)
 MIN_AGREEMENT = {"f32": 0.99, "q8_0": 0.90, "q4_0": 0.90}
 QUANT_TENSOR = "blk.0.attn_q.weight"  # a weight every export must quantize to the requested type
@@ -101,14 +102,16 @@ def run(c):
               f"loss {first:.2f} -> {last:.2f} (ln 32000 = {math.log(32000):.2f}), {time.time() - t0:.1f} s", flush=True)
         c.check(last < first - 2.0, "training moved the loss by more than 2 nats (the model is not random any more)")
 
-        sequences = [s for s in fx.qlorad_tokenize(model, fx.sentences(230)[200:], special=True) if len(s) > 4][:24]
+        held_out = fx.sentences(290)[200:]  # reviews: not in the training text
+        chunks = [" ".join(held_out[i::3]) for i in range(3)]
+        sequences = [ids[:EVAL_TOKENS] for ids in fx.qlorad_tokenize(model, chunks, special=True)]
         want, tight = [], 0
         for s in sequences:
             ref = fx.qlorad_logits(model, s)
             want.append(ref.argmax(-1).tolist())
             tight += sum(m < 0.1 for m in fx.margins(ref))
         positions = sum(map(len, want))
-        print(f"{len(sequences)} held-out sentences, {positions} positions; qlorad's top-2 margin < 0.1 at {tight}",
+        print(f"{len(held_out)} held-out review sentences in {len(sequences)} sequences, {positions} positions; qlorad's top-2 margin < 0.1 at {tight}",
               flush=True)
         for type_ in ("f32", "q8_0", "q4_0"):
             path = os.path.join(tmp, f"model-{type_}.gguf")

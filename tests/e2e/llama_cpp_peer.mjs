@@ -14,7 +14,8 @@
 //       -> {"tokens": [[greedy ids]], "margins": [[logit(top1) - logit(top2)]]}
 //          greedy = llama.cpp's greedy sampler; EOS/EOT do not stop it (exactly N tokens).
 //   {"op": "argmax", "sequences": [[ids]], "margins": bool}
-//       -> {"argmax": [[argmax of the logits after each prefix]], "margins": ...}
+//       -> {"argmax": [[argmax of the logits after each prefix]], "confidence": [[its softmax probability]],
+//           "margins": ...}
 // The answer also carries "info": the vocabulary type, BOS/EOS ids, add-BOS flag, and the
 // GGUF's tensor types as llama.cpp's reader sees them. The KV cache is f32 and flash
 // attention off, so an f32 model is computed in f32 end to end.
@@ -60,14 +61,16 @@ async function generate(sequence, op) {
 
 async function argmax(sequence, op) {
   const argmaxes = [], margins = [];
-  const next = { token: true, probabilities: !!op.margins, options: { temperature: 0 } };
+  const confidences = [];
+  const next = { token: true, confidence: true, probabilities: !!op.margins, options: { temperature: 0 } };
   for (const tokens of op.sequences) {
     await sequence.clearHistory();
     const results = await sequence.controlledEvaluate(tokens.map((t) => [t, { generateNext: next }]));
     argmaxes.push(results.map((r) => r.next.token));
+    confidences.push(results.map((r) => r.next.confidence));
     if (op.margins) margins.push(results.map((r) => margin(r.next.probabilities)));
   }
-  return op.margins ? { argmax: argmaxes, margins } : { argmax: argmaxes };
+  return op.margins ? { argmax: argmaxes, confidence: confidences, margins } : { argmax: argmaxes, confidence: confidences };
 }
 
 async function main() {
