@@ -83,6 +83,48 @@ def check_tokenizer(c, model_dir, texts, info, theirs, spec):
                      f"{len(texts) - len(bad)} equal, {len(bad)} differ")
 
 
+def compare_continuations(c, label, model, prompts, ours, theirs, argmax, lora):
+    """Greedy continuations token by token, then every position teacher-forced (argmax and the
+    top-1 log-probability against `qlorad-tool logits`)."""
+    for i, prompt in enumerate(prompts):
+        mine, other = ours[i], theirs["tokens"][i]
+        d = first_difference(mine, other)
+        note = ""
+        if d is not None:
+            ref = fx.qlorad_logits(model, prompt + other, adapter=lora)
+            note = (f"; first difference at token {d}: qlorad {mine[d:d + 3]} llama.cpp {other[d:d + 3]}, "
+                    f"qlorad's top-2 logit margin there {fx.margins(ref[len(prompt) - 1 + d:])[0]:.2e}")
+        c.check(d is None, f"{label}, prompt {i} ({len(prompt)} ids): greedy {MAX_TOKENS} tokens "
+                           f"{'equal' if d is None else 'DIFFER'}{note}")
+        ref = fx.qlorad_logits(model, prompt + mine, adapter=lora)
+        want = ref.argmax(-1).tolist()
+        same = sum(int(a == b) for a, b in zip(want, argmax["argmax"][i]))
+        # The top token's log-probability is a softmax over the whole vocabulary, so every logit
+        # counts: a 2 % adapter scale error moves it by ~0.4 (measured), f32 noise by ~2e-5.
+        logp = torch.log_softmax(ref.double(), -1).max(-1).values
+        diff = (logp - torch.tensor(argmax["confidence"][i], dtype=torch.float64).log()).abs().max().item()
+        c.check(same == len(want) and diff < 1e-3,
+                f"{label}, prompt {i}: teacher-forced argmax at {same}/{len(want)} positions equal (qlorad "
+                f"min margin {min(fx.margins(ref)):.2e}); top-1 log-probability differs by {diff:.1e} at most")
+
+
+def check_merged(c, tmp, model, adapter, prompts, ours_lora):
+    """Merged GGUF == base + adapter. HOOK (lead): runs once `export-gguf --merge` exists."""
+    if "--merge" not in fx.export_gguf_help():
+        print("SKIPPED (sub-check): merged GGUF == adapter: `qlorad-tool export-gguf` has no --merge yet")
+        return
+    merged = os.path.join(tmp, "merged.gguf")
+    fx.export_gguf(model, merged, "f32", adapter=adapter, merge=True)
+    _, (merged_gen,) = fx.peer(merged, [{"op": "generate", "prompts": prompts, "max_tokens": MAX_TOKENS}])
+    c.check(merged_gen["tokens"] == ours_lora, f"merged GGUF in llama.cpp: greedy continuations equal qlorad's "
+                                               f"base + adapter ({merged_gen['tokens']} vs {ours_lora})")
+
+
+def llama_cpp_ops(prompts, continuations):
+    return [{"op": "generate", "prompts": prompts, "max_tokens": MAX_TOKENS},
+            {"op": "argmax", "sequences": [p + g for p, g in zip(prompts, continuations)]}]
+
+
 def part_f32(name):
     spec = PARTS[name]
     c = Checks()
@@ -101,54 +143,21 @@ def part_f32(name):
         # Llama-3 tokenizer.json itself adds none).
         prompts = [p if p[:1] == [spec["bos"]] else [spec["bos"]] + p
                    for p in fx.qlorad_tokenize(model, PROMPTS, special=True)]
-        seqs_ops = lambda gen: [{"op": "generate", "prompts": prompts, "max_tokens": MAX_TOKENS},
-                                {"op": "argmax", "sequences": [p + g for p, g in zip(prompts, gen)]}]
         ours_base = [fx.qlorad_generate(model, p, MAX_TOKENS) for p in prompts]
         ours_lora = [fx.qlorad_generate(model, p, MAX_TOKENS, adapter=adapter) for p in prompts]
         t1 = time.time()
         texts = fx.sentences(200)
         info, (tokens, base_gen, base_argmax) = fx.peer(base_gguf, [{"op": "tokenize", "texts": texts}] +
-                                                        seqs_ops(ours_base))
-        _, (lora_gen, lora_argmax) = fx.peer(base_gguf, seqs_ops(ours_lora), lora=adapter_gguf)
+                                                        llama_cpp_ops(prompts, ours_base))
+        _, (lora_gen, lora_argmax) = fx.peer(base_gguf, llama_cpp_ops(prompts, ours_lora), lora=adapter_gguf)
         print(f"llama.cpp {info['llama_cpp_release']}: 2 loads, {2 * len(prompts)} continuations in "
               f"{time.time() - t1:.1f} s", flush=True)
         check_tokenizer(c, model, texts, info, tokens, spec)
-
-        for label, ours, theirs, argmax, lora in (("base", ours_base, base_gen, base_argmax, None),
-                                                  ("base + adapter", ours_lora, lora_gen, lora_argmax, adapter)):
-            for i, prompt in enumerate(prompts):
-                mine, other = ours[i], theirs["tokens"][i]
-                d = first_difference(mine, other)
-                note = ""
-                if d is not None:
-                    ref = fx.qlorad_logits(model, prompt + other, adapter=lora)
-                    note = (f"; first difference at token {d}: qlorad {mine[d:d + 3]} llama.cpp {other[d:d + 3]}, "
-                            f"qlorad's top-2 logit margin there {fx.margins(ref[len(prompt) - 1 + d:])[0]:.2e}")
-                c.check(d is None, f"{label}, prompt {i} ({len(prompt)} ids): greedy {MAX_TOKENS} tokens "
-                                   f"{'equal' if d is None else 'DIFFER'}{note}")
-                ref = fx.qlorad_logits(model, prompt + mine, adapter=lora)
-                want = ref.argmax(-1).tolist()
-                same = sum(int(a == b) for a, b in zip(want, argmax["argmax"][i]))
-                # A continuous check too: the top token's log-probability (a softmax over the whole
-                # vocabulary, so every logit counts); a scale error in the adapter moves it.
-                logp = torch.log_softmax(ref.double(), -1).max(-1).values
-                diff = (logp - torch.tensor(argmax["confidence"][i], dtype=torch.float64).log()).abs().max().item()
-                c.check(same == len(want) and diff < 1e-3,
-                        f"{label}, prompt {i}: teacher-forced argmax at {same}/{len(want)} positions equal (qlorad "
-                        f"min margin {min(fx.margins(ref)):.2e}); top-1 log-probability differs by {diff:.1e} at most")
+        compare_continuations(c, "base", model, prompts, ours_base, base_gen, base_argmax, None)
+        compare_continuations(c, "base + adapter", model, prompts, ours_lora, lora_gen, lora_argmax, adapter)
         c.check(ours_base != ours_lora, "the adapter changes qlorad's continuations (so the adapter check can fail)")
         c.check(base_gen["tokens"] != lora_gen["tokens"], "and llama.cpp's")
-
-        # Merged GGUF == adapter. HOOK (lead): runs once `export-gguf --merge` exists.
-        if "--merge" in fx.export_gguf_help():
-            merged = os.path.join(tmp, "merged.gguf")
-            fx.export_gguf(model, merged, "f32", adapter=adapter, merge=True)
-            _, (merged_gen,) = fx.peer(merged, [{"op": "generate", "prompts": prompts, "max_tokens": MAX_TOKENS}])
-            c.check(merged_gen["tokens"] == ours_lora,
-                    f"merged GGUF in llama.cpp: greedy continuations equal qlorad's base + adapter "
-                    f"({merged_gen['tokens']} vs {ours_lora})")
-        else:
-            print("SKIPPED (sub-check): merged GGUF == adapter: `qlorad-tool export-gguf` has no --merge yet")
+        check_merged(c, tmp, model, adapter, prompts, ours_lora)
         print(f"{name}: {time.time() - t0:.1f} s")
     return c
 
