@@ -150,7 +150,7 @@ def part_f32(name):
         info, (tokens, base_gen, base_argmax) = fx.peer(base_gguf, [{"op": "tokenize", "texts": texts}] +
                                                         llama_cpp_ops(prompts, ours_base))
         _, (lora_gen, lora_argmax) = fx.peer(base_gguf, llama_cpp_ops(prompts, ours_lora), lora=adapter_gguf)
-        print(f"llama.cpp {info['llama_cpp_release']}: 2 loads, {2 * len(prompts)} continuations in "
+        print(f"llama.cpp (node-llama-cpp {info['node_llama_cpp']}): 2 loads, {2 * len(prompts)} continuations in "
               f"{time.time() - t1:.1f} s", flush=True)
         check_tokenizer(c, model, texts, info, tokens, spec)
         compare_continuations(c, "base", model, prompts, ours_base, base_gen, base_argmax, None)

@@ -83,7 +83,7 @@ async function main() {
   });
   const model = await llama.loadModel({ modelPath: request.model, gpuLayers: 0, useMmap: false });
   const info = {
-    llama_cpp_release: llama.llamaCppRelease.release,
+    node_llama_cpp: JSON.parse(fs.readFileSync(path.join(path.dirname(entry), "..", "package.json"), "utf8")).version,
     vocabulary_type: model.vocabularyType, bos: model.tokens.bos, eos: model.tokens.eos, eot: model.tokens.eot,
     add_bos: model.tokens.shouldPrependBosToken, train_context: model.trainContextSize,
     tensor_types: Object.fromEntries((model.fileInfo.fullTensorInfo || model.fileInfo.tensorInfo || [])
