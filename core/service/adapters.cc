@@ -7,6 +7,7 @@
 #include "core/service/core_impl.h"
 #include "core/service/paging.h"
 #include "core/store/adapter_lifecycle.h"
+#include "core/train/lora_model.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
@@ -79,6 +80,7 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::ImportAdapter(const std::string& na
                                                            bool allow_base_mismatch, const std::string& actor) {
   QLORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
   if (path.empty()) return absl::InvalidArgumentError("path: must name a PEFT adapter directory on the server");
+  QLORAD_RETURN_IF_ERROR(PeftWeightsPath(path).status());  // adapter_model.bin only: refused with a hint, nothing stored
   QLORAD_ASSIGN_OR_RETURN(int64_t version, store_->NextAdapterVersion(name));
   const std::string id = absl::StrCat(name, "@", version);
   const std::string dir = absl::StrCat(options_.state_dir, "/adapters/", name, "/", version);
