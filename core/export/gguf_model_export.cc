@@ -68,6 +68,11 @@ class ModelExporter {
         QLORAD_RETURN_IF_ERROR(CheckTensorShape(entry, hf, shape));
       }
       GgmlType type = shape.size() == 1 ? GgmlType::kF32 : options_.type;
+      if (type == GgmlType::kQ4_0 && !options_.pure && IsOutputHead(hf)) {
+        notes.push_back(absl::StrCat(hf, ": the output head is written as q8_0 (llama.cpp's llama-quantize keeps it ",
+                                     "above q4_0 too; --pure writes it as q4_0)"));
+        type = GgmlType::kQ8_0;
+      }
       if (shape.back() % GgmlBlockValues(type) != 0) {
         notes.push_back(absl::StrCat(hf, ": rows of ", shape.back(), " values are not whole ", GgmlTypeName(type),
                                      " blocks of 32; written as f16"));
@@ -90,6 +95,11 @@ class ModelExporter {
       }
     }
     return absl::OkStatus();
+  }
+
+  // The tensor that projects onto the vocabulary: lm_head, or the embeddings when tied.
+  bool IsOutputHead(const std::string& hf) const {
+    return hf == "lm_head.weight" || (config_.tie_word_embeddings && hf == "model.embed_tokens.weight");
   }
 
   bool Overridden(const std::string& hf) const { return options_.overrides && options_.overrides->count(hf); }

@@ -25,6 +25,9 @@ struct ModelExportOptions {
   std::string model_dir;
   std::string out_path;
   GgmlType type = GgmlType::kF32;
+  // With q4_0 the output head (lm_head, or the tied embeddings) is written as q8_0, as
+  // llama.cpp's llama-quantize keeps it above q4_0 (it uses q6_K); `pure` writes it as q4_0.
+  bool pure = false;
   std::string name;  // general.name; default: the model directory's base name
   // Weights to write instead of the checkpoint's, keyed by Hugging Face tensor name
   // ("model.layers.0.self_attn.q_proj.weight"), e.g. LoRA-merged weights. Same shape

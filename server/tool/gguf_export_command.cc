@@ -18,7 +18,9 @@ constexpr char kUsage[] =
     "usage: qlorad-tool export-gguf --model DIR --out FILE [--type f32|f16|q8_0|q4_0]\n"
     "         [--adapter PEFT_DIR [--adapter-out FILE]] [--name NAME] [--prompt-format NAME] [--no-modelfile]\n"
     "  Writes the model as one GGUF file llama.cpp and Ollama load (tokenizer embedded; q/k rows\n"
-    "  permuted for llama/mistral). --type applies to 2-D weights (default f32); norms and biases stay f32.\n"
+    "  permuted for llama/mistral). --type applies to 2-D weights (default f32); norms and biases stay f32;\n"
+    "  with q4_0 the output head (lm_head, or tied embeddings) is q8_0 unless --pure; rows that are not\n"
+    "  whole 32-value blocks fall back to f16.\n"
     "  With --adapter also a GGUF LoRA adapter (default <out stem>-lora.gguf; f32, or f16 with --type f16;\n"
     "  rsLoRA/alpha_pattern scales folded into lora_b so llama.cpp's alpha/r reproduces qlorad's scale)\n"
     "  and an Ollama Modelfile beside --out (FROM, ADAPTER, TEMPLATE of the prompt format, stop tokens).\n";
@@ -31,7 +33,7 @@ std::string DefaultAdapterPath(const std::string& out) {
 absl::Status ExportGguf(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, {"model", "adapter", "type", "out", "adapter-out", "name",
                                                            "prompt-format"},
-                                                    {"no-modelfile", "help"}));
+                                                    {"no-modelfile", "pure", "help"}));
   if (flags.GetBool("help")) {
     std::fputs(kUsage, stdout);
     return absl::OkStatus();
@@ -41,6 +43,7 @@ absl::Status ExportGguf(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(model.out_path, flags.GetRequired("out"));
   QLORAD_ASSIGN_OR_RETURN(model.type, gguf::ParseGgmlType(flags.GetOr("type", "f32")));
   model.name = flags.GetOr("name", "");
+  model.pure = flags.GetBool("pure");
 
   gguf::AdapterExportOptions adapter;
   if (flags.Has("adapter")) {

@@ -89,7 +89,7 @@ def check_blocks(name, f, ref):
     return err.max()
 
 
-def check_tensors(f, cfg, weights, qtype, permute_qk):
+def check_tensors(f, cfg, weights, qtype, permute_qk, pure=False):
     heads, kv_heads = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     names = set(f.tensors) - {"rope_freqs.weight"}
     worst, fallbacks = 0.0, 0
@@ -117,6 +117,9 @@ def check_tensors(f, cfg, weights, qtype, permute_qk):
             assert np.array_equal(got, ref.astype(np.float32).astype(np.float16).astype(np.float64)), f"{name}: f16"
         else:
             want = {"q8_0": gguf_reader.Q8_0, "q4_0": gguf_reader.Q4_0}[qtype]
+            head = hf == "lm_head.weight" or (hf == "model.embed_tokens.weight" and cfg.get("tie_word_embeddings"))
+            if qtype == "q4_0" and head and not pure:
+                want = gguf_reader.Q8_0  # the output head stays above q4_0, as llama-quantize keeps it
             assert ttype == want, f"{name}: type {ttype}, expected {want}"
             raw = tensor.float().numpy()
             if permute_qk and ".q_proj." in hf:
@@ -284,11 +287,13 @@ def export_case(tmp, model, cfg, arch, tokenizer_dir, qtypes, permute_qk):
     weights = llama_reference.read_checkpoint(model)
     for qtype in qtypes:
         out = os.path.join(tmp, f"{os.path.basename(model)}-{qtype}.gguf")
-        proc = run([TOOL, "export-gguf", "--model", model, "--type", qtype, "--out", out, "--no-modelfile"])
+        pure = qtype == "q4_0" and not cfg.get("tie_word_embeddings")  # untied q4_0 runs with --pure
+        proc = run([TOOL, "export-gguf", "--model", model, "--type", qtype, "--out", out, "--no-modelfile"]
+                   + (["--pure"] if pure else []))
         f = gguf_reader.GgufFile(out)
         assert f.kv["general.file_type"] == {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 7}[qtype]
         check_metadata(f, cfg, arch)
-        worst = check_tensors(f, cfg, weights, qtype, permute_qk)
+        worst = check_tensors(f, cfg, weights, qtype, permute_qk, pure)
         if qtype == "f32":
             check_tokenizer(f, tokenizer_dir, cfg)
         print(f"{os.path.basename(model)} {qtype}: {len(f.tensors)} tensors OK, max quant error {worst:.3g}; "
