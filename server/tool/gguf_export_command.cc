@@ -16,7 +16,7 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: qlorad-tool export-gguf --model DIR --out FILE [--type f32|f16|q8_0|q4_0]\n"
-    "         [--adapter PEFT_DIR [--adapter-out FILE]] [--name NAME] [--prompt-format NAME] [--no-modelfile]\n"
+    "         [--adapter PEFT_DIR [--adapter-out FILE]] [--name NAME] [--prompt-format NAME] [--no-modelfile] [--pure]\n"
     "  Writes the model as one GGUF file llama.cpp and Ollama load (tokenizer embedded; q/k rows\n"
     "  permuted for llama/mistral). --type applies to 2-D weights (default f32); norms and biases stay f32;\n"
     "  with q4_0 the output head (lm_head, or tied embeddings) is q8_0 unless --pure; rows that are not\n"
