@@ -31,6 +31,7 @@ const std::map<std::string, Command>& CommandTable() {
       {"tokenize", {RunTokenize, "JSON string per stdin line -> JSON array of token ids per line"}},
       {"prepare-data", {RunPrepareData, "ingest JSONL/CSV: validate, anonymise PII, split, checksum (core/data)"}},
       {"merge", {RunMerge, "merge a PEFT adapter into its base (onto dequant(NF4) or original): HF safetensors"}},
+      {"export-gguf", {RunExportGguf, "model (+ LoRA adapter) as GGUF for llama.cpp/Ollama, with a Modelfile"}},
   };
   return *table;
 }
