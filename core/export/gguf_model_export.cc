@@ -49,6 +49,7 @@ class ModelExporter {
     if (name.empty() || name == ".") name = "qlorad-export";
     QLORAD_RETURN_IF_ERROR(SetModelMetadata(config_, name, LlamaFileType(options_.type), writer_));
     QLORAD_ASSIGN_OR_RETURN(result.vocab, SetTokenizerMetadata(options_.model_dir, config_, writer_));
+    for (const auto& [key, value] : options_.metadata) writer_.SetString(key, value);
     QLORAD_RETURN_IF_ERROR(PlanTensors(result.notes));
     QLORAD_RETURN_IF_ERROR(writer_.Write(options_.out_path, [this](size_t i) { return Encode(i); }));
     result.tensor_count = static_cast<int64_t>(plan_.size());

@@ -33,6 +33,8 @@ struct ModelExportOptions {
   // ("model.layers.0.self_attn.q_proj.weight"), e.g. LoRA-merged weights. Same shape
   // as the checkpoint's; any float dtype and device. Not owned; may be null.
   const std::map<std::string, at::Tensor>* overrides = nullptr;
+  // Extra string metadata (e.g. qlorad.base_fingerprint, qlorad.adapter_id of a merged export).
+  std::map<std::string, std::string> metadata;
 };
 
 struct ModelExportResult {
