@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -41,7 +42,7 @@ absl::Status CheckFileName(const std::string& name, const std::string& field) {
   if (name.empty() || name.find('/') != std::string::npos || name.find('\\') != std::string::npos ||
       name.find('\0') != std::string::npos || absl::StrContains(name, ".."))
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ": '", name, "' must be a plain file name (no '/', '\\', '..' or NUL)"));
+        absl::StrCat(field, ": '", absl::CHexEscape(name), "' must be a plain file name (no '/', '\\', '..' or NUL)"));
   if (!IsAcceptedFile(name))
     return absl::InvalidArgumentError(absl::StrCat(
         field, ": '", name, "' is not an adapter file (accepted: adapter_config.json, adapter_model.safetensors, ",

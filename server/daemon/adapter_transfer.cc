@@ -5,6 +5,7 @@
 #include <fstream>
 #include <map>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "server/daemon/adapters_service.h"
 
@@ -44,7 +45,7 @@ absl::Status ReceiveFiles(grpc::ServerReader<v1::UploadAdapterRequest>* reader, 
     const v1::FileChunk& chunk = part.chunk();
     auto it = files.find(chunk.name());
     if (it == files.end())
-      return absl::InvalidArgumentError(absl::StrCat("chunk.name: '", chunk.name(), "' is not declared in header.files"));
+      return absl::InvalidArgumentError(absl::StrCat("chunk.name: '", absl::CHexEscape(chunk.name()), "' is not declared in header.files"));
     IncomingFile& f = it->second;
     if (f.done) return absl::InvalidArgumentError(absl::StrCat("chunk: ", chunk.name(), ": data after its last chunk"));
     f.received += static_cast<int64_t>(chunk.data().size());

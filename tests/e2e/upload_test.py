@@ -164,6 +164,7 @@ class UploadTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as caught:
             call()
         self.assertEqual(caught.exception.code(), code, caught.exception.details())
+        print("  refused: %s: %s" % (caught.exception.code().name, caught.exception.details()))
         for fragment in fragments:
             self.assertIn(fragment, caught.exception.details())
         self.assertEqual(self.snapshot(), before)
@@ -272,6 +273,7 @@ class UploadTest(unittest.TestCase):
         deadline = time.time() + 30
         while time.time() < deadline and not os.listdir(os.path.join(self.d.state_dir, "uploads")):
             time.sleep(0.05)  # the staging directory exists once the header was accepted
+        self.assertTrue(os.listdir(os.path.join(self.d.state_dir, "uploads")), "the upload never started")
         future.cancel()
         deadline = time.time() + 30
         while time.time() < deadline and os.listdir(os.path.join(self.d.state_dir, "uploads")):
