@@ -1,5 +1,6 @@
 #include "core/model/config.h"
 
+#include <algorithm>
 #include <array>
 
 #include "absl/strings/str_cat.h"
@@ -106,6 +107,32 @@ absl::Status ParseTokenIds(const Json& json, ModelConfig& config) {
   return absl::OkStatus();
 }
 
+// transformers: MistralConfig(sliding_window=4096), Qwen2Config(use_sliding_window=False,
+// sliding_window=4096, max_window_layers=28, layer_types=None). Llama has no window.
+absl::Status ParseSlidingWindow(const Json& json, const FieldReader& reader, ModelConfig& c) {
+  if (c.model_type == "llama") return absl::OkStatus();
+  auto it = json.find("sliding_window");
+  if (it == json.end()) {
+    c.sliding_window = 4096;
+  } else if (!it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() <= 0)
+      return reader.Error("sliding_window", "must be a positive integer or null (no window)");
+    c.sliding_window = it->get<int64_t>();
+  }
+  if (c.model_type != "qwen2") return absl::OkStatus();
+  QLORAD_ASSIGN_OR_RETURN(c.use_sliding_window, reader.Bool("use_sliding_window", false));
+  QLORAD_ASSIGN_OR_RETURN(c.max_window_layers, reader.Int("max_window_layers", int64_t{28}));
+  if (auto types = json.find("layer_types"); types != json.end() && !types->is_null()) {
+    if (!types->is_array()) return reader.Error("layer_types", "must be a list of \"full_attention\" / \"sliding_attention\"");
+    for (const auto& type : *types) {
+      if (!type.is_string() || (type != "full_attention" && type != "sliding_attention"))
+        return reader.Error("layer_types", "entries must be \"full_attention\" or \"sliding_attention\"");
+      c.layer_types.push_back(type.get<std::string>());
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckConsistency(const ModelConfig& c, const FieldReader& reader) {
   if (c.hidden_size == 0) return reader.Error("hidden_size", "must be positive");
   if (c.num_attention_heads == 0) return reader.Error("num_attention_heads", "must be positive");
@@ -115,6 +142,8 @@ absl::Status CheckConsistency(const ModelConfig& c, const FieldReader& reader) {
     return reader.Error("num_key_value_heads", absl::StrCat("(", c.num_key_value_heads, ") must divide num_attention_heads (",
                                                             c.num_attention_heads, ")"));
   if (c.head_dim == 0 || c.head_dim % 2 != 0) return reader.Error("head_dim", "must be positive and even (RoPE rotates pairs)");
+  if (!c.layer_types.empty() && static_cast<int64_t>(c.layer_types.size()) != c.num_hidden_layers)
+    return reader.Error("layer_types", absl::StrCat("has ", c.layer_types.size(), " entries for ", c.num_hidden_layers, " layers"));
   return absl::OkStatus();
 }
 
@@ -128,6 +157,30 @@ int64_t ModelConfig::ParameterCount() const {
   int64_t layer = attention + mlp + 2 * hidden_size;
   int64_t embeddings = vocab_size * hidden_size;
   return embeddings * (tie_word_embeddings ? 1 : 2) + num_hidden_layers * layer + hidden_size;
+}
+
+std::optional<int64_t> ModelConfig::EffectiveSlidingWindow() const {
+  if (!sliding_window) return std::nullopt;
+  if (model_type == "mistral") return sliding_window;
+  if (model_type != "qwen2" || !use_sliding_window) return std::nullopt;
+  if (!layer_types.empty()) {
+    for (const std::string& type : layer_types)
+      if (type == "sliding_attention") return sliding_window;
+    return std::nullopt;
+  }
+  return max_window_layers < num_hidden_layers ? sliding_window : std::nullopt;
+}
+
+int64_t ModelConfig::ContextLimit() const {
+  std::optional<int64_t> window = EffectiveSlidingWindow();
+  return window ? std::min(*window, max_position_embeddings) : max_position_embeddings;
+}
+
+std::string ModelConfig::ContextLimitReason() const {
+  std::optional<int64_t> window = EffectiveSlidingWindow();
+  if (!window || *window >= max_position_embeddings) return "";
+  return absl::StrCat("sliding_window ", *window, " of config.json (qlorad attends to the full context, which equals ",
+                      model_type, "'s windowed attention only up to the window, so longer sequences are refused)");
 }
 
 std::string SupportedModelTypes() {
@@ -164,6 +217,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text, const
   }
   c.torch_dtype = json.value("torch_dtype", std::string("float32"));
   QLORAD_RETURN_IF_ERROR(ParseTokenIds(json, c));
+  QLORAD_RETURN_IF_ERROR(ParseSlidingWindow(json, r, c));
   QLORAD_RETURN_IF_ERROR(CheckConsistency(c, r));
   return c;
 }
@@ -202,6 +256,14 @@ std::string ModelConfigToJson(const ModelConfig& c) {
   if (c.bos_token_id) json["bos_token_id"] = *c.bos_token_id;
   if (c.eos_token_ids.size() == 1) json["eos_token_id"] = c.eos_token_ids[0];
   if (c.eos_token_ids.size() > 1) json["eos_token_id"] = c.eos_token_ids;
+  if (c.model_type != "llama") {
+    json["sliding_window"] = c.sliding_window ? nlohmann::ordered_json(*c.sliding_window) : nlohmann::ordered_json(nullptr);
+  }
+  if (c.model_type == "qwen2") {
+    json["use_sliding_window"] = c.use_sliding_window;
+    json["max_window_layers"] = c.max_window_layers;
+    if (!c.layer_types.empty()) json["layer_types"] = c.layer_types;
+  }
   json["torch_dtype"] = c.torch_dtype;
   return json.dump(2) + "\n";
 }

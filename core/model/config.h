@@ -42,8 +42,25 @@ struct ModelConfig {
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;
   std::string torch_dtype = "float32";  // as written in the file
+  // Sliding-window attention as config.json declares it (transformers' semantics).
+  // Mistral: sliding_window on every layer; absent = 4096 (MistralConfig's default), null = none.
+  // Qwen2: only with use_sliding_window, on layers >= max_window_layers (or those layer_types
+  // names "sliding_attention"). qlorad attends to the full context, which equals windowed
+  // attention up to `window` positions, so longer sequences are refused (ContextLimit).
+  std::optional<int64_t> sliding_window;  // as written (qwen2: even when use_sliding_window is false)
+  bool use_sliding_window = false;        // qwen2 only
+  int64_t max_window_layers = 28;         // qwen2 only
+  std::vector<std::string> layer_types;   // optional per-layer "full_attention" / "sliding_attention"
 
   int64_t QueryGroups() const { return num_attention_heads / num_key_value_heads; }
+  // The window if at least one layer attends through one, else nullopt.
+  std::optional<int64_t> EffectiveSlidingWindow() const;
+  // The longest sequence (prompt + generated tokens) qlorad computes as the model
+  // defines it: max_position_embeddings, or the sliding window when that is smaller.
+  int64_t ContextLimit() const;
+  // "" when ContextLimit() is max_position_embeddings; else why it is smaller, for errors:
+  // "sliding_window 4096 of config.json (qlorad does not implement windowed attention ...)".
+  std::string ContextLimitReason() const;
   // Total parameters the checkpoint holds (embeddings, layers, norms, lm_head unless tied).
   int64_t ParameterCount() const;
 };

@@ -26,9 +26,13 @@ absl::StatusOr<GenerationResult> Generate(LlamaModel& model, const std::vector<i
   QLORAD_RETURN_IF_ERROR(ValidateSamplingOptions(options.sampling));
   if (options.max_tokens < 0) return absl::InvalidArgumentError("max_tokens must be >= 0");
   const int64_t capacity = static_cast<int64_t>(prompt.size()) + options.max_tokens;
-  if (capacity > config.max_position_embeddings)
+  if (capacity > config.ContextLimit()) {
+    const std::string reason = config.ContextLimitReason();
     return absl::InvalidArgumentError(absl::StrCat("prompt (", prompt.size(), " tokens) + max_tokens (", options.max_tokens,
-                                                   ") exceeds max_position_embeddings ", config.max_position_embeddings));
+                                                   ") exceeds ", reason.empty() ? "max_position_embeddings " : "",
+                                                   config.ContextLimit(), reason.empty() ? "" : " positions: the ", reason,
+                                                   " (hint: shorten the prompt or ask for fewer tokens)"));
+  }
   return CatchTorchErrors("generate", [&]() -> absl::StatusOr<GenerationResult> {
     at::NoGradGuard no_grad;
     GenerationResult result;

@@ -45,6 +45,13 @@ AttentionContext LlamaModelImpl::MakeContext(const ForwardInput& input, int64_t 
 
 at::Tensor LlamaModelImpl::Hidden(const ForwardInput& input) {
   const int64_t past = input.cache != nullptr ? input.cache->length() : 0;
+  // Callers refuse longer work up front with a Status (generate, serving, training); this
+  // catches the rest (logits, scoring) instead of silently computing full attention.
+  // With explicit positions (paged serving) the engine has checked the request.
+  if (!input.positions.defined() && past + input.tokens.size(1) > config_.ContextLimit() &&
+      !config_.ContextLimitReason().empty())
+    TORCH_CHECK(false, "a sequence of ", past + input.tokens.size(1), " positions exceeds the ",
+                config_.ContextLimitReason(), " (hint: at most ", config_.ContextLimit(), " tokens)");
   AttentionContext ctx = MakeContext(input, past);
   at::Tensor h = at::embedding(embed_tokens_, input.tokens.to(device()));
   const bool checkpoint = gradient_checkpointing_ && is_training() && at::GradMode::is_enabled() && input.cache == nullptr;

@@ -1,12 +1,9 @@
 #include "core/serve/serving_adapter.h"
 
-#include <cmath>
-#include <cstring>
-
 #include <ATen/ATen.h>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/model/dtype.h"
 #include "core/model/safetensors.h"
 #include "core/model/tensor_io.h"
 #include "core/util/status_macros.h"
@@ -14,9 +11,6 @@
 
 namespace qlorad::serve {
 namespace {
-
-constexpr char kKeyPrefix[] = "base_model.model.";
-constexpr size_t kSuffixLength = sizeof(".lora_A.weight") - 1;
 
 absl::Status CheckFingerprint(const std::string& dir, const std::string& recorded, const AdapterLoadOptions& options) {
   if (recorded.empty() || options.base_fingerprint.empty() || recorded == options.base_fingerprint) return absl::OkStatus();
@@ -29,31 +23,35 @@ absl::Status CheckFingerprint(const std::string& dir, const std::string& recorde
 absl::Status PlaceTensor(const SafetensorsFile& file, const TensorInfo& info, const BaseModuleShapes& base,
                          const LoraConfig& config, const AdapterLoadOptions& options, ServingAdapter& adapter) {
   const std::string& name = info.name;
-  const bool is_a = absl::EndsWith(name, ".lora_A.weight"), is_b = absl::EndsWith(name, ".lora_B.weight");
-  if (!absl::StartsWith(name, kKeyPrefix) || (!is_a && !is_b))
-    return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name,
-                                                   "' is not a PEFT LoRA key (hint: expected base_model.model.<module>.lora_A/B.weight)"));
-  const std::string module = name.substr(std::strlen(kKeyPrefix), name.size() - std::strlen(kKeyPrefix) - kSuffixLength);
+  QLORAD_ASSIGN_OR_RETURN(PeftTensorKey key, ParsePeftTensorKey(name));
+  const std::string& module = key.module;
   auto shape = base.find(module);
   if (shape == base.end())
     return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "': module '", module,
                                                    "' is not a linear layer of the resident base (hint: wrong base model?)"));
+  if (!config.Targets(module))
+    return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "': adapter_config.json does not target module '",
+                                                   module, "' (hint: target_modules / layers_to_transform / exclude_modules ",
+                                                   "do not select it; PEFT would not apply this tensor)"));
+  if (info.dtype != DType::kF32 && info.dtype != DType::kF16 && info.dtype != DType::kBF16 && info.dtype != DType::kF64)
+    return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "' has dtype ", DTypeName(info.dtype),
+                                                   " (hint: LoRA weights must be F32, F16, BF16 or F64)"));
   const int64_t r = config.RankFor(module);
   if (r > options.max_rank)
     return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "': rank ", r, " exceeds the server's max rank ",
                                                    options.max_rank, " (hint: raise --max-lora-rank)"));
-  const std::vector<int64_t> expected = is_a ? std::vector<int64_t>{r, shape->second.second}
-                                             : std::vector<int64_t>{shape->second.first, r};
+  const std::vector<int64_t> expected = key.is_a ? std::vector<int64_t>{r, shape->second.second}
+                                                 : std::vector<int64_t>{shape->second.first, r};
   if (info.shape != expected)
-    return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "' has shape ", info.ShapeString(), " but the base needs [",
+    return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "' has shape ", info.ShapeString(), " but module '",
+                                                   module, "' with rank ", r, " (adapter_config.json r / rank_pattern) needs [",
                                                    expected[0], ", ", expected[1],
-                                                   "] (hint: wrong base model, or r differs from adapter_config.json?)"));
+                                                   "] (hint: wrong base model, or a rank_pattern key that does not match?)"));
   QLORAD_ASSIGN_OR_RETURN(at::Tensor view, ViewTensor(file, info));
   ModuleDelta& delta = adapter.modules[module];
   at::Tensor placed = view.to(options.device, options.dtype, /*non_blocking=*/false, /*copy=*/true);
-  (is_a ? delta.a : delta.b) = placed;
-  const double alpha = config.AlphaFor(module);
-  delta.scaling = config.use_rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
+  (key.is_a ? delta.a : delta.b) = placed;
+  delta.scaling = config.ScalingFor(module);
   adapter.bytes += placed.numel() * placed.element_size();
   return absl::OkStatus();
 }
@@ -67,7 +65,8 @@ absl::StatusOr<std::shared_ptr<const ServingAdapter>> LoadServingAdapter(const s
   adapter->id = id;
   adapter->path = dir;
   QLORAD_ASSIGN_OR_RETURN(adapter->config, ReadPeftConfig(dir));
-  QLORAD_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(dir + "/adapter_model.safetensors"));
+  QLORAD_ASSIGN_OR_RETURN(std::string weights, PeftWeightsPath(dir));
+  QLORAD_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(weights));
   auto fingerprint = file->metadata().find("qlorad_base_fingerprint");
   if (fingerprint != file->metadata().end()) adapter->base_fingerprint = fingerprint->second;
   QLORAD_RETURN_IF_ERROR(CheckFingerprint(dir, adapter->base_fingerprint, options));

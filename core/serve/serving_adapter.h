@@ -45,11 +45,14 @@ struct AdapterLoadOptions {
   at::ScalarType dtype = at::kFloat;
 };
 
-// Reads `dir`. Refused, with the tensor or field named and a hint: unsupported
-// adapter_config features (DoRA, modules_to_save, bias != none), rank above
-// max_rank, a base-fingerprint mismatch without the override, a key that is not a
-// PEFT LoRA key, a module the base does not have, a shape that does not fit, a module
-// with only one of A/B, and an adapter that applies to zero modules.
+// Reads `dir` with PEFT's semantics (ReadPeftConfig: per-module rank/alpha from
+// rank_pattern/alpha_pattern, rsLoRA, target selection; F16/BF16/F32 tensors
+// converted to options.dtype). Refused, with the tensor or field named and a hint:
+// unsupported adapter_config features (DoRA, modules_to_save, bias != none, ...),
+// adapter_model.bin without safetensors, rank above max_rank, a base-fingerprint
+// mismatch without the override, a key that is not a PEFT LoRA key, a module the
+// base does not have or the config does not target, a shape that does not fit the
+// module's rank, a module with only one of A/B, and an adapter that applies to zero modules.
 absl::StatusOr<std::shared_ptr<const ServingAdapter>> LoadServingAdapter(const std::string& dir, const std::string& id,
                                                                          const BaseModuleShapes& base,
                                                                          const AdapterLoadOptions& options);

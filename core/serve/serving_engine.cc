@@ -45,13 +45,19 @@ absl::StatusOr<BatcherOptions> BatchingOptions(const EngineOptions& options, con
   batching.prefill_chunk_tokens = options.prefill_chunk_tokens;
   const int64_t block_bytes = KvBlockBytes(loaded.config, options.kv_block_size, loaded.model->dtype());
   batching.kv_blocks = options.kv_cache_bytes / block_bytes + 1;  // + the scratch block
-  const int64_t longest = std::min(options.max_prompt_tokens + options.max_new_tokens, loaded.config.max_position_embeddings);
+  const int64_t longest = std::min(options.max_prompt_tokens + options.max_new_tokens, loaded.config.ContextLimit());
   if (batching.kv_blocks - 1 < (longest + options.kv_block_size - 1) / options.kv_block_size)
     return absl::InvalidArgumentError(absl::StrCat("kv_cache_bytes: ", options.kv_cache_bytes, " bytes hold ",
                                                    batching.kv_blocks - 1, " blocks of ", block_bytes,
                                                    " bytes, too few for one request of ", longest,
                                                    " positions (hint: raise --kv-cache-mb)"));
   return batching;
+}
+
+// " (the sliding_window ... of config.json ...)" when the window limits the context, else "".
+std::string WhyLimited(const ModelConfig& config) {
+  const std::string reason = config.ContextLimitReason();
+  return reason.empty() ? "" : absl::StrCat(" (the ", reason, ")");
 }
 
 }  // namespace
@@ -153,7 +159,7 @@ absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call
   ScopedCounter guard(in_flight_);
   SequenceSpec spec;
   QLORAD_ASSIGN_OR_RETURN(spec.prompt, PromptIds(call));  // before Pin: a refused prompt never loads an adapter
-  const int64_t context = loaded_.config.max_position_embeddings;
+  const int64_t context = loaded_.config.ContextLimit();  // the sliding window when smaller
   const int64_t prompt_tokens = static_cast<int64_t>(spec.prompt.size());
   // 0 = as many as fit in the context (up to the engine's limit).
   const int64_t max_new_tokens =
@@ -161,7 +167,8 @@ absl::StatusOr<GenerateOutcome> ServingEngine::Generate(const GenerateCall& call
   if (max_new_tokens <= 0 || prompt_tokens + max_new_tokens > context)
     return absl::InvalidArgumentError(absl::StrCat("max_new_tokens: prompt (", prompt_tokens, " tokens) + max_new_tokens (",
                                                    max_new_tokens, ") exceeds the model's context of ", context,
-                                                   " positions (hint: shorten the prompt or ask for fewer tokens)"));
+                                                   " positions", WhyLimited(loaded_.config),
+                                                   " (hint: shorten the prompt or ask for fewer tokens)"));
   QLORAD_RETURN_IF_ERROR(ValidateStopStrings(call.stop));
   if (call.constraint.active()) {
     QLORAD_ASSIGN_OR_RETURN(spec.grammar, Grammar(call.constraint));

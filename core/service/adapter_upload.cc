@@ -14,6 +14,7 @@
 #include "absl/strings/str_replace.h"
 #include "core/service/core_impl.h"
 #include "core/store/adapter_lifecycle.h"
+#include "core/train/lora_model.h"
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 
@@ -148,6 +149,7 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::ImportAdapter(const std::string& na
                                                            bool allow_base_mismatch, const std::string& actor) {
   QLORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
   QLORAD_ASSIGN_OR_RETURN(fs::path source, ResolveImportDir(import_root_, path));
+  QLORAD_RETURN_IF_ERROR(PeftWeightsPath(source.string()).status());  // adapter_model.bin only: refused with a hint
   QLORAD_ASSIGN_OR_RETURN(std::string staged, NewStagingDir("import"));
   std::error_code ec;
   for (const char* file : kAdapterFiles) {

@@ -1,5 +1,6 @@
 #include "core/train/lora_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "core/model/safetensors_writer.h"
 #include "core/model/tensor_io.h"
 #include "core/quant/nf4_model.h"
+#include "core/train/peft_match.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -23,13 +25,24 @@ namespace {
 using Json = nlohmann::ordered_json;
 constexpr char kKeyPrefix[] = "base_model.model.";
 
-std::string ShortName(const std::string& module) { return module.substr(module.rfind('.') + 1); }
+// Pattern keys in the order PEFT tries them: `order` first, then the rest in map order.
+template <typename T>
+std::vector<std::string> PatternKeys(const std::map<std::string, T>& pattern, const std::vector<std::string>& order) {
+  std::vector<std::string> keys;
+  for (const std::string& key : order)
+    if (pattern.count(key) != 0 && std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+  for (const auto& [key, value] : pattern)
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+  return keys;
+}
 
 template <typename T>
-const T* PatternValue(const std::map<std::string, T>& pattern, const std::string& module) {
-  if (auto it = pattern.find(module); it != pattern.end()) return &it->second;
-  if (auto it = pattern.find(ShortName(module)); it != pattern.end()) return &it->second;
-  return nullptr;
+const T* PatternValue(const std::map<std::string, T>& pattern, const std::vector<std::string>& order,
+                      const std::string& module) {
+  if (pattern.empty()) return nullptr;
+  const std::vector<std::string> keys = PatternKeys(pattern, order);
+  const std::string* key = PeftPatternKey(keys, module);
+  return key ? &pattern.at(*key) : nullptr;
 }
 
 absl::StatusOr<std::shared_ptr<LinearLayer>> WrapWithLora(const LoraConfig& config, const std::string& module,
@@ -51,6 +64,9 @@ absl::StatusOr<std::shared_ptr<LinearLayer>> WrapWithLora(const LoraConfig& conf
 }  // namespace
 
 absl::Status LoraConfig::Validate() const {
+  if (!target_modules_regex.empty() || !exclude_modules.empty() || !exclude_modules_regex.empty())
+    return absl::InvalidArgumentError(
+        "target_modules: training takes a list of projection names (a regex or exclude_modules only in loaded adapters)");
   if (r <= 0) return absl::InvalidArgumentError(absl::StrCat("lora r must be positive, got ", r));
   if (!(alpha > 0)) return absl::InvalidArgumentError(absl::StrCat("lora_alpha must be positive, got ", alpha));
   if (!(dropout >= 0 && dropout < 1)) return absl::InvalidArgumentError("lora_dropout must be in [0, 1)");
@@ -64,20 +80,24 @@ absl::Status LoraConfig::Validate() const {
 }
 
 int64_t LoraConfig::RankFor(const std::string& module) const {
-  const int64_t* value = PatternValue(rank_pattern, module);
+  const int64_t* value = PatternValue(rank_pattern, rank_pattern_order, module);
   return value ? *value : r;
 }
 
 double LoraConfig::AlphaFor(const std::string& module) const {
-  const double* value = PatternValue(alpha_pattern, module);
+  const double* value = PatternValue(alpha_pattern, alpha_pattern_order, module);
   return value ? *value : alpha;
 }
 
+double LoraConfig::ScalingFor(const std::string& module) const {
+  const double rank = static_cast<double>(RankFor(module));
+  return AlphaFor(module) / (use_rslora ? std::sqrt(rank) : rank);
+}
+
 bool LoraConfig::Targets(const std::string& module) const {
-  const std::string name = ShortName(module);
-  for (const std::string& target : target_modules)
-    if (target == name) return true;
-  return false;
+  return PeftTargets({target_modules, target_modules_regex, layers_to_transform, layers_pattern, exclude_modules,
+                      exclude_modules_regex},
+                     module);
 }
 
 LoraLinearLayer::LoraLinearLayer(LoraLinear layer) : layer_(register_module("lora", std::move(layer))) {}
@@ -123,84 +143,27 @@ absl::Status SavePeftWeights(const std::string& dir, const LoraConfig& config,
   std::map<std::string, std::string> header = metadata;
   header["format"] = "pt";
   QLORAD_RETURN_IF_ERROR(WriteSafetensors(dir + "/adapter_model.safetensors", specs, header, FillerOf(tensors)));
+  // Keys in lookup order, so PEFT (first match wins) reads the same ranks qlorad used.
   Json rank_pattern = Json::object(), alpha_pattern = Json::object();
-  for (const auto& [k, v] : config.rank_pattern) rank_pattern[k] = v;
-  for (const auto& [k, v] : config.alpha_pattern) alpha_pattern[k] = v;
+  for (const std::string& k : PatternKeys(config.rank_pattern, config.rank_pattern_order))
+    rank_pattern[k] = config.rank_pattern.at(k);
+  for (const std::string& k : PatternKeys(config.alpha_pattern, config.alpha_pattern_order))
+    alpha_pattern[k] = config.alpha_pattern.at(k);
+  Json targets = config.target_modules_regex.empty() ? Json(config.target_modules) : Json(config.target_modules_regex);
+  Json layers = config.layers_to_transform.empty() ? Json(nullptr) : Json(config.layers_to_transform);
+  Json layers_pattern = config.layers_pattern.empty() ? Json(nullptr) : Json(config.layers_pattern);
+  Json exclude = !config.exclude_modules_regex.empty() ? Json(config.exclude_modules_regex)
+                 : config.exclude_modules.empty()      ? Json(nullptr)
+                                                       : Json(config.exclude_modules);
+  // r, lora_alpha and target_modules are what vLLM requires; the rest is PEFT's LoraConfig.
   Json json = {{"peft_type", "LORA"}, {"task_type", "CAUSAL_LM"}, {"base_model_name_or_path", base_model},
                {"r", config.r}, {"lora_alpha", config.alpha}, {"lora_dropout", config.dropout},
-               {"target_modules", config.target_modules}, {"bias", "none"}, {"use_rslora", config.use_rslora},
+               {"target_modules", targets}, {"exclude_modules", exclude}, {"layers_to_transform", layers},
+               {"layers_pattern", layers_pattern}, {"bias", "none"}, {"use_rslora", config.use_rslora},
                {"use_dora", false}, {"modules_to_save", nullptr}, {"fan_in_fan_out", false}, {"inference_mode", true},
                {"init_lora_weights", true}, {"rank_pattern", rank_pattern}, {"alpha_pattern", alpha_pattern},
                {"revision", nullptr}};
   return WriteFileAtomically(dir + "/adapter_config.json", json.dump(2) + "\n");
-}
-
-absl::StatusOr<LoraConfig> ReadPeftConfig(const std::string& dir) {
-  const std::string path = dir + "/adapter_config.json";
-  QLORAD_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
-  if (json.is_discarded() || !json.is_object()) return absl::InvalidArgumentError(path + " is not a JSON object");
-  auto refuse = [&](const std::string& field, const std::string& why) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", field, " ", why));
-  };
-  if (json.value("peft_type", "LORA") != "LORA") return refuse("peft_type", "must be LORA");
-  if (json.value("use_dora", false)) return refuse("use_dora", "is not supported (DoRA adapters)");
-  if (json.value("bias", "none") != "none") return refuse("bias", "must be \"none\"");
-  if (json.contains("modules_to_save") && !json["modules_to_save"].is_null() && !json["modules_to_save"].empty())
-    return refuse("modules_to_save", "is not supported (the adapter would replace base weights)");
-  if (json.value("fan_in_fan_out", false)) return refuse("fan_in_fan_out", "must be false for Llama-family models");
-  LoraConfig config;
-  try {
-    config.r = json.at("r").get<int64_t>();
-    config.alpha = json.at("lora_alpha").get<double>();
-    config.dropout = json.value("lora_dropout", 0.0);
-    config.use_rslora = json.value("use_rslora", false);
-    const auto& targets = json.at("target_modules");
-    config.target_modules = targets.is_string() ? std::vector<std::string>{targets.get<std::string>()}
-                                                : targets.get<std::vector<std::string>>();
-    if (json.contains("rank_pattern")) config.rank_pattern = json["rank_pattern"].get<std::map<std::string, int64_t>>();
-    if (json.contains("alpha_pattern")) config.alpha_pattern = json["alpha_pattern"].get<std::map<std::string, double>>();
-  } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", e.what()));
-  }
-  QLORAD_RETURN_IF_ERROR(config.Validate());
-  return config;
-}
-
-absl::StatusOr<std::map<std::string, std::string>> ReadPeftMetadata(const std::string& dir) {
-  QLORAD_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(dir + "/adapter_model.safetensors"));
-  return file->metadata();
-}
-
-absl::Status LoadPeftWeights(const std::string& dir, LoraModules& modules) {
-  QLORAD_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(dir + "/adapter_model.safetensors"));
-  size_t applied = 0;
-  for (const TensorInfo& info : file->tensors()) {
-    std::string name = info.name;
-    const bool is_a = absl::EndsWith(name, ".lora_A.weight"), is_b = absl::EndsWith(name, ".lora_B.weight");
-    if (!absl::StartsWith(name, kKeyPrefix) || (!is_a && !is_b))
-      return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name,
-                                                     "' is not a PEFT LoRA key (base_model.model.<module>.lora_A/B.weight)"));
-    std::string module = name.substr(std::strlen(kKeyPrefix), name.size() - std::strlen(kKeyPrefix) - 14);
-    auto it = modules.find(module);
-    if (it == modules.end())
-      return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "': module '", module,
-                                                     "' does not exist in base model or is not targeted (hint: maybe wrong "
-                                                     "base model, or target_modules does not list it?)"));
-    at::Tensor& target = is_a ? it->second->lora_A : it->second->lora_B;
-    if (info.shape != target.sizes().vec())
-      return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "' has shape ", info.ShapeString(),
-                                                     " but the base module needs [", target.size(0), ", ", target.size(1),
-                                                     "] (hint: maybe wrong base model, or r differs from adapter_config.json?)"));
-    QLORAD_ASSIGN_OR_RETURN(at::Tensor view, ViewTensor(*file, info));
-    QLORAD_RETURN_IF_ERROR(CatchTorchErrors(absl::StrCat("loading '", name, "'"), [&] {
-      at::NoGradGuard no_grad;
-      target.copy_(view);
-    }));
-    ++applied;
-  }
-  if (applied == 0) return absl::InvalidArgumentError(absl::StrCat("adapter in '", dir, "' applies to zero modules"));
-  return absl::OkStatus();
 }
 
 }  // namespace qlorad

@@ -18,21 +18,43 @@
 
 namespace qlorad {
 
+// One config for both uses: training (Validate(): short projection names only)
+// and adapters read from adapter_config.json, which may carry PEFT's other
+// selection forms (a regex target_modules, layers_to_transform, exclude_modules).
+// RankFor/AlphaFor/Targets follow PEFT's rules for both (peft_match.h).
 struct LoraConfig {
   int64_t r = 16;
   double alpha = 32;
   double dropout = 0.05;
-  bool use_rslora = false;
-  // Short module names; default: every linear projection (the QLoRA paper's setting).
+  bool use_rslora = false;  // scaling alpha / sqrt(r) instead of alpha / r
+  // Module names: a module is targeted if its name equals an entry or ends with "." + entry.
+  // Default: every linear projection (the QLoRA paper's setting).
   std::vector<std::string> target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-  // Per-module overrides keyed by short name or full module name (PEFT's rank_pattern/alpha_pattern).
+  // PEFT's string form of target_modules: a Python regex fully matching the module name.
+  // When non-empty it replaces target_modules. Loaded adapters only (Validate() refuses it).
+  std::string target_modules_regex;
+  // PEFT's layers_to_transform / layers_pattern: when non-empty, a module targeted through
+  // a suffix of target_modules is kept only if its layer index (PeftLayerIndex) is listed.
+  std::vector<int64_t> layers_to_transform;
+  std::vector<std::string> layers_pattern;
+  // PEFT's exclude_modules: list form (equal or "." + entry suffix) or a regex (fullmatch).
+  std::vector<std::string> exclude_modules;
+  std::string exclude_modules_regex;
+  // Per-module overrides (PEFT's rank_pattern/alpha_pattern). Keys are regexes matched as
+  // re.match(rf"(.*\.)?({key})$", module): a short name, a dotted suffix, a full name or a regex.
   std::map<std::string, int64_t> rank_pattern;
   std::map<std::string, double> alpha_pattern;
+  // The order the keys are tried in (first match wins, as PEFT iterates the JSON dict):
+  // these first, then any key not listed, in map order. ReadPeftConfig fills them from the file.
+  std::vector<std::string> rank_pattern_order;
+  std::vector<std::string> alpha_pattern_order;
 
   absl::Status Validate() const;
   // The rank and alpha that apply to `module` ("model.layers.3.mlp.up_proj").
   int64_t RankFor(const std::string& module) const;
   double AlphaFor(const std::string& module) const;
+  // alpha / r, or alpha / sqrt(r) with use_rslora, for `module`.
+  double ScalingFor(const std::string& module) const;
   bool Targets(const std::string& module) const;
 };
 
@@ -71,9 +93,24 @@ absl::Status SavePeftWeights(const std::string& dir, const LoraConfig& config,
                              const std::map<std::string, std::pair<at::Tensor, at::Tensor>>& weights,
                              const std::string& base_model, const std::map<std::string, std::string>& metadata);
 
-// Reads adapter_config.json. Refuses what qlorad does not support (DoRA,
-// modules_to_save, bias != "none", fan_in_fan_out, non-LORA types) with the field named.
+// Reads adapter_config.json with PEFT's semantics (see LoraConfig; target_modules
+// "all-linear" = every projection). Refuses, with the field named: what qlorad does
+// not support (DoRA, modules_to_save, lora_bias, bias != "none", fan_in_fan_out,
+// non-LORA types, ...), patterns that do not compile and inconsistent fields.
 absl::StatusOr<LoraConfig> ReadPeftConfig(const std::string& dir);
+
+// dir + "/adapter_model.safetensors"; NOT_FOUND when absent, with a hint to convert
+// when only PEFT's pickle adapter_model.bin is there (qlorad never unpickles).
+absl::StatusOr<std::string> PeftWeightsPath(const std::string& dir);
+
+// A PEFT tensor key: base_model.model.<module>.lora_A.weight / .lora_B.weight, also
+// with an adapter name before ".weight" (".lora_A.default.weight"). Errors name the
+// tensor with a hint (embedding adapters, lora biases and other keys are refused).
+struct PeftTensorKey {
+  std::string module;
+  bool is_a = false;
+};
+absl::StatusOr<PeftTensorKey> ParsePeftTensorKey(const std::string& name);
 
 // Copies the adapter's lora_A/lora_B tensors into `modules`. Every tensor must
 // map to a module of the base with the right shape (errors name the tensor and

@@ -191,6 +191,10 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
                                           const std::vector<TrainingExample>& all_examples, const TrainerOptions& options,
                                           const TrainingCallback& on_step, const CheckpointOptions& checkpoints) {
   QLORAD_RETURN_IF_ERROR(ValidateTrainerOptions(options));
+  if (const std::string reason = model->config().ContextLimitReason();
+      !reason.empty() && options.max_seq_len > model->config().ContextLimit())
+    return absl::InvalidArgumentError(absl::StrCat("max_seq_len ", options.max_seq_len, " exceeds the ", reason,
+                                                   " (hint: --max-seq-len ", model->config().ContextLimit(), " or less)"));
   QLORAD_RETURN_IF_ERROR(CheckExamples(all_examples, model->config().vocab_size));
   QLORAD_ASSIGN_OR_RETURN(TrainValidationSplit split, SplitValidation(all_examples, options.eval_fraction, options.seed));
   const std::vector<TrainingExample>& examples = split.train;

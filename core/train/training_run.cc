@@ -43,6 +43,10 @@ nlohmann::ordered_json RunRecord(const TrainingRunSpec& spec, const LoadedModel&
   record["finished_utc"] = UtcNow();
   record["base_model"] = {{"path", spec.model_dir}, {"fingerprint", model.fingerprint},
                           {"architecture", model.config.architecture}, {"quantization", spec.quantize}};
+  if (spec.quantize != "none") {  // the block layout TrainingLoadOptions quantizes with (merge reads it back)
+    record["base_model"]["quant_blocksize"] = QuantOptions().blocksize;
+    record["base_model"]["double_quant"] = QuantOptions().double_quant;
+  }
   record["dataset"] = {{"id", spec.dataset_id},
                        {"source_sha256", manifest["source"].value("sha256", "")},
                        {"train_sha256", files["train"].value("sha256", "")},
@@ -100,6 +104,8 @@ absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const
   std::map<std::string, std::string> metadata = spec.adapter_metadata;
   metadata["qlorad_base_fingerprint"] = model.fingerprint;
   metadata["qlorad_dataset"] = spec.dataset_id;
+  // The 4-bit type the adapter was trained against (a pre-quantized base counts): merge reads it.
+  metadata["qlorad_base_quantization"] = spec.quantize != "none" ? spec.quantize : DeclaredQuantization(spec.model_dir);
   QLORAD_RETURN_IF_ERROR(SavePeftAdapter(spec.output_dir, spec.lora, *modules, spec.model_dir, metadata));
   result.record = RunRecord(spec, model, manifest, result.summary, started, format, examples.size());
   QLORAD_RETURN_IF_ERROR(WriteFileAtomically(spec.output_dir + "/training_run.json", result.record.dump(2) + "\n"));

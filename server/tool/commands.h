@@ -21,6 +21,7 @@ int RunQuantize(const Args& args);
 int RunTrain(const Args& args);
 int RunTokenize(const Args& args);
 int RunPrepareData(const Args& args);
+int RunMerge(const Args& args);
 
 // Prints `status` as "qlorad-tool <command>: <message>" and returns 1 if not OK, else 0.
 int ReportStatus(const std::string& command, const absl::Status& status);

@@ -50,6 +50,10 @@ absl::Status Logits(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(ToolModel model, LoadModelFromFlags(flags, "cpu"));
   LoadedModel& loaded = model.loaded;
   QLORAD_RETURN_IF_ERROR(ValidateTokenIds(tokens, loaded.config.vocab_size, "--tokens"));
+  if (const std::string reason = loaded.config.ContextLimitReason();
+      !reason.empty() && static_cast<int64_t>(tokens.size()) > loaded.config.ContextLimit())
+    return absl::InvalidArgumentError(absl::StrCat("--tokens: ", tokens.size(), " tokens exceed the ", reason,
+                                                   " (hint: at most ", loaded.config.ContextLimit(), " tokens)"));
   QLORAD_ASSIGN_OR_RETURN(at::Tensor logits, Forward(loaded.model, tokens, flags.GetBool("incremental")));
   at::Tensor cpu = logits.to(at::kCPU, at::kFloat).contiguous();
   return WriteFileAtomically(out, std::string_view(static_cast<const char*>(cpu.data_ptr()), cpu.nbytes()));

@@ -30,6 +30,7 @@ const std::map<std::string, Command>& CommandTable() {
       {"quantize", {RunQuantize, "write a bitsandbytes-layout NF4/FP4 copy of a model"}},
       {"tokenize", {RunTokenize, "JSON string per stdin line -> JSON array of token ids per line"}},
       {"prepare-data", {RunPrepareData, "ingest JSONL/CSV: validate, anonymise PII, split, checksum (core/data)"}},
+      {"merge", {RunMerge, "merge a PEFT adapter into its base (onto dequant(NF4) or original): HF safetensors"}},
   };
   return *table;
 }

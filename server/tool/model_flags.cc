@@ -52,6 +52,7 @@ absl::StatusOr<ToolModel> LoadModelFromFlags(const Flags& flags, const std::stri
   const std::string adapter = flags.GetOr("adapter", "");
   if (!adapter.empty()) {
     QLORAD_ASSIGN_OR_RETURN(LoraConfig config, ReadPeftConfig(adapter));
+    QLORAD_RETURN_IF_ERROR(PeftWeightsPath(adapter).status());  // before the (slow) base load
     config.dropout = 0;  // inference
     AddLoraToLoadOptions(config, options, result.lora_modules);
   }
