@@ -1,9 +1,12 @@
 #include "client/qlorad_client.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <openssl/evp.h>
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
@@ -38,6 +41,26 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(const Clie
     ssl.pem_private_key = *key;
   }
   return grpc::SslCredentials(ssl);
+}
+
+// Lowercase hex SHA-256 of a file, streamed.
+absl::StatusOr<std::string> Sha256OfFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::string buffer(1 << 20, '\0');
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    EVP_DigestUpdate(ctx, buffer.data(), static_cast<size_t>(in.gcount()));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(ctx, digest, &length);
+  EVP_MD_CTX_free(ctx);
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) absl::StrAppend(&hex, absl::Hex(digest[i], absl::kZeroPad2));
+  return hex;
 }
 
 }  // namespace
@@ -101,6 +124,54 @@ absl::StatusOr<v1::Dataset> Client::UploadDataset(const v1::UploadDatasetHeader&
     if (in.gcount() <= 0) break;
     part.set_chunk(buffer.data(), static_cast<size_t>(in.gcount()));
     open = writer->Write(part);
+  }
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<v1::Adapter> Client::UploadAdapter(const std::string& dir, const std::string& name,
+                                                 bool allow_base_mismatch) {
+  v1::UploadAdapterRequest part;
+  v1::UploadAdapterHeader* header = part.mutable_header();
+  header->set_name(name);
+  header->set_allow_base_mismatch(allow_base_mismatch);
+  for (const char* file : {"adapter_config.json", "adapter_model.safetensors", "training_run.json", "README.md"}) {
+    const std::string path = dir + "/" + file;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      if (std::string(file) == "adapter_config.json" || std::string(file) == "adapter_model.safetensors")
+        return absl::NotFoundError(absl::StrCat(path, " is missing (a PEFT adapter directory has adapter_config.json and ",
+                                                "adapter_model.safetensors)"));
+      continue;
+    }
+    auto sha = Sha256OfFile(path);
+    if (!sha.ok()) return sha.status();
+    v1::UploadAdapterFile* f = header->add_files();
+    f->set_name(file);
+    f->set_size(static_cast<int64_t>(std::filesystem::file_size(path, ec)));
+    f->set_sha256(*sha);
+  }
+  grpc::ClientContext context;
+  Prepare(context);
+  v1::Adapter response;
+  auto writer = adapters_->UploadAdapter(&context, &response);
+  const std::vector<v1::UploadAdapterFile> files(header->files().begin(), header->files().end());
+  bool open = writer->Write(part);
+  std::string buffer(1 << 20, '\0');
+  for (const v1::UploadAdapterFile& f : files) {
+    std::ifstream in(dir + "/" + f.name(), std::ios::binary);
+    int64_t sent = 0;
+    while (open && in && sent < f.size()) {
+      in.read(buffer.data(), static_cast<std::streamsize>(std::min<int64_t>(buffer.size(), f.size() - sent)));
+      if (in.gcount() <= 0) break;
+      sent += in.gcount();
+      part.mutable_chunk()->set_name(f.name());
+      part.mutable_chunk()->set_data(buffer.data(), static_cast<size_t>(in.gcount()));
+      part.mutable_chunk()->set_last(sent == f.size());
+      open = writer->Write(part);
+    }
   }
   writer->WritesDone();
   grpc::Status status = writer->Finish();
@@ -268,13 +339,17 @@ absl::StatusOr<v1::ReviewSummary> Client::ImportReviews(const v1::ImportReviewsR
 }
 
 absl::StatusOr<std::vector<std::string>> Client::ExportAdapter(const std::string& ref, const std::string& dir) {
+  v1::ExportAdapterRequest r;
+  r.set_adapter(ref);
+  return ExportAdapter(r, dir);
+}
+
+absl::StatusOr<std::vector<std::string>> Client::ExportAdapter(const v1::ExportAdapterRequest& r, const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
   grpc::ClientContext context;
   Prepare(context);
-  v1::AdapterRef r;
-  r.set_adapter(ref);
   auto reader = adapters_->ExportAdapter(&context, r);
   v1::FileChunk chunk;
   std::vector<std::string> names;

@@ -60,7 +60,12 @@ class Client {
   absl::StatusOr<v1::Adapter> ApproveAdapter(const v1::DecisionRequest& request);
   absl::StatusOr<v1::Adapter> RejectAdapter(const v1::DecisionRequest& request);
   absl::Status DeleteAdapter(const std::string& ref);
-  // Writes the adapter's files into `dir` (created if needed); returns the file names.
+  // Uploads the PEFT adapter in local directory `dir` (adapter_config.json,
+  // adapter_model.safetensors, and training_run.json / README.md when present) as the next
+  // version of `name`: a header with each file's size and SHA-256, then 1 MiB chunks.
+  absl::StatusOr<v1::Adapter> UploadAdapter(const std::string& dir, const std::string& name, bool allow_base_mismatch);
+  // Writes the export's files into `dir` (created if needed); returns the file names.
+  absl::StatusOr<std::vector<std::string>> ExportAdapter(const v1::ExportAdapterRequest& request, const std::string& dir);
   absl::StatusOr<std::vector<std::string>> ExportAdapter(const std::string& ref, const std::string& dir);
 
   absl::StatusOr<v1::GenerateResponse> Generate(const v1::GenerateRequest& request);

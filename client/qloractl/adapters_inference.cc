@@ -56,6 +56,13 @@ absl::Status AdaptersCommand(const std::string& verb, const Args& args, client::
     if (!path.ok()) return path.status();
     return PrintAdapter(client.ImportAdapter(*name, *path, args.Has("allow-base-mismatch")), out);
   }
+  if (verb == "upload") {  // qloractl adapters upload LOCAL_DIR --name NAME
+    auto dir = args.Positional(0, "DIR (local PEFT adapter directory)");
+    auto name = args.Required("name");
+    if (!dir.ok()) return dir.status();
+    if (!name.ok()) return name.status();
+    return PrintAdapter(client.UploadAdapter(*dir, *name, args.Has("allow-base-mismatch")), out);
+  }
   auto ref = args.Positional(0, "ADAPTER (name@version or alias)");
   if (!ref.ok()) return ref.status();
   if (verb == "get") return PrintAdapter(client.GetAdapter(*ref), out);
@@ -69,16 +76,21 @@ absl::Status AdaptersCommand(const std::string& verb, const Args& args, client::
     if (!alias.ok()) return alias.status();
     return PrintAdapter(client.PromoteAdapter(*ref, *alias), out);
   }
-  if (verb == "export") {  // downloads the PEFT adapter directory
+  if (verb == "export") {  // downloads the PEFT adapter directory, or its GGUF export
     auto dir = args.Required("out");
     if (!dir.ok()) return dir.status();
-    auto names = client.ExportAdapter(*ref, *dir);
+    v1::ExportAdapterRequest request;
+    request.set_adapter(*ref);
+    request.set_format(args.Get("format", "peft"));
+    request.set_type(args.Get("type"));
+    request.set_merge(args.Has("merge"));
+    auto names = client.ExportAdapter(request, *dir);
     if (!names.ok()) return names.status();
     std::printf("exported %s to %s: %s\n", ref->c_str(), dir->c_str(), absl::StrJoin(*names, ", ").c_str());
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown verb 'adapters ", verb, "' (list|get|import|load|unload|approve|reject|promote|delete|export)"));
+      absl::StrCat("unknown verb 'adapters ", verb, "' (list|get|import|upload|load|unload|approve|reject|promote|delete|export)"));
 }
 
 absl::Status GenerateCommand(const Args& args, client::Client& client, const Output& out) {

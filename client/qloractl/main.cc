@@ -19,7 +19,8 @@ constexpr char kUsage[] =
     "              [--eval-fraction 0.05 [--eval-every N] [--patience P] [--min-delta D]]  (validation slice of the train split)\n"
     "  jobs list | get ID | watch ID | cancel ID\n"
     "  adapters list | get REF | import NAME SERVER_DIR | load REF [--pin] | unload REF | promote REF ALIAS | delete REF\n"
-    "  adapters export REF --out DIR   (downloads the PEFT adapter files)\n"
+    "  adapters upload DIR --name NAME [--allow-base-mismatch]   (sends a local PEFT adapter directory)\n"
+    "  adapters export REF --out DIR [--format peft|gguf] [--type f32|f16|q8_0|q4_0] [--merge]   (downloads the files)\n"
     "  adapters approve REF [--note N] [--risk-class minimal|limited|high] [--documentation-ref URL] | reject REF --note N\n"
     "  generate --prompt TEXT [--adapter REF] [--max-new-tokens 64] [--temperature 0] [--stream] [--stop S ...]\n"
     "           [--json-schema FILE | --json-object | --choice a,b,c | --regex PATTERN]   (structured output)\n"
@@ -39,7 +40,7 @@ int Fail(const absl::Status& status) {
 int main(int argc, char** argv) {
   using namespace qlorad::ctl;
   auto args = Args::Parse({argv + 1, argv + argc}, {"csv", "allow-small", "no-pii", "rslora", "watch", "raw", "stream",
-                                                    "allow-base-mismatch", "blind", "gradient-checkpointing", "pin", "help", "h"});
+                                                    "allow-base-mismatch", "blind", "gradient-checkpointing", "pin", "merge", "help", "h"});
   if (!args.ok()) return Fail(args.status());
   std::vector<std::string> words = args->positionals();
   if (words.empty() || args->Has("help") || args->Has("h")) {
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
         rest.erase(it);
         break;
       }
-  auto sub = Args::Parse(rest, {"csv", "allow-small", "no-pii", "rslora", "watch", "raw", "stream", "allow-base-mismatch", "blind", "gradient-checkpointing", "pin"});
+  auto sub = Args::Parse(rest, {"csv", "allow-small", "no-pii", "rslora", "watch", "raw", "stream", "allow-base-mismatch", "blind", "gradient-checkpointing", "pin", "merge"});
   if (!sub.ok()) return Fail(sub.status());
   auto client = ConnectFromArgs(*sub);
   if (!client.ok()) return Fail(client.status());

@@ -1,13 +1,11 @@
 // ServiceCore: adapters — listing, residency (load/unload on the serving engine),
 // approval decisions and promotion (deploy + alias move) through the lifecycle rules.
 #include <chrono>
-#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "core/service/core_impl.h"
 #include "core/service/paging.h"
 #include "core/store/adapter_lifecycle.h"
-#include "core/train/lora_model.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
@@ -73,39 +71,6 @@ absl::StatusOr<std::vector<AdapterInfo>> ServiceCoreImpl::ListAdapters(const Pag
 absl::StatusOr<AdapterInfo> ServiceCoreImpl::GetAdapter(const std::string& ref) {
   QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(ref));
   QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
-  return DescribeAdapter(row);
-}
-
-absl::StatusOr<AdapterInfo> ServiceCoreImpl::ImportAdapter(const std::string& name, const std::string& path,
-                                                           bool allow_base_mismatch, const std::string& actor) {
-  QLORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
-  if (path.empty()) return absl::InvalidArgumentError("path: must name a PEFT adapter directory on the server");
-  QLORAD_RETURN_IF_ERROR(PeftWeightsPath(path).status());  // adapter_model.bin only: refused with a hint, nothing stored
-  QLORAD_ASSIGN_OR_RETURN(int64_t version, store_->NextAdapterVersion(name));
-  const std::string id = absl::StrCat(name, "@", version);
-  const std::string dir = absl::StrCat(options_.state_dir, "/adapters/", name, "/", version);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  for (const char* file : {"adapter_config.json", "adapter_model.safetensors", "training_run.json"}) {
-    if (!std::filesystem::exists(path + "/" + file)) continue;
-    std::filesystem::copy_file(path + "/" + file, dir + "/" + file, std::filesystem::copy_options::overwrite_existing, ec);
-    if (ec) return absl::InternalError(absl::StrCat("copying ", path, "/", file, ": ", ec.message()));
-  }
-  // Validate against the resident base by loading; a refused adapter leaves nothing behind.
-  absl::Status valid = engine_->LoadAdapter(id, dir, allow_base_mismatch);
-  if (!valid.ok()) {
-    std::filesystem::remove_all(dir, ec);
-    return valid;
-  }
-  auto placed = engine_->FindAdapter(id);
-  (void)engine_->UnloadAdapter(id);
-  AdapterRow row{id, name, version, "", dir, placed ? placed->base_fingerprint : "", "", Now(), false};
-  QLORAD_RETURN_IF_ERROR(store_->InsertAdapter(row));
-  QLORAD_RETURN_IF_ERROR(store_->WithStore([&](store::Store& s) {
-    store::AdapterLifecycle lifecycle(&s);
-    return lifecycle.RegisterTrained(id, actor.empty() ? "system" : actor,
-                                     {{"imported_from", path}, {"allow_base_mismatch", allow_base_mismatch}});
-  }));
   return DescribeAdapter(row);
 }
 

@@ -31,6 +31,11 @@ absl::Status ServiceCoreImpl::Init() {
   for (const char* sub : {"", "/uploads", "/jobs", "/evaluations"})
     QLORAD_RETURN_IF_ERROR(EnsureDirectory(options_.state_dir + sub));
   std::error_code ec;
+  if (!options_.import_root.empty()) {
+    import_root_ = std::filesystem::canonical(options_.import_root, ec).string();
+    if (ec || !std::filesystem::is_directory(import_root_))
+      return absl::InvalidArgumentError(absl::StrCat("import_root: '", options_.import_root, "' is not a directory (--import-root)"));
+  }
   for (const auto& entry : std::filesystem::directory_iterator(upload_dir(), ec))
     std::filesystem::remove_all(entry.path(), ec);  // uploads interrupted by a stop
   QLORAD_ASSIGN_OR_RETURN(store_, DaemonStore::Open(options_.state_dir + "/qlorad.db"));

@@ -51,6 +51,9 @@ class ServiceCoreImpl : public ServiceCore {
   absl::StatusOr<AdapterInfo> GetAdapter(const std::string& ref) override;
   absl::StatusOr<AdapterInfo> ImportAdapter(const std::string& name, const std::string& path, bool allow_base_mismatch,
                                             const std::string& actor) override;
+  absl::StatusOr<std::string> BeginAdapterUpload(const AdapterUpload& upload) override;
+  absl::StatusOr<AdapterInfo> UploadAdapter(const AdapterUpload& upload) override;
+  absl::StatusOr<AdapterExport> ExportAdapter(const AdapterExportRequest& request) override;
   absl::StatusOr<AdapterInfo> LoadAdapter(const std::string& ref, bool allow_base_mismatch, bool pin,
                                           const std::string& actor) override;
   absl::StatusOr<AdapterInfo> UnloadAdapter(const std::string& ref, const std::string& actor) override;
@@ -95,6 +98,18 @@ class ServiceCoreImpl : public ServiceCore {
   absl::Status BuildDriftProfile(const std::string& dataset_id, const std::string& dir);
   void WatchDrift(const std::string& adapter_id, const std::string& dir);
 
+  // Adapter import and upload (adapter_upload.cc). Validates the adapter staged in `staged`
+  // (under upload_dir()) against the resident base, moves it to adapters/<name>/<version>
+  // and registers it with `details` in the lifecycle record; removes `staged` on failure.
+  // Validation errors call the adapter `label` (the import path, "upload:<name>").
+  absl::StatusOr<AdapterInfo> CommitStagedAdapter(const std::string& name, const std::string& staged,
+                                                  const std::string& label, bool allow_base_mismatch,
+                                                  const std::string& actor, nlohmann::json details);
+  // INVALID_ARGUMENT / RESOURCE_EXHAUSTED naming the header field that is wrong.
+  absl::Status CheckAdapterUploadHeader(const AdapterUpload& upload) const;
+  // A fresh empty directory under upload_dir() named <prefix>-<unique>.
+  absl::StatusOr<std::string> NewStagingDir(const std::string& prefix);
+
   // Jobs (jobs.cc).
   void WorkerLoop();
   void RunJob(JobRow job);
@@ -118,6 +133,8 @@ class ServiceCoreImpl : public ServiceCore {
   std::atomic<uint64_t> id_counter_{0};
   std::vector<std::thread> workers_;
   std::mutex eval_mu_;  // evaluations run one at a time
+  std::mutex commit_mu_;  // imports and uploads take their version and register one at a time
+  std::string import_root_;  // canonical CoreOptions::import_root ("" = imports off)
   // Loads the adapter on the engine (idempotent), counting loads, failures and durations.
   // Registers `id` on the engine (prefetched to the device); `pin` keeps it there.
   absl::Status EngineLoad(const std::string& id, const std::string& dir, bool allow_base_mismatch, bool pin = false);

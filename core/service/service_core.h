@@ -7,7 +7,7 @@
 //   <state>/qlorad.db                 SQLite (WAL): datasets, jobs, job events, adapters,
 //                                     aliases, lifecycle, approvals, evaluations, audit log
 //   <state>/datasets/<id>/            immutable dataset splits + manifest (core/data)
-//   <state>/uploads/                  upload staging (removed after ingestion)
+//   <state>/uploads/                  upload and export staging (removed after use)
 //   <state>/jobs/<job_id>/checkpoints checkpoints of a training job
 //   <state>/adapters/<name>/<version> PEFT adapter + training_run.json
 //   <state>/evaluations/<id>/         evaluation.json + report.html
@@ -50,6 +50,9 @@ struct CoreOptions {
   bool require_approval = true;     // deployment policy: promote needs an approved adapter
   int64_t drift_window_prompts = 500;  // newest prompts per adapter compared with its training profile
   double drift_window_seconds = 0;     // > 0: also drop prompts older than this
+  // ImportAdapter reads only below this directory (symlinks resolved); "" = ImportAdapter off.
+  std::string import_root;
+  int64_t max_adapter_upload_bytes = 2048ll << 20;  // sum of an UploadAdapter's declared file sizes
 };
 
 // One adapter's drift of recent prompts against its training prompts (core/monitor).
@@ -116,6 +119,35 @@ struct AdapterInfo {
   std::string residency = "";  // device | host | disk; "" when not loaded
   bool pinned = false;
   int64_t placements = 0, evictions = 0;
+};
+
+// One file of an adapter upload, as its header declares it.
+struct AdapterFileSpec {
+  std::string name;    // adapter_config.json | adapter_model.safetensors | training_run.json | README.md
+  int64_t size = 0;    // bytes
+  std::string sha256;  // 64 hex digits
+};
+
+struct AdapterUpload {
+  std::string name;  // the adapter name; the version is assigned
+  bool allow_base_mismatch = false;
+  std::vector<AdapterFileSpec> files;
+  std::string staging_dir;  // from BeginAdapterUpload: the front end writes the files here
+  std::string actor;
+};
+
+struct AdapterExportRequest {
+  std::string adapter;         // id or alias
+  std::string format = "peft";  // peft | gguf
+  std::string type;            // gguf: f32 (default) | f16 | q8_0 | q4_0
+  bool merge = false;          // gguf: the base with the adapter merged in
+  std::string actor;
+};
+
+struct AdapterExport {
+  std::string dir;                 // where the files are
+  std::vector<std::string> files;  // file names inside `dir`, in streaming order
+  bool temporary = false;          // `dir` is scratch space the caller removes after streaming
 };
 
 struct DecisionInput {
@@ -251,8 +283,24 @@ class ServiceCore {
   virtual absl::StatusOr<AdapterInfo> GetAdapter(const std::string& ref) = 0;  // id or alias
   // Registers an existing PEFT adapter directory as the next version of `name` (validated
   // against the resident base, copied under the state directory).
+  // `path` (relative: to the import root) must resolve, symlinks included, inside
+  // CoreOptions::import_root: PERMISSION_DENIED naming `path` otherwise; FAILED_PRECONDITION
+  // when no import root is configured. A refused adapter leaves nothing behind.
   virtual absl::StatusOr<AdapterInfo> ImportAdapter(const std::string& name, const std::string& path,
                                                     bool allow_base_mismatch, const std::string& actor) = 0;
+  // Checks an upload's header before any bytes arrive (INVALID_ARGUMENT naming the field,
+  // e.g. "header.files[1].sha256"; RESOURCE_EXHAUSTED past max_adapter_upload_bytes) and
+  // creates an empty staging directory under upload_dir() for the files; returns its path.
+  virtual absl::StatusOr<std::string> BeginAdapterUpload(const AdapterUpload& upload) = 0;
+  // Verifies the files in upload.staging_dir against the header (size, sha256), validates
+  // the adapter against the resident base as ImportAdapter does, then moves it under the
+  // state directory and registers the next version of upload.name ('trained', audited).
+  // The staging directory is gone afterwards whatever the outcome; a refusal stores nothing.
+  virtual absl::StatusOr<AdapterInfo> UploadAdapter(const AdapterUpload& upload) = 0;
+  // The files to stream for an export: peft = the adapter's own directory; gguf = a scratch
+  // directory the GGUF exporter filled (AdapterExport::temporary). INVALID_ARGUMENT names
+  // format/type/merge.
+  virtual absl::StatusOr<AdapterExport> ExportAdapter(const AdapterExportRequest& request) = 0;
   virtual absl::StatusOr<AdapterInfo> LoadAdapter(const std::string& ref, bool allow_base_mismatch, bool pin,
                                                   const std::string& actor) = 0;
   virtual absl::StatusOr<AdapterInfo> UnloadAdapter(const std::string& ref, const std::string& actor) = 0;

@@ -1,9 +1,6 @@
 #include "server/daemon/adapters_service.h"
 
-#include <fstream>
-
 namespace qlorad::server {
-namespace {
 
 void ToProto(const service::AdapterInfo& a, v1::Adapter* out) {
   out->set_adapter_id(a.id);
@@ -23,6 +20,8 @@ void ToProto(const service::AdapterInfo& a, v1::Adapter* out) {
   out->set_evaluation_id(a.evaluation_id);
   out->set_path(a.path);
 }
+
+namespace {
 
 service::DecisionInput Decision(const v1::DecisionRequest& r, const Principal& who) {
   return {who.name, r.note(), r.risk_class().empty() ? "minimal" : r.risk_class(), r.documentation_ref()};
@@ -92,31 +91,6 @@ grpc::Status AdaptersService::RejectAdapter(grpc::ServerContext* c, const v1::De
 grpc::Status AdaptersService::DeleteAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, google::protobuf::Empty*) {
   return HandleRpc(d_, c, "Adapters", "DeleteAdapter", Permission::kDeploy,
                    [&](const Principal& who) { return ToGrpcStatus(d_.core->DeleteAdapter(r->adapter(), who.name)); });
-}
-
-grpc::Status AdaptersService::ExportAdapter(grpc::ServerContext* c, const v1::AdapterRef* r,
-                                            grpc::ServerWriter<v1::FileChunk>* writer) {
-  return HandleRpc(d_, c, "Adapters", "ExportAdapter", Permission::kDeploy, [&](const Principal&) {
-    auto info = d_.core->GetAdapter(r->adapter());
-    if (!info.ok()) return ToGrpcStatus(info.status());
-    for (const char* name : {"adapter_config.json", "adapter_model.safetensors", "training_run.json"}) {
-      std::ifstream in(info->path + "/" + name, std::ios::binary);
-      if (!in) {
-        if (std::string(name) == "training_run.json") continue;  // imported adapters may have none
-        return grpc::Status(grpc::StatusCode::DATA_LOSS, info->path + "/" + name + " is missing");
-      }
-      std::string buffer(1 << 20, '\0');
-      v1::FileChunk chunk;
-      chunk.set_name(name);
-      do {
-        in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-        chunk.set_data(buffer.data(), static_cast<size_t>(in.gcount()));
-        chunk.set_last(!in);
-        if (c->IsCancelled() || !writer->Write(chunk)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
-      } while (in);
-    }
-    return grpc::Status::OK;
-  });
 }
 
 }  // namespace qlorad::server

@@ -7,6 +7,9 @@
 
 namespace qlorad::server {
 
+// AdapterInfo -> v1::Adapter.
+void ToProto(const service::AdapterInfo& a, v1::Adapter* out);
+
 class AdaptersService final : public qlorad::v1::Adapters::Service {
  public:
   explicit AdaptersService(DaemonContext d) : d_(std::move(d)) {}
@@ -19,7 +22,11 @@ class AdaptersService final : public qlorad::v1::Adapters::Service {
   grpc::Status ApproveAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) override;
   grpc::Status RejectAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) override;
   grpc::Status DeleteAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, google::protobuf::Empty* out) override;
-  grpc::Status ExportAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, grpc::ServerWriter<v1::FileChunk>* writer) override;
+  // adapter_transfer.cc: files in and out.
+  grpc::Status UploadAdapter(grpc::ServerContext* c, grpc::ServerReader<v1::UploadAdapterRequest>* reader,
+                             v1::Adapter* out) override;
+  grpc::Status ExportAdapter(grpc::ServerContext* c, const v1::ExportAdapterRequest* r,
+                             grpc::ServerWriter<v1::FileChunk>* writer) override;
 
  private:
   // Authorizes, calls `get` and fills `out` from the AdapterInfo it returns.

@@ -16,7 +16,7 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
                           "max-waiting-requests", "max-message-bytes", "max-upload-bytes", "drain-seconds",
                           "metrics-max-adapters", "drift-window-prompts", "drift-window-seconds", "kv-cache-mb",
                           "max-batch", "prefill-chunk-tokens", "max-resident-adapters", "memory-limit-mb",
-                          "openai-address", "openai-threads"},
+                          "openai-address", "openai-threads", "import-root", "max-adapter-upload-mb"},
                          {"no-auth", "no-require-approval"}));
   if (!flags.positional().empty())
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
@@ -43,6 +43,10 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
   o.core.require_approval = !flags.GetBool("no-require-approval");
   QLORAD_ASSIGN_OR_RETURN(o.core.drift_window_prompts, flags.GetInt("drift-window-prompts", 500));
   QLORAD_ASSIGN_OR_RETURN(o.core.drift_window_seconds, flags.GetDouble("drift-window-seconds", 0.0));
+  o.core.import_root = flags.GetOr("import-root", "");
+  QLORAD_ASSIGN_OR_RETURN(long long upload_mb, flags.GetInt("max-adapter-upload-mb", 2048));
+  if (upload_mb < 1 || upload_mb > (1ll << 30)) return absl::InvalidArgumentError("--max-adapter-upload-mb must be in [1, 2^30]");
+  o.core.max_adapter_upload_bytes = static_cast<int64_t>(upload_mb) << 20;
   o.auth.tokens_file = flags.GetOr("tokens-file", "");
   o.auth.disabled = flags.GetBool("no-auth");
   QLORAD_ASSIGN_OR_RETURN(o.auth.rate_per_second, flags.GetDouble("rate-limit", 0.0));

@@ -35,6 +35,7 @@ inline constexpr char kDaemonUsage[] =
     "  [--max-prompt-tokens 2048] [--max-new-tokens 512] [--max-waiting-requests 4096]\n"
     "  [--max-message-bytes 4194304] [--max-upload-bytes 268435456] [--drain-seconds 30] [--no-require-approval]\n"
     "  [--drift-window-prompts 500] [--drift-window-seconds 0 (no age limit)]\n"
+    "  [--import-root DIR (ImportAdapter reads only below DIR; off by default)] [--max-adapter-upload-mb 2048]\n"
     "  qlorad hash-token NAME ROLE < token\n";
 
 absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>& args);

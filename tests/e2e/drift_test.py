@@ -57,7 +57,7 @@ class DriftTest(unittest.TestCase):
                 with open(h.write_sentiment(os.path.join(cls.work, source + ".jsonl"), source=source)) as f:
                     out.write(f.read())
         cls.stubs = h.python_stubs(os.path.join(cls.work, "stubs"))
-        cls.d = h.Daemon(cls.work, model, extra_args=["--drift-window-prompts", str(WINDOW)]).start()
+        cls.d = h.Daemon(cls.work, model, extra_args=["--drift-window-prompts", str(WINDOW), "--import-root", cls.work]).start()
         cls.d.ctl("datasets", "upload", train, "--id", "sentiment", "--format", "classification")
         cls.d.ctl("jobs", "submit", "--dataset", "sentiment", "--name", "sentiment", "--epochs", "1", "--batch-size", "8",
                   "--max-seq-len", "128", "--watch")

@@ -40,7 +40,7 @@ class OpenAiTestBase(unittest.TestCase):
                         "--std", "0.3"], check=True, stdout=subprocess.DEVNULL)
         cls.s = h.python_stubs(os.path.join(cls.work, "stubs"))
         cls.d = h.Daemon(cls.work, cls.model, extra_args=["--openai-address", "127.0.0.1:0", "--no-require-approval",
-                                                          "--max-new-tokens", "8192"]).start()
+                                                          "--max-new-tokens", "8192", "--import-root", cls.work]).start()
         assert cls.d.openai_port, "the daemon did not report its OpenAI port"
         cls.base_url = "http://127.0.0.1:%d/v1" % cls.d.openai_port
         cls.channel = grpc.insecure_channel(cls.d.address)

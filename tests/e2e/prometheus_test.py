@@ -39,7 +39,7 @@ class PrometheusTest(unittest.TestCase):
         cls.model = h.make_model(os.path.join(cls.work, "model"))
         cls.data = h.write_sentiment(os.path.join(cls.work, "imdb.jsonl"))
         cls.stubs = h.python_stubs(os.path.join(cls.work, "stubs"))
-        cls.d = h.Daemon(cls.work, cls.model, extra_args=["--memory-limit-mb", "16384"]).start()
+        cls.d = h.Daemon(cls.work, cls.model, extra_args=["--memory-limit-mb", "16384", "--import-root", cls.work]).start()
         cls.channel = grpc.insecure_channel(cls.d.address)
         cls.d.ctl("datasets", "upload", cls.data, "--id", "imdb", "--format", "classification")
         job = cls.d.ctl_json("jobs", "submit", "--dataset", "imdb", "--name", "sentiment", "--epochs", "1", "--batch-size", "8",

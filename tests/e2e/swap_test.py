@@ -42,7 +42,7 @@ class SwapUnderLoadTest(unittest.TestCase):
                               "--seed", str(seed + 1), "--std", "0.3"], check=True, stdout=h.subprocess.DEVNULL)
             cls.adapters[name] = out
         cls.s = h.python_stubs(os.path.join(cls.work, "stubs"))
-        cls.d = h.Daemon(cls.work, cls.model, extra_args=["--max-resident-adapters", "4"]).start()
+        cls.d = h.Daemon(cls.work, cls.model, extra_args=["--max-resident-adapters", "4", "--import-root", cls.work]).start()
         cls.channel = grpc.insecure_channel(cls.d.address)
 
     @classmethod
