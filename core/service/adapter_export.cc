@@ -42,7 +42,7 @@ absl::StatusOr<AdapterExport> ServiceCoreImpl::ExportAdapter(const AdapterExport
   } else {
     QLORAD_ASSIGN_OR_RETURN(out.dir, NewStagingDir("export"));
     out.temporary = true;
-    auto files = ExportAdapterGguf({row.path, options_.base_model_dir, r.type.empty() ? "f32" : r.type, r.merge, out.dir});
+    auto files = ExportAdapterGguf({row.path, options_.base_model_dir, r.type.empty() ? "f32" : r.type, r.merge, out.dir, id});
     if (!files.ok()) {
       std::filesystem::remove_all(out.dir, ec);
       return files.status();

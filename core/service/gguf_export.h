@@ -17,6 +17,7 @@ struct GgufExportInput {
   std::string type = "f32";    // f32 | f16 | q8_0 | q4_0
   bool merge = false;          // the base with the adapter merged in, instead of a GGUF LoRA adapter
   std::string out_dir;         // an existing empty scratch directory to write into
+  std::string adapter_id;      // "name@version", recorded in a merged export's metadata
 };
 
 // Writes the GGUF export (and whatever goes beside it, e.g. an Ollama Modelfile) into

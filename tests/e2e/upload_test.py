@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import struct
+import sys
 import time
 import unittest
 
@@ -19,6 +20,9 @@ import grpc
 import numpy as np
 
 import daemon_harness as h
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+import gguf_reader  # noqa: E402  (the independent GGUF reader of tests/reference)
 
 HIDDEN, INTERMEDIATE, HEADS, KV_HEADS, LAYERS, VOCAB = 128, 256, 2, 1, 86, 128256
 KV = HIDDEN // HEADS * KV_HEADS
@@ -43,6 +47,20 @@ def write_safetensors(path, tensors, metadata=None):
         f.write(blob)
         for _, array in tensors:
             f.write(np.ascontiguousarray(array, dtype="<f4").tobytes())
+
+
+def read_safetensors_np(path):
+    """(name, float32 array) of an F32 safetensors file, read by the spec."""
+    with open(path, "rb") as f:
+        data = f.read()
+    size = struct.unpack_from("<Q", data)[0]
+    header = json.loads(data[8:8 + size])
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        assert spec["dtype"] == "F32", (name, spec["dtype"])
+        begin, end = spec["data_offsets"]
+        yield name, np.frombuffer(data, dtype="<f4", count=(end - begin) // 4, offset=8 + size + begin).reshape(spec["shape"])
 
 
 def write_peft_adapter(directory, r, seed, hidden=HIDDEN, intermediate=INTERMEDIATE, layers=LAYERS, metadata=None):
@@ -226,6 +244,56 @@ class UploadTest(unittest.TestCase):
                          check=False)
         self.assertNotEqual(bad.returncode, 0)
         self.assertIn("format", bad.stderr)
+
+    def export_files(self, request):
+        files = {}
+        for chunk in self.adapters.ExportAdapter(request, metadata=self.md(), timeout=300):
+            files[chunk.name] = files.get(chunk.name, b"") + chunk.data
+        out = h.tempdir("qlorad-gguf-export-")
+        for name, data in files.items():
+            with open(os.path.join(out, name), "wb") as f:
+                f.write(data)
+        return out, sorted(files)
+
+    def test_export_as_gguf_over_grpc(self):
+        """ExportAdapter format gguf: a GGUF LoRA adapter (read back by the independent reader:
+        lora_a/lora_b equal the uploaded A/B, alpha from adapter_config.json) and, with merge,
+        one GGUF of the merged model whose v_proj equals W + (alpha/r)·B·A computed here."""
+        source = write_peft_adapter(os.path.join(self.work, "gguf-src"), r=4, seed=5, layers=2)
+        files = ["adapter_config.json", "adapter_model.safetensors"]
+        self.upload([self.header(source, "gguf-src", files)] + list(self.chunks(source, files)))
+        weights = dict(read_safetensors_np(os.path.join(source, "adapter_model.safetensors")))
+        out, names = self.export_files(self.ad.ExportAdapterRequest(adapter="gguf-src@1", format="gguf"))
+        self.assertEqual(names, ["Modelfile", "adapter-lora.gguf"])
+        lora = gguf_reader.GgufFile(os.path.join(out, "adapter-lora.gguf"))
+        self.assertEqual(lora.kv["general.type"], "adapter")
+        self.assertEqual(lora.kv["adapter.type"], "lora")
+        self.assertAlmostEqual(lora.kv["adapter.lora.alpha"], 8.0)
+        self.assertEqual(len(lora.tensors), 2 * 7 * 2)
+        for layer in range(2):
+            key = "base_model.model.model.layers.%d.self_attn.v_proj" % layer
+            np.testing.assert_array_equal(lora.tensor("blk.%d.attn_v.weight.lora_a" % layer), weights[key + ".lora_A.weight"])
+            np.testing.assert_array_equal(lora.tensor("blk.%d.attn_v.weight.lora_b" % layer), weights[key + ".lora_B.weight"])
+        with open(os.path.join(out, "Modelfile")) as f:
+            modelfile = f.read()
+        self.assertIn("ADAPTER", modelfile)
+        self.assertIn("adapter-lora.gguf", modelfile)
+
+        out, names = self.export_files(self.ad.ExportAdapterRequest(adapter="gguf-src@1", format="gguf", merge=True))
+        self.assertEqual(names, ["Modelfile", "model.gguf"])
+        merged = gguf_reader.GgufFile(os.path.join(out, "model.gguf"))
+        self.assertEqual(merged.kv["qlorad.adapter_id"], "gguf-src@1")
+        self.assertRegex(merged.kv["qlorad.base_fingerprint"], r"^sha256:[0-9a-f]{64}$")
+        base = dict(read_safetensors_np(os.path.join(self.model, "model.safetensors")))
+        key = "model.layers.1.self_attn.v_proj"
+        a = weights["base_model.model." + key + ".lora_A.weight"].astype(np.float64)
+        b = weights["base_model.model." + key + ".lora_B.weight"].astype(np.float64)
+        expected = base[key + ".weight"].astype(np.float64) + (8.0 / 4.0) * (b @ a)
+        np.testing.assert_allclose(merged.tensor("blk.1.attn_v.weight"), expected, rtol=0, atol=1e-5)
+        self.assertGreater(np.abs(expected - base[key + ".weight"]).max(), 0.1)  # the merge is visible
+        self.assert_refused(lambda: list(self.adapters.ExportAdapter(
+            self.ad.ExportAdapterRequest(adapter="gguf-src@1", format="gguf", type="q3_k"), metadata=self.md())),
+            grpc.StatusCode.INVALID_ARGUMENT, "q3_k")
 
     def test_truncated_and_corrupted_uploads_store_nothing(self):
         files = ["adapter_config.json", "adapter_model.safetensors"]
