@@ -354,20 +354,34 @@ absl::StatusOr<std::vector<std::string>> Client::ExportAdapter(const v1::ExportA
   v1::FileChunk chunk;
   std::vector<std::string> names;
   std::ofstream out;
+  std::string partial;  // the file being written, as NAME.part until its last chunk
+  auto fail = [&](absl::Status status) {
+    context.TryCancel();
+    out.close();
+    if (!partial.empty()) std::filesystem::remove(partial, ec);
+    return status;
+  };
   while (reader->Read(&chunk)) {
-    if (chunk.name().find('/') != std::string::npos || chunk.name().empty() || chunk.name()[0] == '.') {
-      context.TryCancel();
-      return absl::DataLossError(absl::StrCat("server sent a bad file name '", chunk.name(), "'"));
-    }
+    if (chunk.name().find('/') != std::string::npos || chunk.name().empty() || chunk.name()[0] == '.')
+      return fail(absl::DataLossError(absl::StrCat("server sent a bad file name '", chunk.name(), "'")));
     if (!out.is_open()) {
-      out.open(dir + "/" + chunk.name(), std::ios::binary | std::ios::trunc);
+      partial = dir + "/" + chunk.name() + ".part";
+      out.open(partial, std::ios::binary | std::ios::trunc);
+      if (!out) return fail(absl::InternalError(absl::StrCat("cannot write ", partial)));
       names.push_back(chunk.name());
     }
     out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
-    if (chunk.last()) out.close();
+    if (!out) return fail(absl::InternalError(absl::StrCat("writing ", partial, " failed (disk full?)")));
+    if (chunk.last()) {
+      out.close();
+      std::filesystem::rename(partial, dir + "/" + chunk.name(), ec);
+      if (ec) return fail(absl::InternalError(absl::StrCat("renaming ", partial, ": ", ec.message())));
+      partial.clear();
+    }
   }
   absl::Status status = FromGrpcStatus(reader->Finish());
-  if (!status.ok()) return status;
+  if (!status.ok() || !partial.empty())
+    return fail(status.ok() ? absl::DataLossError(absl::StrCat("the stream ended inside ", partial)) : status);
   return names;
 }
 

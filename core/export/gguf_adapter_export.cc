@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/export/gguf_llama.h"
 #include "core/export/gguf_writer.h"
@@ -24,9 +25,6 @@
 namespace qlorad::gguf {
 namespace {
 
-constexpr char kKeyPrefix[] = "base_model.model.";
-constexpr char kSuffixA[] = ".lora_A.weight";
-constexpr char kSuffixB[] = ".lora_B.weight";
 
 struct ModuleTensors {
   const TensorInfo* a = nullptr;
@@ -47,24 +45,38 @@ absl::Status RefuseDora(const std::string& adapter_dir) {
   return absl::OkStatus();
 }
 
-// Groups the adapter's tensors by module and checks them against the base.
+// The decoder layer index of "model.layers.N.<...>", or -1.
+int64_t LayerIndex(const std::string& module) {
+  constexpr absl::string_view kLayers = "model.layers.";
+  if (!absl::StartsWith(module, kLayers)) return -1;
+  const size_t end = module.find('.', kLayers.size());
+  int64_t layer = -1;
+  if (end == std::string::npos || !absl::SimpleAtoi(module.substr(kLayers.size(), end - kLayers.size()), &layer))
+    return -1;
+  return layer;
+}
+
+// Groups the adapter's tensors by module and checks them against the base and the
+// adapter's own config, as the serving loader does (keys, targeted modules, layers).
 absl::StatusOr<std::map<std::string, ModuleTensors>> CollectModules(const SafetensorsFile& file,
-                                                                    const ModelConfig& config) {
+                                                                    const ModelConfig& config, const LoraConfig& lora) {
   std::map<std::string, ModuleTensors> modules;
   for (const TensorInfo& info : file.tensors()) {
-    const bool is_a = absl::EndsWith(info.name, kSuffixA), is_b = absl::EndsWith(info.name, kSuffixB);
-    if (!absl::StartsWith(info.name, kKeyPrefix) || (!is_a && !is_b))
-      return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", info.name,
-                                                     "' is not a PEFT LoRA key (base_model.model.<module>.lora_A/B.weight)"));
-    const size_t prefix = sizeof(kKeyPrefix) - 1, suffix = sizeof(kSuffixA) - 1;
-    const std::string module = info.name.substr(prefix, info.name.size() - prefix - suffix);
+    QLORAD_ASSIGN_OR_RETURN(PeftTensorKey key, ParsePeftTensorKey(info.name));
+    const std::string& module = key.module;
+    const int64_t layer = LayerIndex(module);
     auto gguf_name = GgufTensorName(module + ".weight");
-    if (!gguf_name.ok() || absl::EndsWith(module, "layernorm"))
+    if (!gguf_name.ok() || absl::EndsWith(module, "layernorm") || layer < 0 || layer >= config.num_hidden_layers)
       return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", info.name, "': module '", module,
-                                                     "' is not a linear module of the base (hint: maybe wrong base model?)"));
+                                                     "' is not a linear module of the base (", config.num_hidden_layers,
+                                                     " layers; hint: maybe wrong base model?)"));
+    if (!lora.Targets(module))
+      return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", info.name, "': module '", module,
+                                                     "' is not targeted by adapter_config.json (hint: target_modules, ",
+                                                     "layers_to_transform)"));
     ModuleTensors& m = modules[module];
     m.gguf_weight = *gguf_name;
-    (is_a ? m.a : m.b) = &info;
+    (key.is_a ? m.a : m.b) = &info;
   }
   for (auto& [module, m] : modules) {
     if (!m.a || !m.b)
@@ -109,7 +121,7 @@ absl::StatusOr<AdapterExportResult> ExportAdapterGguf(const AdapterExportOptions
   QLORAD_ASSIGN_OR_RETURN(result.architecture, GgufArchitecture(config));
   QLORAD_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file,
                           SafetensorsFile::Open(options.adapter_dir + "/adapter_model.safetensors"));
-  QLORAD_ASSIGN_OR_RETURN(auto modules, CollectModules(*file, config));
+  QLORAD_ASSIGN_OR_RETURN(auto modules, CollectModules(*file, config, lora));
   result.alpha = static_cast<float>(lora.alpha);
 
   GgufWriter writer;

@@ -47,6 +47,9 @@ bool IsByteToken(const std::string& text) {  // "<0xNN>"
 // Fills tokens/types from model.vocab and added_tokens; missing ids become [PAD<i>].
 absl::Status ReadVocab(const Json& json, int64_t vocab_size, bool sentencepiece, const std::string& source,
                        Vocab& vocab, int64_t& padded) {
+  if (!json.contains("model") || !json.at("model").is_object() || !json.at("model").contains("vocab") ||
+      !json.at("model").at("vocab").is_object())
+    return absl::InvalidArgumentError(absl::StrCat(source, ": model.vocab is missing or not an object"));
   vocab.tokens.assign(vocab_size, "");
   vocab.types.assign(vocab_size, 0);
   auto place = [&](const std::string& text, int64_t id, GgufTokenType type) -> absl::Status {
@@ -64,6 +67,8 @@ absl::Status ReadVocab(const Json& json, int64_t vocab_size, bool sentencepiece,
     GgufTokenType type = GgufTokenType::kNormal;
     if (sentencepiece && IsByteToken(text)) type = GgufTokenType::kByte;
     if (sentencepiece && text == unk) type = GgufTokenType::kUnknown;
+    if (!id.is_number_integer())
+      return absl::InvalidArgumentError(absl::StrCat(source, ": model.vocab['", text, "'] is not an integer id"));
     QLORAD_RETURN_IF_ERROR(place(text, id.get<int64_t>(), type));
   }
   for (const Json& added : json.value("added_tokens", Json::array())) {

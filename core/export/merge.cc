@@ -182,6 +182,12 @@ std::map<std::string, std::string> MergedWeights::Metadata() const {
   return metadata;
 }
 
+std::map<std::string, std::string> MergedWeights::GgufMetadata() const {
+  std::map<std::string, std::string> metadata;
+  for (const auto& [key, value] : Metadata()) metadata["qlorad." + key.substr(sizeof("qlorad_") - 1)] = value;
+  return metadata;
+}
+
 absl::StatusOr<MergedWeights> MergeAdapterIntoWeights(const std::string& model_dir, const std::string& adapter_dir,
                                                       const MergeOptions& options) {
   QLORAD_ASSIGN_OR_RETURN(LoraConfig config, ReadPeftConfig(adapter_dir));

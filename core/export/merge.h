@@ -70,6 +70,8 @@ struct MergedWeights {
   // qlorad_base_fingerprint, qlorad_adapter_id, qlorad_adapter_sha256, qlorad_merge_onto
   // (+ qlorad_merge_quantization with kDequant).
   std::map<std::string, std::string> Metadata() const;
+  // The same under GGUF's key convention ("qlorad.base_fingerprint", ...).
+  std::map<std::string, std::string> GgufMetadata() const;
 };
 
 absl::StatusOr<MergedWeights> MergeAdapterIntoWeights(const std::string& model_dir, const std::string& adapter_dir,

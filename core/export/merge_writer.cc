@@ -142,21 +142,11 @@ absl::Status WriteMergedModel(const std::string& model_dir, const MergedWeights&
   if (fs::exists(out_dir, ec) && !fs::is_empty(out_dir, ec))
     return absl::AlreadyExistsError(absl::StrCat("output directory '", out_dir, "' exists and is not empty"));
   QLORAD_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::Open(model_dir));
-  fs::path target = fs::path(out_dir).lexically_normal();
-  if (!target.has_filename()) target = target.parent_path();  // "out/" -> "out"
-  const std::string tmp_dir = absl::StrCat(target.string(), ".tmp-", ::getpid());
-  fs::remove_all(tmp_dir, ec);
-  QLORAD_RETURN_IF_ERROR(EnsureDirectory(tmp_dir));
-  absl::Status status = WriteTensors(*checkpoint, merged, tmp_dir, dtype);
-  if (status.ok()) status = WriteConfigAndTokenizer(model_dir, tmp_dir, dtype);
-  if (status.ok()) status = WriteRecord(model_dir, merged, tmp_dir, dtype);
-  if (status.ok()) {
-    fs::remove(out_dir, ec);  // an empty directory may stand in the way
-    fs::rename(tmp_dir, out_dir, ec);
-    if (ec) status = absl::InternalError(absl::StrCat("cannot move the result into '", out_dir, "': ", ec.message()));
-  }
-  if (!status.ok()) fs::remove_all(tmp_dir, ec);
-  return status;
+  return WriteDirectoryAtomically(out_dir, [&](const std::string& tmp_dir) {
+    QLORAD_RETURN_IF_ERROR(WriteTensors(*checkpoint, merged, tmp_dir, dtype));
+    QLORAD_RETURN_IF_ERROR(WriteConfigAndTokenizer(model_dir, tmp_dir, dtype));
+    return WriteRecord(model_dir, merged, tmp_dir, dtype);
+  });
 }
 
 }  // namespace qlorad

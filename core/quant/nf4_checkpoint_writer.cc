@@ -177,18 +177,8 @@ absl::Status WriteQuantized(const std::string& model_dir, const std::string& tmp
 absl::Status QuantizeCheckpoint(const std::string& model_dir, const std::string& out_dir, const QuantOptions& options) {
   if (fs::exists(out_dir) && !fs::is_empty(out_dir))
     return absl::AlreadyExistsError(absl::StrCat("output directory '", out_dir, "' exists and is not empty"));
-  const std::string tmp_dir = absl::StrCat(out_dir, ".tmp-", ::getpid());
-  fs::remove_all(tmp_dir);
-  QLORAD_RETURN_IF_ERROR(EnsureDirectory(tmp_dir));
-  absl::Status status = WriteQuantized(model_dir, tmp_dir, options);
-  std::error_code ec;
-  if (status.ok()) {
-    fs::remove(out_dir, ec);  // an empty directory may stand in the way
-    fs::rename(tmp_dir, out_dir, ec);
-    if (ec) status = absl::InternalError(absl::StrCat("cannot move the result into '", out_dir, "': ", ec.message()));
-  }
-  if (!status.ok()) fs::remove_all(tmp_dir, ec);
-  return status;
+  return WriteDirectoryAtomically(
+      out_dir, [&](const std::string& tmp_dir) { return WriteQuantized(model_dir, tmp_dir, options); });
 }
 
 }  // namespace qlorad

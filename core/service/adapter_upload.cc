@@ -154,7 +154,15 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::ImportAdapter(const std::string& na
   std::error_code ec;
   for (const char* file : kAdapterFiles) {
     if (!fs::exists(source / file, ec)) continue;
-    fs::copy_file(fs::canonical(source / file, ec), fs::path(staged) / file, ec);
+    // Checked again on the path actually copied: a file swapped for a symlink after
+    // ResolveImportDir must not pull anything from outside the root into the export.
+    const fs::path target = fs::canonical(source / file, ec);
+    if (ec || !IsInside(target, import_root_) || !fs::is_regular_file(target, ec)) {
+      fs::remove_all(staged, ec);
+      return absl::PermissionDeniedError(absl::StrCat("path: '", (source / file).string(),
+                                                      "' is not a regular file inside the import root"));
+    }
+    fs::copy_file(target, fs::path(staged) / file, ec);
     if (ec) {
       fs::remove_all(staged, ec);
       return absl::InternalError(absl::StrCat("path: copying ", (source / file).string(), ": ", ec.message()));

@@ -1,6 +1,8 @@
 // ServiceCore: one training job on a worker thread — RunTraining with the job's
 // checkpoint directory (so a restarted daemon resumes it), progress events, cancellation,
 // and registration of the finished adapter (name@version, lifecycle state 'trained').
+#include <mutex>
+
 #include "absl/strings/str_cat.h"
 #include "core/service/core_impl.h"
 #include "core/store/adapter_lifecycle.h"
@@ -85,6 +87,7 @@ void ServiceCoreImpl::RunJob(JobRow job) {
                                {"message", "no drift profile: " + profiled.ToString()}});
   const std::string name = job.spec.value("adapter_name", "adapter");
   absl::Status registered = [&]() -> absl::Status {
+    std::lock_guard<std::mutex> lock(commit_mu_);  // versions are taken and registered one at a time (imports too)
     QLORAD_ASSIGN_OR_RETURN(int64_t version, store_->NextAdapterVersion(name));
     AdapterRow row{absl::StrCat(name, "@", version), name, version, job.id, spec->output_dir, result->base_fingerprint,
                    spec->dataset_id, Now(), false};

@@ -1,6 +1,7 @@
 // Reading PEFT adapter directories written by any PEFT writer: adapter_config.json
 // with PEFT's semantics, the tensor keys PEFT writes, and the weights file.
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <type_traits>
 
@@ -149,6 +150,8 @@ absl::StatusOr<LoraConfig> ParsePeftConfig(const Json& json) {
   if (!json.contains("lora_alpha") || !json["lora_alpha"].is_number())
     return absl::InvalidArgumentError("lora_alpha must be a number");
   config.alpha = json["lora_alpha"].get<double>();
+  if (!std::isfinite(config.alpha) || config.alpha <= 0)
+    return absl::InvalidArgumentError("lora_alpha must be a positive number (llama.cpp reads alpha 0 as 'no scaling')");
   config.dropout = json.contains("lora_dropout") && json["lora_dropout"].is_number() ? json["lora_dropout"].get<double>() : 0.0;
   if (json.contains("use_rslora") && !json["use_rslora"].is_null()) {
     if (!json["use_rslora"].is_boolean()) return absl::InvalidArgumentError("use_rslora must be true or false");

@@ -83,4 +83,22 @@ absl::Status EnsureDirectory(const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::Status WriteDirectoryAtomically(const std::string& out_dir,
+                                      const std::function<absl::Status(const std::string& tmp_dir)>& fill) {
+  fs::path target = fs::path(out_dir).lexically_normal();
+  if (!target.has_filename()) target = target.parent_path();  // "out/" -> "out"
+  const std::string tmp_dir = absl::StrCat(target.string(), ".tmp-", ::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp_dir, ec);
+  absl::Status status = EnsureDirectory(tmp_dir);
+  if (status.ok()) status = fill(tmp_dir);
+  if (status.ok()) {
+    fs::remove(target, ec);  // an empty directory may stand in the way
+    fs::rename(tmp_dir, target, ec);
+    if (ec) status = absl::InternalError(absl::StrCat("cannot move the result into '", out_dir, "': ", ec.message()));
+  }
+  if (!status.ok()) fs::remove_all(tmp_dir, ec);
+  return status;
+}
+
 }  // namespace qlorad

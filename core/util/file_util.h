@@ -2,6 +2,7 @@
 #ifndef QLORAD_CORE_UTIL_FILE_UTIL_H_
 #define QLORAD_CORE_UTIL_FILE_UTIL_H_
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,12 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
 
 // Makes `path` (and parents) a directory if it is not one already.
 absl::Status EnsureDirectory(const std::string& path);
+
+// Builds a directory as "<out_dir>.tmp-<pid>" with `fill`, then renames it to
+// `out_dir` (an empty directory there is replaced): readers see all of it or none.
+// On any failure the temporary directory is removed and `out_dir` is untouched.
+absl::Status WriteDirectoryAtomically(const std::string& out_dir,
+                                      const std::function<absl::Status(const std::string& tmp_dir)>& fill);
 
 // Fsyncs the directory itself, so a rename inside it survives a crash.
 absl::Status SyncDirectory(const std::string& dir);

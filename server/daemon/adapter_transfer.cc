@@ -111,6 +111,10 @@ grpc::Status AdaptersService::ExportAdapter(grpc::ServerContext* c, const v1::Ex
       chunk.set_name(name);
       do {
         in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+        if (in.bad()) {
+          status = grpc::Status(grpc::StatusCode::DATA_LOSS, "reading " + exported->dir + "/" + name + " failed");
+          break;
+        }
         chunk.set_data(buffer.data(), static_cast<size_t>(in.gcount()));
         chunk.set_last(!in);
         if (c->IsCancelled() || !writer->Write(chunk)) status = grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");

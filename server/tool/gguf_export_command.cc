@@ -60,10 +60,7 @@ absl::Status ExportGguf(const Args& args) {
     QLORAD_ASSIGN_OR_RETURN(merge_options.onto, ParseMergeOnto(flags.GetOr("merge-onto", "auto"), "--merge-onto"));
     QLORAD_ASSIGN_OR_RETURN(merged, MergeAdapterIntoWeights(model.model_dir, flags.GetOr("adapter", ""), merge_options));
     model.overrides = &merged.weights;
-    model.metadata = {{"qlorad.base_fingerprint", merged.base_fingerprint},
-                      {"qlorad.adapter_id", merged.adapter_id},
-                      {"qlorad.adapter_sha256", merged.adapter_sha256},
-                      {"qlorad.merge_onto", MergeOntoName(merged.onto)}};
+    model.metadata = merged.GgufMetadata();
     std::printf("merged adapter %s onto %s: %lld adapted modules\n", merged.adapter_id.c_str(),
                 MergeOntoName(merged.onto), static_cast<long long>(merged.adapted_modules));
   }

@@ -38,10 +38,11 @@ PARTS = {
                    config=dict(bos_token_id=128000, eos_token_id=128001, rope_theta=500000.0,
                                rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
                                              "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
-                   adapter=dict(r=8, alpha=16.0), bos=128000, vocabulary_type="bpe"),
+                   adapter=dict(r=8, alpha=16.0, rank_pattern={"k_proj": 4, "up_proj": 12}), bos=128000, vocabulary_type="bpe"),
     "mistral": dict(arch="mistral", tokenizer=fx.LLAMA2_TOKENIZER, vocab=32000, tie=False, seed=23,
                     config=dict(bos_token_id=1, eos_token_id=2),
-                    adapter=dict(r=8, alpha=16.0, use_rslora=True, alpha_pattern={"v_proj": 4.0, "down_proj": 24.0}),
+                    adapter=dict(r=8, alpha=16.0, use_rslora=True, alpha_pattern={"v_proj": 4.0, "down_proj": 24.0},
+                                 rank_pattern={"q_proj": 4}),
                     bos=1, vocabulary_type="spm"),
 }
 
@@ -109,10 +110,7 @@ def compare_continuations(c, label, model, prompts, ours, theirs, argmax, lora):
 
 
 def check_merged(c, tmp, model, adapter, prompts, ours_lora):
-    """Merged GGUF == base + adapter. HOOK (lead): runs once `export-gguf --merge` exists."""
-    if "--merge" not in fx.export_gguf_help():
-        print("SKIPPED (sub-check): merged GGUF == adapter: `qlorad-tool export-gguf` has no --merge yet")
-        return
+    """Merged GGUF (`export-gguf --merge`) in llama.cpp == qlorad's base + adapter."""
     merged = os.path.join(tmp, "merged.gguf")
     fx.export_gguf(model, merged, "f32", adapter=adapter, merge=True)
     _, (merged_gen,) = fx.peer(merged, [{"op": "generate", "prompts": prompts, "max_tokens": MAX_TOKENS}])

@@ -69,7 +69,8 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(blob)
 
 
-def write_peft_adapter(out_dir, model_dir, seed, r=8, alpha=16.0, b_std=0.1, use_rslora=False, alpha_pattern=None):
+def write_peft_adapter(out_dir, model_dir, seed, r=8, alpha=16.0, b_std=0.1, use_rslora=False, alpha_pattern=None,
+                       rank_pattern=None):
     """A PEFT LoRA adapter as PEFT writes it: random A ~ N(0, 1/in) and B ~ N(0, b_std²) (B non-zero,
     so the adapter changes outputs) on every attention and MLP projection of every layer."""
     with open(os.path.join(model_dir, "config.json")) as f:
@@ -86,14 +87,15 @@ def write_peft_adapter(out_dir, model_dir, seed, r=8, alpha=16.0, b_std=0.1, use
             part = "self_attn" if name in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
             key = f"base_model.model.model.layers.{layer}.{part}.{name}"
             rows, cols = shapes[name]
-            tensors[key + ".lora_A.weight"] = torch.randn(r, cols, generator=gen) / math.sqrt(cols)
-            tensors[key + ".lora_B.weight"] = torch.randn(rows, r, generator=gen) * b_std
+            rank = (rank_pattern or {}).get(name, r)  # short keys match by suffix, as PEFT's do
+            tensors[key + ".lora_A.weight"] = torch.randn(rank, cols, generator=gen) / math.sqrt(cols)
+            tensors[key + ".lora_B.weight"] = torch.randn(rows, rank, generator=gen) * b_std
     os.makedirs(out_dir, exist_ok=True)
     write_safetensors(os.path.join(out_dir, "adapter_model.safetensors"), tensors, {"format": "pt"})
     config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": model_dir, "r": r,
               "lora_alpha": alpha, "lora_dropout": 0.0, "target_modules": TARGETS, "bias": "none",
               "fan_in_fan_out": False, "inference_mode": True, "use_rslora": use_rslora, "use_dora": False,
-              "rank_pattern": {}, "alpha_pattern": alpha_pattern or {}, "modules_to_save": None}
+              "rank_pattern": rank_pattern or {}, "alpha_pattern": alpha_pattern or {}, "modules_to_save": None}
     with open(os.path.join(out_dir, "adapter_config.json"), "w") as f:
         json.dump(config, f, indent=2)
     return out_dir
