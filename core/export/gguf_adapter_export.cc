@@ -8,7 +8,6 @@
 #include <optional>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/export/gguf_llama.h"
 #include "core/export/gguf_writer.h"
@@ -17,6 +16,7 @@
 #include "core/model/safetensors.h"
 #include "core/model/tensor_io.h"
 #include "core/train/lora_model.h"
+#include "core/train/peft_match.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -45,17 +45,6 @@ absl::Status RefuseDora(const std::string& adapter_dir) {
   return absl::OkStatus();
 }
 
-// The decoder layer index of "model.layers.N.<...>", or -1.
-int64_t LayerIndex(const std::string& module) {
-  constexpr absl::string_view kLayers = "model.layers.";
-  if (!absl::StartsWith(module, kLayers)) return -1;
-  const size_t end = module.find('.', kLayers.size());
-  int64_t layer = -1;
-  if (end == std::string::npos || !absl::SimpleAtoi(module.substr(kLayers.size(), end - kLayers.size()), &layer))
-    return -1;
-  return layer;
-}
-
 // Groups the adapter's tensors by module and checks them against the base and the
 // adapter's own config, as the serving loader does (keys, targeted modules, layers).
 absl::StatusOr<std::map<std::string, ModuleTensors>> CollectModules(const SafetensorsFile& file,
@@ -64,7 +53,7 @@ absl::StatusOr<std::map<std::string, ModuleTensors>> CollectModules(const Safete
   for (const TensorInfo& info : file.tensors()) {
     QLORAD_ASSIGN_OR_RETURN(PeftTensorKey key, ParsePeftTensorKey(info.name));
     const std::string& module = key.module;
-    const int64_t layer = LayerIndex(module);
+    const int64_t layer = PeftLayerIndex(module, {}).value_or(-1);
     auto gguf_name = GgufTensorName(module + ".weight");
     if (!gguf_name.ok() || absl::EndsWith(module, "layernorm") || layer < 0 || layer >= config.num_hidden_layers)
       return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", info.name, "': module '", module,
