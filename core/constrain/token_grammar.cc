@@ -58,11 +58,11 @@ absl::StatusOr<std::shared_ptr<const TokenGrammar>> TokenGrammar::Compile(
 
 std::shared_ptr<const TokenMask> TokenGrammar::Mask(int32_t state) const {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (masks_[state]) return masks_[state];
   }
   std::shared_ptr<const TokenMask> mask = ComputeMask(state);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!masks_[state]) masks_[state] = std::move(mask);
   return masks_[state];
 }
@@ -126,7 +126,7 @@ absl::StatusOr<std::shared_ptr<const TokenGrammar>> GrammarCache::Get(
     const ConstraintSpec& spec, const std::shared_ptr<const TokenVocabulary>& vocabulary) {
   const std::string key = spec.CacheKey();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = entries_.find(key);
     if (it != entries_.end()) {
       order_.splice(order_.begin(), order_, it->second.second);
@@ -134,7 +134,7 @@ absl::StatusOr<std::shared_ptr<const TokenGrammar>> GrammarCache::Get(
     }
   }
   QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const TokenGrammar> grammar, TokenGrammar::Compile(spec, vocabulary));
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (entries_.count(key)) return entries_[key].first;
   order_.push_front(key);
   entries_[key] = {grammar, order_.begin()};

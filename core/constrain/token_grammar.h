@@ -21,11 +21,12 @@
 #include <list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/constrain/byte_automaton.h"
 #include "core/constrain/constraint_spec.h"
 #include "core/constrain/token_vocabulary.h"
@@ -47,7 +48,7 @@ class TokenGrammar {
                                                                      std::shared_ptr<const TokenVocabulary> vocabulary);
 
   int32_t start() const { return dfa_.start(); }
-  std::shared_ptr<const TokenMask> Mask(int32_t state) const;
+  std::shared_ptr<const TokenMask> Mask(int32_t state) const ABSL_LOCKS_EXCLUDED(mu_);
   // Sets every logit the state does not allow to -infinity (`logits` has vocabulary().size() entries).
   void ApplyMask(int32_t state, float* logits) const;
   // The state after `token`; ByteDfa::kDead when the token is not allowed. EOS
@@ -60,26 +61,29 @@ class TokenGrammar {
 
  private:
   TokenGrammar(ByteDfa dfa, std::shared_ptr<const TokenVocabulary> vocabulary);
-  std::shared_ptr<const TokenMask> ComputeMask(int32_t state) const;
+  std::shared_ptr<const TokenMask> ComputeMask(int32_t state) const ABSL_LOCKS_EXCLUDED(mu_);  // the trie walk
 
   ByteDfa dfa_;
   std::shared_ptr<const TokenVocabulary> vocabulary_;
-  mutable std::mutex mu_;
-  mutable std::vector<std::shared_ptr<const TokenMask>> masks_;  // by state, filled on first use
+  mutable absl::Mutex mu_;  // a leaf lock
+  mutable std::vector<std::shared_ptr<const TokenMask>> masks_ ABSL_GUARDED_BY(mu_);  // by state, filled on first use
 };
 
 // Compiled grammars by constraint, least recently used dropped past `capacity`.
 class GrammarCache {
  public:
   explicit GrammarCache(size_t capacity = 64) : capacity_(capacity) {}
+  // Compiles outside the lock (a slow schema does not hold up other requests).
   absl::StatusOr<std::shared_ptr<const TokenGrammar>> Get(const ConstraintSpec& spec,
-                                                          const std::shared_ptr<const TokenVocabulary>& vocabulary);
+                                                          const std::shared_ptr<const TokenVocabulary>& vocabulary)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  size_t capacity_;
-  std::mutex mu_;
-  std::list<std::string> order_;  // most recent first
-  std::map<std::string, std::pair<std::shared_ptr<const TokenGrammar>, std::list<std::string>::iterator>> entries_;
+  const size_t capacity_;
+  absl::Mutex mu_;  // a leaf lock
+  std::list<std::string> order_ ABSL_GUARDED_BY(mu_);  // most recent first
+  std::map<std::string, std::pair<std::shared_ptr<const TokenGrammar>, std::list<std::string>::iterator>> entries_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace qlorad::constrain

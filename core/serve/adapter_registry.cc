@@ -48,7 +48,7 @@ absl::StatusOr<std::shared_ptr<const ServingAdapter>> AdapterRegistry::Bring(con
 
 absl::Status AdapterRegistry::Register(const std::string& id, const std::string& dir, const RegisterOptions& options) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = entries_.find(id);
     if (it != entries_.end() && (!options.prefetch || it->second.device != nullptr)) {
       it->second.options.pin = it->second.options.pin || options.pin;
@@ -57,7 +57,7 @@ absl::Status AdapterRegistry::Register(const std::string& id, const std::string&
   }
   if (Contains(id)) {  // prefetch an already registered adapter; pin it only once it is placed
     QLORAD_RETURN_IF_ERROR(Acquire(id).status());
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = entries_.find(id);
     if (it != entries_.end()) it->second.options.pin = it->second.options.pin || options.pin;
     return absl::OkStatus();
@@ -65,7 +65,7 @@ absl::Status AdapterRegistry::Register(const std::string& id, const std::string&
   const auto start = std::chrono::steady_clock::now();
   Entry fresh{dir, options, nullptr, nullptr, 0, 0, 0, 0};
   auto loaded = Bring(id, fresh);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!loaded.ok()) {
     ++counters_.load_failures;
     return loaded.status();
@@ -85,7 +85,7 @@ absl::Status AdapterRegistry::Register(const std::string& id, const std::string&
 }
 
 absl::Status AdapterRegistry::Remove(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (entries_.erase(id) == 0) return absl::NotFoundError(absl::StrCat("adapter '", id, "' is not loaded"));
   ++counters_.removals;
   return absl::OkStatus();
@@ -94,7 +94,7 @@ absl::Status AdapterRegistry::Remove(const std::string& id) {
 absl::StatusOr<std::shared_ptr<const ServingAdapter>> AdapterRegistry::Acquire(const std::string& id) {
   Entry snapshot;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = entries_.find(id);
     if (it == entries_.end())
       return absl::FailedPreconditionError(absl::StrCat("adapter '", id, "' is not loaded (hint: load it first)"));
@@ -104,7 +104,7 @@ absl::StatusOr<std::shared_ptr<const ServingAdapter>> AdapterRegistry::Acquire(c
   }
   const auto start = std::chrono::steady_clock::now();
   auto brought = Bring(id, snapshot);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!brought.ok()) {
     ++counters_.load_failures;
     return brought.status();
@@ -152,12 +152,12 @@ void AdapterRegistry::DemoteLocked(Entry& entry) {
 }
 
 bool AdapterRegistry::Contains(const std::string& id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return entries_.count(id) != 0;
 }
 
 std::shared_ptr<const ServingAdapter> AdapterRegistry::FindResident(const std::string& id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = entries_.find(id);
   return it == entries_.end() ? nullptr : it->second.device;
 }
@@ -167,21 +167,21 @@ AdapterResidency AdapterRegistry::Describe(const std::string& id, const Entry& e
 }
 
 std::vector<AdapterResidency> AdapterRegistry::Residency() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<AdapterResidency> out;
   for (const auto& [id, entry] : entries_) out.push_back(Describe(id, entry));
   return out;
 }
 
 std::optional<AdapterResidency> AdapterRegistry::ResidencyOf(const std::string& id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return std::nullopt;
   return Describe(id, it->second);
 }
 
 RegistryCounters AdapterRegistry::DrainCounters() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   RegistryCounters out = counters_;
   counters_.load_seconds.clear();
   return out;

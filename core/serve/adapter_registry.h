@@ -14,18 +14,21 @@
 //    reference, so in-flight requests always finish on what they were admitted with.
 //  * Placing beyond max_device_adapters demotes the least recently acquired unpinned
 //    adapter (never the one being placed). Pinned adapters are never demoted.
-//  * Thread-safe; file reads happen outside the registry lock.
+//  * Thread-safe; file reads and device copies on request happen outside the registry
+//    lock (Bring is ABSL_LOCKS_EXCLUDED, checked by clang -Wthread-safety). mu_ is a
+//    leaf: no other lock is taken while it is held.
 #ifndef QLORAD_CORE_SERVE_ADAPTER_REGISTRY_H_
 #define QLORAD_CORE_SERVE_ADAPTER_REGISTRY_H_
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/serve/serving_adapter.h"
 
 namespace qlorad::serve {
@@ -63,16 +66,17 @@ class AdapterRegistry {
   AdapterRegistry(const BaseModuleShapes* shapes, RegistryOptions options);
 
   // Registering an id that is already present updates pinning and prefetches.
-  absl::Status Register(const std::string& id, const std::string& dir, const RegisterOptions& options);
-  absl::Status Remove(const std::string& id);  // NOT_FOUND if absent
-  absl::StatusOr<std::shared_ptr<const ServingAdapter>> Acquire(const std::string& id);
+  absl::Status Register(const std::string& id, const std::string& dir, const RegisterOptions& options)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Remove(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);  // NOT_FOUND if absent
+  absl::StatusOr<std::shared_ptr<const ServingAdapter>> Acquire(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
 
-  bool Contains(const std::string& id) const;
+  bool Contains(const std::string& id) const ABSL_LOCKS_EXCLUDED(mu_);
   // The device copy if `id` is on the device tier, else nullptr (no loading).
-  std::shared_ptr<const ServingAdapter> FindResident(const std::string& id) const;
-  std::vector<AdapterResidency> Residency() const;
-  std::optional<AdapterResidency> ResidencyOf(const std::string& id) const;
-  RegistryCounters DrainCounters();
+  std::shared_ptr<const ServingAdapter> FindResident(const std::string& id) const ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<AdapterResidency> Residency() const ABSL_LOCKS_EXCLUDED(mu_);
+  std::optional<AdapterResidency> ResidencyOf(const std::string& id) const ABSL_LOCKS_EXCLUDED(mu_);
+  RegistryCounters DrainCounters() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Entry {
@@ -84,19 +88,21 @@ class AdapterRegistry {
   };
   static AdapterResidency Describe(const std::string& id, const Entry& entry);
   // Reads `dir` (disk) or copies `host` to the device; no lock held.
-  absl::StatusOr<std::shared_ptr<const ServingAdapter>> Bring(const std::string& id, const Entry& snapshot) const;
-  // Installs `adapter` on the device tier of `id` and demotes beyond the bound. Lock held.
-  void PlaceLocked(const std::string& id, std::shared_ptr<const ServingAdapter> adapter, double seconds);
-  void DemoteLocked(Entry& entry);
-  int64_t HostCountLocked() const;
+  absl::StatusOr<std::shared_ptr<const ServingAdapter>> Bring(const std::string& id, const Entry& snapshot) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Installs `adapter` on the device tier of `id` and demotes beyond the bound.
+  void PlaceLocked(const std::string& id, std::shared_ptr<const ServingAdapter> adapter, double seconds)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DemoteLocked(Entry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int64_t HostCountLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool device_is_host() const { return options_.load.device.is_cpu(); }
 
-  const BaseModuleShapes* shapes_;
-  RegistryOptions options_;
-  mutable std::mutex mu_;
-  std::map<std::string, Entry> entries_;
-  int64_t clock_ = 0;
-  RegistryCounters counters_;
+  const BaseModuleShapes* const shapes_;
+  const RegistryOptions options_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  int64_t clock_ ABSL_GUARDED_BY(mu_) = 0;
+  RegistryCounters counters_ ABSL_GUARDED_BY(mu_);
 };
 
 // A copy of `adapter` with every tensor on `device`.

@@ -25,8 +25,7 @@ struct ContinuousBatcher::Sequence {
 };
 
 SequenceStream::Update SequenceStream::Wait() {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return !pending_.empty() || done_; });
+  absl::MutexLock lock(&mu_, absl::Condition(this, &SequenceStream::HasUpdateLocked));
   Update update;
   update.tokens.swap(pending_);
   update.logprobs.swap(pending_logprobs_);
@@ -37,31 +36,30 @@ SequenceStream::Update SequenceStream::Wait() {
 }
 
 std::vector<at::Tensor> SequenceStream::TakeLogits() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return std::move(logits_);
 }
 
 void SequenceStream::Push(int64_t token, at::Tensor logits, std::optional<TokenLogprob> logprob) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);  // Wait() wakes on the unlock
   pending_.push_back(token);
   if (logprob) pending_logprobs_.push_back(std::move(*logprob));
   if (logits.defined()) logits_.push_back(std::move(logits));
-  cv_.notify_all();
 }
 
 void SequenceStream::Finish(FinishReason reason, absl::Status status) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   done_ = true;
   reason_ = reason;
   status_ = std::move(status);
-  cv_.notify_all();
 }
 
-ContinuousBatcher::ContinuousBatcher(LlamaModel model, std::shared_ptr<RoutingSlot> slot, std::mutex* model_mu,
+ContinuousBatcher::ContinuousBatcher(LlamaModel model, std::shared_ptr<RoutingSlot> slot, absl::Mutex* model_mu,
                                      const BatcherOptions& options, bool start)
     : model_(std::move(model)),
       slot_(std::move(slot)),
       model_mu_(model_mu),
+      routing_slot_(slot_.get()),
       options_(options),
       pool_(model_->config(), options.block_size, options.kv_blocks, model_->embed_tokens().options()),
       started_(start) {
@@ -72,19 +70,15 @@ ContinuousBatcher::ContinuousBatcher(LlamaModel model, std::shared_ptr<RoutingSl
 
 ContinuousBatcher::~ContinuousBatcher() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
   thread_.join();
 }
 
 void ContinuousBatcher::Start() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    started_ = true;
-  }
-  cv_.notify_all();
+  absl::MutexLock lock(&mu_);
+  started_ = true;
 }
 
 absl::StatusOr<std::shared_ptr<SequenceStream>> ContinuousBatcher::Submit(SequenceSpec spec) {
@@ -96,19 +90,18 @@ absl::StatusOr<std::shared_ptr<SequenceStream>> ContinuousBatcher::Submit(Sequen
         " (hint: lower max_new_tokens or start qlorad with a larger --kv-cache-mb)"));
   auto stream = std::make_shared<SequenceStream>();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);  // the loop wakes on the unlock
     if (stop_) return absl::UnavailableError("the serving engine is shutting down (hint: retry on another replica)");
     if (static_cast<int64_t>(waiting_.size()) >= options_.max_waiting)
       return absl::ResourceExhaustedError(
           absl::StrCat("server busy: ", waiting_.size(), " requests are queued for the KV cache (hint: retry later)"));
     waiting_.push_back(std::make_unique<Sequence>(std::move(spec), stream));
   }
-  cv_.notify_all();
   return stream;
 }
 
 BatcherStats ContinuousBatcher::DrainStats() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   BatcherStats out = stats_;
   stats_.batch_rows.clear();
   out.running = running_count_.load();
@@ -121,21 +114,27 @@ BatcherStats ContinuousBatcher::DrainStats() {
 void ContinuousBatcher::Loop() {
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || (started_ && (!waiting_.empty() || !running_.empty())); });
+      // running_ is the loop's own: the condition other threads evaluate reads only
+      // guarded state, so the choice of condition is made here, before waiting.
+      absl::MutexLock lock(&mu_);
+      if (running_.empty()) {
+        mu_.Await(absl::Condition(this, &ContinuousBatcher::HasWorkLocked));
+      } else {
+        mu_.Await(absl::Condition(this, &ContinuousBatcher::StartedLocked));
+      }
       if (stop_) break;
     }
     Step();
   }
   const absl::Status closing = absl::UnavailableError("the serving engine is shutting down (hint: retry on another replica)");
   for (auto& seq : running_) Retire(*seq, FinishReason::kCancelled, closing);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (auto& seq : waiting_) seq->stream->Finish(FinishReason::kCancelled, closing);
   waiting_.clear();
 }
 
 void ContinuousBatcher::AdmitWaiting() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   while (!waiting_.empty() && static_cast<int64_t>(running_.size()) < options_.max_running) {
     Sequence& head = *waiting_.front();
     if (head.stream->cancelled()) {
@@ -174,7 +173,7 @@ void ContinuousBatcher::Step() {
   if (!decode.empty()) Forward(decode, decode_tokens);
   if (!prefill.empty()) Forward(prefill, prefill_tokens);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     const int64_t rows = static_cast<int64_t>(decode.size() + prefill.size());
     stats_.steps += !decode.empty() + !prefill.empty();
     stats_.max_batch_rows = std::max(stats_.max_batch_rows, rows);
@@ -206,22 +205,22 @@ void ContinuousBatcher::Forward(const std::vector<Sequence*>& rows, const std::v
     }
     at::Tensor logits;
     {
-      std::lock_guard<std::mutex> lock(*model_mu_);
-      slot_->current = &routing;
+      absl::MutexLock lock(model_mu_);
+      routing_slot_->current = &routing;
       const c10::Device device = model_->device();
       ForwardInput input{tokens.to(device), view.positions(), {}, &view, view.attend()};
       at::Tensor hidden = model_->Hidden(input);
       at::Tensor final_rows = hidden.index({at::arange(batch, hidden.options().dtype(at::kLong)), last.to(device)});
       logits = model_->lm_head().forward(final_rows).to(at::kFloat).cpu();
-      slot_->current = nullptr;
+      routing_slot_->current = nullptr;
     }
     view.Commit();
     for (int64_t b = 0; b < batch; ++b)
       if (!rows[b]->prefilling()) SampleRow(*rows[b], logits[b]);  // else a chunk that does not end the prompt
   } catch (const std::exception& e) {
     {
-      std::lock_guard<std::mutex> lock(*model_mu_);
-      slot_->current = nullptr;
+      absl::MutexLock lock(model_mu_);
+      routing_slot_->current = nullptr;
     }
     const absl::Status error = absl::InternalError(absl::StrCat("batched forward failed: ", e.what()));
     for (Sequence* seq : rows) Retire(*seq, FinishReason::kCancelled, error);

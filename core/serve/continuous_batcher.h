@@ -19,21 +19,26 @@
 //    applied to that row's logits alone, so constrained and free rows share steps).
 //  * Tokens are produced by the loop thread and read by the caller thread
 //    (SequenceStream::Wait), so a slow reader never stalls the batch.
+//  * Locking (checked by clang -Wthread-safety, deploy/thread-safety-check.sh): the
+//    batcher's mu_ guards the queue and the gauges; the shared model mutex guards the
+//    routing slot for a forward; a stream's own mu_ guards its tokens. Order: the
+//    batcher's mu_ may be held while taking a stream's mu_, never the other way; the
+//    model mutex is never held with either. running_ and pool_ belong to the loop thread.
 #ifndef QLORAD_CORE_SERVE_CONTINUOUS_BATCHER_H_
 #define QLORAD_CORE_SERVE_CONTINUOUS_BATCHER_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
 
 #include <ATen/ATen.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/model/generate.h"
 #include "core/constrain/token_grammar.h"
 #include "core/model/llama.h"
@@ -81,26 +86,26 @@ class SequenceStream {
     absl::Status status;  // not OK when the sequence failed
   };
   // Blocks until new tokens or the end.
-  Update Wait();
+  Update Wait() ABSL_LOCKS_EXCLUDED(mu_);
   // Asks the loop to drop the sequence at its next step (idempotent).
   void Cancel() { cancelled_ = true; }
   bool cancelled() const { return cancelled_.load(); }
   // [generated, vocab] fp32 logits when keep_logits; complete once done.
-  std::vector<at::Tensor> TakeLogits();
+  std::vector<at::Tensor> TakeLogits() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   friend class ContinuousBatcher;
-  void Push(int64_t token, at::Tensor logits, std::optional<TokenLogprob> logprob);
-  void Finish(FinishReason reason, absl::Status status);
+  void Push(int64_t token, at::Tensor logits, std::optional<TokenLogprob> logprob) ABSL_LOCKS_EXCLUDED(mu_);
+  void Finish(FinishReason reason, absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+  bool HasUpdateLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !pending_.empty() || done_; }
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<int64_t> pending_;
-  std::vector<TokenLogprob> pending_logprobs_;
-  std::vector<at::Tensor> logits_;
-  bool done_ = false;
-  FinishReason reason_ = FinishReason::kLength;
-  absl::Status status_;
+  absl::Mutex mu_;  // Wait() blocks on HasUpdateLocked (absl re-checks it on every unlock)
+  std::vector<int64_t> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<TokenLogprob> pending_logprobs_ ABSL_GUARDED_BY(mu_);
+  std::vector<at::Tensor> logits_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  FinishReason reason_ ABSL_GUARDED_BY(mu_) = FinishReason::kLength;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> cancelled_{false};
 };
 
@@ -117,39 +122,46 @@ class ContinuousBatcher {
  public:
   // `model_mu` guards the model and `slot` for every forward. With start = false the
   // loop waits for Start() (tests queue a whole batch first).
-  ContinuousBatcher(LlamaModel model, std::shared_ptr<RoutingSlot> slot, std::mutex* model_mu,
+  ContinuousBatcher(LlamaModel model, std::shared_ptr<RoutingSlot> slot, absl::Mutex* model_mu,
                     const BatcherOptions& options, bool start = true);
-  ~ContinuousBatcher();  // fails queued and running sequences with UNAVAILABLE
+  ~ContinuousBatcher() ABSL_LOCKS_EXCLUDED(mu_);  // fails queued and running sequences with UNAVAILABLE
 
-  absl::StatusOr<std::shared_ptr<SequenceStream>> Submit(SequenceSpec spec);
-  void Start();
+  absl::StatusOr<std::shared_ptr<SequenceStream>> Submit(SequenceSpec spec) ABSL_LOCKS_EXCLUDED(mu_);
+  void Start() ABSL_LOCKS_EXCLUDED(mu_);
   // Current gauges; batch_rows holds the per-step sizes since the last call.
-  BatcherStats DrainStats();
+  BatcherStats DrainStats() ABSL_LOCKS_EXCLUDED(mu_);
   const BatcherOptions& options() const { return options_; }
 
  private:
   struct Sequence;
-  void Loop();
-  void Step();
-  void AdmitWaiting();
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_);
+  void Step() ABSL_LOCKS_EXCLUDED(mu_);
+  void AdmitWaiting() ABSL_LOCKS_EXCLUDED(mu_);
+  // The loop's wake-up conditions: with nothing running it waits for queued work,
+  // with sequences running only for Start() (or the end).
+  bool HasWorkLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || (started_ && !waiting_.empty()); }
+  bool StartedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || started_; }
   // One forward over `rows`; samples a token for rows whose prompt is then complete.
-  void Forward(const std::vector<Sequence*>& rows, const std::vector<int64_t>& new_tokens);
+  void Forward(const std::vector<Sequence*>& rows, const std::vector<int64_t>& new_tokens)
+      ABSL_LOCKS_EXCLUDED(mu_, *model_mu_);
   // Samples the next token of a decoding row from its fp32 logits (masked in place
   // by its grammar) and retires the row when it ends.
   void SampleRow(Sequence& seq, at::Tensor row_logits);
   void Retire(Sequence& seq, FinishReason reason, absl::Status status);
 
   LlamaModel model_;
-  std::shared_ptr<RoutingSlot> slot_;
-  std::mutex* model_mu_;
-  BatcherOptions options_;
-  PagedKvPool pool_;
+  const std::shared_ptr<RoutingSlot> slot_;  // ownership only: access goes through routing_slot_
+  absl::Mutex* const model_mu_;               // the engine's: one forward at a time
+  // The same slot; clang 14 cannot check pt_guarded_by on a shared_ptr, so the raw pointer carries it.
+  RoutingSlot* const routing_slot_ ABSL_PT_GUARDED_BY(model_mu_);
+  const BatcherOptions options_;
+  PagedKvPool pool_;  // loop thread only (its counters are atomics, read by DrainStats)
 
-  std::mutex mu_;  // guards waiting_, stop_, started_, stats_
-  std::condition_variable cv_;
-  std::deque<std::unique_ptr<Sequence>> waiting_;
-  bool stop_ = false, started_ = false;
-  BatcherStats stats_;
+  absl::Mutex mu_;
+  std::deque<std::unique_ptr<Sequence>> waiting_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  BatcherStats stats_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> running_count_{0};
   std::vector<std::unique_ptr<Sequence>> running_;  // loop thread only
   std::thread thread_;

@@ -269,8 +269,8 @@ absl::StatusOr<LabelScores> ServingEngine::ConstrainedChoice(const std::string& 
   std::iota(alive.begin(), alive.end(), 0);
   AdapterRouting routing;
   routing.rows = {adapter.get()};
-  std::lock_guard<std::mutex> lock(model_mu_);
-  slot_->current = &routing;
+  absl::MutexLock lock(&model_mu_);
+  routing_slot_->current = &routing;
   auto chosen = CatchTorchErrors("constrained choice", [&]() -> absl::StatusOr<size_t> {
     at::NoGradGuard no_grad;
     const c10::Device device = loaded_.model->device();
@@ -294,7 +294,7 @@ absl::StatusOr<LabelScores> ServingEngine::ConstrainedChoice(const std::string& 
       prefix.push_back(best);
     }
   });
-  slot_->current = nullptr;
+  routing_slot_->current = nullptr;
   if (!chosen.ok()) return chosen.status();
   const std::vector<int64_t> prompt_ids(first.ids.begin(), first.ids.begin() + prompt_len);
   return LabelScores{prompt_ids, labels, {}, labels[*chosen]};
@@ -319,8 +319,8 @@ absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapte
     }
   AdapterRouting routing;
   routing.rows.assign(b, adapter.get());
-  std::lock_guard<std::mutex> lock(model_mu_);
-  slot_->current = &routing;
+  absl::MutexLock lock(&model_mu_);
+  routing_slot_->current = &routing;
   auto scores = CatchTorchErrors("scoring labels", [&]() -> absl::StatusOr<std::vector<double>> {
     at::NoGradGuard no_grad;
     const c10::Device device = loaded_.model->device();
@@ -333,7 +333,7 @@ absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapte
     at::Tensor sums = at::zeros({b}, at::kFloat).index_add_(0, at::div(rows, longest, "floor"), picked);
     return std::vector<double>(sums.data_ptr<float>(), sums.data_ptr<float>() + b);
   });
-  slot_->current = nullptr;
+  routing_slot_->current = nullptr;
   if (!scores.ok()) return scores.status();
   const auto& r0 = rendered[0];
   const size_t prompt_len = std::find(r0.trainable.begin(), r0.trainable.end(), 1) - r0.trainable.begin();
@@ -350,8 +350,8 @@ absl::StatusOr<std::vector<int64_t>> ServingEngine::ClassificationPromptIds(cons
 absl::StatusOr<std::vector<float>> ServingEngine::EmbedPrompt(const std::vector<int64_t>& ids) {
   if (ids.empty()) return absl::InvalidArgumentError("ids: empty prompt");
   QLORAD_RETURN_IF_ERROR(ValidateTokenIds(ids, loaded_.config.vocab_size, "prompt"));
-  std::lock_guard<std::mutex> lock(model_mu_);
-  slot_->current = nullptr;  // the base model's view of the prompt
+  absl::MutexLock lock(&model_mu_);
+  routing_slot_->current = nullptr;  // the base model's view of the prompt
   return CatchTorchErrors("embedding a prompt", [&]() -> absl::StatusOr<std::vector<float>> {
     at::NoGradGuard no_grad;
     at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0).to(loaded_.model->device());

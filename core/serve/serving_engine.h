@@ -19,6 +19,9 @@
 //    applied per row inside the batcher.
 //  * Prompt and output limits: INVALID_ARGUMENT naming the field past
 //    max_prompt_tokens / max_new_tokens.
+//  * Locking: model_mu_ serializes forwards (the batcher's steps and the direct ones
+//    here) and guards the routing slot; it is never held while taking another lock
+//    (the registry's, the batcher's or a stream's). Checked by clang -Wthread-safety.
 #ifndef QLORAD_CORE_SERVE_SERVING_ENGINE_H_
 #define QLORAD_CORE_SERVE_SERVING_ENGINE_H_
 
@@ -26,12 +29,14 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
+#include <mutex>  // std::once_flag
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/constrain/token_grammar.h"
 #include "core/model/device.h"
 #include "core/model/generate.h"
@@ -134,22 +139,23 @@ class ServingEngine {
   EngineStats DrainStats();
   void StartBatching() { batcher_->Start(); }
 
-  absl::StatusOr<GenerateOutcome> Generate(const GenerateCall& call, const PieceCallback& on_piece = nullptr);
+  absl::StatusOr<GenerateOutcome> Generate(const GenerateCall& call, const PieceCallback& on_piece = nullptr)
+      ABSL_LOCKS_EXCLUDED(model_mu_);
   // Log-likelihood of each label as the completion of the classification prompt for `text`
   // (the same rendering the trainer uses), with `adapter_id` ("" = base).
   absl::StatusOr<LabelScores> ScoreLabels(const std::string& adapter_id, const std::string& text,
-                                          const std::vector<std::string>& labels);
+                                          const std::vector<std::string>& labels) ABSL_LOCKS_EXCLUDED(model_mu_);
 
   // Constrained greedy generation over the label set: decoding may only follow the
   // tokenization of some label's completion (label + end of turn); at each step the
   // highest-scoring allowed token is taken until one label is complete. Same prompt
   // rendering as ScoreLabels; log_likelihoods are left empty.
   absl::StatusOr<LabelScores> ConstrainedChoice(const std::string& adapter_id, const std::string& text,
-                                                const std::vector<std::string>& labels);
+                                                const std::vector<std::string>& labels) ABSL_LOCKS_EXCLUDED(model_mu_);
 
   // Mean-pooled final hidden state of the BASE model (no adapter) for `ids`, in fp32:
   // the prompt embedding drift monitoring compares against the training profile.
-  absl::StatusOr<std::vector<float>> EmbedPrompt(const std::vector<int64_t>& ids);
+  absl::StatusOr<std::vector<float>> EmbedPrompt(const std::vector<int64_t>& ids) ABSL_LOCKS_EXCLUDED(model_mu_);
   // The prompt ids the trainer and ScoreLabels use for a classification `text`
   // (without the completion).
   absl::StatusOr<std::vector<int64_t>> ClassificationPromptIds(const std::string& text) const;
@@ -181,10 +187,14 @@ class ServingEngine {
   bool quantized_ = false;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   tokenizer::PromptFormat format_{};
+  // The adapters of the forward in progress, read by every MultiLoraLinear of the model.
+  // slot_ is for sharing it (with the layers and the batcher); access goes through
+  // routing_slot_, whose pt_guarded_by clang 14 can check (not on a shared_ptr).
   std::shared_ptr<RoutingSlot> slot_ = std::make_shared<RoutingSlot>();
+  RoutingSlot* const routing_slot_ ABSL_PT_GUARDED_BY(model_mu_) = slot_.get();
   std::shared_ptr<BaseModuleShapes> shapes_ = std::make_shared<BaseModuleShapes>();
   std::unique_ptr<AdapterRegistry> adapters_;
-  std::mutex model_mu_;  // one forward at a time (the batcher's steps and the direct forwards)
+  absl::Mutex model_mu_;  // one forward at a time (the batcher's steps and the direct forwards)
   std::unique_ptr<ContinuousBatcher> batcher_;
   std::atomic<int64_t> in_flight_{0};
   int64_t weights_bytes_ = 0;
