@@ -23,10 +23,9 @@ DriftTracker::DriftTracker(serve::ServingEngine* engine, const monitor::DriftWin
 
 DriftTracker::~DriftTracker() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);  // the worker and Flush() wake on the unlock
     stopping_ = true;
   }
-  cv_.notify_all();
   worker_.join();
 }
 
@@ -56,30 +55,25 @@ void DriftTracker::Unwatch(const std::string& adapter_id) { monitor_.Remove(adap
 
 void DriftTracker::Observe(const std::string& adapter_id, std::vector<int64_t> prompt_ids) {
   if (adapter_id.empty() || prompt_ids.empty()) return;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.size() >= capacity_) {
-      ++dropped_;
-      return;
-    }
-    queue_.emplace_back(adapter_id, std::move(prompt_ids));
+  absl::MutexLock lock(&mu_);
+  if (queue_.size() >= capacity_) {
+    ++dropped_;
+    return;
   }
-  cv_.notify_one();
+  queue_.emplace_back(adapter_id, std::move(prompt_ids));
 }
 
 void DriftTracker::Flush() {
-  std::unique_lock<std::mutex> lock(mu_);
-  drained_.wait(lock, [this] { return (queue_.empty() && !busy_) || stopping_; });
+  absl::MutexLock lock(&mu_, absl::Condition(this, &DriftTracker::DrainedLocked));
 }
 
 void DriftTracker::Loop() {
   while (true) {
     std::pair<std::string, std::vector<int64_t>> item;
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       busy_ = false;
-      drained_.notify_all();
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      mu_.Await(absl::Condition(this, &DriftTracker::HasWorkLocked));
       if (stopping_) return;
       item = std::move(queue_.front());
       queue_.pop_front();

@@ -18,37 +18,36 @@ GenerationStream::~GenerationStream() {
 void GenerationStream::Run(service::ServiceCore* core, const service::GenerateInput& input) {
   auto result = core->Generate(input, [this](const std::string& piece, int64_t) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);  // waiters wake on the unlock
       pending_ += piece;
       started_ = true;
     }
-    cv_.notify_all();
     return !cancelled_.load() && !(abort_ != nullptr && abort_->load());
   });
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    result_ = std::move(result);
-    done_ = started_ = true;
-  }
-  cv_.notify_all();
+  absl::MutexLock lock(&mu_);
+  result_ = std::move(result);
+  done_ = started_ = true;
 }
 
 void GenerationStream::WaitStarted() {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return started_; });
+  absl::MutexLock lock(&mu_, absl::Condition(this, &GenerationStream::StartedLocked));
 }
 
 bool GenerationStream::Next(std::string* text) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return !pending_.empty() || done_; });
+  absl::MutexLock lock(&mu_, absl::Condition(this, &GenerationStream::HasTextLocked));
   text->clear();
   text->swap(pending_);
   return !text->empty() || !done_;
 }
 
 bool GenerationStream::done() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return done_;
+}
+
+absl::StatusOr<service::GenerateOutput> GenerationStream::result() const {
+  absl::MutexLock lock(&mu_);
+  return result_;
 }
 
 }  // namespace qlorad::server
