@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
+  clang-14  # deploy/thread-safety-check.sh: -Wthread-safety over the absl::Mutex annotations
   libtorch-dev python3-torch
   libopenblas0-pthread libopenblas-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
