@@ -18,7 +18,7 @@ APT_PACKAGES=(
   python3-numpy python3-grpcio python3-grpc-tools
   prometheus curl libssl-dev openssl
   python3-yaml
-  chromium fonts-dejavu-core python3-nltk
+  chromium fonts-dejavu-core python3-nltk python3-sklearn
 )
 # Node.js may come from another source (e.g. NodeSource); take Debian's only when absent.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)

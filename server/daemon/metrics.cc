@@ -14,6 +14,7 @@
 #include <prometheus/text_serializer.h>
 
 #include "absl/strings/str_cat.h"
+#include "server/daemon/build_info.h"
 
 namespace qlorad::server {
 namespace {
@@ -161,7 +162,9 @@ absl::StatusOr<std::unique_ptr<DaemonMetrics>> DaemonMetrics::Start(const std::s
   m->core_ = core;
   m->max_adapters_ = max_adapters;
   m->memory_limit_bytes_ = memory_limit_bytes > 0 ? memory_limit_bytes : CgroupMemoryLimit();
-  m->f_->build_info.Add({{"version", "0.1.0"}, {"cuda", "unknown"}}).Set(1);
+  const BuildInfo& build = GetBuildInfo();
+  m->f_->build_info.Add({{"version", build.version}, {"git_commit", build.git_commit},
+                         {"torch_version", build.torch_version}, {"cuda", build.cuda}}).Set(1);
   if (!address.empty()) {
     HttpServerOptions http_options;
     http_options.address = address;

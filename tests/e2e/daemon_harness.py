@@ -54,8 +54,9 @@ def write_sentiment(path, source="imdb", limit=None):
 class Daemon:
     """One qlorad process. Tokens: one per role, token == role name + '-secret'."""
 
-    def __init__(self, workdir, model_dir, extra_args=(), tokens=True, state_dir=None):
+    def __init__(self, workdir, model_dir, extra_args=(), tokens=True, state_dir=None, env=None):
         self.workdir = workdir
+        self.env = dict(os.environ, **(env or {}))  # e.g. OMP_NUM_THREADS=1 for bit-reproducible training
         self.model_dir = model_dir
         self.state_dir = state_dir or os.path.join(workdir, "state")
         self.extra_args = list(extra_args)
@@ -78,7 +79,7 @@ class Daemon:
         args += ["--tokens-file", self.tokens_file] if self.use_tokens else ["--no-auth"]
         self.log_path = os.path.join(self.workdir, "daemon-%d.log" % int(time.time() * 1000))
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.time() + timeout
         while time.time() < deadline:
             with open(self.log_path) as f:

@@ -1,7 +1,8 @@
 """Load test (bounded, loopback only): N concurrent Generate requests (default 1000) against
 the real daemon on the tiny model while a QLoRA training job runs, and the same load with no
-training for comparison. Every request must succeed; prints p50/p99 latency and throughput
-(recorded in tests/bench/RESULTS.md). Usage: load_test.py [--requests N] [--tokens T]"""
+training for comparison. Every request must succeed: ok == requests in both runs (none
+failed, lost or still pending). Prints p50/p99 latency and throughput (recorded in
+tests/bench/RESULTS.md). Usage: load_test.py [--requests N] [--tokens T]"""
 
 import argparse
 import os
@@ -81,8 +82,11 @@ def main():
     print("training job during the loaded run: status %s, step %s/%s" % (
         still_running["status"], still_running.get("progress", {}).get("step"), still_running.get("progress", {}).get("total_steps")))
     failed = idle["error_count"] + training["error_count"]
-    if failed or still_running["status"] != "running":
-        print("FAILED: %d request errors %s; job %s" % (failed, idle["errors"] + training["errors"], still_running["status"]))
+    answered = [r["ok"] == r["requests"] == args.requests for r in (idle, training)]
+    if failed or not all(answered) or still_running["status"] != "running":
+        print("FAILED: %d request errors %s; ok/requests %d/%d idle, %d/%d training; job %s" % (
+            failed, idle["errors"] + training["errors"], idle["ok"], idle["requests"], training["ok"], training["requests"],
+            still_running["status"]))
         return 1
     return 0
 

@@ -117,6 +117,9 @@ class PrometheusTest(unittest.TestCase):
             missing = [q for q in queries if not self.query(base, q)]
             time.sleep(1)
         self.assertEqual(missing, [], "Prometheus has no data for these queries")
+        build = self.expected_build_info()
+        self.assertEqual(self.build_info_labels(self.d.metrics()), build)
+        self.assertTrue(self.query(base, "qlorad_build_info{%s} == 1" % ",".join('%s="%s"' % kv for kv in sorted(build.items()))))
         deadline = time.time() + 30
         while time.time() < deadline:
             value = self.query(base, 'qlorad_inference_requests_total{adapter="sentiment@1"}')[0]["value"][1]
@@ -124,6 +127,27 @@ class PrometheusTest(unittest.TestCase):
                 break
             time.sleep(1)
         self.assertEqual(value, str(before + 3))
+
+    @staticmethod
+    def build_info_labels(metrics):
+        m = re.search(r"^qlorad_build_info\{([^}]*)\} 1$", metrics, re.M)
+        return dict(re.findall(r'(\w+)="([^"]*)"', m.group(1))) if m else None
+
+    @staticmethod
+    def expected_build_info():
+        """The real build identity, found independently of the daemon: project(VERSION) in the top
+        CMakeLists.txt, `git rev-parse HEAD` of the source tree ("unknown" outside a checkout), and
+        Debian's python3-torch, the same 1.13 build as libtorch-dev: its torch.__version__ carries
+        a pre-release tag ("1.13.0a0") that torch/version.h's TORCH_VERSION ("1.13.0") does not,
+        so the release part is compared."""
+        with open(os.path.join(h.SOURCE_DIR, "CMakeLists.txt")) as f:
+            version = re.search(r"project\(qlorad VERSION ([0-9.]+)", f.read()).group(1)
+        git = subprocess.run(["git", "-C", h.SOURCE_DIR, "rev-parse", "HEAD"], capture_output=True, text=True)
+        commit = git.stdout.strip() if git.returncode == 0 else "unknown"
+        torch = subprocess.run(["/usr/bin/python3", "-c", "import torch; print(torch.__version__, torch.version.cuda is not None)"],
+                               check=True, capture_output=True, text=True).stdout.split()
+        return {"version": version, "git_commit": commit, "torch_version": re.match(r"\d+\.\d+\.\d+", torch[0]).group(0),
+                "cuda": torch[1].lower()}
 
     def test_dashboard_queries_return_data_from_the_real_daemon(self):
         base = self.start_prometheus()

@@ -4,6 +4,7 @@ GenerateStream), plus grpc.health.v1, server reflection, the transport size limi
 deadlines and client cancellation."""
 
 import os
+import re
 import time
 import unittest
 
@@ -19,7 +20,7 @@ class PythonClientTest(unittest.TestCase):
         cls.model = h.make_model(os.path.join(cls.work, "model"))
         cls.data = h.write_sentiment(os.path.join(cls.work, "yelp.jsonl"), source="yelp")
         cls.s = h.python_stubs(os.path.join(cls.work, "stubs"))
-        cls.d = h.Daemon(cls.work, cls.model).start()
+        cls.d = h.Daemon(cls.work, cls.model, extra_args=["--max-new-tokens", "2000"]).start()
         cls.channel = grpc.insecure_channel(cls.d.address)
 
     @classmethod
@@ -55,9 +56,15 @@ class PythonClientTest(unittest.TestCase):
         self.assertIn("progress", types)
         self.assertIn("checkpoint", types)
         self.assertEqual([e.status for e in events if e.type == "status"][-1], "succeeded")
-        steps = [e.progress.step for e in events if e.type == "progress"]
+        progress = [e.progress for e in events if e.type == "progress"]
+        steps = [p.step for p in progress]
+        self.assertGreaterEqual(len(set(steps)), 2, "at least two distinct progress events: %s" % steps)
         self.assertEqual(steps, sorted(steps))
-        self.assertEqual(steps[-1], events[-2].progress.total_steps if events[-2].type == "progress" else steps[-1])
+        self.assertLess(steps[0], steps[-1])
+        total = progress[-1].total_steps
+        self.assertGreater(total, 1)
+        self.assertEqual({p.total_steps for p in progress}, {total})  # one plan for the whole run
+        self.assertEqual(steps[-1], total, "the last progress event reports the final step")
         adapter_id = events[-1].adapter_id
         self.assertEqual(adapter_id, "yelp-sentiment@1")
         loaded = self.stub("adapters").LoadAdapter(ad.LoadAdapterRequest(adapter=adapter_id), metadata=self.md("deployer"))
@@ -85,26 +92,65 @@ class PythonClientTest(unittest.TestCase):
             self.stub("inference").Generate(inf.GenerateRequest(prompt="x" * (5 << 20)), metadata=self.md("inference"), timeout=30)
         self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
 
-    def test_deadline_and_cancellation_stop_generation(self):
-        inf = self.s["inference"][0]
-        request = inf.GenerateRequest(prompt="Tell me a long story", max_new_tokens=500, raw_prompt=True)
+    def scrape(self):
+        """(running-requests gauge, KV blocks reserved, {(method, code): count}) from the daemon's /metrics."""
+        text = self.d.metrics()
+        gauge = lambda name: float(re.search(r"^%s(?:\{[^}]*\})? (\S+)$" % name, text, re.M).group(1))  # noqa: E731
+        calls = {(m, c): float(v) for c, m, v in re.findall(
+            r'^qlorad_rpc_requests_total\{code="(\w+)",method="(\w+)",service="qlorad.v1.Inference"\} (\S+)$', text, re.M)}
+        return gauge("qlorad_inference_requests_running"), gauge("qlorad_kv_cache_blocks_reserved"), calls
+
+    def wait_metrics(self, predicate, timeout):
+        """Polls /metrics (the gauges refresh every second) until predicate(scrape()); returns
+        (scrape, seconds waited) or fails with the last scrape."""
         start = time.time()
-        full = self.stub("inference").Generate(request, metadata=self.md("inference"), timeout=120)
+        while True:
+            got = self.scrape()
+            if predicate(got):
+                return got, time.time() - start
+            if time.time() - start > timeout:
+                self.fail("metrics did not reach the expected state in %.1f s: %s" % (timeout, got))
+            time.sleep(0.05)
+
+    def test_deadline_and_cancellation_stop_generation(self):
+        """Server side, not just the client: a missed deadline and a cancelled stream end the
+        sequence in the engine (the handler returns CANCELLED, the running-requests gauge drops
+        to 0 and the KV blocks are given back) long before the 2,000 tokens would have ended."""
+        inf = self.s["inference"][0]
+        request = inf.GenerateRequest(prompt="Tell me a long story", max_new_tokens=2000, raw_prompt=True)
+        idle, _ = self.wait_metrics(lambda m: m[0] == 0, 30)
+        start = time.time()
+        full = self.stub("inference").Generate(request, metadata=self.md("inference"), timeout=300)
         full_seconds = time.time() - start
-        self.assertEqual(len(full.tokens), 500)
+        self.assertEqual(len(full.tokens), 2000)
+        self.assertGreater(full_seconds, 3, "too fast to tell a stopped sequence from a finished one on /metrics")
+        cancelled = lambda m, method: m[2].get((method, "CANCELLED"), 0)  # noqa: E731
+        ok = lambda m, method: m[2].get((method, "OK"), 0)  # noqa: E731
+
+        before, _ = self.wait_metrics(lambda m: m[0] == 0 and m[1] == idle[1], 30)
+        start = time.time()
         with self.assertRaises(grpc.RpcError) as e:
-            self.stub("inference").Generate(request, metadata=self.md("inference"), timeout=0.05)
+            self.stub("inference").Generate(request, metadata=self.md("inference"), timeout=0.5)
         self.assertEqual(e.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        after, _ = self.wait_metrics(lambda m: cancelled(m, "Generate") == cancelled(before, "Generate") + 1
+                                     and m[0] == 0 and m[1] == idle[1], full_seconds)
+        self.assertLess(time.time() - start, full_seconds / 2, "the server kept generating past the deadline")
+        self.assertEqual(ok(after, "Generate"), ok(before, "Generate"), "the server finished the expired request")
+
         stream = self.stub("inference").GenerateStream(request, metadata=self.md("inference"))
         next(stream)
+        busy, _ = self.wait_metrics(lambda m: m[0] >= 1 and m[1] > idle[1], full_seconds / 2)  # the sequence holds a slot
         stream.cancel()
         start = time.time()
-        # The server stops generating: a fresh request is served promptly (not queued behind 500 tokens).
+        freed, seconds = self.wait_metrics(lambda m: m[0] == 0 and m[1] == idle[1], full_seconds)
+        self.assertLess(seconds, full_seconds / 2, "the cancelled stream kept its batch slot")
+        self.wait_metrics(lambda m: cancelled(m, "GenerateStream") == cancelled(busy, "GenerateStream") + 1, 10)
+        self.assertEqual(ok(self.scrape(), "GenerateStream"), ok(busy, "GenerateStream"))
+        # And the model is free: a fresh request is served promptly.
         quick = self.stub("inference").Generate(inf.GenerateRequest(prompt="hi", max_new_tokens=1), metadata=self.md("inference"),
                                                 timeout=30)
         self.assertEqual(len(quick.tokens), 1)
-        self.assertLess(time.time() - start, full_seconds / 2, "the cancelled stream kept the model busy")
-
+        self.assertLess(time.time() - start, full_seconds / 2)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -25,10 +25,10 @@ class WorkflowTest(unittest.TestCase):
         cls.model = h.make_model(os.path.join(cls.work, "model"))
         cls.data = h.write_sentiment(os.path.join(cls.work, "imdb.jsonl"))
 
-    def start(self, name, extra=()):
+    def start(self, name, extra=(), env=None):
         workdir = os.path.join(self.work, name)
         os.makedirs(workdir, exist_ok=True)
-        d = h.Daemon(workdir, self.model, extra_args=extra).start()
+        d = h.Daemon(workdir, self.model, extra_args=extra, env=env).start()
         self.addCleanup(lambda: d.proc and d.stop(signal.SIGKILL))
         d.ctl("datasets", "upload", self.data, "--id", "imdb", "--format", "classification", role="trainer")
         return d
@@ -62,6 +62,14 @@ class WorkflowTest(unittest.TestCase):
         self.assertAlmostEqual(evaluation["baseline_value"], baseline["baseline_value"], places=9)  # reused baseline
         record = json.loads(evaluation["record_json"])
         self.assertEqual(record["baseline"]["outputs"], json.loads(baseline["record_json"])["baseline"]["outputs"])
+        # The adapter must be better than the base model, with confidence: the lower end of the
+        # paired bootstrap 95% CI of (adapter - baseline) on the headline metric is above 0.
+        delta = record["delta"]
+        self.assertEqual(record["headline_metric"], "macro_f1")
+        self.assertAlmostEqual(delta["lower"], evaluation["delta_lower"], places=9)
+        print("macro F1: baseline %.3f, adapter %.3f, delta %.3f, 95%% CI [%.3f, %.3f]" % (
+            evaluation["baseline_value"], evaluation["adapter_value"], delta["point"], delta["lower"], delta["upper"]))
+        self.assertGreater(delta["lower"], 0, "adapter - baseline macro F1 CI %s does not exclude 0" % delta)
         self.assertTrue(os.path.exists(evaluation["report_path"]))
         self.assertEqual(d.ctl_json("adapters", "get", "sentiment@1")["state"], "evaluated")
         constrained = d.ctl_json("eval", "--dataset", "imdb", "--adapter", "sentiment@1", "--scoring", "constrained",
@@ -161,19 +169,33 @@ class WorkflowTest(unittest.TestCase):
         db.close()
 
     def test_sigkill_mid_job_resumes_from_checkpoint(self):
-        d = self.start("restart")
-        job = d.ctl_json("jobs", "submit", "--name", "resume", "--epochs", "4", *JOB_ARGS, role="trainer")
+        """SIGKILL mid-job, restart, resume from the checkpoint: the adapter is byte-identical to
+        an uninterrupted run of the same job (same seed; CPU, one torch thread in both daemons)."""
+        one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        args = ("jobs", "submit", "--name", "resume", "--epochs", "4", "--seed", "11", *JOB_ARGS)
+        uninterrupted = self.start("restart-reference", env=one_thread)
+        reference_job = uninterrupted.ctl_json(*args, role="trainer")
+        d = self.start("restart", env=one_thread)
+        job = d.ctl_json(*args, role="trainer")
         self.wait_event(d, job["job_id"], lambda j: int(j.get("progress", {}).get("step", 0)) >= 12)
         d.stop(signal.SIGKILL)  # no chance to checkpoint or clean up
         d.start()
         watch = d.ctl("jobs", "watch", job["job_id"], role="viewer")
         self.assertIn("succeeded", watch.stderr)
-        with open(os.path.join(d.state_dir, "jobs", job["job_id"], "adapter", "training_run.json")) as f:
+        adapter_dir = os.path.join(d.state_dir, "jobs", job["job_id"], "adapter")
+        with open(os.path.join(adapter_dir, "training_run.json")) as f:
             run = json.load(f)
         self.assertGreaterEqual(run["resumed_from_step"], 10)
         self.assertEqual(run["steps"], int(d.ctl_json("jobs", "get", job["job_id"])["progress"]["total_steps"]))
         events = d.ctl("-o", "json", "jobs", "watch", job["job_id"]).stdout
         self.assertIn("daemon restarted", events)
+        self.assertIn("succeeded", uninterrupted.ctl("jobs", "watch", reference_job["job_id"], role="viewer").stderr)
+        reference_dir = os.path.join(uninterrupted.state_dir, "jobs", reference_job["job_id"], "adapter")
+        with open(os.path.join(reference_dir, "training_run.json")) as f:
+            self.assertFalse(json.load(f).get("resumed_from_step"), "the reference run was never interrupted")
+        with open(os.path.join(adapter_dir, "adapter_model.safetensors"), "rb") as a, \
+                open(os.path.join(reference_dir, "adapter_model.safetensors"), "rb") as b:
+            self.assertTrue(a.read() == b.read(), "the resumed adapter differs from the uninterrupted run's")
 
     def test_sigterm_drains_and_the_job_continues_after_restart(self):
         d = self.start("drain")

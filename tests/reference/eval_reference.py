@@ -1,16 +1,19 @@
 """Independent Python recomputation of qlorad's evaluation metrics (core/eval).
 
 Compares the C++ results (from the eval_reference_dump helper, argv[1]) with:
-  * classification_report / confusion_matrix written from scikit-learn's documented
-    definitions (sklearn itself is not installed): per-class P/R/F1/support with
-    zero_division -> 0, accuracy, micro/macro/weighted averages, labels = sorted union;
+  * scikit-learn itself (Debian python3-sklearn): precision_recall_fscore_support,
+    accuracy_score and confusion_matrix on random labels (zero_division=0, labels = sorted
+    union unless given); plus a from-the-definitions recomputation for the fields sklearn
+    does not expose (the accuracy-row rule, the ill-defined label lists);
   * ROUGE-L exactly as rouge-score's tokenize.tokenize + _score_lcs, with NLTK's
     PorterStemmer() (Debian python3-nltk) for the stemming cases, on sentence pairs
     from the UCI Sentiment Labelled Sentences (npm `sentiment` test fixtures);
   * the Porter stemmer on every distinct word of those sentences vs NLTK;
   * SQuAD exact match / token F1 (the official evaluate script's normalize_answer);
   * Cohen's kappa (the textbook formula) and numpy.percentile (linear).
-Exits non-zero on the first mismatch beyond 1e-12 (or any token/stem difference).
+Exits non-zero on the first mismatch beyond 1e-12 (or any token/stem difference), and when
+a reference dependency (sklearn, nltk, numpy, the npm fixtures) is missing: a reference that
+is not there must not pass silently.
 """
 import collections
 import json
@@ -21,6 +24,12 @@ import string
 import subprocess
 import sys
 import tempfile
+import warnings
+
+try:
+    from sklearn import metrics as sk_metrics
+except ImportError:
+    sys.exit("FAILED: python3-sklearn is not installed (the classification reference); run deploy/setup.sh")
 
 DUMP = sys.argv[1] if len(sys.argv) > 1 else sys.exit("usage: eval_reference.py path/to/eval_reference_dump")
 SOURCE = os.environ.get("QLORAD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -94,6 +103,31 @@ def compare_report(ref, got, name):
     check(ref["ill_r"] == got["ill_defined"]["recall"], f"{name}: ill-defined recall")
 
 
+def compare_sklearn(truth, pred, labels, got, name):
+    """qlorad's report against scikit-learn's own functions (zero_division=0)."""
+    labels = list(labels) if labels is not None else sorted(set(truth) | set(pred))
+    check(labels == got["labels"], f"{name}: labels {labels} vs {got['labels']}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p, r, f, s = sk_metrics.precision_recall_fscore_support(truth, pred, labels=labels, average=None, zero_division=0)
+        for i, g in enumerate(got["per_class"]):
+            for a, b, what in ((p[i], g["precision"], "precision"), (r[i], g["recall"], "recall"), (f[i], g["f1-score"], "f1")):
+                check(abs(float(a) - b) <= TOL, f"{name}: {g['label']} {what} sklearn {a} vs {b}")
+            check(int(s[i]) == g["support"], f"{name}: {g['label']} support sklearn {s[i]} vs {g['support']}")
+        for average, key in (("macro", "macro avg"), ("weighted", "weighted avg"), ("micro", "micro avg")):
+            want = sk_metrics.precision_recall_fscore_support(truth, pred, labels=labels, average=average, zero_division=0)
+            have = (got[key]["precision"], got[key]["recall"], got[key]["f1-score"])
+            for a, b, what in zip(want[:3], have, ("precision", "recall", "f1")):
+                check(abs(float(a) - b) <= TOL, f"{name}: {key} {what} sklearn {a} vs {b}")
+            check(int(s.sum()) == got[key]["support"], f"{name}: {key} support")
+    check(abs(sk_metrics.accuracy_score(truth, pred) - got["accuracy"]) <= TOL, f"{name}: accuracy")
+    if set(labels) & set(truth):
+        conf = sk_metrics.confusion_matrix(truth, pred, labels=labels).tolist()
+    else:  # sklearn refuses labels none of which is in y_true; every cell is then 0 by definition
+        conf = [[0] * len(labels) for _ in labels]
+    check(conf == got["confusion_matrix"], f"{name}: confusion sklearn {conf} vs {got['confusion_matrix']}")
+
+
 # The hand-computed fixture of classification_test.cc plus random cases.
 cls_cases = [{
     "truth": ["cat", "cat", "cat", "dog", "dog", "dog", "dog", "bird", "bird", "cat"],
@@ -116,8 +150,7 @@ try:
     from nltk.stem import porter
     STEMMER = porter.PorterStemmer()  # rouge-score: porter.PorterStemmer() (NLTK_EXTENSIONS)
 except ImportError:
-    STEMMER = None
-    print("NOTE: python3-nltk is not installed; stemming cases are skipped (deploy/setup.sh installs it)")
+    sys.exit("FAILED: python3-nltk is not installed (the stemming reference); run deploy/setup.sh")
 
 
 def rouge_tokenize(text, stem):
@@ -150,9 +183,7 @@ for fixture in ("imdb", "yelp", "amazon"):
         with open(path, encoding="utf-8") as f:
             sentences += [r["text"] for r in json.load(f) if r.get("text")]
 if not sentences:
-    print("NOTE: npm fixtures missing (tests/fixtures/npm/install.sh); using generated sentences")
-    vocab = "the running runs ran cats cat happily happiness organization organize generalizations".split()
-    sentences = [" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 12))) for _ in range(300)]
+    sys.exit("FAILED: the npm sentiment fixtures are missing (tests/fixtures/npm/install.sh)")
 rouge_cases = []
 for i in range(400):
     a, b = rng.choice(sentences), rng.choice(sentences)
@@ -223,7 +254,7 @@ for _ in range(50):
 try:
     import numpy
 except ImportError:
-    numpy = None
+    sys.exit("FAILED: python3-numpy is not installed (the percentile reference); run deploy/setup.sh")
 pct_cases = [{"values": [rng.uniform(-1, 1) for _ in range(rng.randint(1, 50))], "q": rng.choice([0.025, 0.5, 0.975, 0.0, 1.0])}
              for _ in range(40)]
 
@@ -240,6 +271,7 @@ with tempfile.TemporaryDirectory() as tmp:
 
 for i, c in enumerate(cls_cases):
     compare_report(sk_report(c["truth"], c["pred"], c.get("labels")), got["classification"][i], f"classification[{i}]")
+    compare_sklearn(c["truth"], c["pred"], c.get("labels"), got["classification"][i], f"sklearn classification[{i}]")
 
 for i, c in enumerate(rouge_cases):
     toks, p, r, f = rouge_l(c["target"], c["prediction"], c["stem"])
@@ -262,13 +294,12 @@ for i, c in enumerate(kappa_cases):
     check((k is None and g is None) or (k is not None and g is not None and abs(k - g) <= 1e-9), f"kappa[{i}] {k} vs {g}")
 
 for i, c in enumerate(pct_cases):
-    if numpy is not None:
-        ref = float(numpy.percentile(c["values"], c["q"] * 100))
-        check(abs(ref - got["percentile"][i]) <= 1e-12, f"percentile[{i}] {ref} vs {got['percentile'][i]}")
+    ref = float(numpy.percentile(c["values"], c["q"] * 100))
+    check(abs(ref - got["percentile"][i]) <= 1e-12, f"percentile[{i}] {ref} vs {got['percentile'][i]}")
 
 print(f"classification cases: {len(cls_cases)}, rouge pairs: {len(rouge_cases)} "
       f"({sum(c['stem'] for c in rouge_cases)} stemmed), stemmer words: {len(stem_words)}, "
-      f"squad: {len(squad_cases)}, kappa: {len(kappa_cases)}, percentile: {len(pct_cases) if numpy else 0}")
+      f"squad: {len(squad_cases)}, kappa: {len(kappa_cases)}, percentile: {len(pct_cases)}")
 if failures:
     print(f"{len(failures)} mismatches")
     sys.exit(1)
