@@ -54,8 +54,8 @@ def is_promote_record(entry):
 
 
 def check(snap, probe=None):
-    """Violations (strings) of (a)-(d) in `snap`. probe(adapter_id) -> (ok, how) checks (b)
-    against the daemon; None skips the daemon half of (b) (the stored flag is still read)."""
+    """Violations (strings) of (a)-(d) in `snap`. (b) asks probe(adapter_id, stored loaded
+    flag) -> (ok, how) about each deployed adapter; probe None skips (b)."""
     out = []
     adapters, versions, aliases, audit = snap["adapters"], snap["versions"], snap["aliases"], snap["audit"]
     by_adapter = {}
@@ -71,7 +71,7 @@ def check(snap, probe=None):
     for adapter_id in sorted(a for a in adapters if versions.get(a) == "deployed"):  # (b)
         if probe is None:
             continue
-        ok, how = probe(adapter_id)
+        ok, how = probe(adapter_id, adapters[adapter_id]["loaded"])
         if not ok:
             out.append("(b) deployed %s is neither loaded nor loadable: %s" % (adapter_id, how))
 

@@ -103,8 +103,9 @@ def main():
     failures = []
     probe_calls = []
 
-    def loadable(adapter_id):
+    def loadable(adapter_id, stored_loaded):
         probe_calls.append(adapter_id)
+        assert stored_loaded, adapter_id
         return True, "loaded"
 
     build(path)
@@ -114,7 +115,7 @@ def main():
         failures.append("consistent store reported %s" % found)
     if sorted(probe_calls) != ["w@1", "x@1", "z@1"]:
         failures.append("(b) probed %s, want the deployed adapters w@1, x@1, z@1" % sorted(probe_calls))
-    found = crash_checker.check(crash_checker.read_snapshot(path), lambda a: (a != "x@1", "LoadAdapter: NOT_FOUND"))
+    found = crash_checker.check(crash_checker.read_snapshot(path), lambda a, _: (a != "x@1", "LoadAdapter: NOT_FOUND"))
     print("deployed but not loadable: %s" % found)
     if not any(v.startswith("(b) deployed x@1") for v in found) or len(found) != 1:
         failures.append("unloadable x@1: got %s" % found)
