@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/crash_point.h"
 
 namespace qlorad::store {
 namespace {
@@ -17,6 +18,13 @@ std::string UtcNow() {
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+// Runs just before every commit of the connection (explicit or autocommit): a test can
+// kill the daemon between any two commits (core/util/crash_point.h). 0 = go on committing.
+int CommitHook(void*) {
+  CrashPoint("store.commit");
+  return 0;
 }
 
 }  // namespace
@@ -143,6 +151,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, cons
   }
   std::unique_ptr<Store> store(new Store(db, path));
   sqlite3_busy_timeout(db, 5000);
+  sqlite3_commit_hook(db, &CommitHook, nullptr);
   {
     auto mode = store->Prepare("PRAGMA journal_mode=WAL");
     if (!mode.ok()) return mode.status();
