@@ -48,14 +48,7 @@ absl::Status SetAlias(Store& s, const std::string& alias, const std::string& ada
 
 AuditEntry AdapterEntry(const std::string& id, const std::string& at, const std::string& actor,
                         const std::string& action, nlohmann::json details) {
-  AuditEntry e;
-  e.at = at;
-  e.actor = actor;
-  e.entity_type = "adapter";
-  e.entity_id = id;
-  e.action = action;
-  e.details = std::move(details);
-  return e;
+  return AuditEntry{0, at, actor, "adapter", id, action, "", "", std::move(details), "", ""};
 }
 
 }  // namespace
