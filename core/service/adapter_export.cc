@@ -1,9 +1,10 @@
-// ServiceCore: ExportAdapter — which files leave the server for an export request.
+// AdapterCatalog: Export — which files leave the server for an export request.
 // peft: the adapter directory itself; gguf: a scratch directory the GGUF exporter fills.
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "core/service/core_impl.h"
+#include "core/service/adapter_catalog.h"
+#include "core/service/audit.h"
 #include "core/service/gguf_export.h"
 #include "core/util/status_macros.h"
 
@@ -22,12 +23,12 @@ absl::Status CheckExportRequest(const AdapterExportRequest& r) {
 
 }  // namespace
 
-absl::StatusOr<AdapterExport> ServiceCoreImpl::ExportAdapter(const AdapterExportRequest& request) {
+absl::StatusOr<AdapterExport> AdapterCatalog::Export(const AdapterExportRequest& request) {
   AdapterExportRequest r = request;
   if (r.format.empty()) r.format = "peft";
   QLORAD_RETURN_IF_ERROR(CheckExportRequest(r));
-  QLORAD_ASSIGN_OR_RETURN(std::string id, ResolveAdapter(r.adapter));
-  QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(id));
+  QLORAD_ASSIGN_OR_RETURN(std::string id, Resolve(r.adapter));
+  QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->Get(id));
   AdapterExport out;
   std::error_code ec;
   if (r.format == "peft") {
@@ -49,7 +50,7 @@ absl::StatusOr<AdapterExport> ServiceCoreImpl::ExportAdapter(const AdapterExport
     }
     out.files = std::move(*files);
   }
-  QLORAD_RETURN_IF_ERROR(Audit(r.actor, "export", "adapter:" + id,
+  QLORAD_RETURN_IF_ERROR(Audit(*db_, r.actor, "export", "adapter:" + id,
                                {{"format", r.format}, {"type", r.type}, {"merge", r.merge}, {"files", out.files}}));
   return out;
 }

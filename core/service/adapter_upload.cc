@@ -1,4 +1,4 @@
-// ServiceCore: adapters that come from outside — ImportAdapter (a directory under the
+// AdapterCatalog: adapters that come from outside — ImportAdapter (a directory under the
 // import root on the server host) and UploadAdapter (files streamed by a client). Both
 // stage the files under uploads/, validate them against the resident base exactly as a
 // load does, and only then move them under adapters/<name>/<version> and register them.
@@ -12,8 +12,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "core/service/core_impl.h"
-#include "core/store/adapter_lifecycle.h"
+#include "core/service/adapter_catalog.h"
+#include "core/service/ids.h"
 #include "core/train/lora_model.h"
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
@@ -94,7 +94,7 @@ absl::StatusOr<fs::path> ResolveImportDir(const std::string& root, const std::st
 
 }  // namespace
 
-absl::StatusOr<std::string> ServiceCoreImpl::NewStagingDir(const std::string& prefix) {
+absl::StatusOr<std::string> AdapterCatalog::NewStagingDir(const std::string& prefix) {
   const std::string dir = absl::StrCat(upload_dir(), "/", prefix, "-", NewId("s"));
   std::error_code ec;
   if (!fs::create_directory(dir, ec) || ec)
@@ -102,16 +102,16 @@ absl::StatusOr<std::string> ServiceCoreImpl::NewStagingDir(const std::string& pr
   return dir;
 }
 
-absl::StatusOr<AdapterInfo> ServiceCoreImpl::CommitStagedAdapter(const std::string& name, const std::string& staged,
+absl::StatusOr<AdapterInfo> AdapterCatalog::CommitStagedAdapter(const std::string& name, const std::string& staged,
                                                                  const std::string& label, bool allow_base_mismatch,
                                                                  const std::string& actor, nlohmann::json details) {
   std::error_code ec;
-  std::lock_guard<std::mutex> lock(commit_mu_);
-  std::string dir, id;
-  bool inserted = false;
-  absl::StatusOr<AdapterInfo> info = [&]() -> absl::StatusOr<AdapterInfo> {
-    QLORAD_ASSIGN_OR_RETURN(int64_t version, store_->NextAdapterVersion(name));
-    id = absl::StrCat(name, "@", version);
+  absl::MutexLock lock(&commit_mu_);
+  std::string dir;
+  AdapterRow row;
+  absl::Status registered = [&]() -> absl::Status {
+    QLORAD_ASSIGN_OR_RETURN(int64_t version, store_->NextVersion(name));
+    const std::string id = absl::StrCat(name, "@", version);
     if (engine_->IsLoaded(id))
       return absl::AlreadyExistsError(absl::StrCat("adapter '", id, "' is still loaded on the serving engine"));
     // Validate against the resident base by loading from the staging directory; errors
@@ -127,25 +127,19 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::CommitStagedAdapter(const std::stri
     for (int n = 2; fs::exists(dir, ec); ++n) dir = absl::StrCat(parent, "/", version, "-", n);
     fs::rename(staged, dir, ec);
     if (ec) return absl::InternalError(absl::StrCat("moving ", staged, " to ", dir, ": ", ec.message()));
-    AdapterRow row{id, name, version, "", dir, placed ? placed->base_fingerprint : "", "", Now(), false};
-    QLORAD_RETURN_IF_ERROR(store_->InsertAdapter(row));
-    inserted = true;
+    row = AdapterRow{id, name, version, "", dir, placed ? placed->base_fingerprint : "", "", Now(), false};
     details["allow_base_mismatch"] = allow_base_mismatch;
-    QLORAD_RETURN_IF_ERROR(store_->WithStore([&](store::Store& s) {
-      store::AdapterLifecycle lifecycle(&s);
-      return lifecycle.RegisterTrained(id, actor.empty() ? "system" : actor, details);
-    }));
-    return DescribeAdapter(row);
+    return store_->Register(row, actor.empty() ? "system" : actor, details);  // row + lifecycle: one transaction
   }();
-  if (!info.ok()) {  // nothing stays behind: no row, no files
-    if (inserted) (void)store_->DeleteAdapter(id);
+  if (!registered.ok()) {  // nothing stays behind: no row, no files
     fs::remove_all(staged, ec);
     if (!dir.empty()) fs::remove_all(dir, ec);
+    return registered;
   }
-  return info;
+  return Describe(row);
 }
 
-absl::StatusOr<AdapterInfo> ServiceCoreImpl::ImportAdapter(const std::string& name, const std::string& path,
+absl::StatusOr<AdapterInfo> AdapterCatalog::Import(const std::string& name, const std::string& path,
                                                            bool allow_base_mismatch, const std::string& actor) {
   QLORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
   QLORAD_ASSIGN_OR_RETURN(fs::path source, ResolveImportDir(import_root_, path));
@@ -171,7 +165,7 @@ absl::StatusOr<AdapterInfo> ServiceCoreImpl::ImportAdapter(const std::string& na
   return CommitStagedAdapter(name, staged, source.string(), allow_base_mismatch, actor, {{"imported_from", source.string()}});
 }
 
-absl::Status ServiceCoreImpl::CheckAdapterUploadHeader(const AdapterUpload& upload) const {
+absl::Status AdapterCatalog::CheckAdapterUploadHeader(const AdapterUpload& upload) const {
   if (absl::Status named = ValidateAdapterName(upload.name); !named.ok())
     return absl::InvalidArgumentError(absl::StrCat("header.name: '", upload.name, "' must match [a-z0-9][a-z0-9._-]{0,63}"));
   std::set<std::string> seen;
@@ -196,12 +190,12 @@ absl::Status ServiceCoreImpl::CheckAdapterUploadHeader(const AdapterUpload& uplo
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ServiceCoreImpl::BeginAdapterUpload(const AdapterUpload& upload) {
+absl::StatusOr<std::string> AdapterCatalog::BeginUpload(const AdapterUpload& upload) {
   QLORAD_RETURN_IF_ERROR(CheckAdapterUploadHeader(upload));
   return NewStagingDir("adapter");
 }
 
-absl::StatusOr<AdapterInfo> ServiceCoreImpl::UploadAdapter(const AdapterUpload& upload) {
+absl::StatusOr<AdapterInfo> AdapterCatalog::Upload(const AdapterUpload& upload) {
   std::error_code ec;
   const fs::path staged = fs::weakly_canonical(upload.staging_dir, ec);
   if (ec || staged.parent_path() != fs::weakly_canonical(upload_dir(), ec))

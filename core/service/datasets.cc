@@ -4,6 +4,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/service/core_impl.h"
+#include "core/service/audit.h"
+#include "core/service/ids.h"
 #include "core/service/paging.h"
 #include "core/util/status_macros.h"
 
@@ -45,7 +47,7 @@ absl::StatusOr<DatasetInfo> ServiceCoreImpl::CreateDataset(const DatasetUpload& 
                  files["holdout"].value("sha256", ""), upload.actor, static_cast<int64_t>(result.train_examples),
                  static_cast<int64_t>(result.holdout_examples)};
   QLORAD_RETURN_IF_ERROR(store_->PutDataset(row));
-  QLORAD_RETURN_IF_ERROR(Audit(upload.actor, "create", "dataset:" + row.id,
+  QLORAD_RETURN_IF_ERROR(Audit(*db_, upload.actor, "create", "dataset:" + row.id,
                                {{"train_sha256", row.train_sha256}, {"holdout_sha256", row.holdout_sha256}}));
   return ToInfo(row, result.manifest);
 }
@@ -78,7 +80,7 @@ absl::Status ServiceCoreImpl::DeleteDataset(const std::string& id, const std::st
   QLORAD_RETURN_IF_ERROR(store_->DeleteDataset(id));
   std::error_code ec;
   std::filesystem::remove_all(datasets_->root() + "/" + id, ec);
-  return Audit(actor, "delete", "dataset:" + id, nlohmann::json::object());
+  return Audit(*db_, actor, "delete", "dataset:" + id, nlohmann::json::object());
 }
 
 }  // namespace qlorad::service

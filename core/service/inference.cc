@@ -4,7 +4,6 @@
 #include "core/service/core_impl.h"
 #include "core/constrain/token_vocabulary.h"
 #include "core/tokenizer/prompt_format.h"
-#include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
@@ -20,23 +19,10 @@ const char* FinishReasonName(FinishReason reason) {
 
 }  // namespace
 
-absl::StatusOr<std::optional<tokenizer::PromptFormat>> ServiceCoreImpl::TrainedPromptFormat(const std::string& adapter_id) {
-  if (adapter_id.empty()) return std::optional<tokenizer::PromptFormat>();
-  QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->GetAdapter(adapter_id));
-  auto text = ReadFileToString(row.path + "/training_run.json");
-  if (!text.ok()) return std::optional<tokenizer::PromptFormat>();  // imported without a run record
-  const auto record = nlohmann::json::parse(*text, nullptr, false);
-  if (!record.is_object() || !record.contains("prompt_format") || !record["prompt_format"].is_string())
-    return std::optional<tokenizer::PromptFormat>();
-  QLORAD_ASSIGN_OR_RETURN(tokenizer::PromptFormat format,
-                          tokenizer::PromptFormatFromName(record["prompt_format"].get<std::string>()));
-  return std::optional<tokenizer::PromptFormat>(format);
-}
-
 absl::StatusOr<GenerateOutput> ServiceCoreImpl::Generate(const GenerateInput& input, const TextPieceCallback& on_piece) {
   GenerateOutput out;
   if (!input.adapter.empty()) {
-    QLORAD_ASSIGN_OR_RETURN(out.adapter_id, ResolveAdapter(input.adapter));
+    QLORAD_ASSIGN_OR_RETURN(out.adapter_id, adapters_->Resolve(input.adapter));
   }
   serve::GenerateCall call;
   call.adapter_id = out.adapter_id;
@@ -45,7 +31,7 @@ absl::StatusOr<GenerateOutput> ServiceCoreImpl::Generate(const GenerateInput& in
   call.raw_prompt = input.raw_prompt;
   for (const ChatTurn& turn : input.messages) call.messages.push_back({turn.role, turn.content});
   if (!call.messages.empty()) {
-    QLORAD_ASSIGN_OR_RETURN(call.format, TrainedPromptFormat(out.adapter_id));
+    QLORAD_ASSIGN_OR_RETURN(call.format, adapters_->TrainedPromptFormat(out.adapter_id));
   }
   call.max_new_tokens = input.max_new_tokens;  // 0: as many as fit
   call.sampling = {input.temperature, input.top_k, input.top_p, input.seed};
@@ -74,7 +60,7 @@ absl::StatusOr<ClassifyOutput> ServiceCoreImpl::Classify(const std::string& adap
                                                          const std::vector<std::string>& labels) {
   ClassifyOutput out;
   if (!adapter.empty()) {
-    QLORAD_ASSIGN_OR_RETURN(out.adapter_id, ResolveAdapter(adapter));
+    QLORAD_ASSIGN_OR_RETURN(out.adapter_id, adapters_->Resolve(adapter));
   }
   QLORAD_ASSIGN_OR_RETURN(serve::LabelScores scores, engine_->ScoreLabels(out.adapter_id, text, labels));
   drift_->Observe(out.adapter_id, std::move(scores.prompt_ids));

@@ -89,8 +89,7 @@ absl::Status AdapterLifecycle::RegisterTrained(const std::string& adapter_id, co
 
 absl::Status AdapterLifecycle::Transition(
     const std::string& adapter_id, const std::string& actor, const std::string& action, AdapterState to,
-    const DeploymentPolicy& policy, nlohmann::json details,
-    const std::function<absl::Status(const AdapterVersion&, const std::string& now)>& apply) {
+    const DeploymentPolicy& policy, nlohmann::json details, const Apply& apply) {
   if (absl::Status s = Required(actor, "actor"); !s.ok()) return s;
   return store_->InTransaction([&]() -> absl::Status {
     auto current = Get(adapter_id);
@@ -179,20 +178,33 @@ absl::Status AdapterLifecycle::Reject(const std::string& adapter_id, const Decis
 
 absl::Status AdapterLifecycle::Deploy(const std::string& adapter_id, const std::string& actor,
                                       const std::string& deployment, const DeploymentPolicy& policy) {
+  return DeployAs(adapter_id, actor, deployment, policy, "deploy", nlohmann::json::object(), nullptr);
+}
+
+absl::Status AdapterLifecycle::DeployAs(const std::string& adapter_id, const std::string& actor,
+                                        const std::string& deployment, const DeploymentPolicy& policy,
+                                        const std::string& action, const nlohmann::json& details, const Apply& apply) {
   if (absl::Status s = Required(deployment, "deployment"); !s.ok()) return s;
-  return Transition(adapter_id, actor, "deploy", AdapterState::kDeployed, policy,
-                    {{"deployment", deployment}, {"require_approval", policy.require_approval}},
-                    [&](const AdapterVersion&, const std::string&) -> absl::Status {
+  nlohmann::json entry = {{"deployment", deployment}, {"require_approval", policy.require_approval}};
+  entry.update(details);
+  return Transition(adapter_id, actor, action, AdapterState::kDeployed, policy, std::move(entry),
+                    [&](const AdapterVersion& current, const std::string& now) -> absl::Status {
                       auto st = store_->Prepare("UPDATE adapter_versions SET deployment = ? WHERE adapter_id = ?");
                       if (!st.ok()) return st.status();
                       st->Bind(1, deployment).Bind(2, adapter_id);
-                      return st->Run();
+                      if (absl::Status s = st->Run(); !s.ok()) return s;
+                      return apply ? apply(current, now) : absl::OkStatus();
                     });
 }
 
 absl::Status AdapterLifecycle::Retire(const std::string& adapter_id, const std::string& actor,
                                       const std::string& reason) {
-  return Transition(adapter_id, actor, "retire", AdapterState::kRetired, {}, {{"reason", reason}}, nullptr);
+  return RetireAs(adapter_id, actor, "retire", {{"reason", reason}}, nullptr);
+}
+
+absl::Status AdapterLifecycle::RetireAs(const std::string& adapter_id, const std::string& actor,
+                                        const std::string& action, const nlohmann::json& details, const Apply& apply) {
+  return Transition(adapter_id, actor, action, AdapterState::kRetired, {}, details, apply);
 }
 
 absl::StatusOr<std::vector<DecisionRecord>> AdapterLifecycle::Decisions(const std::string& adapter_id) {

@@ -68,6 +68,17 @@ class AdapterLifecycle {
                       const DeploymentPolicy& policy = {});
   absl::Status Retire(const std::string& adapter_id, const std::string& actor, const std::string& reason);
 
+  // Extra SQL of a composite transition (the adapter store's promote and delete), run in
+  // the transition's transaction after its checks passed and before its audit entry.
+  using Apply = std::function<absl::Status(const AdapterVersion& current, const std::string& now)>;
+  // Deploy / Retire audited under `action` with `details` added to the entry: the
+  // transition, `apply` and ONE audit entry commit together or not at all.
+  absl::Status DeployAs(const std::string& adapter_id, const std::string& actor, const std::string& deployment,
+                        const DeploymentPolicy& policy, const std::string& action, const nlohmann::json& details,
+                        const Apply& apply);
+  absl::Status RetireAs(const std::string& adapter_id, const std::string& actor, const std::string& action,
+                        const nlohmann::json& details, const Apply& apply);
+
   absl::StatusOr<AdapterVersion> Get(const std::string& adapter_id);
   absl::StatusOr<std::vector<DecisionRecord>> Decisions(const std::string& adapter_id);
   AuditLog& audit() { return audit_; }
@@ -78,8 +89,7 @@ class AdapterLifecycle {
   // Checks + applies one transition and its audit entry atomically. `apply` runs extra
   // SQL inside the transaction after the checks passed.
   absl::Status Transition(const std::string& adapter_id, const std::string& actor, const std::string& action,
-                          AdapterState to, const DeploymentPolicy& policy, nlohmann::json details,
-                          const std::function<absl::Status(const AdapterVersion&, const std::string& now)>& apply);
+                          AdapterState to, const DeploymentPolicy& policy, nlohmann::json details, const Apply& apply);
   absl::Status Decide(const std::string& adapter_id, const Decision& decision, bool approve);
 
   Store* store_;

@@ -1,12 +1,11 @@
-// ServiceCore: one training job on a worker thread — RunTraining with the job's
+// JobQueue::RunJob: one training job on a worker thread — RunTraining with the job's
 // checkpoint directory (so a restarted daemon resumes it), progress events, cancellation,
-// and registration of the finished adapter (name@version, lifecycle state 'trained').
-#include <mutex>
+// the drift profile and registration of the finished adapter (name@version, lifecycle
+// state 'trained') through the queue's callbacks.
+#include "core/service/job_queue.h"
 
 #include "absl/strings/str_cat.h"
-#include "core/service/core_impl.h"
-#include "core/store/adapter_lifecycle.h"
-#include "core/train/examples.h"
+#include "core/service/ids.h"
 #include "core/train/training_run.h"
 #include "core/util/status_macros.h"
 
@@ -30,23 +29,7 @@ absl::StatusOr<TrainingRunSpec> SpecFromJob(const JobRow& job) {
 
 }  // namespace
 
-absl::Status ServiceCoreImpl::BuildDriftProfile(const std::string& dataset_id, const std::string& dir) {
-  QLORAD_ASSIGN_OR_RETURN(std::unique_ptr<data::SplitReader> reader, datasets_->OpenTrain(dataset_id));
-  std::vector<std::vector<int64_t>> prompts;
-  data::Example example;
-  while (true) {
-    QLORAD_ASSIGN_OR_RETURN(bool more, reader->Next(&example));
-    if (!more) break;
-    QLORAD_ASSIGN_OR_RETURN(TrainingExample rendered,
-                            RenderTrainingExample(example, engine_->prompt_format(), engine_->tokenizer()));
-    std::vector<int64_t> prompt;  // what a request carries: everything before the completion
-    for (size_t i = 0; i < rendered.ids.size() && !rendered.trainable[i]; ++i) prompt.push_back(rendered.ids[i]);
-    if (!prompt.empty()) prompts.push_back(std::move(prompt));
-  }
-  return drift_->BuildProfile(prompts, dir + "/drift_profile.json");
-}
-
-void ServiceCoreImpl::RunJob(JobRow job) {
+void JobQueue::RunJob(JobRow job) {
   auto spec = SpecFromJob(job);
   if (!spec.ok()) {
     (void)FinishJob(job, "failed", spec.status().ToString());
@@ -68,7 +51,7 @@ void ServiceCoreImpl::RunJob(JobRow job) {
     (void)AppendEvent(job.id, event);
     if (!e.checkpoint_path.empty())
       (void)AppendEvent(job.id, {{"type", "checkpoint"}, {"step", e.step}, {"path", e.checkpoint_path}});
-    std::lock_guard<std::mutex> lock(jobs_mu_);
+    absl::MutexLock lock(&mu_);
     user_cancelled = cancel_requested_.count(job.id) > 0;
     return !user_cancelled && !stopping_;
   });
@@ -81,27 +64,16 @@ void ServiceCoreImpl::RunJob(JobRow job) {
     (void)FinishJob(job, user_cancelled ? "cancelled" : "queued", "");
     return;
   }
-  absl::Status profiled = BuildDriftProfile(spec->dataset_id, spec->output_dir);
+  absl::Status profiled = profile_(spec->dataset_id, spec->output_dir);
   if (!profiled.ok())
     (void)AppendEvent(job.id, {{"type", "status"}, {"status", "running"},
                                {"message", "no drift profile: " + profiled.ToString()}});
   const std::string name = job.spec.value("adapter_name", "adapter");
-  absl::Status registered = [&]() -> absl::Status {
-    std::lock_guard<std::mutex> lock(commit_mu_);  // versions are taken and registered one at a time (imports too)
-    QLORAD_ASSIGN_OR_RETURN(int64_t version, store_->NextAdapterVersion(name));
-    AdapterRow row{absl::StrCat(name, "@", version), name, version, job.id, spec->output_dir, result->base_fingerprint,
-                   spec->dataset_id, Now(), false};
-    QLORAD_RETURN_IF_ERROR(store_->InsertAdapter(row));
-    QLORAD_RETURN_IF_ERROR(store_->WithStore([&](store::Store& s) {
-      store::AdapterLifecycle lifecycle(&s);
-      return lifecycle.RegisterTrained(row.id, job.actor.empty() ? "system" : job.actor,
-                                       {{"job_id", job.id}, {"dataset_id", spec->dataset_id},
-                                        {"final_loss", result->record.value("final_loss", 0.0)}});
-    }));
-    job.adapter_id = row.id;
-    return absl::OkStatus();
-  }();
-  (void)FinishJob(job, registered.ok() ? "succeeded" : "failed", registered.ok() ? "" : registered.ToString());
+  TrainedAdapter trained{job.id, job.actor, name, spec->output_dir, result->base_fingerprint, spec->dataset_id,
+                         result->record.value("final_loss", 0.0)};
+  absl::StatusOr<std::string> registered = register_adapter_(trained);
+  if (registered.ok()) job.adapter_id = *registered;
+  (void)FinishJob(job, registered.ok() ? "succeeded" : "failed", registered.ok() ? "" : registered.status().ToString());
 }
 
 }  // namespace qlorad::service

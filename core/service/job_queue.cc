@@ -1,21 +1,21 @@
-// ServiceCore: training jobs — submission checks, the priority queue, worker threads
-// running core/train's RunTraining with checkpoints, cancellation and the event stream.
-#include <chrono>
+// JobQueue: submission checks, the priority queue, worker threads, cancellation and the
+// event stream (the training run itself: training_job.cc).
+#include "core/service/job_queue.h"
+
+#include <algorithm>
 #include <regex>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/quant/quantize_setting.h"
-#include "core/service/core_impl.h"
+#include "core/service/audit.h"
+#include "core/service/ids.h"
 #include "core/service/paging.h"
-#include "core/store/adapter_lifecycle.h"
 #include "core/train/training_run.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
-namespace {
-
-}  // namespace
 
 absl::Status ValidateAdapterName(const std::string& name) {
   static const std::regex kName("[a-z0-9][a-z0-9._-]{0,63}");
@@ -33,12 +33,48 @@ bool Terminal(const std::string& status) {
 
 }  // namespace
 
-JobInfo ServiceCoreImpl::ToJobInfo(const JobRow& row) const {
+JobQueue::JobQueue(const CoreOptions& options, DaemonStore* store, store::SharedStore* db, data::DatasetStore* datasets,
+                   ProfileFn profile, RegisterFn register_adapter)
+    : options_(options), store_(store), db_(db), datasets_(datasets), profile_(std::move(profile)),
+      register_adapter_(std::move(register_adapter)) {}
+
+absl::Status JobQueue::Recover() {
+  QLORAD_ASSIGN_OR_RETURN(std::vector<JobRow> interrupted, store_->JobsWithStatus("running"));
+  for (JobRow& job : interrupted) {
+    job.status = "queued";
+    QLORAD_RETURN_IF_ERROR(store_->UpdateJob(job));
+    QLORAD_RETURN_IF_ERROR(AppendEvent(job.id, {{"type", "status"}, {"status", "queued"},
+                                                {"message", "daemon restarted: the job resumes from its last checkpoint"}}));
+  }
+  return absl::OkStatus();
+}
+
+void JobQueue::StartWorkers(int count) {
+  for (int i = 0; i < std::max(1, count); ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+void JobQueue::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_.exchange(true)) return;
+  }
+  jobs_cv_.SignalAll();
+  events_cv_.SignalAll();
+  for (auto& worker : workers_) worker.join();
+  workers_.clear();
+}
+
+absl::Status JobQueue::Audit(const std::string& actor, const std::string& action, const std::string& subject,
+                             const nlohmann::json& details) {
+  return service::Audit(*db_, actor, action, subject, details);
+}
+
+JobInfo JobQueue::ToJobInfo(const JobRow& row) const {
   return {row.id, row.status, row.created_at, row.started_at, row.finished_at, row.error, row.adapter_id, row.actor,
           row.priority, row.spec, row.progress};
 }
 
-absl::StatusOr<JobInfo> ServiceCoreImpl::SubmitJob(const JobSpec& spec, const std::string& actor) {
+absl::StatusOr<JobInfo> JobQueue::SubmitJob(const JobSpec& spec, const std::string& actor) {
   if (stopping_) return absl::UnavailableError("the daemon is shutting down (hint: retry after it restarts)");
   if (spec.dataset_id.empty()) return absl::InvalidArgumentError("dataset_id: must not be empty");
   QLORAD_RETURN_IF_ERROR(ValidateAdapterName(spec.adapter_name));
@@ -67,17 +103,17 @@ absl::StatusOr<JobInfo> ServiceCoreImpl::SubmitJob(const JobSpec& spec, const st
   QLORAD_ASSIGN_OR_RETURN(row, store_->InsertJob(row));
   QLORAD_RETURN_IF_ERROR(AppendEvent(row.id, {{"type", "status"}, {"status", "queued"}}));
   QLORAD_RETURN_IF_ERROR(Audit(actor, "submit", "job:" + row.id, row.spec));
-  jobs_cv_.notify_one();
+  jobs_cv_.Signal();
   return ToJobInfo(row);
 }
 
-absl::StatusOr<JobInfo> ServiceCoreImpl::GetJob(const std::string& id) {
+absl::StatusOr<JobInfo> JobQueue::GetJob(const std::string& id) {
   if (id.empty()) return absl::InvalidArgumentError("job_id: must not be empty");
   QLORAD_ASSIGN_OR_RETURN(JobRow row, store_->GetJob(id));
   return ToJobInfo(row);
 }
 
-absl::StatusOr<std::vector<JobInfo>> ServiceCoreImpl::ListJobs(const Page& page, std::string* next_page_token) {
+absl::StatusOr<std::vector<JobInfo>> JobQueue::ListJobs(const Page& page, std::string* next_page_token) {
   QLORAD_ASSIGN_OR_RETURN(int64_t size, ValidatePageSize(page.page_size));
   int64_t after = 0;
   if (!page.page_token.empty() && !absl::SimpleAtoi(page.page_token, &after))
@@ -89,12 +125,12 @@ absl::StatusOr<std::vector<JobInfo>> ServiceCoreImpl::ListJobs(const Page& page,
   return out;
 }
 
-absl::StatusOr<JobInfo> ServiceCoreImpl::CancelJob(const std::string& id, const std::string& actor) {
+absl::StatusOr<JobInfo> JobQueue::CancelJob(const std::string& id, const std::string& actor) {
   QLORAD_ASSIGN_OR_RETURN(JobRow row, store_->GetJob(id));
   if (Terminal(row.status))
     return absl::FailedPreconditionError(absl::StrCat("job ", id, " already ended (", row.status, ")"));
   {
-    std::lock_guard<std::mutex> lock(jobs_mu_);
+    absl::MutexLock lock(&mu_);
     QLORAD_ASSIGN_OR_RETURN(row, store_->GetJob(id));  // re-read under the queue lock: a worker may have claimed it
     if (running_.count(id)) {
       cancel_requested_.insert(id);  // the worker stops at its next step
@@ -107,31 +143,31 @@ absl::StatusOr<JobInfo> ServiceCoreImpl::CancelJob(const std::string& id, const 
   return ToJobInfo(row);
 }
 
-absl::StatusOr<std::vector<JobEvent>> ServiceCoreImpl::WaitJobEvents(const std::string& id, int64_t after_seq,
+absl::StatusOr<std::vector<JobEvent>> JobQueue::WaitJobEvents(const std::string& id, int64_t after_seq,
                                                                      int64_t timeout_ms, bool* terminal) {
   QLORAD_RETURN_IF_ERROR(store_->GetJob(id).status());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(timeout_ms);
   while (true) {
     QLORAD_ASSIGN_OR_RETURN(JobRow row, store_->GetJob(id));  // status first: no event can be missed after it
     QLORAD_ASSIGN_OR_RETURN(std::vector<JobEventRow> rows, store_->JobEventsAfter(id, after_seq));
     *terminal = Terminal(row.status);
-    if (!rows.empty() || *terminal || std::chrono::steady_clock::now() >= deadline || stopping_) {
+    if (!rows.empty() || *terminal || absl::Now() >= deadline || stopping_) {
       std::vector<JobEvent> out;
       for (auto& r : rows) out.push_back({r.seq, r.at, std::move(r.event)});
       return out;
     }
-    std::unique_lock<std::mutex> lock(jobs_mu_);
-    events_cv_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(500)));
+    absl::MutexLock lock(&mu_);
+    events_cv_.WaitWithTimeout(&mu_, std::min(deadline - absl::Now(), absl::Milliseconds(500)));
   }
 }
 
-absl::Status ServiceCoreImpl::AppendEvent(const std::string& job_id, nlohmann::json event) {
+absl::Status JobQueue::AppendEvent(const std::string& job_id, nlohmann::json event) {
   absl::Status status = store_->AppendJobEvent(job_id, Now(), event).status();
-  events_cv_.notify_all();
+  events_cv_.SignalAll();
   return status;
 }
 
-absl::Status ServiceCoreImpl::FinishJob(JobRow& job, const std::string& status, const std::string& error) {
+absl::Status JobQueue::FinishJob(JobRow& job, const std::string& status, const std::string& error) {
   job.status = status;
   job.error = error;
   job.finished_at = Terminal(status) ? Now() : "";
@@ -142,11 +178,11 @@ absl::Status ServiceCoreImpl::FinishJob(JobRow& job, const std::string& status, 
   return AppendEvent(job.id, event);
 }
 
-void ServiceCoreImpl::WorkerLoop() {
+void JobQueue::WorkerLoop() {
   while (!stopping_) {
     std::optional<JobRow> job;
     {
-      std::unique_lock<std::mutex> lock(jobs_mu_);
+      absl::MutexLock lock(&mu_);
       auto next = store_->NextQueuedJob();
       if (next.ok() && next->has_value()) {
         job = std::move(**next);
@@ -156,13 +192,13 @@ void ServiceCoreImpl::WorkerLoop() {
         if (job) running_.insert(job->id);
       }
       if (!job) {
-        jobs_cv_.wait_for(lock, std::chrono::milliseconds(500));
+        jobs_cv_.WaitWithTimeout(&mu_, absl::Milliseconds(500));
         continue;
       }
     }
     (void)AppendEvent(job->id, {{"type", "status"}, {"status", "running"}});
     RunJob(*job);
-    std::lock_guard<std::mutex> lock(jobs_mu_);
+    absl::MutexLock lock(&mu_);
     running_.erase(job->id);
     cancel_requested_.erase(job->id);
   }

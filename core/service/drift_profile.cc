@@ -1,0 +1,28 @@
+#include "core/service/drift_profile.h"
+
+#include <memory>
+#include <vector>
+
+#include "core/train/examples.h"
+#include "core/util/status_macros.h"
+
+namespace qlorad::service {
+
+absl::Status BuildDriftProfile(const data::DatasetStore& datasets, serve::ServingEngine& engine, DriftTracker& drift,
+                               const std::string& dataset_id, const std::string& dir) {
+  QLORAD_ASSIGN_OR_RETURN(std::unique_ptr<data::SplitReader> reader, datasets.OpenTrain(dataset_id));
+  std::vector<std::vector<int64_t>> prompts;
+  data::Example example;
+  while (true) {
+    QLORAD_ASSIGN_OR_RETURN(bool more, reader->Next(&example));
+    if (!more) break;
+    QLORAD_ASSIGN_OR_RETURN(TrainingExample rendered,
+                            RenderTrainingExample(example, engine.prompt_format(), engine.tokenizer()));
+    std::vector<int64_t> prompt;  // what a request carries: everything before the completion
+    for (size_t i = 0; i < rendered.ids.size() && !rendered.trainable[i]; ++i) prompt.push_back(rendered.ids[i]);
+    if (!prompt.empty()) prompts.push_back(std::move(prompt));
+  }
+  return drift.BuildProfile(prompts, dir + "/drift_profile.json");
+}
+
+}  // namespace qlorad::service
