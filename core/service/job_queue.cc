@@ -12,6 +12,7 @@
 #include "core/service/audit.h"
 #include "core/service/ids.h"
 #include "core/service/paging.h"
+#include "core/store/adapter_store.h"
 #include "core/train/training_run.h"
 #include "core/util/status_macros.h"
 
@@ -40,7 +41,16 @@ JobQueue::JobQueue(const CoreOptions& options, DaemonStore* store, store::Shared
 
 absl::Status JobQueue::Recover() {
   QLORAD_ASSIGN_OR_RETURN(std::vector<JobRow> interrupted, store_->JobsWithStatus("running"));
+  store::AdapterStore adapters(db_);
   for (JobRow& job : interrupted) {
+    // Killed after its adapter was registered (one transaction) but before the job row
+    // said so: roll forward instead of training a second version.
+    QLORAD_ASSIGN_OR_RETURN(std::optional<std::string> registered, adapters.IdOfJob(job.id));
+    if (registered) {
+      job.adapter_id = *registered;
+      QLORAD_RETURN_IF_ERROR(FinishJob(job, "succeeded", ""));
+      continue;
+    }
     job.status = "queued";
     QLORAD_RETURN_IF_ERROR(store_->UpdateJob(job));
     QLORAD_RETURN_IF_ERROR(AppendEvent(job.id, {{"type", "status"}, {"status", "queued"},

@@ -47,7 +47,8 @@ class JobQueue {
            ProfileFn profile, RegisterFn register_adapter);
   ~JobQueue() { Shutdown(); }
 
-  // Requeues jobs a stopped daemon left running (they resume from their checkpoint).
+  // Requeues jobs a stopped daemon left running (they resume from their checkpoint); a
+  // job killed after registering its adapter is finished as succeeded with that adapter.
   absl::Status Recover();
   void StartWorkers(int count);
   // Refuses new jobs, asks running ones to checkpoint and stop (they stay queued), joins.

@@ -105,6 +105,16 @@ absl::StatusOr<std::vector<std::string>> AdapterStore::AliasesOf(const std::stri
   });
 }
 
+absl::StatusOr<std::optional<std::string>> AdapterStore::IdOfJob(const std::string& job_id) {
+  return db_->Read<std::optional<std::string>>([&](Store& s) -> absl::StatusOr<std::optional<std::string>> {
+    QLORAD_ASSIGN_OR_RETURN(Statement st, s.Prepare("SELECT id FROM adapters WHERE job_id = ? ORDER BY version LIMIT 1"));
+    st.Bind(1, job_id);
+    QLORAD_ASSIGN_OR_RETURN(bool found, st.Step());
+    if (!found) return std::optional<std::string>();
+    return std::optional<std::string>(st.ColumnText(0));
+  });
+}
+
 absl::StatusOr<AdapterVersion> AdapterStore::Version(const std::string& adapter_id) {
   return db_->Read<AdapterVersion>([&](Store& s) { return AdapterLifecycle(&s, clock_).Get(adapter_id); });
 }

@@ -51,6 +51,8 @@ class AdapterStore {
   absl::StatusOr<std::optional<std::string>> ResolveAlias(const std::string& alias);
   absl::StatusOr<std::vector<std::string>> AliasesOf(const std::string& adapter_id);
   absl::StatusOr<AdapterVersion> Version(const std::string& adapter_id);
+  // The adapter a training job registered (nullopt: none), for restart recovery.
+  absl::StatusOr<std::optional<std::string>> IdOfJob(const std::string& job_id);
 
   // Inserts the row and registers it as trained (audit "register" with `details`).
   absl::Status Register(const AdapterRow& row, const std::string& actor, const nlohmann::json& details);
