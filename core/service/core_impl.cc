@@ -12,6 +12,7 @@
 #include "core/store/audit_log.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
+#include "core/util/time_util.h"
 
 namespace qlorad::service {
 
@@ -74,9 +75,7 @@ void ServiceCoreImpl::Shutdown() {
   workers_.clear();
 }
 
-std::string ServiceCoreImpl::Now() {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
-}
+std::string ServiceCoreImpl::Now() { return NowUtcRfc3339(TimePrecision::kMilliseconds); }
 
 std::string ServiceCoreImpl::NewId(const std::string& prefix) {
   return absl::StrFormat("%s-%s-%04x", prefix, absl::FormatTime("%Y%m%d%H%M%S", absl::Now(), absl::UTCTimeZone()),

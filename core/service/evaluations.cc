@@ -12,7 +12,7 @@
 #include "core/service/core_impl.h"
 #include "core/store/adapter_lifecycle.h"
 #include "core/store/evaluation_repository.h"
-#include "core/train/examples.h"
+#include "core/tokenizer/instruction_prompt.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
@@ -71,7 +71,7 @@ absl::StatusOr<std::string> ClassifyOne(serve::ServingEngine& engine, const std:
     return s.predicted;
   }
   if (scoring == "generation") {
-    serve::GenerateCall call{adapter_id, kClassificationInstruction, text, false, 8, {}};
+    serve::GenerateCall call{adapter_id, tokenizer::kClassificationInstruction, text, false, 8, {}};
     QLORAD_ASSIGN_OR_RETURN(serve::GenerateOutcome o, engine.Generate(call));
     return MatchLabel(o.text, labels);
   }
@@ -88,7 +88,7 @@ absl::StatusOr<std::vector<std::string>> SystemOutputs(serve::ServingEngine& eng
       QLORAD_ASSIGN_OR_RETURN(std::string predicted, ClassifyOne(engine, adapter_id, items.prompts[i], labels, scoring));
       outputs.push_back(predicted);
     } else {
-      serve::GenerateCall call{adapter_id, items.prompts[i], items.inputs[i], false, 64, {}};
+      serve::GenerateCall call{adapter_id, items.prompts[i], items.inputs[i], false, serve::kDefaultMaxNewTokens, {}};
       QLORAD_ASSIGN_OR_RETURN(serve::GenerateOutcome o, engine.Generate(call));
       outputs.push_back(o.text);
     }
@@ -134,7 +134,7 @@ absl::StatusOr<EvaluationInfo> ServiceCoreImpl::Evaluate(const EvaluationInput& 
       labels.push_back(it.key());
   const nlohmann::json settings = {{"prompt_format", std::string(tokenizer::PromptFormatName(engine_->prompt_format()))},
                                    {"scoring", items.task == eval::TaskKind::kClassification ? input.scoring : "greedy"},
-                                   {"max_new_tokens", 64}, {"examples", items.ids.size()}, {"labels", labels}};
+                                   {"max_new_tokens", serve::kDefaultMaxNewTokens}, {"examples", items.ids.size()}, {"labels", labels}};
   const std::string key = eval::BaselineKey(engine_->fingerprint(), dataset.holdout_sha256, settings);
   eval::EvaluationInputs inputs{items.ids, items.prompts, items.references, {}, std::nullopt};
   std::optional<store::StoredEvaluation> prior;

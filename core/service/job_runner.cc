@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/service/core_impl.h"
 #include "core/store/adapter_lifecycle.h"
+#include "core/tokenizer/prompt_format.h"
 #include "core/train/examples.h"
 #include "core/train/training_run.h"
 #include "core/util/status_macros.h"
@@ -21,10 +22,7 @@ nlohmann::json ProgressJson(const TrainingEvent& e) {
 
 absl::StatusOr<TrainingRunSpec> SpecFromJob(const JobRow& job) {
   TrainingRunSpec spec;
-  spec.dataset_id = job.spec.value("dataset_id", "");
-  spec.quantize = job.spec.value("quantize", "nf4");
-  QLORAD_ASSIGN_OR_RETURN(spec.lora, LoraConfigFromJson(job.spec.value("lora", nlohmann::json::object())));
-  QLORAD_ASSIGN_OR_RETURN(spec.trainer, TrainerOptionsFromJson(job.spec.value("trainer", nlohmann::json::object())));
+  QLORAD_ASSIGN_OR_RETURN(spec.options, TrainingOptionsFromJson(job.spec));
   return spec;
 }
 
@@ -39,8 +37,8 @@ absl::Status ServiceCoreImpl::BuildDriftProfile(const std::string& dataset_id, c
     if (!more) break;
     QLORAD_ASSIGN_OR_RETURN(TrainingExample rendered,
                             RenderTrainingExample(example, engine_->prompt_format(), engine_->tokenizer()));
-    std::vector<int64_t> prompt;  // what a request carries: everything before the completion
-    for (size_t i = 0; i < rendered.ids.size() && !rendered.trainable[i]; ++i) prompt.push_back(rendered.ids[i]);
+    // What a request carries: everything before the completion.
+    std::vector<int64_t> prompt(rendered.ids.begin(), rendered.ids.begin() + tokenizer::PromptLength(rendered.trainable));
     if (!prompt.empty()) prompts.push_back(std::move(prompt));
   }
   return drift_->BuildProfile(prompts, dir + "/drift_profile.json");
@@ -81,7 +79,7 @@ void ServiceCoreImpl::RunJob(JobRow job) {
     (void)FinishJob(job, user_cancelled ? "cancelled" : "queued", "");
     return;
   }
-  absl::Status profiled = BuildDriftProfile(spec->dataset_id, spec->output_dir);
+  absl::Status profiled = BuildDriftProfile(spec->options.dataset_id, spec->output_dir);
   if (!profiled.ok())
     (void)AppendEvent(job.id, {{"type", "status"}, {"status", "running"},
                                {"message", "no drift profile: " + profiled.ToString()}});
@@ -90,12 +88,12 @@ void ServiceCoreImpl::RunJob(JobRow job) {
     std::lock_guard<std::mutex> lock(commit_mu_);  // versions are taken and registered one at a time (imports too)
     QLORAD_ASSIGN_OR_RETURN(int64_t version, store_->NextAdapterVersion(name));
     AdapterRow row{absl::StrCat(name, "@", version), name, version, job.id, spec->output_dir, result->base_fingerprint,
-                   spec->dataset_id, Now(), false};
+                   spec->options.dataset_id, Now(), false};
     QLORAD_RETURN_IF_ERROR(store_->InsertAdapter(row));
     QLORAD_RETURN_IF_ERROR(store_->WithStore([&](store::Store& s) {
       store::AdapterLifecycle lifecycle(&s);
       return lifecycle.RegisterTrained(row.id, job.actor.empty() ? "system" : job.actor,
-                                       {{"job_id", job.id}, {"dataset_id", spec->dataset_id},
+                                       {{"job_id", job.id}, {"dataset_id", spec->options.dataset_id},
                                         {"final_loss", result->record.value("final_loss", 0.0)}});
     }));
     job.adapter_id = row.id;
