@@ -105,7 +105,7 @@ absl::Status GenerateCommand(const Args& args, client::Client& client, const Out
   r.set_prompt(*prompt);
   r.set_input(args.Get("input"));
   r.set_raw_prompt(args.Has("raw"));
-  r.set_max_new_tokens(static_cast<int32_t>(args.Number("max-new-tokens", 64).value_or(64)));
+  r.set_max_new_tokens(static_cast<int32_t>(args.Number("max-new-tokens", 0).value_or(0)));  // 0: the daemon's default
   r.set_temperature(args.Number("temperature", 0).value_or(0));
   r.set_top_p(args.Number("top-p", 1).value_or(1));
   r.set_top_k(static_cast<int32_t>(args.Number("top-k", 0).value_or(0)));

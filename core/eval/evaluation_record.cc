@@ -1,8 +1,6 @@
 #include "core/eval/evaluation_record.h"
 
 #include <algorithm>
-#include <chrono>
-#include <ctime>
 #include <map>
 #include <memory>
 #include <set>
@@ -11,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/eval/rouge.h"
 #include "core/util/sha256.h"
+#include "core/util/time_util.h"
 
 namespace qlorad::eval {
 namespace {
@@ -152,18 +151,7 @@ std::string BaselineKey(const std::string& base_fingerprint, const std::string& 
   return Sha256Hex(key.dump());  // nlohmann's object keys are sorted: canonical
 }
 
-std::string NowRfc3339() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[80];
-  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms));
-  return out;
-}
+std::string NowRfc3339() { return NowUtcRfc3339(TimePrecision::kMilliseconds); }
 
 absl::StatusOr<EvaluationRecord> BuildEvaluationRecord(const EvaluationInputs& in, const RecordOptions& o) {
   const size_t n = in.references.size();

@@ -22,14 +22,16 @@
 #include "core/eval/holdout.h"
 #include "core/eval/review.h"
 #include "core/eval/scorer.h"
+#include "core/serve/generation_limits.h"  // header-only, torch-free
 #include "core/store/review_repository.h"
 #include "core/store/shared_store.h"
 #include "nlohmann/json.hpp"
 
 namespace qlorad::eval {
 
-// Tokens an evaluation generates per example (generation tasks, generation scoring).
-inline constexpr int64_t kEvalMaxNewTokens = 64;
+// Tokens an evaluation generates per example (generation tasks, generation scoring):
+// the default of a request that leaves max_new_tokens unset.
+inline constexpr int64_t kEvalMaxNewTokens = serve::kDefaultMaxNewTokens;
 
 struct EvaluationRequest {
   std::string record_id;       // the new record's id

@@ -10,6 +10,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/adapter/peft_config.h"
 #include "core/model/loader.h"
 #include "core/quant/nf4_model.h"
 #include "core/quant/quantize_setting.h"

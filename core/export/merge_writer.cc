@@ -9,14 +9,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "core/export/merge.h"
 #include "core/model/checkpoint.h"
 #include "core/model/safetensors_writer.h"
 #include "core/model/tensor_io.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
+#include "core/util/time_util.h"
 #include "core/util/torch_status.h"
 #include "nlohmann/json.hpp"
 
@@ -112,7 +111,7 @@ absl::Status WriteConfigAndTokenizer(const std::string& model_dir, const std::st
 
 absl::Status WriteRecord(const std::string& model_dir, const MergedWeights& merged, const std::string& dir, DType dtype) {
   Json record;
-  record["created_utc"] = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone());
+  record["created_utc"] = NowUtcRfc3339();
   record["base_model"] = {{"path", model_dir}, {"fingerprint", merged.base_fingerprint}};
   record["adapter"] = {{"id", merged.adapter_id}, {"sha256", merged.adapter_sha256}};
   record["merge_onto"] = MergeOntoName(merged.onto);

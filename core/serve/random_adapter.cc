@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "core/adapter/peft_weights.h"
 #include "core/model/loader.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"

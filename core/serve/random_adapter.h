@@ -10,7 +10,7 @@
 
 #include "absl/status/status.h"
 #include "core/model/config.h"
-#include "core/train/lora_model.h"
+#include "core/adapter/lora_config.h"
 
 namespace qlorad::serve {
 

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/adapter/peft_config.h"
 #include "core/model/dtype.h"
 #include "core/model/safetensors.h"
 #include "core/model/tensor_io.h"

@@ -14,7 +14,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "absl/status/statusor.h"
-#include "core/train/lora_model.h"
+#include "core/adapter/lora_config.h"
 
 namespace qlorad::serve {
 

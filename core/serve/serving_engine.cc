@@ -11,8 +11,8 @@
 #include "core/model/device.h"
 #include "core/quant/nf4_model.h"
 #include "core/serve/stop_strings.h"
+#include "core/tokenizer/instruction_prompt.h"
 #include "core/tokenizer/stream_decoder.h"
-#include "core/train/examples.h"
 #include "core/util/scoped_counter.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -22,15 +22,6 @@ namespace qlorad::serve {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Ids of the rendered segments up to the first completion token.
-absl::StatusOr<std::vector<int64_t>> PrefixIds(const std::vector<tokenizer::PromptSegment>& segments,
-                                               const tokenizer::Tokenizer& tok) {
-  QLORAD_ASSIGN_OR_RETURN(tokenizer::RenderedExample rendered, tokenizer::TokenizeSegments(segments, tok));
-  std::vector<int64_t> ids;
-  for (size_t i = 0; i < rendered.ids.size() && !rendered.trainable[i]; ++i) ids.push_back(rendered.ids[i]);
-  return ids;
-}
 
 absl::StatusOr<BatcherOptions> BatchingOptions(const EngineOptions& options, const LoadedModel& loaded) {
   if (options.max_lora_rank < 1 || options.max_lora_rank > kernels::kSgmvMaxRank)
@@ -139,11 +130,8 @@ absl::StatusOr<std::vector<int64_t>> ServingEngine::PromptIds(const GenerateCall
     QLORAD_ASSIGN_OR_RETURN(std::vector<int32_t> encoded, tokenizer_->Encode(call.prompt, true));
     ids.assign(encoded.begin(), encoded.end());
   } else {
-    const bool alpaca = format_ == tokenizer::PromptFormat::kAlpaca;  // only alpaca has an Input section
-    const std::string prompt = alpaca || call.input.empty() ? call.prompt : absl::StrCat(call.prompt, "\n\n", call.input);
-    QLORAD_ASSIGN_OR_RETURN(auto segments, tokenizer::RenderPromptCompletion(format_, prompt, "", *tokenizer_,
-                                                                             alpaca ? call.input : ""));
-    QLORAD_ASSIGN_OR_RETURN(ids, PrefixIds(segments, *tokenizer_));
+    QLORAD_ASSIGN_OR_RETURN(auto segments, tokenizer::RenderInstruction(format_, call.prompt, call.input, "", *tokenizer_));
+    QLORAD_ASSIGN_OR_RETURN(ids, tokenizer::TokenizePrompt(segments, *tokenizer_));
   }
   if (static_cast<int64_t>(ids.size()) > options_.max_prompt_tokens)
     return absl::InvalidArgumentError(absl::StrCat("prompt: ", ids.size(), " tokens exceed the limit of ",
@@ -239,7 +227,7 @@ absl::StatusOr<std::vector<tokenizer::RenderedExample>> ServingEngine::RenderLab
   if (text.empty()) return absl::InvalidArgumentError("text: must not be empty");
   std::vector<tokenizer::RenderedExample> rendered;
   for (const std::string& label : labels) {
-    QLORAD_ASSIGN_OR_RETURN(auto segments, RenderClassification(format_, text, label, *tokenizer_));
+    QLORAD_ASSIGN_OR_RETURN(auto segments, tokenizer::RenderClassification(format_, text, label, *tokenizer_));
     QLORAD_ASSIGN_OR_RETURN(tokenizer::RenderedExample r, tokenizer::TokenizeSegments(segments, *tokenizer_));
     if (static_cast<int64_t>(r.ids.size()) > options_.max_prompt_tokens)
       return absl::InvalidArgumentError(absl::StrCat("text: ", r.ids.size(), " tokens exceed the limit of ",
@@ -257,7 +245,7 @@ absl::StatusOr<LabelScores> ServingEngine::ConstrainedChoice(const std::string& 
   QLORAD_ASSIGN_OR_RETURN(std::vector<tokenizer::RenderedExample> rendered, RenderLabels(text, labels));
   // Shared prompt = ids before the first completion token; continuations = the rest.
   const auto& first = rendered[0];
-  const size_t prompt_len = std::find(first.trainable.begin(), first.trainable.end(), 1) - first.trainable.begin();
+  const size_t prompt_len = tokenizer::PromptLength(first.trainable);
   std::vector<int64_t> prefix(first.ids.begin(), first.ids.begin() + prompt_len);
   std::vector<std::vector<int64_t>> continuations;
   for (const auto& r : rendered) {
@@ -336,15 +324,15 @@ absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapte
   routing_slot_->current = nullptr;
   if (!scores.ok()) return scores.status();
   const auto& r0 = rendered[0];
-  const size_t prompt_len = std::find(r0.trainable.begin(), r0.trainable.end(), 1) - r0.trainable.begin();
+  const size_t prompt_len = tokenizer::PromptLength(r0.trainable);
   LabelScores out{std::vector<int64_t>(r0.ids.begin(), r0.ids.begin() + prompt_len), labels, *scores, ""};
   out.predicted = labels[std::max_element(scores->begin(), scores->end()) - scores->begin()];
   return out;
 }
 
 absl::StatusOr<std::vector<int64_t>> ServingEngine::ClassificationPromptIds(const std::string& text) const {
-  QLORAD_ASSIGN_OR_RETURN(auto segments, RenderClassification(format_, text, "", *tokenizer_));
-  return PrefixIds(segments, *tokenizer_);
+  QLORAD_ASSIGN_OR_RETURN(auto segments, tokenizer::RenderClassification(format_, text, "", *tokenizer_));
+  return tokenizer::TokenizePrompt(segments, *tokenizer_);
 }
 
 absl::StatusOr<std::vector<float>> ServingEngine::EmbedPrompt(const std::vector<int64_t>& ids) {

@@ -43,6 +43,7 @@
 #include "core/model/loader.h"
 #include "core/serve/adapter_registry.h"
 #include "core/serve/continuous_batcher.h"
+#include "core/serve/generation_limits.h"
 #include "core/serve/multi_lora_linear.h"
 #include "core/serve/serving_adapter.h"
 #include "core/tokenizer/prompt_format.h"
@@ -56,7 +57,7 @@ struct EngineOptions {
   std::string quantize = "none";  // none | nf4 | fp4 (pre-quantized checkpoints load as 4-bit regardless)
   std::string prompt_format;      // "" = detect from the tokenizer
   int64_t max_prompt_tokens = 2048;
-  int64_t max_new_tokens = 512;
+  int64_t max_new_tokens = kDefaultMaxNewTokensLimit;
   int64_t max_lora_rank = 64;
   int64_t max_waiting = 4096;     // queued requests beyond this are RESOURCE_EXHAUSTED
   // Continuous batching and the paged KV cache.
@@ -86,7 +87,7 @@ struct GenerateCall {
   std::string prompt;                // rendered through the prompt format unless raw_prompt
   std::string input;                 // optional input section (alpaca) / appended context
   bool raw_prompt = false;           // tokenize `prompt` as is (with the tokenizer's special prefix)
-  int64_t max_new_tokens = 64;       // 0 = as many as fit in the context (at most EngineOptions::max_new_tokens)
+  int64_t max_new_tokens = kDefaultMaxNewTokens;  // 0 = as many as fit in the context (at most EngineOptions::max_new_tokens)
   SamplingOptions sampling;
   std::vector<int64_t> prompt_ids = {};  // pre-tokenized prompt (overrides prompt/input; tests and benches)
   bool keep_logits = false;          // return each generated position's logits (tests)

@@ -12,9 +12,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "core/adapter/peft_config.h"
 #include "core/service/adapter_catalog.h"
 #include "core/service/ids.h"
-#include "core/train/lora_model.h"
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 

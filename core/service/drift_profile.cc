@@ -3,6 +3,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/tokenizer/prompt_format.h"
 #include "core/train/examples.h"
 #include "core/util/status_macros.h"
 
@@ -18,8 +19,8 @@ absl::Status BuildDriftProfile(const data::DatasetStore& datasets, serve::Servin
     if (!more) break;
     QLORAD_ASSIGN_OR_RETURN(TrainingExample rendered,
                             RenderTrainingExample(example, engine.prompt_format(), engine.tokenizer()));
-    std::vector<int64_t> prompt;  // what a request carries: everything before the completion
-    for (size_t i = 0; i < rendered.ids.size() && !rendered.trainable[i]; ++i) prompt.push_back(rendered.ids[i]);
+    // What a request carries: everything before the completion.
+    std::vector<int64_t> prompt(rendered.ids.begin(), rendered.ids.begin() + tokenizer::PromptLength(rendered.trainable));
     if (!prompt.empty()) prompts.push_back(std::move(prompt));
   }
   return drift.BuildProfile(prompts, dir + "/drift_profile.json");

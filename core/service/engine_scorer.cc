@@ -3,8 +3,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
+#include "core/tokenizer/instruction_prompt.h"
 #include "core/tokenizer/prompt_format.h"
-#include "core/train/examples.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
@@ -29,7 +29,7 @@ absl::StatusOr<std::string> EngineScorer::Classify(const std::string& adapter_id
     return s.predicted;
   }
   if (scoring == "generation") {
-    serve::GenerateCall call{adapter_id, kClassificationInstruction, text, false, 8, {}};
+    serve::GenerateCall call{adapter_id, tokenizer::kClassificationInstruction, text, false, 8, {}};
     QLORAD_ASSIGN_OR_RETURN(serve::GenerateOutcome o, engine_->Generate(call));
     return MatchLabel(o.text, labels);
   }

@@ -6,11 +6,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/util/time_util.h"
 
 namespace qlorad::service {
 
 std::string Now() {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+  return NowUtcRfc3339(TimePrecision::kMilliseconds);
 }
 
 std::string NewId(const std::string& prefix) {

@@ -13,6 +13,7 @@
 #include "core/service/ids.h"
 #include "core/service/paging.h"
 #include "core/store/adapter_store.h"
+#include "core/train/training_options.h"
 #include "core/train/training_run.h"
 #include "core/util/status_macros.h"
 
@@ -86,18 +87,13 @@ JobInfo JobQueue::ToJobInfo(const JobRow& row) const {
 
 absl::StatusOr<JobInfo> JobQueue::SubmitJob(const JobSpec& spec, const std::string& actor) {
   if (stopping_) return absl::UnavailableError("the daemon is shutting down (hint: retry after it restarts)");
-  if (spec.dataset_id.empty()) return absl::InvalidArgumentError("dataset_id: must not be empty");
+  QLORAD_RETURN_IF_ERROR(spec.training.Validate());  // dataset_id, quantize, lora.*, hyperparameters.*
   QLORAD_RETURN_IF_ERROR(ValidateAdapterName(spec.adapter_name));
   if (!spec.base_model.empty() && spec.base_model != options_.base_model_name)
     return absl::InvalidArgumentError(absl::StrCat("base_model: '", spec.base_model, "' is not served here (available: ",
                                                    options_.base_model_name, ")"));
-  QLORAD_RETURN_IF_ERROR(ParseQuantizeSetting(spec.quantize).status());
-  auto dataset = store_->GetDataset(spec.dataset_id);
+  auto dataset = store_->GetDataset(spec.training.dataset_id);
   if (!dataset.ok()) return absl::NotFoundError(absl::StrCat("dataset_id: ", dataset.status().message()));
-  auto lora = LoraConfigFromJson(spec.lora);
-  if (!lora.ok()) return absl::InvalidArgumentError(absl::StrCat("lora.", lora.status().message()));
-  auto trainer = TrainerOptionsFromJson(spec.trainer);
-  if (!trainer.ok()) return absl::InvalidArgumentError(absl::StrCat("hyperparameters.", trainer.status().message()));
   QLORAD_ASSIGN_OR_RETURN(int64_t queued, store_->CountJobsWithStatus("queued"));
   if (queued >= options_.max_queued_jobs)
     return absl::ResourceExhaustedError(absl::StrCat("the job queue is full (", queued, " queued; max ",
@@ -106,8 +102,9 @@ absl::StatusOr<JobInfo> JobQueue::SubmitJob(const JobSpec& spec, const std::stri
   row.id = NewId("job");
   row.status = "queued";
   row.priority = spec.priority;
-  row.spec = {{"dataset_id", spec.dataset_id}, {"base_model", options_.base_model_name}, {"adapter_name", spec.adapter_name},
-              {"quantize", spec.quantize}, {"lora", LoraConfigToJson(*lora)}, {"trainer", TrainerOptionsToJson(*trainer)}};
+  row.spec = TrainingOptionsToJson(spec.training);
+  row.spec["base_model"] = options_.base_model_name;
+  row.spec["adapter_name"] = spec.adapter_name;
   row.created_at = Now();
   row.actor = actor;
   QLORAD_ASSIGN_OR_RETURN(row, store_->InsertJob(row));

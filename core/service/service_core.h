@@ -27,6 +27,8 @@
 
 #include "absl/status/statusor.h"
 #include "core/constrain/constraint_spec.h"
+#include "core/serve/generation_limits.h"
+#include "core/train/training_options.h"
 #include "nlohmann/json.hpp"
 
 namespace qlorad::service {
@@ -40,7 +42,7 @@ struct CoreOptions {
   int training_workers = 1;         // concurrent training jobs (one per device by default)
   int64_t max_queued_jobs = 64;
   int64_t max_prompt_tokens = 2048;
-  int64_t max_new_tokens = 512;
+  int64_t max_new_tokens = serve::kDefaultMaxNewTokensLimit;
   int64_t max_waiting_requests = 4096;
   int64_t kv_cache_mb = 256;           // paged KV cache budget of the serving engine
   int64_t max_batch = 64;              // sequences decoded together (continuous batching)
@@ -90,13 +92,10 @@ struct DatasetInfo {
 };
 
 struct JobSpec {
-  std::string dataset_id;
   std::string base_model;    // must name the resident base ("" = it)
   std::string adapter_name;  // [a-z0-9][a-z0-9._-]*; the version is assigned
-  std::string quantize = "nf4";
   int64_t priority = 0;
-  nlohmann::json lora = nlohmann::json::object();     // LoraConfig fields
-  nlohmann::json trainer = nlohmann::json::object();  // TrainerOptions fields
+  TrainingOptions training;  // dataset, quantize, LoRA config, hyperparameters (stored as spec_json)
 };
 
 struct JobInfo {
@@ -154,7 +153,7 @@ struct DecisionInput {
   std::string actor, note, risk_class = "minimal", documentation_ref;
 };
 
-inline constexpr int64_t kDefaultMaxNewTokens = 64;  // when a request leaves it unset
+using serve::kDefaultMaxNewTokens;  // when a request leaves max_new_tokens unset
 
 struct ChatTurn {
   std::string role;  // system | user | assistant

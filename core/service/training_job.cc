@@ -20,10 +20,7 @@ nlohmann::json ProgressJson(const TrainingEvent& e) {
 
 absl::StatusOr<TrainingRunSpec> SpecFromJob(const JobRow& job) {
   TrainingRunSpec spec;
-  spec.dataset_id = job.spec.value("dataset_id", "");
-  spec.quantize = job.spec.value("quantize", "nf4");
-  QLORAD_ASSIGN_OR_RETURN(spec.lora, LoraConfigFromJson(job.spec.value("lora", nlohmann::json::object())));
-  QLORAD_ASSIGN_OR_RETURN(spec.trainer, TrainerOptionsFromJson(job.spec.value("trainer", nlohmann::json::object())));
+  QLORAD_ASSIGN_OR_RETURN(spec.options, TrainingOptionsFromJson(job.spec));
   return spec;
 }
 
@@ -64,12 +61,12 @@ void JobQueue::RunJob(JobRow job) {
     (void)FinishJob(job, user_cancelled ? "cancelled" : "queued", "");
     return;
   }
-  absl::Status profiled = profile_(spec->dataset_id, spec->output_dir);
+  absl::Status profiled = profile_(spec->options.dataset_id, spec->output_dir);
   if (!profiled.ok())
     (void)AppendEvent(job.id, {{"type", "status"}, {"status", "running"},
                                {"message", "no drift profile: " + profiled.ToString()}});
   const std::string name = job.spec.value("adapter_name", "adapter");
-  TrainedAdapter trained{job.id, job.actor, name, spec->output_dir, result->base_fingerprint, spec->dataset_id,
+  TrainedAdapter trained{job.id, job.actor, name, spec->output_dir, result->base_fingerprint, spec->options.dataset_id,
                          result->record.value("final_loss", 0.0)};
   absl::StatusOr<std::string> registered = register_adapter_(trained);
   if (registered.ok()) job.adapter_id = *registered;

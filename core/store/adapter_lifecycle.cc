@@ -1,11 +1,8 @@
 #include "core/store/adapter_lifecycle.h"
 
-#include <chrono>
-#include <cstdio>
-#include <ctime>
-
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/util/time_util.h"
 
 namespace qlorad::store {
 namespace {
@@ -17,18 +14,7 @@ absl::Status Required(const std::string& value, const char* field) {
 
 }  // namespace
 
-std::string AdapterLifecycle::SystemClockNow() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms));
-  return out;
-}
+std::string AdapterLifecycle::SystemClockNow() { return NowUtcRfc3339(TimePrecision::kMilliseconds); }
 
 AdapterLifecycle::AdapterLifecycle(Store* store, Clock clock)
     : store_(store), clock_(clock ? std::move(clock) : Clock(&AdapterLifecycle::SystemClockNow)), audit_(store) {}

@@ -2,23 +2,12 @@
 
 #include <sqlite3.h>
 
-#include <chrono>
-#include <ctime>
-
 #include "absl/strings/str_cat.h"
 #include "core/util/crash_point.h"
+#include "core/util/time_util.h"
 
 namespace qlorad::store {
 namespace {
-
-std::string UtcNow() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // Runs just before every commit of the connection (explicit or autocommit): a test can
 // kill the daemon between any two commits (core/util/crash_point.h). 0 = go on committing.
@@ -254,7 +243,7 @@ absl::Status Store::Migrate(const std::vector<Migration>& migrations) {
       }
       auto ins = Prepare("INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)");
       if (!ins.ok()) return ins.status();
-      ins->Bind(1, m.version).Bind(2, m.name).Bind(3, UtcNow());
+      ins->Bind(1, m.version).Bind(2, m.name).Bind(3, NowUtcRfc3339());
       return ins->Run();
     });
     if (!s.ok()) return s;

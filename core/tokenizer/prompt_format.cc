@@ -272,4 +272,15 @@ absl::StatusOr<RenderedExample> TokenizeSegments(const std::vector<PromptSegment
   return example;
 }
 
+size_t PromptLength(const std::vector<uint8_t>& trainable) {
+  return std::find(trainable.begin(), trainable.end(), 1) - trainable.begin();
+}
+
+absl::StatusOr<std::vector<int64_t>> TokenizePrompt(const std::vector<PromptSegment>& segments,
+                                                    const Tokenizer& tokenizer) {
+  absl::StatusOr<RenderedExample> rendered = TokenizeSegments(segments, tokenizer);
+  if (!rendered.ok()) return rendered.status();
+  return std::vector<int64_t>(rendered->ids.begin(), rendered->ids.begin() + PromptLength(rendered->trainable));
+}
+
 }  // namespace qlorad::tokenizer

@@ -84,6 +84,15 @@ absl::StatusOr<std::vector<PromptSegment>> RenderPromptCompletion(PromptFormat f
 absl::StatusOr<RenderedExample> TokenizeSegments(const std::vector<PromptSegment>& segments,
                                                  const Tokenizer& tokenizer);
 
+// The number of prompt tokens of a rendered example: the index of its first trainable
+// (completion) token, or the whole length when none is trainable.
+size_t PromptLength(const std::vector<uint8_t>& trainable);
+
+// Tokenizes `segments` and keeps the prompt: the ids before the first completion token,
+// i.e. what a request for this example carries.
+absl::StatusOr<std::vector<int64_t>> TokenizePrompt(const std::vector<PromptSegment>& segments,
+                                                    const Tokenizer& tokenizer);
+
 }  // namespace qlorad::tokenizer
 
 #endif  // QLORAD_CORE_TOKENIZER_PROMPT_FORMAT_H_

@@ -1,6 +1,7 @@
 #include "core/train/examples.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/tokenizer/instruction_prompt.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad {
@@ -15,7 +16,7 @@ absl::StatusOr<std::vector<tokenizer::PromptSegment>> Segments(const data::Examp
     case data::DatasetFormat::kPromptCompletion:
       return tokenizer::RenderPromptCompletion(format, example.prompt, example.completion, tok);
     case data::DatasetFormat::kClassification:
-      return RenderClassification(format, example.text, example.label, tok);
+      return tokenizer::RenderClassification(format, example.text, example.label, tok);
     case data::DatasetFormat::kChat: {
       std::vector<tokenizer::ChatMessage> messages;
       for (const auto& m : example.messages) messages.push_back({m.role, m.content});
@@ -27,14 +28,6 @@ absl::StatusOr<std::vector<tokenizer::PromptSegment>> Segments(const data::Examp
 }
 
 }  // namespace
-
-absl::StatusOr<std::vector<tokenizer::PromptSegment>> RenderClassification(tokenizer::PromptFormat format,
-                                                                           std::string_view text, std::string_view label,
-                                                                           const tokenizer::Tokenizer& tok) {
-  if (format == tokenizer::PromptFormat::kAlpaca)
-    return tokenizer::RenderPromptCompletion(format, kClassificationInstruction, label, tok, text);
-  return tokenizer::RenderPromptCompletion(format, std::string(kClassificationInstruction) + "\n\n" + std::string(text), label, tok);
-}
 
 absl::StatusOr<TrainingExample> RenderTrainingExample(const data::Example& example, tokenizer::PromptFormat format,
                                                       const tokenizer::Tokenizer& tokenizer) {

@@ -15,19 +15,8 @@
 
 namespace qlorad {
 
-// The instruction classification examples are rendered with (text as the input,
-// the label as the completion).
-inline constexpr char kClassificationInstruction[] = "Classify the following text. Answer with the label only.";
-
-// The classification prompt for `text` with `label` as the completion: alpaca puts the
-// text in its Input section; the other formats send instruction + blank line + text.
-// The trainer and the serving engine's label scoring both render through this.
-absl::StatusOr<std::vector<tokenizer::PromptSegment>> RenderClassification(tokenizer::PromptFormat format,
-                                                                           std::string_view text, std::string_view label,
-                                                                           const tokenizer::Tokenizer& tokenizer);
-
 // Alpaca: instruction/input -> output; prompt/completion; chat: assistant turns
-// trainable; classification: kClassificationInstruction + text -> label.
+// trainable; classification: tokenizer::RenderClassification (text -> label).
 absl::StatusOr<TrainingExample> RenderTrainingExample(const data::Example& example, tokenizer::PromptFormat format,
                                                       const tokenizer::Tokenizer& tokenizer);
 

@@ -6,9 +6,6 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
-#include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "core/data/dataset_store.h"
 #include "core/model/device.h"
 #include "core/quant/nf4_model.h"
@@ -17,18 +14,17 @@
 #include "core/train/examples.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
+#include "core/util/time_util.h"
 
 namespace qlorad {
 namespace {
 
-std::string UtcNow() { return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()); }
-
 absl::StatusOr<LoadOptions> TrainingLoadOptions(const TrainingRunSpec& spec, std::shared_ptr<LoraModules>& modules) {
   LoadOptions options;
   QLORAD_ASSIGN_OR_RETURN(options.device, ParseDevice(spec.device));
-  QLORAD_ASSIGN_OR_RETURN(options.linear_factory, MakeBaseLinearFactory(spec.quantize, spec.model_dir));
+  QLORAD_ASSIGN_OR_RETURN(options.linear_factory, MakeBaseLinearFactory(spec.options.quantize, spec.model_dir));
   modules = std::make_shared<LoraModules>();
-  options.linear_factory = MakeLoraLinearFactory(spec.lora, options.linear_factory, modules);
+  options.linear_factory = MakeLoraLinearFactory(spec.options.lora, options.linear_factory, modules);
   return options;
 }
 
@@ -40,23 +36,23 @@ nlohmann::ordered_json RunRecord(const TrainingRunSpec& spec, const LoadedModel&
   const nlohmann::json& files = manifest["files"];
   nlohmann::ordered_json record;
   record["started_utc"] = started;
-  record["finished_utc"] = UtcNow();
+  record["finished_utc"] = NowUtcRfc3339();
   record["base_model"] = {{"path", spec.model_dir}, {"fingerprint", model.fingerprint},
-                          {"architecture", model.config.architecture}, {"quantization", spec.quantize}};
-  if (spec.quantize != "none") {  // the block layout TrainingLoadOptions quantizes with (merge reads it back)
+                          {"architecture", model.config.architecture}, {"quantization", spec.options.quantize}};
+  if (spec.options.quantize != "none") {  // the block layout TrainingLoadOptions quantizes with (merge reads it back)
     record["base_model"]["quant_blocksize"] = QuantOptions().blocksize;
     record["base_model"]["double_quant"] = QuantOptions().double_quant;
   }
-  record["dataset"] = {{"id", spec.dataset_id},
+  record["dataset"] = {{"id", spec.options.dataset_id},
                        {"source_sha256", manifest["source"].value("sha256", "")},
                        {"train_sha256", files["train"].value("sha256", "")},
                        {"holdout_sha256", files.contains("holdout") ? files["holdout"].value("sha256", "") : ""},
                        {"train_examples", examples}};
   record["prompt_format"] = std::string(tokenizer::PromptFormatName(format));
-  record["lora"] = LoraConfigToJson(spec.lora);
-  record["hyperparameters"] = TrainerOptionsToJson(spec.trainer);
+  record["lora"] = LoraConfigToJson(spec.options.lora);
+  record["hyperparameters"] = TrainerOptionsToJson(spec.options.trainer);
   record["hyperparameters"]["optimizer"] = "adamw(0.9, 0.999, eps 1e-8)";
-  record["seed"] = spec.trainer.seed;
+  record["seed"] = spec.options.trainer.seed;
   record["threads"] = at::get_num_threads();
   record["versions"] = {{"qlorad", "0.1.0"}, {"libtorch", TORCH_VERSION}};
   record["device"] = model.model->device().str();
@@ -79,9 +75,8 @@ nlohmann::ordered_json RunRecord(const TrainingRunSpec& spec, const LoadedModel&
 }  // namespace
 
 absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const TrainingCallback& on_step) {
-  const std::string started = UtcNow();
-  QLORAD_RETURN_IF_ERROR(spec.lora.Validate());
-  QLORAD_RETURN_IF_ERROR(ValidateTrainerOptions(spec.trainer));
+  const std::string started = NowUtcRfc3339();
+  QLORAD_RETURN_IF_ERROR(spec.options.Validate());
   QLORAD_ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok, tokenizer::Tokenizer::Load(spec.model_dir));
   tokenizer::PromptFormat format;
   if (!spec.prompt_format.empty()) {
@@ -90,90 +85,26 @@ absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const
     QLORAD_ASSIGN_OR_RETURN(format, tokenizer::DetectPromptFormat(*tok));
   }
   QLORAD_ASSIGN_OR_RETURN(auto store, data::DatasetStore::Open(spec.dataset_root));
-  QLORAD_ASSIGN_OR_RETURN(nlohmann::json manifest, store->GetManifest(spec.dataset_id));
-  QLORAD_ASSIGN_OR_RETURN(std::vector<TrainingExample> examples, LoadTrainingExamples(*store, spec.dataset_id, format, *tok));
+  QLORAD_ASSIGN_OR_RETURN(nlohmann::json manifest, store->GetManifest(spec.options.dataset_id));
+  QLORAD_ASSIGN_OR_RETURN(std::vector<TrainingExample> examples, LoadTrainingExamples(*store, spec.options.dataset_id, format, *tok));
   std::shared_ptr<LoraModules> modules;
   QLORAD_ASSIGN_OR_RETURN(LoadOptions load, TrainingLoadOptions(spec, modules));
-  at::manual_seed(spec.trainer.seed);  // lora_A's kaiming init draws from the global generator
+  at::manual_seed(spec.options.trainer.seed);  // lora_A's kaiming init draws from the global generator
   QLORAD_ASSIGN_OR_RETURN(LoadedModel model, LoadModel(spec.model_dir, load));
   TrainingRunResult result;
   result.base_fingerprint = model.fingerprint;
   result.examples = static_cast<int64_t>(examples.size());
-  QLORAD_ASSIGN_OR_RETURN(result.summary, TrainLora(model.model, *modules, examples, spec.trainer, on_step, spec.checkpoints));
+  QLORAD_ASSIGN_OR_RETURN(result.summary, TrainLora(model.model, *modules, examples, spec.options.trainer, on_step, spec.checkpoints));
   if (result.summary.cancelled) return result;
   std::map<std::string, std::string> metadata = spec.adapter_metadata;
   metadata["qlorad_base_fingerprint"] = model.fingerprint;
-  metadata["qlorad_dataset"] = spec.dataset_id;
+  metadata["qlorad_dataset"] = spec.options.dataset_id;
   // The 4-bit type the adapter was trained against (a pre-quantized base counts): merge reads it.
-  metadata["qlorad_base_quantization"] = spec.quantize != "none" ? spec.quantize : DeclaredQuantization(spec.model_dir);
-  QLORAD_RETURN_IF_ERROR(SavePeftAdapter(spec.output_dir, spec.lora, *modules, spec.model_dir, metadata));
+  metadata["qlorad_base_quantization"] = spec.options.quantize != "none" ? spec.options.quantize : DeclaredQuantization(spec.model_dir);
+  QLORAD_RETURN_IF_ERROR(SavePeftAdapter(spec.output_dir, spec.options.lora, *modules, spec.model_dir, metadata));
   result.record = RunRecord(spec, model, manifest, result.summary, started, format, examples.size());
   QLORAD_RETURN_IF_ERROR(WriteFileAtomically(spec.output_dir + "/training_run.json", result.record.dump(2) + "\n"));
   return result;
-}
-
-nlohmann::json LoraConfigToJson(const LoraConfig& c) {
-  return {{"r", c.r}, {"alpha", c.alpha}, {"dropout", c.dropout}, {"use_rslora", c.use_rslora},
-          {"target_modules", c.target_modules}, {"rank_pattern", c.rank_pattern}, {"alpha_pattern", c.alpha_pattern}};
-}
-
-nlohmann::json TrainerOptionsToJson(const TrainerOptions& o) {
-  return {{"epochs", o.epochs}, {"batch_size", o.batch_size}, {"gradient_accumulation", o.gradient_accumulation},
-          {"learning_rate", o.learning_rate}, {"weight_decay", o.weight_decay}, {"schedule", o.schedule},
-          {"warmup_ratio", o.warmup_ratio}, {"max_grad_norm", o.max_grad_norm}, {"max_seq_len", o.max_seq_len},
-          {"seed", o.seed}, {"gradient_checkpointing", o.gradient_checkpointing}, {"eval_fraction", o.eval_fraction},
-          {"eval_every_steps", o.eval_every_steps}, {"early_stopping_patience", o.early_stopping_patience},
-          {"early_stopping_min_delta", o.early_stopping_min_delta}};
-}
-
-namespace {
-
-template <typename T>
-absl::Status ReadField(const nlohmann::json& json, const char* field, T& out) {
-  if (!json.contains(field) || json[field].is_null()) return absl::OkStatus();
-  try {
-    out = json[field].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": wrong type (", json[field].dump(), ")"));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::StatusOr<LoraConfig> LoraConfigFromJson(const nlohmann::json& json) {
-  LoraConfig c;
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "r", c.r));
-  c.alpha = 2.0 * c.r;
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "alpha", c.alpha));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "dropout", c.dropout));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "use_rslora", c.use_rslora));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "target_modules", c.target_modules));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "rank_pattern", c.rank_pattern));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "alpha_pattern", c.alpha_pattern));
-  QLORAD_RETURN_IF_ERROR(c.Validate());
-  return c;
-}
-
-absl::StatusOr<TrainerOptions> TrainerOptionsFromJson(const nlohmann::json& json) {
-  TrainerOptions o;
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "epochs", o.epochs));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "batch_size", o.batch_size));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "gradient_accumulation", o.gradient_accumulation));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "learning_rate", o.learning_rate));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "weight_decay", o.weight_decay));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "schedule", o.schedule));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "warmup_ratio", o.warmup_ratio));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "max_grad_norm", o.max_grad_norm));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "max_seq_len", o.max_seq_len));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "seed", o.seed));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "gradient_checkpointing", o.gradient_checkpointing));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "eval_fraction", o.eval_fraction));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "eval_every_steps", o.eval_every_steps));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "early_stopping_patience", o.early_stopping_patience));
-  QLORAD_RETURN_IF_ERROR(ReadField(json, "early_stopping_min_delta", o.early_stopping_min_delta));
-  QLORAD_RETURN_IF_ERROR(ValidateTrainerOptions(o));
-  return o;
 }
 
 }  // namespace qlorad

@@ -7,11 +7,13 @@
 #ifndef QLORAD_CORE_TRAIN_TRAINING_RUN_H_
 #define QLORAD_CORE_TRAIN_TRAINING_RUN_H_
 
+#include <map>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "core/train/lora_model.h"
 #include "core/train/trainer.h"
+#include "core/train/training_options.h"
 #include "nlohmann/json.hpp"
 
 namespace qlorad {
@@ -19,13 +21,10 @@ namespace qlorad {
 struct TrainingRunSpec {
   std::string model_dir;
   std::string dataset_root;
-  std::string dataset_id;
   std::string output_dir;        // the PEFT adapter directory to write
   std::string prompt_format;     // "" = detect from the tokenizer
   std::string device = "auto";
-  std::string quantize = "nf4";  // nf4 | fp4 | none (LoRA on a full-precision base)
-  LoraConfig lora;
-  TrainerOptions trainer;
+  TrainingOptions options;       // dataset id, quantize, LoRA config, hyperparameters
   CheckpointOptions checkpoints;  // dir "" = none
   std::map<std::string, std::string> adapter_metadata;  // extra safetensors metadata
 };
@@ -40,12 +39,6 @@ struct TrainingRunResult {
 // A cancelled run (callback returned false) writes no adapter and returns the summary
 // with cancelled = true (its last checkpoint stays for a resume).
 absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const TrainingCallback& on_step = nullptr);
-
-nlohmann::json LoraConfigToJson(const LoraConfig& config);
-nlohmann::json TrainerOptionsToJson(const TrainerOptions& options);
-// Fields absent from `json` keep their defaults; wrong types are INVALID_ARGUMENT naming the field.
-absl::StatusOr<LoraConfig> LoraConfigFromJson(const nlohmann::json& json);
-absl::StatusOr<TrainerOptions> TrainerOptionsFromJson(const nlohmann::json& json);
 
 }  // namespace qlorad
 

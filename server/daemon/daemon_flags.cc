@@ -31,7 +31,7 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
   QLORAD_ASSIGN_OR_RETURN(o.core.max_queued_jobs, flags.GetInt("max-queued-jobs", 64));
   QLORAD_ASSIGN_OR_RETURN(o.core.checkpoint_every_steps, flags.GetInt("checkpoint-every", 10));
   QLORAD_ASSIGN_OR_RETURN(o.core.max_prompt_tokens, flags.GetInt("max-prompt-tokens", 2048));
-  QLORAD_ASSIGN_OR_RETURN(o.core.max_new_tokens, flags.GetInt("max-new-tokens", 512));
+  QLORAD_ASSIGN_OR_RETURN(o.core.max_new_tokens, flags.GetInt("max-new-tokens", o.core.max_new_tokens));
   QLORAD_ASSIGN_OR_RETURN(o.core.max_waiting_requests, flags.GetInt("max-waiting-requests", 4096));
   QLORAD_ASSIGN_OR_RETURN(o.core.kv_cache_mb, flags.GetInt("kv-cache-mb", 256));
   QLORAD_ASSIGN_OR_RETURN(o.core.max_batch, flags.GetInt("max-batch", 64));

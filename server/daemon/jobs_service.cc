@@ -30,36 +30,44 @@ void JobToProto(const service::JobInfo& j, v1::Job* out) {
   ProgressToProto(j.progress, out->mutable_progress());
 }
 
+// proto3 scalars: 0 / "" means unset, so the field keeps TrainingOptions' default.
+template <typename Field, typename Value>
+void SetIfGiven(Field& field, const Value& value) {
+  if (value != Value{}) field = value;
+}
+
+// CreateJobRequest -> typed options; SubmitJob validates them (errors name lora.* / hyperparameters.*).
 service::JobSpec SpecFromProto(const v1::CreateJobRequest& r) {
   service::JobSpec spec;
-  spec.dataset_id = r.dataset_id();
   spec.base_model = r.base_model();
   spec.adapter_name = r.adapter_name();
-  spec.quantize = r.quantize().empty() ? "nf4" : r.quantize();
   spec.priority = r.priority();
+  TrainingOptions& t = spec.training;
+  t.dataset_id = r.dataset_id();
+  SetIfGiven(t.quantize, r.quantize());
   const v1::LoraSettings& l = r.lora();
-  if (l.r() != 0) spec.lora["r"] = l.r();
-  if (l.alpha() != 0) spec.lora["alpha"] = l.alpha();
-  if (l.has_dropout()) spec.lora["dropout"] = l.dropout();
-  if (l.target_modules_size() > 0)
-    spec.lora["target_modules"] = std::vector<std::string>(l.target_modules().begin(), l.target_modules().end());
-  if (l.use_rslora()) spec.lora["use_rslora"] = true;
+  SetIfGiven(t.lora.r, int64_t{l.r()});
+  t.lora.alpha = l.alpha() != 0 ? l.alpha() : DefaultLoraAlpha(t.lora.r);
+  if (l.has_dropout()) t.lora.dropout = l.dropout();
+  if (l.target_modules_size() > 0) t.lora.target_modules.assign(l.target_modules().begin(), l.target_modules().end());
+  t.lora.use_rslora = l.use_rslora();
   const v1::Hyperparameters& h = r.hyperparameters();
-  if (h.epochs() != 0) spec.trainer["epochs"] = h.epochs();
-  if (h.batch_size() != 0) spec.trainer["batch_size"] = h.batch_size();
-  if (h.gradient_accumulation() != 0) spec.trainer["gradient_accumulation"] = h.gradient_accumulation();
-  if (h.learning_rate() != 0) spec.trainer["learning_rate"] = h.learning_rate();
-  if (h.weight_decay() != 0) spec.trainer["weight_decay"] = h.weight_decay();
-  if (!h.schedule().empty()) spec.trainer["schedule"] = h.schedule();
-  if (h.has_warmup_ratio()) spec.trainer["warmup_ratio"] = h.warmup_ratio();
-  if (h.max_grad_norm() != 0) spec.trainer["max_grad_norm"] = h.max_grad_norm();
-  if (h.max_seq_len() != 0) spec.trainer["max_seq_len"] = h.max_seq_len();
-  if (h.seed() != 0) spec.trainer["seed"] = h.seed();
-  if (h.gradient_checkpointing()) spec.trainer["gradient_checkpointing"] = true;
-  if (h.eval_fraction() != 0) spec.trainer["eval_fraction"] = h.eval_fraction();
-  if (h.eval_every_steps() != 0) spec.trainer["eval_every_steps"] = h.eval_every_steps();
-  if (h.early_stopping_patience() != 0) spec.trainer["early_stopping_patience"] = h.early_stopping_patience();
-  if (h.early_stopping_min_delta() != 0) spec.trainer["early_stopping_min_delta"] = h.early_stopping_min_delta();
+  TrainerOptions& o = t.trainer;
+  SetIfGiven(o.epochs, int64_t{h.epochs()});
+  SetIfGiven(o.batch_size, int64_t{h.batch_size()});
+  SetIfGiven(o.gradient_accumulation, int64_t{h.gradient_accumulation()});
+  SetIfGiven(o.learning_rate, h.learning_rate());
+  SetIfGiven(o.weight_decay, h.weight_decay());
+  SetIfGiven(o.schedule, h.schedule());
+  if (h.has_warmup_ratio()) o.warmup_ratio = h.warmup_ratio();
+  SetIfGiven(o.max_grad_norm, h.max_grad_norm());
+  SetIfGiven(o.max_seq_len, int64_t{h.max_seq_len()});
+  SetIfGiven(o.seed, h.seed());
+  o.gradient_checkpointing = h.gradient_checkpointing();
+  SetIfGiven(o.eval_fraction, h.eval_fraction());
+  SetIfGiven(o.eval_every_steps, int64_t{h.eval_every_steps()});
+  SetIfGiven(o.early_stopping_patience, int64_t{h.early_stopping_patience()});
+  SetIfGiven(o.early_stopping_min_delta, h.early_stopping_min_delta());
   return spec;
 }
 

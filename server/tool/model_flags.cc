@@ -1,6 +1,8 @@
 #include "server/tool/model_flags.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/adapter/peft_config.h"
+#include "core/adapter/peft_weights.h"
 #include "core/model/device.h"
 #include "core/quant/nf4_model.h"
 #include "core/util/file_util.h"

@@ -24,36 +24,36 @@ constexpr char kUsage[] =
     "        split, evaluated every N steps or each epoch; early stopping after P evaluations without improvement)\n"
     "  QLoRA: --quantize nf4 (the base is frozen in 4 bits; adapters train in fp32)\n";
 
+// Flags not given keep LoraConfig's defaults (alpha: DefaultLoraAlpha(r)); RunTraining validates.
 absl::StatusOr<LoraConfig> LoraFromFlags(const Flags& flags) {
   LoraConfig config;
-  QLORAD_ASSIGN_OR_RETURN(config.r, flags.GetInt("r", 16));
-  QLORAD_ASSIGN_OR_RETURN(config.alpha, flags.GetDouble("alpha", 2.0 * config.r));
-  QLORAD_ASSIGN_OR_RETURN(config.dropout, flags.GetDouble("dropout", 0.05));
+  QLORAD_ASSIGN_OR_RETURN(config.r, flags.GetInt("r", config.r));
+  QLORAD_ASSIGN_OR_RETURN(config.alpha, flags.GetDouble("alpha", DefaultLoraAlpha(config.r)));
+  QLORAD_ASSIGN_OR_RETURN(config.dropout, flags.GetDouble("dropout", config.dropout));
   config.use_rslora = flags.GetBool("rslora");
   if (flags.Has("targets")) config.target_modules = absl::StrSplit(flags.GetOr("targets", ""), ',', absl::SkipEmpty());
-  QLORAD_RETURN_IF_ERROR(config.Validate());
   return config;
 }
 
+// Flags not given keep TrainerOptions' defaults; RunTraining validates.
 absl::StatusOr<TrainerOptions> TrainerFromFlags(const Flags& flags) {
   TrainerOptions o;
-  QLORAD_ASSIGN_OR_RETURN(o.epochs, flags.GetInt("epochs", 3));
-  QLORAD_ASSIGN_OR_RETURN(o.batch_size, flags.GetInt("batch-size", 4));
-  QLORAD_ASSIGN_OR_RETURN(o.gradient_accumulation, flags.GetInt("grad-accum", 1));
-  QLORAD_ASSIGN_OR_RETURN(o.learning_rate, flags.GetDouble("lr", 2e-4));
-  QLORAD_ASSIGN_OR_RETURN(o.weight_decay, flags.GetDouble("weight-decay", 0.0));
-  o.schedule = flags.GetOr("schedule", "cosine");
-  QLORAD_ASSIGN_OR_RETURN(o.warmup_ratio, flags.GetDouble("warmup-ratio", 0.03));
-  QLORAD_ASSIGN_OR_RETURN(o.max_grad_norm, flags.GetDouble("max-grad-norm", 0.3));
-  QLORAD_ASSIGN_OR_RETURN(o.max_seq_len, flags.GetInt("max-seq-len", 512));
+  QLORAD_ASSIGN_OR_RETURN(o.epochs, flags.GetInt("epochs", o.epochs));
+  QLORAD_ASSIGN_OR_RETURN(o.batch_size, flags.GetInt("batch-size", o.batch_size));
+  QLORAD_ASSIGN_OR_RETURN(o.gradient_accumulation, flags.GetInt("grad-accum", o.gradient_accumulation));
+  QLORAD_ASSIGN_OR_RETURN(o.learning_rate, flags.GetDouble("lr", o.learning_rate));
+  QLORAD_ASSIGN_OR_RETURN(o.weight_decay, flags.GetDouble("weight-decay", o.weight_decay));
+  o.schedule = flags.GetOr("schedule", o.schedule);
+  QLORAD_ASSIGN_OR_RETURN(o.warmup_ratio, flags.GetDouble("warmup-ratio", o.warmup_ratio));
+  QLORAD_ASSIGN_OR_RETURN(o.max_grad_norm, flags.GetDouble("max-grad-norm", o.max_grad_norm));
+  QLORAD_ASSIGN_OR_RETURN(o.max_seq_len, flags.GetInt("max-seq-len", o.max_seq_len));
   QLORAD_ASSIGN_OR_RETURN(long long seed, flags.GetInt("seed", 0));
   o.seed = static_cast<uint64_t>(seed);
   o.gradient_checkpointing = flags.GetBool("gradient-checkpointing");
-  QLORAD_ASSIGN_OR_RETURN(o.eval_fraction, flags.GetDouble("eval-fraction", 0.0));
-  QLORAD_ASSIGN_OR_RETURN(o.eval_every_steps, flags.GetInt("eval-every", 0));
-  QLORAD_ASSIGN_OR_RETURN(o.early_stopping_patience, flags.GetInt("patience", 0));
-  QLORAD_ASSIGN_OR_RETURN(o.early_stopping_min_delta, flags.GetDouble("min-delta", 0.0));
-  QLORAD_RETURN_IF_ERROR(ValidateTrainerOptions(o));
+  QLORAD_ASSIGN_OR_RETURN(o.eval_fraction, flags.GetDouble("eval-fraction", o.eval_fraction));
+  QLORAD_ASSIGN_OR_RETURN(o.eval_every_steps, flags.GetInt("eval-every", o.eval_every_steps));
+  QLORAD_ASSIGN_OR_RETURN(o.early_stopping_patience, flags.GetInt("patience", o.early_stopping_patience));
+  QLORAD_ASSIGN_OR_RETURN(o.early_stopping_min_delta, flags.GetDouble("min-delta", o.early_stopping_min_delta));
   return o;
 }
 
@@ -72,13 +72,13 @@ absl::Status Train(const Args& args) {
   TrainingRunSpec spec;
   QLORAD_ASSIGN_OR_RETURN(spec.output_dir, flags.GetRequired("out"));
   QLORAD_ASSIGN_OR_RETURN(spec.dataset_root, flags.GetRequired("dataset-root"));
-  QLORAD_ASSIGN_OR_RETURN(spec.dataset_id, flags.GetRequired("dataset"));
+  QLORAD_ASSIGN_OR_RETURN(spec.options.dataset_id, flags.GetRequired("dataset"));
   QLORAD_ASSIGN_OR_RETURN(spec.model_dir, flags.GetRequired("model"));
-  QLORAD_ASSIGN_OR_RETURN(spec.lora, LoraFromFlags(flags));
-  QLORAD_ASSIGN_OR_RETURN(spec.trainer, TrainerFromFlags(flags));
+  QLORAD_ASSIGN_OR_RETURN(spec.options.lora, LoraFromFlags(flags));
+  QLORAD_ASSIGN_OR_RETURN(spec.options.trainer, TrainerFromFlags(flags));
   spec.prompt_format = flags.GetOr("prompt-format", "");
   spec.device = flags.GetOr("device", "auto");
-  spec.quantize = flags.GetOr("quantize", "none");
+  spec.options.quantize = flags.GetOr("quantize", "none");
   spec.checkpoints.dir = flags.GetOr("checkpoint-dir", "");
   QLORAD_ASSIGN_OR_RETURN(spec.checkpoints.every_steps, flags.GetInt("checkpoint-every", 0));
   const bool quiet = flags.GetBool("quiet");

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "core/adapter/peft_config.h"
 #include "core/model/random_model.h"
 #include "core/quant/nf4_model.h"
 #include "core/train/lora_model.h"

@@ -7,8 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "core/adapter/peft_config.h"
+#include "core/adapter/peft_match.h"
 #include "core/train/lora_model.h"
-#include "core/train/peft_match.h"
 #include "core/util/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

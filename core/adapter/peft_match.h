@@ -4,8 +4,8 @@
 // are the base model's own ("model.layers.3.mlp.up_proj"). Patterns are Python
 // regular expressions; PCRE2 runs them (the syntax PEFT configs use is common to
 // both). Torch-free.
-#ifndef QLORAD_CORE_TRAIN_PEFT_MATCH_H_
-#define QLORAD_CORE_TRAIN_PEFT_MATCH_H_
+#ifndef QLORAD_CORE_ADAPTER_PEFT_MATCH_H_
+#define QLORAD_CORE_ADAPTER_PEFT_MATCH_H_
 
 #include <cstdint>
 #include <optional>
@@ -49,4 +49,4 @@ bool PeftTargets(const PeftTargetRules& rules, const std::string& module);
 
 }  // namespace qlorad
 
-#endif  // QLORAD_CORE_TRAIN_PEFT_MATCH_H_
+#endif  // QLORAD_CORE_ADAPTER_PEFT_MATCH_H_

@@ -1,22 +1,20 @@
 // Reading PEFT adapter directories written by any PEFT writer: adapter_config.json
-// with PEFT's semantics, the tensor keys PEFT writes, and the weights file.
+// with PEFT's semantics, the tensor keys PEFT writes, and the weights file; writing
+// adapter_config.json as PEFT's LoraConfig does.
+#include "core/adapter/peft_config.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <type_traits>
 
-#include <ATen/core/grad_mode.h>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/adapter/peft_match.h"
 #include "core/model/safetensors.h"
-#include "core/model/tensor_io.h"
-#include "core/train/lora_model.h"
-#include "core/train/peft_match.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
-#include "core/util/torch_status.h"
 #include "nlohmann/json.hpp"
 
 namespace qlorad {
@@ -163,13 +161,6 @@ absl::StatusOr<LoraConfig> ParsePeftConfig(const Json& json) {
   return config;
 }
 
-absl::Status CheckFloatTensor(const TensorInfo& info) {
-  if (info.dtype == DType::kF32 || info.dtype == DType::kF16 || info.dtype == DType::kBF16 || info.dtype == DType::kF64)
-    return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", info.name, "' has dtype ", DTypeName(info.dtype),
-                                                 " (hint: LoRA weights must be F32, F16, BF16 or F64)"));
-}
-
 }  // namespace
 
 absl::StatusOr<LoraConfig> ReadPeftConfig(const std::string& dir) {
@@ -231,40 +222,29 @@ absl::StatusOr<std::map<std::string, std::string>> ReadPeftMetadata(const std::s
   return file->metadata();
 }
 
-absl::Status LoadPeftWeights(const std::string& dir, LoraModules& modules) {
-  QLORAD_ASSIGN_OR_RETURN(std::string path, PeftWeightsPath(dir));
-  QLORAD_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(path));
-  std::map<std::string, int> seen;  // module -> 1 (A) | 2 (B)
-  for (const TensorInfo& info : file->tensors()) {
-    const std::string& name = info.name;
-    QLORAD_ASSIGN_OR_RETURN(PeftTensorKey key, ParsePeftTensorKey(name));
-    QLORAD_RETURN_IF_ERROR(CheckFloatTensor(info));
-    auto it = modules.find(key.module);
-    if (it == modules.end())
-      return absl::InvalidArgumentError(absl::StrCat(
-          "adapter tensor '", name, "': module '", key.module,
-          "' does not exist in base model or is not targeted by adapter_config.json (hint: wrong base model, or "
-          "target_modules / layers_to_transform / exclude_modules do not select it?)"));
-    at::Tensor& target = key.is_a ? it->second->lora_A : it->second->lora_B;
-    const int64_t rank = key.is_a ? target.size(0) : target.size(1);
-    if (info.shape != target.sizes().vec())
-      return absl::InvalidArgumentError(absl::StrCat(
-          "adapter tensor '", name, "' has shape ", info.ShapeString(), " but module '", key.module, "' with rank ", rank,
-          " (adapter_config.json r / rank_pattern) needs [", target.size(0), ", ", target.size(1),
-          "] (hint: wrong base model, or a rank_pattern key that does not match this module?)"));
-    QLORAD_ASSIGN_OR_RETURN(at::Tensor view, ViewTensor(*file, info));
-    QLORAD_RETURN_IF_ERROR(CatchTorchErrors(absl::StrCat("loading '", name, "'"), [&] {
-      at::NoGradGuard no_grad;
-      target.copy_(view);  // converts F16/BF16/F64 to the compute dtype
-    }));
-    seen[key.module] |= key.is_a ? 1 : 2;
-  }
-  if (seen.empty()) return absl::InvalidArgumentError(absl::StrCat("adapter in '", dir, "' applies to zero modules"));
-  for (const auto& [module, parts] : seen)
-    if (parts != 3)
-      return absl::InvalidArgumentError(absl::StrCat("adapter in '", dir, "': module '", module,
-                                                     "' has only one of lora_A/lora_B (hint: the adapter file is incomplete)"));
-  return absl::OkStatus();
+std::string PeftTensorName(const std::string& module, bool is_a) {
+  return absl::StrCat(kKeyPrefix, module, is_a ? ".lora_A.weight" : ".lora_B.weight");
+}
+
+absl::Status WritePeftConfig(const std::string& dir, const LoraConfig& config, const std::string& base_model) {
+  Json rank_pattern = Json::object(), alpha_pattern = Json::object();
+  for (const std::string& k : config.RankPatternKeys()) rank_pattern[k] = config.rank_pattern.at(k);
+  for (const std::string& k : config.AlphaPatternKeys()) alpha_pattern[k] = config.alpha_pattern.at(k);
+  Json targets = config.target_modules_regex.empty() ? Json(config.target_modules) : Json(config.target_modules_regex);
+  Json layers = config.layers_to_transform.empty() ? Json(nullptr) : Json(config.layers_to_transform);
+  Json layers_pattern = config.layers_pattern.empty() ? Json(nullptr) : Json(config.layers_pattern);
+  Json exclude = !config.exclude_modules_regex.empty() ? Json(config.exclude_modules_regex)
+                 : config.exclude_modules.empty()      ? Json(nullptr)
+                                                       : Json(config.exclude_modules);
+  // r, lora_alpha and target_modules are what vLLM requires; the rest is PEFT's LoraConfig.
+  Json json = {{"peft_type", "LORA"}, {"task_type", "CAUSAL_LM"}, {"base_model_name_or_path", base_model},
+               {"r", config.r}, {"lora_alpha", config.alpha}, {"lora_dropout", config.dropout},
+               {"target_modules", targets}, {"exclude_modules", exclude}, {"layers_to_transform", layers},
+               {"layers_pattern", layers_pattern}, {"bias", "none"}, {"use_rslora", config.use_rslora},
+               {"use_dora", false}, {"modules_to_save", nullptr}, {"fan_in_fan_out", false}, {"inference_mode", true},
+               {"init_lora_weights", true}, {"rank_pattern", rank_pattern}, {"alpha_pattern", alpha_pattern},
+               {"revision", nullptr}};
+  return WriteFileAtomically(dir + "/adapter_config.json", json.dump(2) + "\n");
 }
 
 }  // namespace qlorad

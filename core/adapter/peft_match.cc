@@ -1,4 +1,4 @@
-#include "core/train/peft_match.h"
+#include "core/adapter/peft_match.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 

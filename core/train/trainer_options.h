@@ -1,0 +1,38 @@
+// The trainer's hyperparameters and their checks. Torch-free (the job service and
+// the daemon's request mapping use them without the trainer).
+#ifndef QLORAD_CORE_TRAIN_TRAINER_OPTIONS_H_
+#define QLORAD_CORE_TRAIN_TRAINER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace qlorad {
+
+struct TrainerOptions {
+  int64_t epochs = 3;
+  int64_t batch_size = 4;
+  int64_t gradient_accumulation = 1;
+  double learning_rate = 2e-4;
+  double weight_decay = 0.0;
+  std::string schedule = "cosine";  // constant | linear | cosine
+  double warmup_ratio = 0.03;
+  double max_grad_norm = 0.3;       // <= 0 disables clipping
+  int64_t max_seq_len = 512;        // longer examples are truncated from the left of the prompt
+  uint64_t seed = 0;
+  bool gradient_checkpointing = false;  // recompute each decoder layer in backward (less memory, ~1/3 more compute)
+  // Validation slice carved from the training examples (validation.h); 0 = none.
+  double eval_fraction = 0.0;
+  int64_t eval_every_steps = 0;          // 0: at the end of every epoch
+  int64_t early_stopping_patience = 0;   // stop after this many evaluations without improvement; 0 = never
+  double early_stopping_min_delta = 0.0;
+};
+
+// INVALID_ARGUMENT "<field>: <reason>" (the field named as in TrainerOptions) for values
+// the trainer cannot use.
+absl::Status ValidateTrainerOptions(const TrainerOptions& options);
+
+}  // namespace qlorad
+
+#endif  // QLORAD_CORE_TRAIN_TRAINER_OPTIONS_H_
