@@ -27,7 +27,7 @@ db=$build_dir/compile_commands.json
 clangxx=${QLORAD_CLANGXX:-clang++-14}
 probe=tests/thread_safety/unguarded_access.cc
 # Directories (every .cc) and single files: where annotated classes are defined.
-dirs=(core/serve core/service core/monitor core/constrain server/daemon/generation_stream.cc)
+dirs=(core/serve core/service core/store core/eval core/monitor core/constrain server/daemon/generation_stream.cc)
 
 command -v "$clangxx" >/dev/null || { echo "thread-safety-check: $clangxx not found (hint: apt-get install clang-14, see deploy/setup.sh)" >&2; exit 1; }
 [ -f "$db" ] || { echo "thread-safety-check: $db is missing (hint: configure with deploy/build.sh; CMAKE_EXPORT_COMPILE_COMMANDS is on)" >&2; exit 1; }

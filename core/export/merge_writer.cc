@@ -17,6 +17,7 @@
 #include "core/util/status_macros.h"
 #include "core/util/time_util.h"
 #include "core/util/torch_status.h"
+#include "core/util/version.h"
 #include "nlohmann/json.hpp"
 
 namespace qlorad {
@@ -120,7 +121,7 @@ absl::Status WriteRecord(const std::string& model_dir, const MergedWeights& merg
   record["adapted_modules"] = merged.adapted_modules;
   record["replaced_weights"] = merged.weights.size();
   record["formula"] = "W' = W0 + scaling * B @ A (fp32), W0 = dequant(quant(W)) for merge_onto dequant";
-  record["versions"] = {{"qlorad", "0.1.0"}};
+  record["versions"] = {{"qlorad", QloradVersion()}};
   return WriteFileAtomically(dir + "/merge_record.json", record.dump(2) + "\n");
 }
 

@@ -75,7 +75,8 @@ absl::Status ServiceCoreImpl::Init() {
       [this](const std::string& dataset_id, const std::string& dir) {
         return BuildDriftProfile(*datasets_, *engine_, *drift_, dataset_id, dir);
       },
-      [this](const TrainedAdapter& adapter) { return adapters_->RegisterTrained(adapter); });
+      [this](const TrainedAdapter& adapter) { return adapters_->RegisterTrained(adapter); },
+      [this](const std::string& job_id) { return adapter_store_->IdOfJob(job_id); });
   QLORAD_RETURN_IF_ERROR(jobs_->Recover());
   QLORAD_RETURN_IF_ERROR(adapters_->Reload());  // engine residency: derived from the stored loaded flags
   jobs_->StartWorkers(options_.training_workers);

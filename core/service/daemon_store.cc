@@ -41,6 +41,25 @@ absl::StatusOr<Row> One(Statement& s, Reader read, const std::string& what) {
   return read(s);
 }
 
+absl::Status UpdateJobRow(store::Store& db, const JobRow& r) {
+  QLORAD_ASSIGN_OR_RETURN(Statement s, db.Prepare(
+                                           "UPDATE jobs SET status = ?, started_at = ?, finished_at = ?, error = ?, "
+                                           "adapter_id = ?, progress_json = ? WHERE id = ?"));
+  return s.Bind(1, r.status).Bind(2, r.started_at).Bind(3, r.finished_at).Bind(4, r.error).Bind(5, r.adapter_id)
+      .Bind(6, r.progress.dump()).Bind(7, r.id).Run();
+}
+
+// Appends `event` as the job's next event (inside the caller's transaction).
+absl::Status InsertJobEvent(store::Store& db, const std::string& job_id, const std::string& at,
+                            const nlohmann::json& event, int64_t* seq) {
+  QLORAD_ASSIGN_OR_RETURN(Statement next, db.Prepare("SELECT COALESCE(MAX(seq), 0) + 1 FROM job_events WHERE job_id = ?"));
+  next.Bind(1, job_id);
+  QLORAD_RETURN_IF_ERROR(next.Step().status());
+  *seq = next.ColumnInt64(0);
+  QLORAD_ASSIGN_OR_RETURN(Statement s, db.Prepare("INSERT INTO job_events (job_id, seq, at, event_json) VALUES (?,?,?,?)"));
+  return s.Bind(1, job_id).Bind(2, *seq).Bind(3, at).Bind(4, event.dump()).Run();
+}
+
 }  // namespace
 
 absl::Status DaemonStore::PutDataset(const DatasetRow& r) {
@@ -140,28 +159,25 @@ absl::StatusOr<std::optional<JobRow>> DaemonStore::NextQueuedJob() {
 }
 
 absl::Status DaemonStore::UpdateJob(const JobRow& r) {
-  return db_->With([&](store::Store& db) -> absl::Status {
-    QLORAD_ASSIGN_OR_RETURN(Statement s, db.Prepare(
-                                             "UPDATE jobs SET status = ?, started_at = ?, finished_at = ?, error = ?, "
-                                             "adapter_id = ?, progress_json = ? WHERE id = ?"));
-    return s.Bind(1, r.status).Bind(2, r.started_at).Bind(3, r.finished_at).Bind(4, r.error).Bind(5, r.adapter_id)
-        .Bind(6, r.progress.dump()).Bind(7, r.id).Run();
-  });
+  return db_->With([&](store::Store& db) { return UpdateJobRow(db, r); });
 }
 
 absl::StatusOr<int64_t> DaemonStore::AppendJobEvent(const std::string& job_id, const std::string& at,
                                                      const nlohmann::json& event) {
   return db_->Read<int64_t>([&](store::Store& db) -> absl::StatusOr<int64_t> {
     int64_t seq = 0;
-    QLORAD_RETURN_IF_ERROR(db.InTransaction([&]() -> absl::Status {
-      QLORAD_ASSIGN_OR_RETURN(Statement next, db.Prepare("SELECT COALESCE(MAX(seq), 0) + 1 FROM job_events WHERE job_id = ?"));
-      next.Bind(1, job_id);
-      QLORAD_RETURN_IF_ERROR(next.Step().status());
-      seq = next.ColumnInt64(0);
-      QLORAD_ASSIGN_OR_RETURN(Statement s, db.Prepare("INSERT INTO job_events (job_id, seq, at, event_json) VALUES (?,?,?,?)"));
-      return s.Bind(1, job_id).Bind(2, seq).Bind(3, at).Bind(4, event.dump()).Run();
-    }));
+    QLORAD_RETURN_IF_ERROR(db.InTransaction([&] { return InsertJobEvent(db, job_id, at, event, &seq); }));
     return seq;
+  });
+}
+
+absl::Status DaemonStore::UpdateJobWithEvent(const JobRow& row, const std::string& at, const nlohmann::json& event) {
+  return db_->With([&](store::Store& db) {
+    return db.InTransaction([&]() -> absl::Status {
+      QLORAD_RETURN_IF_ERROR(UpdateJobRow(db, row));
+      int64_t seq = 0;
+      return InsertJobEvent(db, row.id, at, event, &seq);
+    });
   });
 }
 

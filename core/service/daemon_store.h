@@ -56,6 +56,9 @@ class DaemonStore {
   absl::StatusOr<std::optional<JobRow>> NextQueuedJob();
   absl::Status UpdateJob(const JobRow& row);  // status, times, error, adapter_id, progress
   absl::StatusOr<int64_t> AppendJobEvent(const std::string& job_id, const std::string& at, const nlohmann::json& event);
+  // UpdateJob and AppendJobEvent of `row`'s status event in ONE transaction (a crash never
+  // leaves a finished job without its terminal event).
+  absl::Status UpdateJobWithEvent(const JobRow& row, const std::string& at, const nlohmann::json& event);
   absl::StatusOr<std::vector<JobEventRow>> JobEventsAfter(const std::string& job_id, int64_t after_seq);
 
  private:

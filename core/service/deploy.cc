@@ -22,9 +22,17 @@ absl::StatusOr<AdapterInfo> AdapterCatalog::Promote(const std::string& ref, cons
   policy.require_approval = options_.require_approval;
   if (before.state != store::AdapterState::kDeployed)  // refused before anything changes
     QLORAD_RETURN_IF_ERROR(store::CheckTransition(id, before.state, store::AdapterState::kDeployed, policy));
+  const bool was_loaded = engine_->IsLoaded(id);
   QLORAD_RETURN_IF_ERROR(EngineLoad(id, row.path, false));
   WatchDrift(id, row.path);
-  QLORAD_RETURN_IF_ERROR(store_->Promote(id, alias, actor.empty() ? "system" : actor, policy));
+  absl::Status promoted = store_->Promote(id, alias, actor.empty() ? "system" : actor, policy);
+  if (!promoted.ok()) {
+    if (!was_loaded) {  // residency follows the store: undo the load the failed promote made
+      (void)engine_->UnloadAdapter(id);
+      drift_->Unwatch(id);
+    }
+    return promoted;
+  }
   return Get(id);
 }
 

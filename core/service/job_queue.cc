@@ -12,7 +12,6 @@
 #include "core/service/audit.h"
 #include "core/service/ids.h"
 #include "core/service/paging.h"
-#include "core/store/adapter_store.h"
 #include "core/train/training_options.h"
 #include "core/train/training_run.h"
 #include "core/util/status_macros.h"
@@ -36,26 +35,25 @@ bool Terminal(const std::string& status) {
 }  // namespace
 
 JobQueue::JobQueue(const CoreOptions& options, DaemonStore* store, store::SharedStore* db, data::DatasetStore* datasets,
-                   ProfileFn profile, RegisterFn register_adapter)
+                   ProfileFn profile, RegisterFn register_adapter, FindAdapterFn adapter_of_job)
     : options_(options), store_(store), db_(db), datasets_(datasets), profile_(std::move(profile)),
-      register_adapter_(std::move(register_adapter)) {}
+      register_adapter_(std::move(register_adapter)), adapter_of_job_(std::move(adapter_of_job)) {}
 
 absl::Status JobQueue::Recover() {
   QLORAD_ASSIGN_OR_RETURN(std::vector<JobRow> interrupted, store_->JobsWithStatus("running"));
-  store::AdapterStore adapters(db_);
   for (JobRow& job : interrupted) {
     // Killed after its adapter was registered (one transaction) but before the job row
     // said so: roll forward instead of training a second version.
-    QLORAD_ASSIGN_OR_RETURN(std::optional<std::string> registered, adapters.IdOfJob(job.id));
+    QLORAD_ASSIGN_OR_RETURN(std::optional<std::string> registered, adapter_of_job_(job.id));
     if (registered) {
       job.adapter_id = *registered;
       QLORAD_RETURN_IF_ERROR(FinishJob(job, "succeeded", ""));
       continue;
     }
     job.status = "queued";
-    QLORAD_RETURN_IF_ERROR(store_->UpdateJob(job));
-    QLORAD_RETURN_IF_ERROR(AppendEvent(job.id, {{"type", "status"}, {"status", "queued"},
-                                                {"message", "daemon restarted: the job resumes from its last checkpoint"}}));
+    QLORAD_RETURN_IF_ERROR(store_->UpdateJobWithEvent(
+        job, Now(), {{"type", "status"}, {"status", "queued"},
+                     {"message", "daemon restarted: the job resumes from its last checkpoint"}}));
   }
   return absl::OkStatus();
 }
@@ -70,7 +68,7 @@ void JobQueue::Shutdown() {
     if (stopping_.exchange(true)) return;
   }
   jobs_cv_.SignalAll();
-  events_cv_.SignalAll();
+  EventsAppended();  // wakes every WaitJobEvents: they return on stopping_
   for (auto& worker : workers_) worker.join();
   workers_.clear();
 }
@@ -110,7 +108,10 @@ absl::StatusOr<JobInfo> JobQueue::SubmitJob(const JobSpec& spec, const std::stri
   QLORAD_ASSIGN_OR_RETURN(row, store_->InsertJob(row));
   QLORAD_RETURN_IF_ERROR(AppendEvent(row.id, {{"type", "status"}, {"status", "queued"}}));
   QLORAD_RETURN_IF_ERROR(Audit(actor, "submit", "job:" + row.id, row.spec));
-  jobs_cv_.Signal();
+  {
+    absl::MutexLock lock(&mu_);  // a worker between its queue read and its wait holds mu_
+    jobs_cv_.Signal();
+  }
   return ToJobInfo(row);
 }
 
@@ -139,6 +140,8 @@ absl::StatusOr<JobInfo> JobQueue::CancelJob(const std::string& id, const std::st
   {
     absl::MutexLock lock(&mu_);
     QLORAD_ASSIGN_OR_RETURN(row, store_->GetJob(id));  // re-read under the queue lock: a worker may have claimed it
+    if (Terminal(row.status))  // it ended in between
+      return absl::FailedPreconditionError(absl::StrCat("job ", id, " already ended (", row.status, ")"));
     if (running_.count(id)) {
       cancel_requested_.insert(id);  // the worker stops at its next step
     } else if (row.status == "queued") {
@@ -155,6 +158,11 @@ absl::StatusOr<std::vector<JobEvent>> JobQueue::WaitJobEvents(const std::string&
   QLORAD_RETURN_IF_ERROR(store_->GetJob(id).status());
   const absl::Time deadline = absl::Now() + absl::Milliseconds(timeout_ms);
   while (true) {
+    uint64_t generation;
+    {
+      absl::MutexLock lock(&events_mu_);
+      generation = events_generation_;
+    }
     QLORAD_ASSIGN_OR_RETURN(JobRow row, store_->GetJob(id));  // status first: no event can be missed after it
     QLORAD_ASSIGN_OR_RETURN(std::vector<JobEventRow> rows, store_->JobEventsAfter(id, after_seq));
     *terminal = Terminal(row.status);
@@ -163,26 +171,35 @@ absl::StatusOr<std::vector<JobEvent>> JobQueue::WaitJobEvents(const std::string&
       for (auto& r : rows) out.push_back({r.seq, r.at, std::move(r.event)});
       return out;
     }
-    absl::MutexLock lock(&mu_);
-    events_cv_.WaitWithTimeout(&mu_, std::min(deadline - absl::Now(), absl::Milliseconds(500)));
+    absl::MutexLock lock(&events_mu_);
+    const absl::Time wake = std::min(deadline, absl::Now() + absl::Milliseconds(500));
+    while (events_generation_ == generation && !stopping_ && absl::Now() < wake)
+      events_cv_.WaitWithTimeout(&events_mu_, wake - absl::Now());
   }
 }
 
 absl::Status JobQueue::AppendEvent(const std::string& job_id, nlohmann::json event) {
   absl::Status status = store_->AppendJobEvent(job_id, Now(), event).status();
-  events_cv_.SignalAll();
+  EventsAppended();
   return status;
+}
+
+void JobQueue::EventsAppended() {
+  absl::MutexLock lock(&events_mu_);
+  ++events_generation_;
+  events_cv_.SignalAll();
 }
 
 absl::Status JobQueue::FinishJob(JobRow& job, const std::string& status, const std::string& error) {
   job.status = status;
   job.error = error;
   job.finished_at = Terminal(status) ? Now() : "";
-  QLORAD_RETURN_IF_ERROR(store_->UpdateJob(job));
   nlohmann::json event = {{"type", "status"}, {"status", status}};
   if (!error.empty()) event["error"] = error;
   if (!job.adapter_id.empty()) event["adapter_id"] = job.adapter_id;
-  return AppendEvent(job.id, event);
+  absl::Status stored = store_->UpdateJobWithEvent(job, Now(), event);
+  EventsAppended();
+  return stored;
 }
 
 void JobQueue::WorkerLoop() {

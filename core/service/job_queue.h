@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -41,10 +42,12 @@ class JobQueue {
   using ProfileFn = std::function<absl::Status(const std::string& dataset_id, const std::string& dir)>;
   // Registers the adapter (one store transaction); returns its id (name@version).
   using RegisterFn = std::function<absl::StatusOr<std::string>(const TrainedAdapter& adapter)>;
+  // The adapter a job registered, if any (restart recovery).
+  using FindAdapterFn = std::function<absl::StatusOr<std::optional<std::string>>(const std::string& job_id)>;
 
   // Every pointer must outlive the queue; `options` is the daemon's.
   JobQueue(const CoreOptions& options, DaemonStore* store, store::SharedStore* db, data::DatasetStore* datasets,
-           ProfileFn profile, RegisterFn register_adapter);
+           ProfileFn profile, RegisterFn register_adapter, FindAdapterFn adapter_of_job);
   ~JobQueue() { Shutdown(); }
 
   // Requeues jobs a stopped daemon left running (they resume from their checkpoint); a
@@ -64,8 +67,11 @@ class JobQueue {
  private:
   void WorkerLoop() ABSL_LOCKS_EXCLUDED(mu_);
   void RunJob(JobRow job) ABSL_LOCKS_EXCLUDED(mu_);  // training_job.cc
-  absl::Status AppendEvent(const std::string& job_id, nlohmann::json event);
-  absl::Status FinishJob(JobRow& job, const std::string& status, const std::string& error);
+  absl::Status AppendEvent(const std::string& job_id, nlohmann::json event) ABSL_LOCKS_EXCLUDED(events_mu_);
+  // Stores the job's new status with its status event in one transaction.
+  absl::Status FinishJob(JobRow& job, const std::string& status, const std::string& error)
+      ABSL_LOCKS_EXCLUDED(events_mu_);
+  void EventsAppended() ABSL_LOCKS_EXCLUDED(events_mu_);
   absl::Status Audit(const std::string& actor, const std::string& action, const std::string& subject,
                      const nlohmann::json& details);
   JobInfo ToJobInfo(const JobRow& row) const;
@@ -76,10 +82,15 @@ class JobQueue {
   data::DatasetStore* datasets_;
   ProfileFn profile_;
   RegisterFn register_adapter_;
+  FindAdapterFn adapter_of_job_;
 
   absl::Mutex mu_;
-  absl::CondVar jobs_cv_;    // new queued job, or stopping
-  absl::CondVar events_cv_;  // a job event was appended
+  absl::CondVar jobs_cv_;  // new queued job, or stopping (signalled holding mu_: a worker never misses it)
+  // Job events: a generation counter bumped after every append, so a waiter that read the
+  // store before an append never sleeps through it. Lock order: mu_ before events_mu_.
+  absl::Mutex events_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  absl::CondVar events_cv_;
+  uint64_t events_generation_ ABSL_GUARDED_BY(events_mu_) = 0;
   std::set<std::string> cancel_requested_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> running_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> stopping_{false};

@@ -15,6 +15,7 @@
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/time_util.h"
+#include "core/util/version.h"
 
 namespace qlorad {
 namespace {
@@ -54,7 +55,7 @@ nlohmann::ordered_json RunRecord(const TrainingRunSpec& spec, const LoadedModel&
   record["hyperparameters"]["optimizer"] = "adamw(0.9, 0.999, eps 1e-8)";
   record["seed"] = spec.options.trainer.seed;
   record["threads"] = at::get_num_threads();
-  record["versions"] = {{"qlorad", "0.1.0"}, {"libtorch", TORCH_VERSION}};
+  record["versions"] = {{"qlorad", QloradVersion()}, {"libtorch", TORCH_VERSION}};
   record["device"] = model.model->device().str();
   record["steps"] = summary.steps;
   record["resumed_from_step"] = summary.resumed_from_step;

@@ -41,6 +41,10 @@ STEPS = [
     ("promote", "a", "prod"), ("promote", "b", "prod"),  # deploy, then move the alias to b
     ("delete", "a", None), ("delete", "c", None),        # a deployed-but-unaliased and a rejected adapter
     ("job", "tuned", None), ("evaluate", "tuned", None), ("approve", "tuned", None), ("promote", "tuned", "canary"),
+    ("import", "d", None), ("import", "e", None), ("evaluate", "d", None), ("evaluate", "e", None),
+    ("approve", "d", None), ("reject", "e", None),
+    ("promote", "d", "staging"), ("promote", "b", "staging"),  # a second alias: deploy d, then move it to b
+    ("delete", "e", None), ("delete", "d", None),              # a rejected and a deployed-but-unaliased adapter
 ]
 JOB_TAIL = 6  # the job's last commits (adapter row, registration, final status) count as "job completion"
 
@@ -204,10 +208,14 @@ class Workflow:
         raise AssertionError("job %s: no final status event" % self.job_id)
 
     def probe(self, adapter_id, stored_loaded):
-        """(b): loaded (the stored flag and the daemon's GetAdapter agree) or loadable now."""
+        """(b): loaded (the stored flag and the daemon's GetAdapter agree) or loadable now.
+        Stored loaded but not resident is a violation: the restart did not rebuild the
+        engine's residency from the store (a failed reload clears the stored flag)."""
         got = self.get(adapter_id)
-        if stored_loaded and got is not None and got.loaded:
-            return True, "loaded"
+        if stored_loaded:
+            if got is not None and got.loaded:
+                return True, "loaded"
+            return False, "stored loaded = 1 but not resident in the engine"
         try:
             self.adapters.LoadAdapter(self.ad.LoadAdapterRequest(adapter=adapter_id), timeout=120)
             return True, "loadable"
@@ -237,7 +245,7 @@ class Env:
         self.work = h.tempdir("qlorad-crash-")
         self.model = h.make_model(os.path.join(self.work, "model"))
         self.root = os.path.join(self.work, "import-root")
-        self.peft = {n: write_peft(os.path.join(self.root, n), self.model, seed) for seed, n in enumerate("abc", 1)}
+        self.peft = {n: write_peft(os.path.join(self.root, n), self.model, seed) for seed, n in enumerate("abcde", 1)}
         self.stubs = h.python_stubs(os.path.join(self.work, "stubs"))
         self.base_state = os.path.join(self.work, "base-state")
         self.prepare_base_state()
@@ -333,6 +341,9 @@ def draw_points(ranges, seed, count):
     rest = [p for k in KINDS for p in pool.get(k, []) if p not in chosen]
     rng.shuffle(rest)
     chosen += rest[:max(0, count - len(chosen))]
+    if len(chosen) < count:
+        raise AssertionError("only %d commits inside %s steps, %d points asked (add workflow steps)"
+                             % (len(chosen), "/".join(KINDS), count))
     return sorted(chosen)[:count]
 
 
@@ -386,8 +397,9 @@ def main():
         print("point %2d: QLORAD_TEST_CRASH_AT=store.commit:%d (step %d %s %s)" % (k, commit, step, *STEPS[step][:2]),
               flush=True)
         after_restart, after_completion, died = crash_run(env, k, commit, step)
-        if died != step:
-            print("      note: died in step %d %s, not %d" % (died, STEPS[died][:2], step))
+        if died != step:  # the commit numbering drifted: the point is not where it was drawn
+            failed.append("point %d store.commit:%d: died in step %d %s, not in the drawn step %d %s"
+                          % (k, commit, died, STEPS[died][:2], step, STEPS[step][:2]))
         tag = "point %d store.commit:%d (%s %s)" % (k, commit, *STEPS[died][:2])
         found = ["after restart: " + v for v in after_restart]
         found += ["after completion: " + v for v in after_completion if v not in after_restart]

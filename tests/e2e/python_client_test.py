@@ -20,7 +20,7 @@ class PythonClientTest(unittest.TestCase):
         cls.model = h.make_model(os.path.join(cls.work, "model"))
         cls.data = h.write_sentiment(os.path.join(cls.work, "yelp.jsonl"), source="yelp")
         cls.s = h.python_stubs(os.path.join(cls.work, "stubs"))
-        cls.d = h.Daemon(cls.work, cls.model, extra_args=["--max-new-tokens", "2000"]).start()
+        cls.d = h.Daemon(cls.work, cls.model, extra_args=["--max-new-tokens", "2000", "--device", "cpu"]).start()
         cls.channel = grpc.insecure_channel(cls.d.address)
 
     @classmethod

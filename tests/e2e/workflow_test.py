@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sqlite3
+import struct
 import subprocess
 import time
 import unittest
@@ -16,6 +17,19 @@ import unittest
 import daemon_harness as h
 
 JOB_ARGS = ["--dataset", "imdb", "--batch-size", "8", "--max-seq-len", "128", "--lr", "3e-3", "--r", "8"]
+
+
+def read_safetensors(path):
+    """(metadata, {name: (dtype/shape/offsets, raw bytes)}) of a safetensors file, read with
+    struct + json only (independent of qlorad's reader)."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    (size,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + size])
+    metadata = header.pop("__metadata__", {})
+    base = 8 + size
+    return metadata, {name: (h, blob[base + h["data_offsets"][0]:base + h["data_offsets"][1]])
+                      for name, h in header.items()}
 
 
 class WorkflowTest(unittest.TestCase):
@@ -160,8 +174,11 @@ class WorkflowTest(unittest.TestCase):
         """Every transition is in the audit log, which survives the restart and refuses rewrites."""
         db = sqlite3.connect(db_path)
         actions = [r[0] for r in db.execute("SELECT action FROM audit_log ORDER BY seq")]
-        for action in ("create", "submit", "register", "evaluate", "approve", "deploy", "promote", "import_reviews"):
-            self.assertTrue(any(action in a for a in actions), (action, actions))
+        for action in ("create", "submit", "register", "evaluate", "approve", "promote_deploy", "import_reviews"):
+            self.assertIn(action, actions)
+        # One promote of an approved adapter is one transition, hence one entry (no separate deploy).
+        self.assertEqual(actions.count("promote_deploy"), 1, actions)
+        self.assertNotIn("deploy", actions)
         with self.assertRaises(sqlite3.DatabaseError):
             db.execute("UPDATE audit_log SET actor = 'mallory'")
         with self.assertRaises(sqlite3.DatabaseError):
@@ -173,9 +190,10 @@ class WorkflowTest(unittest.TestCase):
         an uninterrupted run of the same job (same seed; CPU, one torch thread in both daemons)."""
         one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         args = ("jobs", "submit", "--name", "resume", "--epochs", "4", "--seed", "11", *JOB_ARGS)
-        uninterrupted = self.start("restart-reference", env=one_thread)
+        cpu = ("--device", "cpu")  # byte equality is a CPU, one-thread promise (auto picks a GPU where one is)
+        uninterrupted = self.start("restart-reference", extra=cpu, env=one_thread)
         reference_job = uninterrupted.ctl_json(*args, role="trainer")
-        d = self.start("restart", env=one_thread)
+        d = self.start("restart", extra=cpu, env=one_thread)
         job = d.ctl_json(*args, role="trainer")
         self.wait_event(d, job["job_id"], lambda j: int(j.get("progress", {}).get("step", 0)) >= 12)
         d.stop(signal.SIGKILL)  # no chance to checkpoint or clean up
@@ -193,9 +211,17 @@ class WorkflowTest(unittest.TestCase):
         reference_dir = os.path.join(uninterrupted.state_dir, "jobs", reference_job["job_id"], "adapter")
         with open(os.path.join(reference_dir, "training_run.json")) as f:
             self.assertFalse(json.load(f).get("resumed_from_step"), "the reference run was never interrupted")
-        with open(os.path.join(adapter_dir, "adapter_model.safetensors"), "rb") as a, \
-                open(os.path.join(reference_dir, "adapter_model.safetensors"), "rb") as b:
-            self.assertTrue(a.read() == b.read(), "the resumed adapter differs from the uninterrupted run's")
+        resumed = read_safetensors(os.path.join(adapter_dir, "adapter_model.safetensors"))
+        reference = read_safetensors(os.path.join(reference_dir, "adapter_model.safetensors"))
+        # The metadata names each daemon's own job id; everything else must be identical.
+        self.assertEqual(resumed[0].pop("qlorad_job"), job["job_id"])
+        self.assertEqual(reference[0].pop("qlorad_job"), reference_job["job_id"])
+        self.assertEqual(resumed[0], reference[0], "safetensors metadata")
+        self.assertEqual(sorted(resumed[1]), sorted(reference[1]), "tensor names")
+        for name, (header, data) in resumed[1].items():
+            self.assertEqual(header, reference[1][name][0], name)
+            self.assertTrue(data == reference[1][name][1], "%s: the resumed adapter's bytes differ from the "
+                            "uninterrupted run's" % name)
 
     def test_sigterm_drains_and_the_job_continues_after_restart(self):
         d = self.start("drain")
