@@ -13,8 +13,7 @@ namespace qlorad::service {
 
 absl::StatusOr<AdapterInfo> AdapterCatalog::Promote(const std::string& ref, const std::string& alias,
                                                     const std::string& actor) {
-  if (alias.empty() || alias.find('@') != std::string::npos)
-    return absl::InvalidArgumentError("alias: must be non-empty and contain no '@' (e.g. sentiment:prod)");
+  QLORAD_RETURN_IF_ERROR(store::AdapterStore::CheckAlias(alias));  // refused before the engine load
   QLORAD_ASSIGN_OR_RETURN(std::string id, Resolve(ref));
   QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->Get(id));
   QLORAD_ASSIGN_OR_RETURN(store::AdapterVersion before, store_->Version(id));

@@ -132,10 +132,15 @@ absl::Status AdapterStore::Register(const AdapterRow& r, const std::string& acto
   });
 }
 
-absl::Status AdapterStore::Promote(const std::string& id, const std::string& alias, const std::string& actor,
-                                   const DeploymentPolicy& policy) {
+absl::Status AdapterStore::CheckAlias(const std::string& alias) {
   if (alias.empty() || alias.find('@') != std::string::npos)
     return absl::InvalidArgumentError("alias: must be non-empty and contain no '@' (e.g. sentiment:prod)");
+  return absl::OkStatus();
+}
+
+absl::Status AdapterStore::Promote(const std::string& id, const std::string& alias, const std::string& actor,
+                                   const DeploymentPolicy& policy) {
+  QLORAD_RETURN_IF_ERROR(CheckAlias(alias));
   return db_->With([&](Store& s) {
     return s.InTransaction([&]() -> absl::Status {
       AdapterLifecycle lifecycle(&s, clock_);

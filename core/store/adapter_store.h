@@ -56,6 +56,9 @@ class AdapterStore {
 
   // Inserts the row and registers it as trained (audit "register" with `details`).
   absl::Status Register(const AdapterRow& row, const std::string& actor, const nlohmann::json& details);
+  // INVALID_ARGUMENT naming `alias` unless it is non-empty and has no '@' (Promote checks
+  // it too; callers check first to refuse before loading anything).
+  static absl::Status CheckAlias(const std::string& alias);
   // Deploys (if not yet deployed, checked against `policy`), sets loaded = 1 and points
   // `alias` at the adapter. The caller loads the adapter on the engine BEFORE this.
   absl::Status Promote(const std::string& id, const std::string& alias, const std::string& actor,
