@@ -26,6 +26,7 @@
 #include "core/service/service_core.h"
 #include "core/store/adapter_store.h"
 #include "core/store/shared_store.h"
+#include "core/util/status_macros.h"
 
 namespace qlorad::service {
 
@@ -81,8 +82,14 @@ class ServiceCoreImpl : public ServiceCore {
   absl::StatusOr<AdapterInfo> UnloadAdapter(const std::string& ref, const std::string& actor) override {
     return adapters_->Unload(ref, actor);
   }
-  absl::StatusOr<AdapterInfo> Promote(const std::string& ref, const std::string& alias, const std::string& actor) override {
-    return adapters_->Promote(ref, alias, actor);
+  // TODO(#22 gate): the CI gate lands with the promotion_gate_ work; until then no gate.
+  absl::StatusOr<PromoteResult> Promote(const PromoteInput& input) override {
+    PromoteResult result;
+    QLORAD_ASSIGN_OR_RETURN(result.adapter, adapters_->Promote(input.adapter, input.alias, input.actor));
+    return result;
+  }
+  absl::StatusOr<PromotionCheck> CheckPromotion(const std::string&, const std::string&) override {
+    return absl::UnimplementedError("CheckPromotion: not yet");
   }
   absl::StatusOr<AdapterInfo> Decide(const std::string& ref, bool approve, const DecisionInput& decision) override {
     return adapters_->Decide(ref, approve, decision);
@@ -100,6 +107,22 @@ class ServiceCoreImpl : public ServiceCore {
   absl::StatusOr<nlohmann::json> ImportReviews(const std::string& evaluation_id, const std::vector<ReviewerFile>& files,
                                                const std::string& actor) override;
   std::vector<std::string> devices() const override { return devices_; }
+  // TODO(#22 reviews): interactive review lands with the console_ work.
+  absl::StatusOr<std::vector<ReviewQueueEntry>> ListReviewQueue(const std::string&) override {
+    return absl::UnimplementedError("ListReviewQueue: not yet");
+  }
+  absl::StatusOr<ReviewSessionInfo> GetReviewSession(const std::string&, const std::string&) override {
+    return absl::UnimplementedError("GetReviewSession: not yet");
+  }
+  absl::Status SaveJudgement(const std::string&, const std::string&, const ItemJudgement&) override {
+    return absl::UnimplementedError("SaveJudgement: not yet");
+  }
+  absl::StatusOr<nlohmann::json> SubmitReview(const std::string&, const std::string&) override {
+    return absl::UnimplementedError("SubmitReview: not yet");
+  }
+  absl::StatusOr<std::vector<nlohmann::json>> AuditTrail(const std::string&) override {
+    return absl::UnimplementedError("AuditTrail: not yet");
+  }
   std::vector<DriftInfo> DriftReports() override;
   void FlushDrift() override { drift_->Flush(); }
   CoreStats Stats() override;

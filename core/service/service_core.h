@@ -55,6 +55,7 @@ struct CoreOptions {
   // ImportAdapter reads only below this directory (symlinks resolved); "" = ImportAdapter off.
   std::string import_root;
   int64_t max_adapter_upload_bytes = 2048ll << 20;  // sum of an UploadAdapter's declared file sizes
+  double promotion_margin = 0.05;  // the CI gate: refuse when the lower bound of (candidate - serving) < -margin
 };
 
 // One adapter's drift of recent prompts against its training prompts (core/monitor).
@@ -151,6 +152,74 @@ struct AdapterExport {
 
 struct DecisionInput {
   std::string actor, note, risk_class = "minimal", documentation_ref;
+  // The evidence the decider saw, recorded with the decision in the audit entry:
+  // evaluation ids and the review summary shown (JSON; null when none).
+  std::vector<std::string> evidence_evaluation_ids;
+  nlohmann::json evidence_review_summary;
+};
+
+// The adapter CI gate (Promote): promoting `candidate` onto an alias that serves another
+// version needs an evaluation of the candidate on the same hold-out with the same settings
+// (dataset, hold-out checksum, scoring, max_examples) as the serving version's latest one;
+// it is refused when the 95 % paired-bootstrap interval of (candidate - serving) on the
+// primary metric has its lower bound below -margin (CoreOptions::promotion_margin), unless
+// an override reason is given (audited with the numbers).
+struct PromotionCheck {
+  bool applies = false;     // the alias serves another version that has an evaluation
+  bool passed = true;       // applies == false passes
+  bool overridden = false;  // refused by the numbers, promoted on an override reason
+  std::string candidate_id, serving_id, dataset_id, metric;
+  std::string candidate_evaluation_id, serving_evaluation_id;
+  double candidate_value = 0, serving_value = 0, delta = 0, delta_low = 0, delta_high = 0, margin = 0;
+  std::string message;  // one line naming both metrics and the interval (or why the gate does not apply)
+};
+
+struct PromoteInput {
+  std::string adapter;  // id or alias
+  std::string alias;
+  std::string actor;
+  std::string override_reason;  // non-empty: promote even when the gate refuses (audited)
+};
+
+struct PromoteResult {
+  AdapterInfo adapter;
+  PromotionCheck gate;
+};
+
+// Interactive review (the review console; the same calls over gRPC). A reviewer works
+// on an evaluation's exported review sample; judgements are saved one item at a time
+// (resumable) and become part of the stored review summary when the reviewer submits.
+struct ReviewQueueEntry {
+  std::string evaluation_id, adapter_id, dataset_id, created_at;
+  int64_t items = 0;
+  bool blind = false;
+  int64_t rated_by_reviewer = 0;  // items the asking reviewer has judged (saved or submitted)
+  bool submitted_by_reviewer = false;
+  std::vector<std::string> submitted_reviewers;
+};
+
+// One item as a reviewer sees it. Blind samples: A/B per the sample's key, and
+// label_a/label_b stay "" until this reviewer has submitted; otherwise A = baseline,
+// B = adapter and the labels are "baseline"/"adapter".
+struct ReviewItemView {
+  std::string item_id, input, reference, output_a, output_b, label_a, label_b;
+  int rating_a = 0, rating_b = 0;  // this reviewer's saved ratings; 0 = not rated
+  std::string preference;          // "" | A | B | tie
+  std::string comment;
+};
+
+struct ReviewSessionInfo {
+  std::string evaluation_id, adapter_id, reviewer;
+  bool blind = false, submitted = false;
+  int scale_min = 1, scale_max = 5;
+  std::vector<ReviewItemView> items;
+};
+
+struct ItemJudgement {
+  std::string item_id;
+  int rating_a = 0, rating_b = 0;  // in [scale_min, scale_max]
+  std::string preference;          // A | B | tie
+  std::string comment;
 };
 
 using serve::kDefaultMaxNewTokens;  // when a request leaves max_new_tokens unset
@@ -303,8 +372,12 @@ class ServiceCore {
   virtual absl::StatusOr<AdapterInfo> LoadAdapter(const std::string& ref, bool allow_base_mismatch, bool pin,
                                                   const std::string& actor) = 0;
   virtual absl::StatusOr<AdapterInfo> UnloadAdapter(const std::string& ref, const std::string& actor) = 0;
-  // Deploys the adapter under `alias` (policy: approval required) and moves the alias atomically.
-  virtual absl::StatusOr<AdapterInfo> Promote(const std::string& ref, const std::string& alias, const std::string& actor) = 0;
+  // Deploys the adapter under `alias` (policy: approval required; the CI gate, see
+  // PromotionCheck) and moves the alias atomically. FAILED_PRECONDITION when the gate
+  // refuses, its message naming both metrics and the interval.
+  virtual absl::StatusOr<PromoteResult> Promote(const PromoteInput& input) = 0;
+  // The gate's verdict for promoting `ref` onto `alias` now, without changing anything.
+  virtual absl::StatusOr<PromotionCheck> CheckPromotion(const std::string& ref, const std::string& alias) = 0;
   virtual absl::StatusOr<AdapterInfo> Decide(const std::string& ref, bool approve, const DecisionInput& decision) = 0;
   virtual absl::Status DeleteAdapter(const std::string& ref, const std::string& actor) = 0;
 
@@ -325,6 +398,22 @@ class ServiceCore {
   // ratings, preferences, Cohen's kappa between reviewers) and returns it.
   virtual absl::StatusOr<nlohmann::json> ImportReviews(const std::string& evaluation_id,
                                                        const std::vector<ReviewerFile>& files, const std::string& actor) = 0;
+
+  // Interactive review. The queue: evaluations with an exported review sample, newest
+  // first, with the asking reviewer's progress.
+  virtual absl::StatusOr<std::vector<ReviewQueueEntry>> ListReviewQueue(const std::string& reviewer) = 0;
+  virtual absl::StatusOr<ReviewSessionInfo> GetReviewSession(const std::string& evaluation_id,
+                                                             const std::string& reviewer) = 0;
+  // Saves (replaces) one judgement. INVALID_ARGUMENT naming the field, NOT_FOUND for an
+  // item outside the sample, FAILED_PRECONDITION after this reviewer submitted.
+  virtual absl::Status SaveJudgement(const std::string& evaluation_id, const std::string& reviewer,
+                                     const ItemJudgement& judgement) = 0;
+  // Ends this reviewer's work (FAILED_PRECONDITION naming how many items are unrated),
+  // then recomputes and stores the review summary over every submitted reviewer (mean
+  // ratings, preferences, win rate with its 95 % interval, Cohen's kappa) and returns it.
+  virtual absl::StatusOr<nlohmann::json> SubmitReview(const std::string& evaluation_id, const std::string& reviewer) = 0;
+  // Audit entries about one subject ("adapter:<id>", "evaluation:<id>", ...), oldest first.
+  virtual absl::StatusOr<std::vector<nlohmann::json>> AuditTrail(const std::string& subject) = 0;
 
   // Drift reports of the adapters with traffic (computed now, off the request path).
   virtual std::vector<DriftInfo> DriftReports() = 0;

@@ -1,4 +1,5 @@
 #include "server/daemon/adapters_service.h"
+#include "core/util/status_macros.h"
 
 namespace qlorad::server {
 
@@ -75,7 +76,11 @@ grpc::Status AdaptersService::UnloadAdapter(grpc::ServerContext* c, const v1::Ad
 
 grpc::Status AdaptersService::PromoteAdapter(grpc::ServerContext* c, const v1::PromoteAdapterRequest* r, v1::Adapter* out) {
   return Respond(c, "PromoteAdapter", Permission::kDeploy, out,
-                 [&](const Principal& who) { return d_.core->Promote(r->adapter(), r->alias(), who.name); });
+                 [&](const Principal& who) -> absl::StatusOr<service::AdapterInfo> {
+                   service::PromoteInput input{r->adapter(), r->alias(), who.name, ""};
+                   QLORAD_ASSIGN_OR_RETURN(service::PromoteResult result, d_.core->Promote(input));
+                   return result.adapter;
+                 });
 }
 
 grpc::Status AdaptersService::ApproveAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) {
