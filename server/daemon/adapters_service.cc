@@ -25,7 +25,12 @@ void ToProto(const service::AdapterInfo& a, v1::Adapter* out) {
 namespace {
 
 service::DecisionInput Decision(const v1::DecisionRequest& r, const Principal& who) {
-  return {who.name, r.note(), r.risk_class().empty() ? "minimal" : r.risk_class(), r.documentation_ref()};
+  service::DecisionInput input;
+  input.actor = who.name;
+  input.note = r.note();
+  input.risk_class = r.risk_class().empty() ? "minimal" : r.risk_class();
+  input.documentation_ref = r.documentation_ref();
+  return input;
 }
 
 }  // namespace
