@@ -172,6 +172,26 @@ class ConsoleReviewGrpcTest(unittest.TestCase):
         self.assertEqual(submits, [("review.submit", "reviewer-user"), ("review.submit", "rita")])
         self.assertEqual(self.code_of("reviews", "AuditTrail", rv.AuditTrailRequest(subject="nonsense"), "viewer")[0],
                          grpc.StatusCode.INVALID_ARGUMENT)
+        self.check_cli(n)
+
+    def check_cli(self, n):
+        """qloractl reviews/audit: the admin reviews as a third reviewer through the CLI."""
+        d = self.d
+        self.assertIn("%d/%d" % (n, n), d.ctl("reviews", "queue", role="reviewer").stdout)
+        session = d.ctl_json("reviews", "show", self.evaluation, role="admin")
+        items = [i["item_id"] for i in session["items"]]
+        self.assertEqual(len(items), n)
+        refused = d.ctl("reviews", "rate", self.evaluation, items[0], "--a", "3", "--b", "4", "--preference", "maybe",
+                        role="admin", check=False)
+        self.assertEqual(refused.returncode, 2)
+        self.assertIn("preference", refused.stderr)
+        for i, item in enumerate(items):
+            d.ctl("reviews", "rate", self.evaluation, item, "--a", str(1 + i % 5), "--b", "3", "--preference", "tie",
+                  "--comment", "via the CLI", role="admin")
+        summary = json.loads(d.ctl("reviews", "submit", self.evaluation, role="admin").stdout)
+        self.assertEqual(summary["reviewers"], ["admin-user", "reviewer-user", "rita"])
+        audit = d.ctl("audit", "evaluation:" + self.evaluation, role="viewer").stdout
+        self.assertEqual(audit.count("review.submit"), 3)
 
 
 if __name__ == "__main__":
