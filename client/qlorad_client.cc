@@ -87,7 +87,8 @@ Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
       jobs_(v1::Jobs::NewStub(channel_)),
       adapters_(v1::Adapters::NewStub(channel_)),
       inference_(v1::Inference::NewStub(channel_)),
-      evaluations_(v1::Evaluations::NewStub(channel_)) {}
+      evaluations_(v1::Evaluations::NewStub(channel_)),
+      reviews_(v1::Reviews::NewStub(channel_)) {}
 
 void Client::Prepare(grpc::ClientContext& context) const {
   if (!options_.token.empty()) context.AddMetadata("authorization", "Bearer " + options_.token);
@@ -345,6 +346,32 @@ absl::StatusOr<v1::ReviewSample> Client::ExportReviewSample(const v1::ExportRevi
 
 absl::StatusOr<v1::ReviewSummary> Client::ImportReviews(const v1::ImportReviewsRequest& request) {
   return Unary<v1::ReviewSummary>(QLORAD_STUB_CALL(evaluations_, ImportReviews), request);
+}
+
+absl::StatusOr<v1::ListReviewQueueResponse> Client::ListReviewQueue() {
+  return Unary<v1::ListReviewQueueResponse>(QLORAD_STUB_CALL(reviews_, ListReviewQueue), v1::ListReviewQueueRequest());
+}
+
+absl::StatusOr<v1::ReviewSession> Client::GetReviewSession(const std::string& evaluation_id) {
+  v1::GetReviewSessionRequest r;
+  r.set_evaluation_id(evaluation_id);
+  return Unary<v1::ReviewSession>(QLORAD_STUB_CALL(reviews_, GetReviewSession), r);
+}
+
+absl::Status Client::SaveJudgement(const v1::SaveJudgementRequest& request) {
+  return Unary<google::protobuf::Empty>(QLORAD_STUB_CALL(reviews_, SaveJudgement), request).status();
+}
+
+absl::StatusOr<v1::ReviewSummary> Client::SubmitReview(const std::string& evaluation_id) {
+  v1::SubmitReviewRequest r;
+  r.set_evaluation_id(evaluation_id);
+  return Unary<v1::ReviewSummary>(QLORAD_STUB_CALL(reviews_, SubmitReview), r);
+}
+
+absl::StatusOr<v1::AuditTrailResponse> Client::AuditTrail(const std::string& subject) {
+  v1::AuditTrailRequest r;
+  r.set_subject(subject);
+  return Unary<v1::AuditTrailResponse>(QLORAD_STUB_CALL(reviews_, AuditTrail), r);
 }
 
 absl::StatusOr<std::vector<std::string>> Client::ExportAdapter(const std::string& ref, const std::string& dir) {

@@ -19,6 +19,7 @@
 #include "qlorad/v1/evaluations.grpc.pb.h"
 #include "qlorad/v1/inference.grpc.pb.h"
 #include "qlorad/v1/jobs.grpc.pb.h"
+#include "qlorad/v1/reviews.grpc.pb.h"
 
 namespace qlorad::client {
 
@@ -81,6 +82,13 @@ class Client {
   absl::StatusOr<v1::ReviewSample> ExportReviewSample(const v1::ExportReviewSampleRequest& request);
   absl::StatusOr<v1::ReviewSummary> ImportReviews(const v1::ImportReviewsRequest& request);
 
+  // Interactive review as the token's principal, and the audit trail of "type:id".
+  absl::StatusOr<v1::ListReviewQueueResponse> ListReviewQueue();
+  absl::StatusOr<v1::ReviewSession> GetReviewSession(const std::string& evaluation_id);
+  absl::Status SaveJudgement(const v1::SaveJudgementRequest& request);
+  absl::StatusOr<v1::ReviewSummary> SubmitReview(const std::string& evaluation_id);
+  absl::StatusOr<v1::AuditTrailResponse> AuditTrail(const std::string& subject);
+
  private:
   explicit Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
   void Prepare(grpc::ClientContext& context) const;
@@ -94,6 +102,7 @@ class Client {
   std::unique_ptr<v1::Adapters::Stub> adapters_;
   std::unique_ptr<v1::Inference::Stub> inference_;
   std::unique_ptr<v1::Evaluations::Stub> evaluations_;
+  std::unique_ptr<v1::Reviews::Stub> reviews_;
 };
 
 }  // namespace qlorad::client

@@ -36,13 +36,38 @@ absl::Status PrintPromotionCheck(const absl::StatusOr<v1::PromotionCheck>& check
   return check->passed() ? absl::OkStatus() : absl::FailedPreconditionError(check->message());
 }
 
-v1::DecisionRequest Decision(const std::string& ref, const Args& args) {
+absl::StatusOr<std::string> ReadText(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::string text;
+  char buffer[65536];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) text.append(buffer, n);
+  std::fclose(f);
+  return text;
+}
+
+// --evidence EVAL_ID (repeatable) and --review-summary FILE (the summary JSON) record the
+// evidence the decider saw.
+absl::StatusOr<v1::DecisionRequest> Decision(const std::string& ref, const Args& args) {
   v1::DecisionRequest r;
   r.set_adapter(ref);
   r.set_note(args.Get("note"));
   r.set_risk_class(args.Get("risk-class", "minimal"));
   r.set_documentation_ref(args.Get("documentation-ref"));
+  for (const std::string& id : args.All("evidence")) r.add_evidence_evaluation_ids(id);
+  if (args.Has("review-summary")) {
+    auto text = ReadText(args.Get("review-summary"));
+    if (!text.ok()) return text.status();
+    r.set_evidence_review_summary_json(*text);
+  }
   return r;
+}
+
+absl::Status Decide(const std::string& ref, bool approve, const Args& args, client::Client& client, const Output& out) {
+  auto request = Decision(ref, args);
+  if (!request.ok()) return request.status();
+  return PrintAdapter(approve ? client.ApproveAdapter(*request) : client.RejectAdapter(*request), out);
 }
 
 }  // namespace
@@ -76,8 +101,8 @@ absl::Status AdaptersCommand(const std::string& verb, const Args& args, client::
   if (verb == "get") return PrintAdapter(client.GetAdapter(*ref), out);
   if (verb == "load") return PrintAdapter(client.LoadAdapter(*ref, args.Has("allow-base-mismatch"), args.Has("pin")), out);
   if (verb == "unload") return PrintAdapter(client.UnloadAdapter(*ref), out);
-  if (verb == "approve") return PrintAdapter(client.ApproveAdapter(Decision(*ref, args)), out);
-  if (verb == "reject") return PrintAdapter(client.RejectAdapter(Decision(*ref, args)), out);
+  if (verb == "approve") return Decide(*ref, true, args, client, out);
+  if (verb == "reject") return Decide(*ref, false, args, client, out);
   if (verb == "delete") return client.DeleteAdapter(*ref);
   if (verb == "promote" || verb == "check-promotion") {
     auto alias = args.Positional(1, "ALIAS");
@@ -174,16 +199,6 @@ absl::Status ClassifyCommand(const Args& args, client::Client& client, const Out
 
 namespace {
 
-absl::StatusOr<std::string> ReadText(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::string text;
-  char buffer[65536];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) text.append(buffer, n);
-  std::fclose(f);
-  return text;
-}
 
 absl::Status WriteText(const std::string& path, const std::string& text) {
   std::FILE* f = std::fopen(path.c_str(), "wb");

@@ -54,6 +54,8 @@ absl::Status AdaptersCommand(const std::string& verb, const Args& args, client::
 absl::Status GenerateCommand(const Args& args, client::Client& client, const Output& out);
 absl::Status ClassifyCommand(const Args& args, client::Client& client, const Output& out);
 absl::Status EvalCommand(const Args& args, client::Client& client, const Output& out);
+absl::Status ReviewsCommand(const std::string& verb, const Args& args, client::Client& client, const Output& out);
+absl::Status AuditCommand(const Args& args, client::Client& client, const Output& out);
 
 std::string FormatDouble(double value, int digits = 4);
 

@@ -24,11 +24,14 @@ constexpr char kUsage[] =
     "  adapters upload DIR --name NAME [--allow-base-mismatch]   (sends a local PEFT adapter directory)\n"
     "  adapters export REF --out DIR [--format peft|gguf] [--type f32|f16|q8_0|q4_0] [--merge]   (downloads the files)\n"
     "  adapters approve REF [--note N] [--risk-class minimal|limited|high] [--documentation-ref URL] | reject REF --note N\n"
+    "           [--evidence EVAL_ID ...] [--review-summary FILE]   (the evidence seen, recorded in the audit log)\n"
     "  generate --prompt TEXT [--adapter REF] [--max-new-tokens 64] [--temperature 0] [--stream] [--stop S ...]\n"
     "           [--json-schema FILE | --json-object | --choice a,b,c | --regex PATTERN]   (structured output)\n"
     "  classify --text TEXT --labels a,b [--adapter REF]\n"
     "  eval --dataset ID [--adapter REF] [--max-examples N] [--scoring log_likelihood|constrained|generation] | eval get ID\n"
     "  eval review-export ID --out DIR [--size 50] [--seed 1] [--blind] | eval review-import ID --reviewer NAME=FILE ...\n"
+    "  reviews queue | show EVAL | rate EVAL ITEM --a N --b N --preference A|B|tie [--comment C] | submit EVAL\n"
+    "  audit SUBJECT   (adapter:NAME@VERSION, evaluation:ID: the audit trail, oldest first)\n"
     "environment: QLORAD_ADDRESS, QLORAD_TOKEN\n";
 
 // The usage lines of one command group (`qloractl jobs --help`); all of it for an unknown one.
@@ -73,7 +76,7 @@ int main(int argc, char** argv) {
   Output out;
   out.json = args->Get("o") == "json";
   const std::string group = words[0];
-  const bool has_verb = group == "datasets" || group == "jobs" || group == "adapters";
+  const bool has_verb = group == "datasets" || group == "jobs" || group == "adapters" || group == "reviews";
   std::string verb = has_verb && words.size() > 1 ? words[1] : "";
   std::vector<std::string> rest(argv + 1, argv + argc);
   // Drop the command words from the argument list so positionals start after them.
@@ -94,6 +97,8 @@ int main(int argc, char** argv) {
   else if (group == "generate") status = GenerateCommand(*sub, **client, out);
   else if (group == "classify") status = ClassifyCommand(*sub, **client, out);
   else if (group == "eval") status = EvalCommand(*sub, **client, out);
+  else if (group == "reviews") status = ReviewsCommand(verb, *sub, **client, out);
+  else if (group == "audit") status = AuditCommand(*sub, **client, out);
   else status = absl::InvalidArgumentError("unknown command '" + group + "' (see qloractl --help)");
   return status.ok() ? 0 : Fail(status);
 }

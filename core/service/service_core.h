@@ -392,7 +392,9 @@ class ServiceCore {
   // The record includes the latest imported review summary under "review".
   virtual absl::StatusOr<EvaluationInfo> GetEvaluation(const std::string& id) = 0;
   // A seeded review sample of an adapter evaluation (baseline and adapter outputs side by
-  // side); re-exporting replaces the sample. FAILED_PRECONDITION for a baseline-only record.
+  // side); re-exporting replaces the sample and starts its interactive review afresh (the
+  // judgements and submissions of the old sample are dropped; stored summaries stay).
+  // FAILED_PRECONDITION for a baseline-only record.
   virtual absl::StatusOr<ReviewExport> ExportReviewSample(const ReviewExportInput& input) = 0;
   // Imports one file per reviewer against the exported sample, stores the summary (mean
   // ratings, preferences, Cohen's kappa between reviewers) and returns it.
@@ -408,11 +410,14 @@ class ServiceCore {
   // item outside the sample, FAILED_PRECONDITION after this reviewer submitted.
   virtual absl::Status SaveJudgement(const std::string& evaluation_id, const std::string& reviewer,
                                      const ItemJudgement& judgement) = 0;
-  // Ends this reviewer's work (FAILED_PRECONDITION naming how many items are unrated),
-  // then recomputes and stores the review summary over every submitted reviewer (mean
-  // ratings, preferences, win rate with its 95 % interval, Cohen's kappa) and returns it.
+  // Ends this reviewer's work (FAILED_PRECONDITION naming how many items are unrated, or
+  // when already submitted), then recomputes and stores the review summary over every
+  // submitted reviewer (mean ratings, preferences, the adapter's win rate with its Wilson
+  // 95 % interval, ties apart; Cohen's kappa) and returns it; audited as "review.submit"
+  // in the same transaction. Saves are stored, not audited.
   virtual absl::StatusOr<nlohmann::json> SubmitReview(const std::string& evaluation_id, const std::string& reviewer) = 0;
-  // Audit entries about one subject ("adapter:<id>", "evaluation:<id>", ...), oldest first.
+  // Audit entries about one subject ("adapter:<id>", "evaluation:<id>", ...), oldest first:
+  // {seq, at, actor, subject, action, from_state, to_state, details, hash}.
   virtual absl::StatusOr<std::vector<nlohmann::json>> AuditTrail(const std::string& subject) = 0;
 
   // Drift reports of the adapters with traffic (computed now, off the request path).

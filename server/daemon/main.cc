@@ -32,7 +32,7 @@ bool AsksForHelp(const std::vector<std::string>& args) {
 }
 
 int HashToken(const std::vector<std::string>& args) {
-  constexpr char kUsage[] = "usage: qlorad hash-token NAME ROLE < token   (ROLE: admin|trainer|deployer|inference|viewer)\n";
+  constexpr char kUsage[] = "usage: qlorad hash-token NAME ROLE < token   (ROLE: admin|trainer|deployer|inference|reviewer|viewer)\n";
   if (AsksForHelp(args)) {
     std::fputs(kUsage, stdout);
     return 0;
