@@ -41,6 +41,23 @@ void EvaluationToProto(const service::EvaluationInfo& e, v1::Evaluation* out) {
   out->set_record_json(e.record.dump());
 }
 
+// What a reviewer may not see of an evaluation, since it would unblind a review: each
+// system's per-example outputs, the error sample (outputs side by side), the review
+// sample (its A/B key) and the individual judgements. The metrics and summary stay.
+void RedactForReviewer(v1::Evaluation* out) {
+  nlohmann::json record = nlohmann::json::parse(out->record_json(), nullptr, /*allow_exceptions=*/false);
+  if (!record.is_object()) return out->clear_record_json();
+  for (const char* system : {"baseline", "adapter"})
+    if (record.contains(system) && record[system].is_object()) record[system].erase("outputs");
+  record.erase("error_sample");
+  if (record.contains("review") && record["review"].is_object()) {
+    record["review"].erase("sample");
+    if (record["review"].contains("summary") && record["review"]["summary"].is_object())
+      record["review"]["summary"].erase("judgements");
+  }
+  out->set_record_json(record.dump());
+}
+
 }  // namespace
 
 grpc::Status InferenceService::Generate(grpc::ServerContext* c, const v1::GenerateRequest* r, v1::GenerateResponse* out) {
@@ -108,10 +125,11 @@ grpc::Status EvaluationsService::CreateEvaluation(grpc::ServerContext* c, const 
 }
 
 grpc::Status EvaluationsService::GetEvaluation(grpc::ServerContext* c, const v1::GetEvaluationRequest* r, v1::Evaluation* out) {
-  return HandleRpc(d_, c, "Evaluations", "GetEvaluation", Permission::kRead, [&](const Principal&) {
+  return HandleRpc(d_, c, "Evaluations", "GetEvaluation", Permission::kRead, [&](const Principal& who) {
     auto e = d_.core->GetEvaluation(r->evaluation_id());
     if (!e.ok()) return ToGrpcStatus(e.status());
     EvaluationToProto(*e, out);
+    if (who.role == Role::kReviewer) RedactForReviewer(out);
     return grpc::Status::OK;
   });
 }

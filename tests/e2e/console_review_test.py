@@ -90,6 +90,14 @@ class ConsoleReviewGrpcTest(unittest.TestCase):
         self.assertEqual(len(session.items), n)
         self.assertEqual(session.reviewer, "reviewer-user")  # the token's name, not a request field
         self.assertTrue(all(i.label_a == "" and i.output_a and i.output_b for i in session.items))
+        # GetEvaluation would unblind the review: a reviewer gets the metrics without the outputs or the key.
+        ev = self.stubs["evaluations"][0].GetEvaluationRequest(evaluation_id=self.evaluation)
+        for role, visible in (("reviewer", False), ("trainer", True)):
+            record = json.loads(self.call("evaluations", "GetEvaluation", ev, role).record_json)
+            self.assertEqual("outputs" in record["adapter"], visible, role)
+            self.assertEqual("outputs" in record["baseline"], visible, role)
+            self.assertEqual("error_sample" in record, visible, role)
+            self.assertIn("macro avg", record["adapter"]["classification"])
         last = session.items[-1].item_id
         self.rate("reviewer", session.items, skip={last})
 
