@@ -94,7 +94,7 @@
       const details = a.details && typeof a.details === 'object' ? JSON.stringify(a.details) : (a.details || '');
       body.append(el('tr', {class: 'audit-row', 'data-action': a.action},
         el('td', {}, a.seq), el('td', {}, a.at), el('td', {}, a.actor), el('td', {}, a.action),
-        el('td', {}, (a.entity_type || '') + ':' + (a.entity_id || '')),
+        el('td', {}, a.subject || ((a.entity_type || '') + ':' + (a.entity_id || ''))),
         el('td', {class: 'details'}, details.length > 400 ? details.slice(0, 400) + '\u2026' : details)));
     }
   }

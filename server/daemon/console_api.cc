@@ -68,6 +68,7 @@ void ConsoleApi::Register(httplib::Server& s) {
   using Res = httplib::Response&;
   s.Get("/", [](Req, Res res) { ServeAsset("index.html", res); });
   s.Get(R"(/([a-z_]+\.(?:js|css)))", [](Req req, Res res) { ServeAsset(req.matches[1], res); });
+  s.Get("/favicon.ico", [](Req, Res res) { res.status = 204; });
   s.Get("/api/whoami", [this](Req req, Res res) { Whoami(req, res); });
   s.Get("/api/queue", [this](Req req, Res res) { Queue(req, res); });
   s.Get(R"(/api/reviews/([^/]+))", [this](Req req, Res res) { Session(req, res); });
