@@ -351,6 +351,7 @@ absl::StatusOr<ReviewSummary> SummariseReview(const std::vector<Rating>& ratings
   s.reviewers.assign(reviewers.begin(), reviewers.end());
   s.rating_agreement = PairwiseAgreement(rating_labels);
   s.preference_agreement = PairwiseAgreement(pref_labels);
+  s.win_rate = ComputeWinRate(s.prefer_adapter, s.prefer_baseline, s.ties);
   s.all = ratings;
   return s;
 }
@@ -371,6 +372,7 @@ nlohmann::json ReviewSummaryToJson(const ReviewSummary& s) {
           {"ties", s.ties},
           {"rating_agreement", AgreementToJson(s.rating_agreement)},
           {"preference_agreement", AgreementToJson(s.preference_agreement)},
+          {"win_rate", WinRateToJson(s.win_rate)},
           {"judgements", all}};
 }
 

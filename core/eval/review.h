@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/eval/win_rate.h"
 #include "nlohmann/json.hpp"
 
 namespace qlorad::eval {
@@ -111,11 +112,13 @@ struct ReviewSummary {
   int64_t ties = 0;
   std::optional<Agreement> rating_agreement;      // needs >= 2 reviewers
   std::optional<Agreement> preference_agreement;  // needs >= 2 reviewers with preferences
+  WinRate win_rate;  // the adapter's: prefer_adapter / (prefer_adapter + prefer_baseline), ties apart
   std::vector<Rating> all;
 };
 
 // INVALID_ARGUMENT when a reviewer rated the same item twice across the inputs.
 absl::StatusOr<ReviewSummary> SummariseReview(const std::vector<Rating>& ratings);
+// ... plus "win_rate" (WinRateToJson: Wilson 95 % interval, ties excluded).
 nlohmann::json ReviewSummaryToJson(const ReviewSummary& summary);
 
 // The evaluation record's "review" section: {"sample": ReviewSampleToJson (incl. the

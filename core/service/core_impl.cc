@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "core/model/device.h"
 #include "core/service/drift_profile.h"
+#include "core/service/ids.h"
 #include "core/store/daemon_migrations.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -68,6 +69,7 @@ absl::Status ServiceCoreImpl::Init() {
   scorer_ = std::make_unique<EngineScorer>(engine_.get());
   evaluations_ = std::make_unique<eval::EvaluationRunner>(datasets_.get(), db_.get(), scorer_.get(),
                                                           options_.state_dir + "/evaluations");
+  reviews_ = std::make_unique<InteractiveReview>(db_.get(), [] { return Now(); });
   adapters_ = std::make_unique<AdapterCatalog>(options_, db_.get(), adapter_store_.get(), engine_.get(), drift_.get(),
                                                import_root);
   jobs_ = std::make_unique<JobQueue>(

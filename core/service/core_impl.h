@@ -4,6 +4,7 @@
 //   job_queue.h        training jobs, workers, events; training_job.cc       ["train"]
 //   adapter_catalog.h  adapters: decide.cc, deploy.cc, residency.cc, upload/export
 //   eval::EvaluationRunner (core/eval) over EngineScorer ["baseline", "evaluate"]
+//   interactive_review.h  the review console's queue, sessions, judgements, audit trail
 //   drift_tracker.h / drift_profile.h                                          ["drift"]
 //   inference.cc       generation and classification; stats.cc the counters.
 // Start (core_impl.cc): open the store, the engine, requeue interrupted jobs, rebuild
@@ -22,6 +23,7 @@
 #include "core/service/daemon_store.h"
 #include "core/service/drift_tracker.h"
 #include "core/service/engine_scorer.h"
+#include "core/service/interactive_review.h"
 #include "core/service/job_queue.h"
 #include "core/service/service_core.h"
 #include "core/store/adapter_store.h"
@@ -107,21 +109,23 @@ class ServiceCoreImpl : public ServiceCore {
   absl::StatusOr<nlohmann::json> ImportReviews(const std::string& evaluation_id, const std::vector<ReviewerFile>& files,
                                                const std::string& actor) override;
   std::vector<std::string> devices() const override { return devices_; }
-  // TODO(#22 reviews): interactive review lands with the console_ work.
-  absl::StatusOr<std::vector<ReviewQueueEntry>> ListReviewQueue(const std::string&) override {
-    return absl::UnimplementedError("ListReviewQueue: not yet");
+  // Interactive review (interactive_review.h).
+  absl::StatusOr<std::vector<ReviewQueueEntry>> ListReviewQueue(const std::string& reviewer) override {
+    return reviews_->Queue(reviewer);
   }
-  absl::StatusOr<ReviewSessionInfo> GetReviewSession(const std::string&, const std::string&) override {
-    return absl::UnimplementedError("GetReviewSession: not yet");
+  absl::StatusOr<ReviewSessionInfo> GetReviewSession(const std::string& evaluation_id,
+                                                     const std::string& reviewer) override {
+    return reviews_->Session(evaluation_id, reviewer);
   }
-  absl::Status SaveJudgement(const std::string&, const std::string&, const ItemJudgement&) override {
-    return absl::UnimplementedError("SaveJudgement: not yet");
+  absl::Status SaveJudgement(const std::string& evaluation_id, const std::string& reviewer,
+                             const ItemJudgement& judgement) override {
+    return reviews_->Save(evaluation_id, reviewer, judgement);
   }
-  absl::StatusOr<nlohmann::json> SubmitReview(const std::string&, const std::string&) override {
-    return absl::UnimplementedError("SubmitReview: not yet");
+  absl::StatusOr<nlohmann::json> SubmitReview(const std::string& evaluation_id, const std::string& reviewer) override {
+    return reviews_->Submit(evaluation_id, reviewer);
   }
-  absl::StatusOr<std::vector<nlohmann::json>> AuditTrail(const std::string&) override {
-    return absl::UnimplementedError("AuditTrail: not yet");
+  absl::StatusOr<std::vector<nlohmann::json>> AuditTrail(const std::string& subject) override {
+    return reviews_->AuditTrail(subject);
   }
   std::vector<DriftInfo> DriftReports() override;
   void FlushDrift() override { drift_->Flush(); }
@@ -144,6 +148,7 @@ class ServiceCoreImpl : public ServiceCore {
   std::unique_ptr<DriftTracker> drift_;  // after engine_: destroyed first (its worker uses the engine)
   std::unique_ptr<EngineScorer> scorer_;
   std::unique_ptr<eval::EvaluationRunner> evaluations_;
+  std::unique_ptr<InteractiveReview> reviews_;
   std::unique_ptr<AdapterCatalog> adapters_;
   std::unique_ptr<JobQueue> jobs_;  // last: its workers stop before anything they use goes
 };

@@ -1,6 +1,6 @@
 // AdapterCatalog: the "decide" step — approve or reject an evaluated adapter. One
-// lifecycle transaction with one audit entry (core/store AdapterLifecycle); nothing is
-// added here.
+// lifecycle transaction with one audit entry (core/store AdapterLifecycle) that also
+// records the evidence the decider saw; nothing is added here.
 #include "absl/strings/str_cat.h"
 #include "core/service/adapter_catalog.h"
 #include "core/util/status_macros.h"
@@ -13,6 +13,8 @@ absl::StatusOr<AdapterInfo> AdapterCatalog::Decide(const std::string& ref, bool 
   decision.actor = input.actor;
   decision.note = input.note;
   decision.documentation_ref = input.documentation_ref;
+  decision.evidence_evaluation_ids = input.evidence_evaluation_ids;
+  decision.evidence_review_summary = input.evidence_review_summary;
   auto risk = store::ParseRiskClass(input.risk_class.empty() ? "minimal" : input.risk_class);
   if (!risk.ok()) return absl::InvalidArgumentError(absl::StrCat("risk_class: ", risk.status().message()));
   decision.risk_class = *risk;

@@ -132,7 +132,9 @@ absl::Status AdapterLifecycle::Decide(const std::string& adapter_id, const Decis
   nlohmann::json details = {{"decision", decision},
                             {"note", d.note},
                             {"risk_class", RiskClassName(d.risk_class)},
-                            {"documentation_ref", d.documentation_ref}};
+                            {"documentation_ref", d.documentation_ref},
+                            {"evidence", {{"evaluation_ids", d.evidence_evaluation_ids},
+                                          {"review_summary", d.evidence_review_summary}}}};
   return Transition(adapter_id, d.actor, approve ? "approve" : "reject",
                     approve ? AdapterState::kApproved : AdapterState::kRejected, {}, details,
                     [&](const AdapterVersion& current, const std::string& now) -> absl::Status {

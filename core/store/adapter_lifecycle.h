@@ -20,6 +20,7 @@
 #include "core/store/audit_log.h"
 #include "core/store/lifecycle.h"
 #include "core/store/store.h"
+#include "nlohmann/json.hpp"
 
 namespace qlorad::store {
 
@@ -28,6 +29,10 @@ struct Decision {
   std::string note;               // required for a rejection
   RiskClass risk_class = RiskClass::kMinimal;
   std::string documentation_ref;  // required to approve a high-risk system
+  // The evidence the decider saw, recorded in the decision's audit entry
+  // (details.evidence = {"evaluation_ids": [...], "review_summary": JSON or null}).
+  std::vector<std::string> evidence_evaluation_ids;
+  nlohmann::json evidence_review_summary;
 };
 
 struct DecisionRecord {

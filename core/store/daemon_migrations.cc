@@ -73,11 +73,35 @@ CREATE TRIGGER evaluation_reviews_append_only BEFORE UPDATE ON evaluation_review
 BEGIN SELECT RAISE(ABORT, 'evaluation_reviews is append-only'); END;
 )sql";
 
+// Interactive review (core/service/interactive_review.h): one reviewer's judgement of one
+// item of an evaluation's exported sample, stored de-blinded (baseline/adapter), replaced
+// until the reviewer submits; and one submission row per (evaluation, reviewer).
+constexpr char kInteractiveReviewSchema[] = R"sql(
+CREATE TABLE review_judgements (
+  evaluation_id   TEXT NOT NULL,
+  reviewer        TEXT NOT NULL,
+  item_id         TEXT NOT NULL,
+  baseline_rating INTEGER NOT NULL,
+  adapter_rating  INTEGER NOT NULL,
+  preference      TEXT NOT NULL CHECK (preference IN ('baseline','adapter','tie')),
+  comment         TEXT NOT NULL DEFAULT '',
+  saved_at        TEXT NOT NULL,
+  PRIMARY KEY (evaluation_id, reviewer, item_id)
+);
+CREATE TABLE review_submissions (
+  evaluation_id TEXT NOT NULL,
+  reviewer      TEXT NOT NULL,
+  submitted_at  TEXT NOT NULL,
+  PRIMARY KEY (evaluation_id, reviewer)
+);
+)sql";
+
 }  // namespace
 
 std::vector<Migration> DaemonMigrations() {
   return {{kFirstDaemonMigrationVersion, "daemon_datasets_jobs_adapters", kDaemonSchema},
-          {kFirstDaemonMigrationVersion + 1, "evaluation_reviews", kReviewSchema}};
+          {kFirstDaemonMigrationVersion + 1, "evaluation_reviews", kReviewSchema},
+          {kFirstDaemonMigrationVersion + 2, "interactive_review", kInteractiveReviewSchema}};
 }
 
 std::vector<Migration> DaemonDatabaseMigrations() {
