@@ -156,7 +156,7 @@
     try {
       const data = await api('GET', '/api/adapters/' + encodeURIComponent(adapterId));
       const a = data.adapter;
-      $('#adapter-meta').textContent = 'state ' + a.state + ' \u00b7 dataset ' + a.dataset_id + ' \u00b7 aliases ' +
+      $('#adapter-meta').textContent = 'state ' + a.state + ' \u00b7 trained on ' + (a.dataset_id || '\u2014') + ' \u00b7 aliases ' +
         (a.aliases.length ? a.aliases.join(', ') : 'none') + ' \u00b7 created ' + a.created_at;
       document.body.dataset.adapterState = a.state;
       for (const e of data.evaluations) $('#evaluations').append(evaluationCard(e));

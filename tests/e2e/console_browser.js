@@ -55,7 +55,7 @@ async function shot(page, name, fullPage = false) {
 }
 
 // Rates the shown item with the keyboard and moves on; waits for the server's "saved".
-async function rateItem(page, reviewer, i) {
+async function rateItem(page, reviewer, i, beforeNext) {
   const [a, b, pref] = judgement(reviewer, i);
   await page.keyboard.press(String(a));
   if (reviewer === 1) {
@@ -70,6 +70,7 @@ async function rateItem(page, reviewer, i) {
       document.querySelector('#save-state').textContent === 'saved', { timeout: TIMEOUT }, i + 1);
   const on = await page.$$eval('.rating button.on, #preference button.on', (bs) => bs.map((x) => x.textContent.trim()));
   assert.equal(on.length, 3, `item ${i + 1}: two ratings and a preference are selected (${on})`);
+  if (beforeNext) await beforeNext();
   if (i + 1 < ITEMS) {
     await page.keyboard.press(i % 2 ? 'Enter' : 'n');
     await page.waitForFunction((k) => document.querySelector('#progress').textContent === k, { timeout: TIMEOUT },
@@ -91,8 +92,7 @@ async function review(browser, reviewer, token) {
   assert.equal(await text(page, '#progress'), `1/${ITEMS}`);
   assert.equal(await text(page, '#label-a'), '', 'blind: no identities before submit');
   for (let i = 0; i < 5; i++) {
-    await rateItem(page, reviewer, i);
-    if (reviewer === 1 && i === 2) await shot(page, 'item');
+    await rateItem(page, reviewer, i, reviewer === 1 && i === 2 ? () => shot(page, 'item') : null);
   }
   // Reload mid-way: the server's state resumes at the first unrated item (6).
   await page.reload({ waitUntil: 'load' });

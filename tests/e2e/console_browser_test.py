@@ -65,6 +65,7 @@ class ConsoleBrowserTest(unittest.TestCase):
                                 role="trainer")
         cls.evaluation_id = evaluation["evaluation_id"]
         out = os.path.join(cls.work, "review")
+        os.makedirs(out)
         d.ctl("eval", "review-export", cls.evaluation_id, "--out", out, "--size", "50", "--blind", role="trainer")
         with open(os.path.join(out, "review.csv")) as f:
             assert len(f.read().strip().splitlines()) == ITEMS + 1, "the sample holds the 10 evaluated items"
