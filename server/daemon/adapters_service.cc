@@ -24,12 +24,19 @@ void ToProto(const service::AdapterInfo& a, v1::Adapter* out) {
 
 namespace {
 
-service::DecisionInput Decision(const v1::DecisionRequest& r, const Principal& who) {
+// INVALID_ARGUMENT naming evidence_review_summary_json when it is not JSON.
+absl::StatusOr<service::DecisionInput> Decision(const v1::DecisionRequest& r, const Principal& who) {
   service::DecisionInput input;
   input.actor = who.name;
   input.note = r.note();
   input.risk_class = r.risk_class().empty() ? "minimal" : r.risk_class();
   input.documentation_ref = r.documentation_ref();
+  input.evidence_evaluation_ids.assign(r.evidence_evaluation_ids().begin(), r.evidence_evaluation_ids().end());
+  if (!r.evidence_review_summary_json().empty()) {
+    input.evidence_review_summary = nlohmann::json::parse(r.evidence_review_summary_json(), nullptr, false);
+    if (input.evidence_review_summary.is_discarded())
+      return absl::InvalidArgumentError("evidence_review_summary_json: not valid JSON");
+  }
   return input;
 }
 
@@ -90,12 +97,18 @@ grpc::Status AdaptersService::PromoteAdapter(grpc::ServerContext* c, const v1::P
 
 grpc::Status AdaptersService::ApproveAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) {
   return Respond(c, "ApproveAdapter", Permission::kDeploy, out,
-                 [&](const Principal& who) { return d_.core->Decide(r->adapter(), true, Decision(*r, who)); });
+                 [&](const Principal& who) -> absl::StatusOr<service::AdapterInfo> {
+                   QLORAD_ASSIGN_OR_RETURN(service::DecisionInput decision, Decision(*r, who));
+                   return d_.core->Decide(r->adapter(), true, decision);
+                 });
 }
 
 grpc::Status AdaptersService::RejectAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) {
   return Respond(c, "RejectAdapter", Permission::kDeploy, out,
-                 [&](const Principal& who) { return d_.core->Decide(r->adapter(), false, Decision(*r, who)); });
+                 [&](const Principal& who) -> absl::StatusOr<service::AdapterInfo> {
+                   QLORAD_ASSIGN_OR_RETURN(service::DecisionInput decision, Decision(*r, who));
+                   return d_.core->Decide(r->adapter(), false, decision);
+                 });
 }
 
 grpc::Status AdaptersService::DeleteAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, google::protobuf::Empty*) {

@@ -39,6 +39,7 @@ bool Authenticator::Allows(Role role, Permission needed) {
     case Permission::kInference: return role == Role::kInference || role == Role::kAdmin;
     case Permission::kTrain: return role == Role::kTrainer || role == Role::kAdmin;
     case Permission::kDeploy: return role == Role::kDeployer || role == Role::kAdmin;
+    case Permission::kReview: return role == Role::kReviewer || role == Role::kDeployer || role == Role::kAdmin;
   }
   return false;
 }
@@ -48,8 +49,10 @@ absl::StatusOr<Role> ParseRole(const std::string& name) {
   if (name == "trainer") return Role::kTrainer;
   if (name == "deployer") return Role::kDeployer;
   if (name == "inference") return Role::kInference;
+  if (name == "reviewer") return Role::kReviewer;
   if (name == "viewer") return Role::kViewer;
-  return absl::InvalidArgumentError(absl::StrCat("role '", name, "' is not admin, trainer, deployer, inference or viewer"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("role '", name, "' is not admin, trainer, deployer, inference, reviewer or viewer"));
 }
 
 const char* RoleName(Role role) {
@@ -58,6 +61,7 @@ const char* RoleName(Role role) {
     case Role::kTrainer: return "trainer";
     case Role::kDeployer: return "deployer";
     case Role::kInference: return "inference";
+    case Role::kReviewer: return "reviewer";
     default: return "viewer";
   }
 }

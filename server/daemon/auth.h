@@ -4,7 +4,8 @@
 //   <name> <role> sha256:<hex of SHA-256 of the token>
 // Only hashes are stored at rest (`qlorad hash-token` prints the line for a token).
 // '#' starts a comment. Roles: admin (everything), trainer (datasets, jobs, evaluations),
-// deployer (adapters), inference (inference), viewer (reads); every role can read.
+// deployer (adapters, reviews), inference (inference), reviewer (reviews: the review
+// console's judgements and nothing else), viewer (reads); every role can read.
 // Reload() (SIGHUP) swaps the table atomically; a bad file keeps the old table.
 #ifndef QLORAD_SERVER_DAEMON_AUTH_H_
 #define QLORAD_SERVER_DAEMON_AUTH_H_
@@ -21,9 +22,10 @@
 
 namespace qlorad::server {
 
-enum class Role { kViewer, kInference, kTrainer, kDeployer, kAdmin };
-// What an RPC needs: kRead is satisfied by every role.
-enum class Permission { kRead, kInference, kTrain, kDeploy };
+enum class Role { kViewer, kInference, kTrainer, kDeployer, kAdmin, kReviewer };
+// What an RPC needs: kRead is satisfied by every role; kReview (interactive review) by
+// reviewer, deployer and admin.
+enum class Permission { kRead, kInference, kTrain, kDeploy, kReview };
 
 struct Principal {
   std::string name;

@@ -27,7 +27,7 @@ namespace {
 
 int HashToken(const std::vector<std::string>& args) {
   if (args.size() != 2 || !ParseRole(args[1]).ok()) {
-    std::fprintf(stderr, "usage: qlorad hash-token NAME ROLE < token   (ROLE: admin|trainer|deployer|inference|viewer)\n");
+    std::fprintf(stderr, "usage: qlorad hash-token NAME ROLE < token   (ROLE: admin|trainer|deployer|inference|reviewer|viewer)\n");
     return 2;
   }
   std::string token;

@@ -16,6 +16,7 @@
 #include "server/daemon/datasets_service.h"
 #include "server/daemon/inference_service.h"
 #include "server/daemon/jobs_service.h"
+#include "server/daemon/reviews_service.h"
 
 namespace qlorad::server {
 namespace {
@@ -82,6 +83,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const DaemonOptions& options
   };
   d->services_.push_back(std::make_unique<InferenceService>(context, observe_generation));
   d->services_.push_back(std::make_unique<EvaluationsService>(context));
+  d->services_.push_back(std::make_unique<ReviewsService>(context));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

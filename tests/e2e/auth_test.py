@@ -53,7 +53,8 @@ class AuthTest(unittest.TestCase):
                 return e.code()
 
     def requests(self):
-        ds, jobs, ad, inf, ev = (self.stubs[n][0] for n in ("datasets", "jobs", "adapters", "inference", "evaluations"))
+        ds, jobs, ad, inf, ev, rv = (self.stubs[n][0]
+                                     for n in ("datasets", "jobs", "adapters", "inference", "evaluations", "reviews"))
         # (service, method, request, roles allowed); reads are open to every role.
         return [
             ("datasets", "DeleteDataset", ds.DeleteDatasetRequest(dataset_id="nope"), {"admin", "trainer"}),
@@ -69,6 +70,10 @@ class AuthTest(unittest.TestCase):
             ("inference", "Classify", inf.ClassifyRequest(text="hi", labels=["a", "b"]), {"admin", "inference"}),
             ("evaluations", "CreateEvaluation", ev.CreateEvaluationRequest(dataset_id="nope"), {"admin", "trainer"}),
             ("evaluations", "GetEvaluation", ev.GetEvaluationRequest(evaluation_id="nope"), set(h.ROLES)),
+            ("reviews", "ListReviewQueue", rv.ListReviewQueueRequest(), {"admin", "deployer", "reviewer"}),
+            ("reviews", "SaveJudgement", rv.SaveJudgementRequest(evaluation_id="nope"), {"admin", "deployer", "reviewer"}),
+            ("reviews", "SubmitReview", rv.SubmitReviewRequest(evaluation_id="nope"), {"admin", "deployer", "reviewer"}),
+            ("reviews", "AuditTrail", rv.AuditTrailRequest(subject="adapter:nope@1"), set(h.ROLES)),
         ]
 
     def test_no_token_and_wrong_token_are_unauthenticated(self):

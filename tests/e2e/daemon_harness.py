@@ -20,7 +20,7 @@ DAEMON = os.environ.get("QLORAD_DAEMON", "build/server/qlorad")
 CTL = os.environ.get("QLORACTL", "build/client/qloractl")
 NPM = os.path.join(SOURCE_DIR, "tests", "fixtures", "npm", "node_modules")
 
-ROLES = ["admin", "trainer", "deployer", "inference", "viewer"]
+ROLES = ["admin", "trainer", "deployer", "inference", "reviewer", "viewer"]
 
 
 def free_port():
@@ -131,7 +131,7 @@ def python_stubs(out_dir):
     """Generates qlorad.v1 Python stubs from proto/ (the second-language client) with Debian's
     protoc + grpc_python_plugin (grpc_tools' bundled protoc predates proto3 `optional`)."""
     proto_root = os.path.join(SOURCE_DIR, "proto")
-    names = ("datasets", "jobs", "adapters", "inference", "evaluations")
+    names = ("datasets", "jobs", "adapters", "inference", "evaluations", "reviews")
     files = [os.path.join("qlorad", "v1", n + ".proto") for n in names]
     os.makedirs(out_dir, exist_ok=True)
     subprocess.run(["protoc", "-I" + proto_root, "-I/usr/include", "--python_out=" + out_dir,
