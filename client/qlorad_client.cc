@@ -276,11 +276,20 @@ absl::StatusOr<v1::Adapter> Client::UnloadAdapter(const std::string& ref) {
   return Unary<v1::Adapter>(QLORAD_STUB_CALL(adapters_, UnloadAdapter), r);
 }
 
-absl::StatusOr<v1::Adapter> Client::PromoteAdapter(const std::string& ref, const std::string& alias) {
+absl::StatusOr<v1::Adapter> Client::PromoteAdapter(const std::string& ref, const std::string& alias,
+                                                   const std::string& override_reason) {
   v1::PromoteAdapterRequest r;
   r.set_adapter(ref);
   r.set_alias(alias);
+  r.set_override_reason(override_reason);
   return Unary<v1::Adapter>(QLORAD_STUB_CALL(adapters_, PromoteAdapter), r);
+}
+
+absl::StatusOr<v1::PromotionCheck> Client::CheckPromotion(const std::string& ref, const std::string& alias) {
+  v1::PromoteAdapterRequest r;
+  r.set_adapter(ref);
+  r.set_alias(alias);
+  return Unary<v1::PromotionCheck>(QLORAD_STUB_CALL(adapters_, CheckPromotion), r);
 }
 
 absl::StatusOr<v1::Adapter> Client::ApproveAdapter(const v1::DecisionRequest& request) {

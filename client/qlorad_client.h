@@ -56,7 +56,10 @@ class Client {
   absl::StatusOr<v1::Adapter> ImportAdapter(const std::string& name, const std::string& path, bool allow_base_mismatch);
   absl::StatusOr<v1::Adapter> LoadAdapter(const std::string& ref, bool allow_base_mismatch, bool pin = false);
   absl::StatusOr<v1::Adapter> UnloadAdapter(const std::string& ref);
-  absl::StatusOr<v1::Adapter> PromoteAdapter(const std::string& ref, const std::string& alias);
+  // The reply's `promotion` holds the CI gate's verdict; override_reason promotes a refused one (audited).
+  absl::StatusOr<v1::Adapter> PromoteAdapter(const std::string& ref, const std::string& alias,
+                                             const std::string& override_reason = "");
+  absl::StatusOr<v1::PromotionCheck> CheckPromotion(const std::string& ref, const std::string& alias);
   absl::StatusOr<v1::Adapter> ApproveAdapter(const v1::DecisionRequest& request);
   absl::StatusOr<v1::Adapter> RejectAdapter(const v1::DecisionRequest& request);
   absl::Status DeleteAdapter(const std::string& ref);

@@ -28,6 +28,14 @@ absl::Status PrintAdapter(const absl::StatusOr<v1::Adapter>& a, const Output& ou
   return absl::OkStatus();
 }
 
+// The gate's verdict: its one-line message (or the message as JSON); a refusal is an
+// error exit (FAILED_PRECONDITION) so that a CI step can run `check-promotion`.
+absl::Status PrintPromotionCheck(const absl::StatusOr<v1::PromotionCheck>& check, const Output& out) {
+  if (!check.ok()) return check.status();
+  if (out.json) out.Message(*check); else if (check->passed()) std::printf("%s\n", check->message().c_str());
+  return check->passed() ? absl::OkStatus() : absl::FailedPreconditionError(check->message());
+}
+
 v1::DecisionRequest Decision(const std::string& ref, const Args& args) {
   v1::DecisionRequest r;
   r.set_adapter(ref);
@@ -71,10 +79,15 @@ absl::Status AdaptersCommand(const std::string& verb, const Args& args, client::
   if (verb == "approve") return PrintAdapter(client.ApproveAdapter(Decision(*ref, args)), out);
   if (verb == "reject") return PrintAdapter(client.RejectAdapter(Decision(*ref, args)), out);
   if (verb == "delete") return client.DeleteAdapter(*ref);
-  if (verb == "promote") {
+  if (verb == "promote" || verb == "check-promotion") {
     auto alias = args.Positional(1, "ALIAS");
     if (!alias.ok()) return alias.status();
-    return PrintAdapter(client.PromoteAdapter(*ref, *alias), out);
+    if (verb == "check-promotion") return PrintPromotionCheck(client.CheckPromotion(*ref, *alias), out);
+    absl::StatusOr<v1::Adapter> promoted = client.PromoteAdapter(*ref, *alias, args.Get("override-reason"));
+    if (absl::Status printed = PrintAdapter(promoted, out); !printed.ok()) return printed;
+    if (!out.json) std::printf("%s%s\n", promoted->promotion().message().c_str(),
+                               promoted->promotion().overridden() ? " -- overridden, reason recorded in the audit log" : "");
+    return absl::OkStatus();
   }
   if (verb == "export") {  // downloads the PEFT adapter directory, or its GGUF export
     auto dir = args.Required("out");
@@ -89,8 +102,9 @@ absl::Status AdaptersCommand(const std::string& verb, const Args& args, client::
     std::printf("exported %s to %s: %s\n", ref->c_str(), dir->c_str(), absl::StrJoin(*names, ", ").c_str());
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown verb 'adapters ", verb, "' (list|get|import|upload|load|unload|approve|reject|promote|delete|export)"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown verb 'adapters ", verb,
+      "' (list|get|import|upload|load|unload|approve|reject|promote|check-promotion|delete|export)"));
 }
 
 absl::Status GenerateCommand(const Args& args, client::Client& client, const Output& out) {

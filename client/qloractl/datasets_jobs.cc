@@ -74,6 +74,10 @@ absl::Status WatchJob(const std::string& id, client::Client& client, const Outpu
     return true;
   });
   if (!watched.ok()) return watched;
+  // The last thing printed is the job as it ended (state, steps, adapter), not as it was submitted.
+  absl::StatusOr<v1::Job> ended = client.GetJob(id);
+  if (!ended.ok()) return ended.status();
+  if (out.json) out.Message(*ended); else out.Table(kJobHeader, {JobRow(*ended)});
   if (final_status == "failed") return absl::AbortedError(absl::StrCat("job ", id, " failed"));
   if (final_status == "cancelled") return absl::CancelledError(absl::StrCat("job ", id, " was cancelled"));
   return absl::OkStatus();
@@ -128,9 +132,12 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   h->set_early_stopping_min_delta(n["min-delta"]);
   auto job = client.CreateJob(r);
   if (!job.ok()) return job.status();
-  if (out.json) out.Message(*job); else out.Table(kJobHeader, {JobRow(*job)});
-  if (!args.Has("watch")) return absl::OkStatus();
-  return WatchJob(job->job_id(), client, out);
+  if (!args.Has("watch")) {
+    if (out.json) out.Message(*job); else out.Table(kJobHeader, {JobRow(*job)});
+    return absl::OkStatus();
+  }
+  if (!out.json) std::fprintf(stderr, "job %s submitted (%s); watching\n", job->job_id().c_str(), job->status().c_str());
+  return WatchJob(job->job_id(), client, out);  // ends with the job's final row
 }
 
 }  // namespace

@@ -18,7 +18,9 @@ constexpr char kUsage[] =
     "              [--lr 2e-4] [--max-seq-len 512] [--seed 0] [--priority 0] [--gradient-checkpointing] [--watch]\n"
     "              [--eval-fraction 0.05 [--eval-every N] [--patience P] [--min-delta D]]  (validation slice of the train split)\n"
     "  jobs list | get ID | watch ID | cancel ID\n"
-    "  adapters list | get REF | import NAME SERVER_DIR | load REF [--pin] | unload REF | promote REF ALIAS | delete REF\n"
+    "  adapters list | get REF | import NAME SERVER_DIR | load REF [--pin] | unload REF | delete REF\n"
+    "  adapters promote REF ALIAS [--override-reason TEXT]   (the CI gate's verdict is printed; a refusal needs a reason)\n"
+    "  adapters check-promotion REF ALIAS   (the gate's verdict only; exits non-zero when it refuses)\n"
     "  adapters upload DIR --name NAME [--allow-base-mismatch]   (sends a local PEFT adapter directory)\n"
     "  adapters export REF --out DIR [--format peft|gguf] [--type f32|f16|q8_0|q4_0] [--merge]   (downloads the files)\n"
     "  adapters approve REF [--note N] [--risk-class minimal|limited|high] [--documentation-ref URL] | reject REF --note N\n"
@@ -28,6 +30,22 @@ constexpr char kUsage[] =
     "  eval --dataset ID [--adapter REF] [--max-examples N] [--scoring log_likelihood|constrained|generation] | eval get ID\n"
     "  eval review-export ID --out DIR [--size 50] [--seed 1] [--blind] | eval review-import ID --reviewer NAME=FILE ...\n"
     "environment: QLORAD_ADDRESS, QLORAD_TOKEN\n";
+
+// The usage lines of one command group (`qloractl jobs --help`); all of it for an unknown one.
+std::string UsageOf(const std::string& group) {
+  std::string out, all = kUsage;
+  bool in_group = false;
+  for (size_t start = 0, end; start < all.size(); start = end + 1) {
+    end = all.find('\n', start);
+    const std::string line = all.substr(start, end - start);
+    if (start == 0) continue;  // the global line, re-added below
+    if (line.rfind("  " + group + " ", 0) == 0 || line == "  " + group) in_group = true;
+    else if (line.rfind("   ", 0) != 0) in_group = false;
+    if (in_group) out += line + "\n";
+  }
+  const std::string global = all.substr(0, all.find('\n') + 1);
+  return out.empty() ? all : global + out;
+}
 
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "qloractl: %s: %s\n", absl::StatusCodeToString(status.code()).c_str(),
@@ -43,9 +61,14 @@ int main(int argc, char** argv) {
                                                     "allow-base-mismatch", "blind", "gradient-checkpointing", "pin", "merge", "help", "h"});
   if (!args.ok()) return Fail(args.status());
   std::vector<std::string> words = args->positionals();
-  if (words.empty() || args->Has("help") || args->Has("h")) {
-    std::fputs(kUsage, words.empty() && !args->Has("help") ? stderr : stdout);
-    return words.empty() && !args->Has("help") ? 2 : 0;
+  const bool help = args->Has("help") || args->Has("h");
+  if (words.empty() && !help) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  if (help) {
+    std::fputs(words.empty() ? kUsage : UsageOf(words[0]).c_str(), stdout);
+    return 0;
   }
   Output out;
   out.json = args->Get("o") == "json";

@@ -83,7 +83,7 @@ absl::StatusOr<IndexedMetric> MakeHeadline(const EvaluationRecord& rec, const Sy
   const std::string& m = rec.headline_metric;
   if (rec.task == TaskKind::kClassification) {
     auto coded = std::make_shared<CodedLabels>();
-    const auto& labels = sys.classification->labels;
+    const auto& labels = o.labels.empty() ? sys.classification->labels : o.labels;
     std::map<std::string, int> index;
     for (size_t i = 0; i < labels.size(); ++i) index[labels[i]] = static_cast<int>(i);
     coded->num_classes = labels.size();
@@ -245,6 +245,21 @@ absl::StatusOr<EvaluationRecord> BuildEvaluationRecord(const EvaluationInputs& i
                                 rec.adapter ? (*in.adapter_outputs)[i] : std::string()});
   }
   return rec;
+}
+
+absl::StatusOr<IndexedMetric> HeadlineMetricOf(const EvaluationRecord& record, const SystemEvaluation& system,
+                                               const std::vector<std::string>& labels) {
+  if (system.outputs.size() != record.references.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("system '", system.name, "': has ", system.outputs.size(),
+                                                   " outputs but the record has ", record.references.size(), " examples"));
+  }
+  if (record.task == TaskKind::kClassification ? !system.classification : !system.generation) {
+    return absl::InvalidArgumentError(absl::StrCat("system '", system.name, "': has no ", TaskKindName(record.task),
+                                                   " metrics"));
+  }
+  RecordOptions options;
+  options.labels = labels;
+  return MakeHeadline(record, system, options);
 }
 
 absl::StatusOr<double> HeadlineValue(const SystemEvaluation& s, const std::string& metric) {

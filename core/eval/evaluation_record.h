@@ -128,6 +128,13 @@ std::string NowRfc3339();
 // the task, or there are no examples.
 absl::StatusOr<EvaluationRecord> BuildEvaluationRecord(const EvaluationInputs& inputs, const RecordOptions& options);
 
+// The record's headline metric of `system` (one of `record`'s systems) on a resample of
+// its examples, as the record's own intervals compute it. Classification: `labels` is
+// the explicit label list (empty: the labels present in each resample, sklearn's
+// default). INVALID_ARGUMENT when the system's outputs or metrics do not fit the record.
+absl::StatusOr<IndexedMetric> HeadlineMetricOf(const EvaluationRecord& record, const SystemEvaluation& system,
+                                               const std::vector<std::string>& labels);
+
 // The value of a headline metric for a system (e.g. "macro_f1").
 absl::StatusOr<double> HeadlineValue(const SystemEvaluation& system, const std::string& metric);
 

@@ -59,7 +59,9 @@ class AdapterCatalog {
 
   // decide.cc / deploy.cc
   absl::StatusOr<AdapterInfo> Decide(const std::string& ref, bool approve, const DecisionInput& input);
-  absl::StatusOr<AdapterInfo> Promote(const std::string& ref, const std::string& alias, const std::string& actor);
+  // `guard`: what the store checks and records in the promote's transaction (the gate).
+  absl::StatusOr<AdapterInfo> Promote(const std::string& ref, const std::string& alias, const std::string& actor,
+                                      const store::PromoteGuard& guard = {});
   absl::Status Delete(const std::string& ref, const std::string& actor);
 
   // adapter_upload.cc / adapter_export.cc

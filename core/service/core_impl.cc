@@ -59,6 +59,9 @@ absl::Status ServiceCoreImpl::Init() {
     if (ec || !std::filesystem::is_directory(import_root))
       return absl::InvalidArgumentError(absl::StrCat("import_root: '", options_.import_root, "' is not a directory (--import-root)"));
   }
+  if (!(options_.promotion_margin >= 0))
+    return absl::InvalidArgumentError(absl::StrCat("promotion_margin: ", options_.promotion_margin,
+                                                   " must be >= 0 (--promotion-margin, e.g. 0.05)"));
   for (const auto& entry : std::filesystem::directory_iterator(upload_dir(), ec))
     std::filesystem::remove_all(entry.path(), ec);  // uploads interrupted by a stop
   QLORAD_ASSIGN_OR_RETURN(db_, store::SharedStore::Open(options_.state_dir + "/qlorad.db", store::DaemonDatabaseMigrations()));
@@ -72,6 +75,7 @@ absl::Status ServiceCoreImpl::Init() {
   reviews_ = std::make_unique<InteractiveReview>(db_.get(), [] { return Now(); });
   adapters_ = std::make_unique<AdapterCatalog>(options_, db_.get(), adapter_store_.get(), engine_.get(), drift_.get(),
                                                import_root);
+  gate_ = std::make_unique<PromotionGate>(db_.get(), adapter_store_.get(), options_.promotion_margin);
   jobs_ = std::make_unique<JobQueue>(
       options_, store_.get(), db_.get(), datasets_.get(),
       [this](const std::string& dataset_id, const std::string& dir) {

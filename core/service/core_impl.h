@@ -3,6 +3,7 @@
 //   datasets.cc        datasets (DaemonStore rows + core/data ingestion)      ["data"]
 //   job_queue.h        training jobs, workers, events; training_job.cc       ["train"]
 //   adapter_catalog.h  adapters: decide.cc, deploy.cc, residency.cc, upload/export
+//   promotion_gate.h   the adapter CI gate in front of the catalog's promote (promote.cc)
 //   eval::EvaluationRunner (core/eval) over EngineScorer ["baseline", "evaluate"]
 //   interactive_review.h  the review console's queue, sessions, judgements, audit trail
 //   drift_tracker.h / drift_profile.h                                          ["drift"]
@@ -25,6 +26,7 @@
 #include "core/service/engine_scorer.h"
 #include "core/service/interactive_review.h"
 #include "core/service/job_queue.h"
+#include "core/service/promotion_gate.h"
 #include "core/service/service_core.h"
 #include "core/store/adapter_store.h"
 #include "core/store/shared_store.h"
@@ -84,15 +86,9 @@ class ServiceCoreImpl : public ServiceCore {
   absl::StatusOr<AdapterInfo> UnloadAdapter(const std::string& ref, const std::string& actor) override {
     return adapters_->Unload(ref, actor);
   }
-  // TODO(#22 gate): the CI gate lands with the promotion_gate_ work; until then no gate.
-  absl::StatusOr<PromoteResult> Promote(const PromoteInput& input) override {
-    PromoteResult result;
-    QLORAD_ASSIGN_OR_RETURN(result.adapter, adapters_->Promote(input.adapter, input.alias, input.actor));
-    return result;
-  }
-  absl::StatusOr<PromotionCheck> CheckPromotion(const std::string&, const std::string&) override {
-    return absl::UnimplementedError("CheckPromotion: not yet");
-  }
+  // promote.cc: the CI gate (promotion_gate.h), then the catalog's promote.
+  absl::StatusOr<PromoteResult> Promote(const PromoteInput& input) override;
+  absl::StatusOr<PromotionCheck> CheckPromotion(const std::string& ref, const std::string& alias) override;
   absl::StatusOr<AdapterInfo> Decide(const std::string& ref, bool approve, const DecisionInput& decision) override {
     return adapters_->Decide(ref, approve, decision);
   }
@@ -150,6 +146,7 @@ class ServiceCoreImpl : public ServiceCore {
   std::unique_ptr<eval::EvaluationRunner> evaluations_;
   std::unique_ptr<InteractiveReview> reviews_;
   std::unique_ptr<AdapterCatalog> adapters_;
+  std::unique_ptr<PromotionGate> gate_;
   std::unique_ptr<JobQueue> jobs_;  // last: its workers stop before anything they use goes
 };
 

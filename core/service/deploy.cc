@@ -12,7 +12,7 @@
 namespace qlorad::service {
 
 absl::StatusOr<AdapterInfo> AdapterCatalog::Promote(const std::string& ref, const std::string& alias,
-                                                    const std::string& actor) {
+                                                    const std::string& actor, const store::PromoteGuard& guard) {
   QLORAD_RETURN_IF_ERROR(store::AdapterStore::CheckAlias(alias));  // refused before the engine load
   QLORAD_ASSIGN_OR_RETURN(std::string id, Resolve(ref));
   QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->Get(id));
@@ -24,7 +24,7 @@ absl::StatusOr<AdapterInfo> AdapterCatalog::Promote(const std::string& ref, cons
   const bool was_loaded = engine_->IsLoaded(id);
   QLORAD_RETURN_IF_ERROR(EngineLoad(id, row.path, false));
   WatchDrift(id, row.path);
-  absl::Status promoted = store_->Promote(id, alias, actor.empty() ? "system" : actor, policy);
+  absl::Status promoted = store_->Promote(id, alias, actor.empty() ? "system" : actor, policy, guard);
   if (!promoted.ok()) {
     if (!was_loaded) {  // residency follows the store: undo the load the failed promote made
       (void)engine_->UnloadAdapter(id);

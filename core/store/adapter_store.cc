@@ -139,14 +139,20 @@ absl::Status AdapterStore::CheckAlias(const std::string& alias) {
 }
 
 absl::Status AdapterStore::Promote(const std::string& id, const std::string& alias, const std::string& actor,
-                                   const DeploymentPolicy& policy) {
+                                   const DeploymentPolicy& policy, const PromoteGuard& guard) {
   QLORAD_RETURN_IF_ERROR(CheckAlias(alias));
   return db_->With([&](Store& s) {
     return s.InTransaction([&]() -> absl::Status {
       AdapterLifecycle lifecycle(&s, clock_);
       QLORAD_ASSIGN_OR_RETURN(AdapterVersion current, lifecycle.Get(id));
       QLORAD_ASSIGN_OR_RETURN(std::optional<std::string> previous, AliasTarget(s, alias));
-      nlohmann::json details = {{"alias", alias}, {"previous_target", previous.value_or("")}};
+      if (guard.expected_target && *guard.expected_target != previous.value_or("")) {
+        return absl::AbortedError(absl::StrCat("alias '", alias, "' moved to '", previous.value_or(""),
+                                               "' while the promote was checked (hint: retry)"));
+      }
+      nlohmann::json details = guard.details.is_object() ? guard.details : nlohmann::json::object();
+      details["alias"] = alias;
+      details["previous_target"] = previous.value_or("");
       auto point_alias = [&](const AdapterVersion&, const std::string& now) -> absl::Status {
         QLORAD_RETURN_IF_ERROR(UpdateLoaded(s, id, true));
         return SetAlias(s, alias, id, now);

@@ -6,7 +6,8 @@
 //
 // Audit actions written here (entity "adapter"):
 //   register        (row inserted; -> trained)
-//   promote_deploy  (X -> deployed, loaded = 1, alias set; details: alias, previous_target)
+//   promote_deploy  (X -> deployed, loaded = 1, alias set; details: alias, previous_target,
+//                    plus the guard's details, e.g. the CI gate's verdict and override reason)
 //   promote         (already deployed: loaded = 1, alias moved; from = to = deployed)
 //   load / unload / reload_failed (loaded flag only; no state)
 //   delete          (row removed; X -> retired, or retired -> retired)
@@ -37,6 +38,14 @@ struct AdapterRow {
   bool loaded = false;
 };
 
+// What a promote must find and record beyond the move itself (the CI gate's verdict).
+struct PromoteGuard {
+  // Set: inside the transaction the alias must still point at this adapter ("" = at
+  // none), else ABORTED (a concurrent promote moved it; the caller re-checks).
+  std::optional<std::string> expected_target;
+  nlohmann::json details = nlohmann::json::object();  // merged into the audit entry's details
+};
+
 class AdapterStore {
  public:
   // `db` must have DaemonDatabaseMigrations() applied and outlive this object.
@@ -62,7 +71,7 @@ class AdapterStore {
   // Deploys (if not yet deployed, checked against `policy`), sets loaded = 1 and points
   // `alias` at the adapter. The caller loads the adapter on the engine BEFORE this.
   absl::Status Promote(const std::string& id, const std::string& alias, const std::string& actor,
-                       const DeploymentPolicy& policy);
+                       const DeploymentPolicy& policy, const PromoteGuard& guard = {});
   // Sets the loaded flag, audited as `action` ("load", "unload", "reload_failed").
   absl::Status SetLoaded(const std::string& id, bool loaded, const std::string& actor, const std::string& action,
                          const nlohmann::json& details);

@@ -1,5 +1,4 @@
 #include "server/daemon/adapters_service.h"
-#include "core/util/status_macros.h"
 
 namespace qlorad::server {
 
@@ -20,6 +19,25 @@ void ToProto(const service::AdapterInfo& a, v1::Adapter* out) {
   out->set_created_at(a.created_at);
   out->set_evaluation_id(a.evaluation_id);
   out->set_path(a.path);
+}
+
+void ToProto(const service::PromotionCheck& c, v1::PromotionCheck* out) {
+  out->set_applies(c.applies);
+  out->set_passed(c.passed);
+  out->set_overridden(c.overridden);
+  out->set_candidate_id(c.candidate_id);
+  out->set_serving_id(c.serving_id);
+  out->set_dataset_id(c.dataset_id);
+  out->set_metric(c.metric);
+  out->set_candidate_evaluation_id(c.candidate_evaluation_id);
+  out->set_serving_evaluation_id(c.serving_evaluation_id);
+  out->set_candidate_value(c.candidate_value);
+  out->set_serving_value(c.serving_value);
+  out->set_delta(c.delta);
+  out->set_delta_low(c.delta_low);
+  out->set_delta_high(c.delta_high);
+  out->set_margin(c.margin);
+  out->set_message(c.message);
 }
 
 namespace {
@@ -87,12 +105,24 @@ grpc::Status AdaptersService::UnloadAdapter(grpc::ServerContext* c, const v1::Ad
 }
 
 grpc::Status AdaptersService::PromoteAdapter(grpc::ServerContext* c, const v1::PromoteAdapterRequest* r, v1::Adapter* out) {
-  return Respond(c, "PromoteAdapter", Permission::kDeploy, out,
-                 [&](const Principal& who) -> absl::StatusOr<service::AdapterInfo> {
-                   service::PromoteInput input{r->adapter(), r->alias(), who.name, ""};
-                   QLORAD_ASSIGN_OR_RETURN(service::PromoteResult result, d_.core->Promote(input));
-                   return result.adapter;
-                 });
+  return HandleRpc(d_, c, "Adapters", "PromoteAdapter", Permission::kDeploy, [&](const Principal& who) {
+    service::PromoteInput input{r->adapter(), r->alias(), who.name, r->override_reason()};
+    absl::StatusOr<service::PromoteResult> result = d_.core->Promote(input);
+    if (!result.ok()) return ToGrpcStatus(result.status());
+    ToProto(result->adapter, out);
+    ToProto(result->gate, out->mutable_promotion());
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status AdaptersService::CheckPromotion(grpc::ServerContext* c, const v1::PromoteAdapterRequest* r,
+                                             v1::PromotionCheck* out) {
+  return HandleRpc(d_, c, "Adapters", "CheckPromotion", Permission::kRead, [&](const Principal&) {
+    absl::StatusOr<service::PromotionCheck> check = d_.core->CheckPromotion(r->adapter(), r->alias());
+    if (!check.ok()) return ToGrpcStatus(check.status());
+    ToProto(*check, out);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AdaptersService::ApproveAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) {

@@ -9,6 +9,7 @@ namespace qlorad::server {
 
 // AdapterInfo -> v1::Adapter.
 void ToProto(const service::AdapterInfo& a, v1::Adapter* out);
+void ToProto(const service::PromotionCheck& c, v1::PromotionCheck* out);
 
 class AdaptersService final : public qlorad::v1::Adapters::Service {
  public:
@@ -19,6 +20,8 @@ class AdaptersService final : public qlorad::v1::Adapters::Service {
   grpc::Status LoadAdapter(grpc::ServerContext* c, const v1::LoadAdapterRequest* r, v1::Adapter* out) override;
   grpc::Status UnloadAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, v1::Adapter* out) override;
   grpc::Status PromoteAdapter(grpc::ServerContext* c, const v1::PromoteAdapterRequest* r, v1::Adapter* out) override;
+  grpc::Status CheckPromotion(grpc::ServerContext* c, const v1::PromoteAdapterRequest* r,
+                              v1::PromotionCheck* out) override;
   grpc::Status ApproveAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) override;
   grpc::Status RejectAdapter(grpc::ServerContext* c, const v1::DecisionRequest* r, v1::Adapter* out) override;
   grpc::Status DeleteAdapter(grpc::ServerContext* c, const v1::AdapterRef* r, google::protobuf::Empty* out) override;

@@ -16,7 +16,8 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
                           "max-waiting-requests", "max-message-bytes", "max-upload-bytes", "drain-seconds",
                           "metrics-max-adapters", "drift-window-prompts", "drift-window-seconds", "kv-cache-mb",
                           "max-batch", "prefill-chunk-tokens", "max-resident-adapters", "memory-limit-mb",
-                          "openai-address", "openai-threads", "console-address", "import-root", "max-adapter-upload-mb"},
+                          "openai-address", "openai-threads", "console-address", "import-root", "max-adapter-upload-mb",
+                          "promotion-margin"},
                          {"no-auth", "no-require-approval"}));
   if (!flags.positional().empty())
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
@@ -44,6 +45,9 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
   QLORAD_ASSIGN_OR_RETURN(o.core.drift_window_prompts, flags.GetInt("drift-window-prompts", 500));
   QLORAD_ASSIGN_OR_RETURN(o.core.drift_window_seconds, flags.GetDouble("drift-window-seconds", 0.0));
   o.core.import_root = flags.GetOr("import-root", "");
+  QLORAD_ASSIGN_OR_RETURN(o.core.promotion_margin, flags.GetDouble("promotion-margin", o.core.promotion_margin));
+  if (!(o.core.promotion_margin >= 0 && o.core.promotion_margin <= 1))
+    return absl::InvalidArgumentError("--promotion-margin must be in [0, 1] (a difference of the headline metric, e.g. 0.05)");
   QLORAD_ASSIGN_OR_RETURN(long long upload_mb, flags.GetInt("max-adapter-upload-mb", 2048));
   if (upload_mb < 1 || upload_mb > (1ll << 30)) return absl::InvalidArgumentError("--max-adapter-upload-mb must be in [1, 2^30]");
   o.core.max_adapter_upload_bytes = static_cast<int64_t>(upload_mb) << 20;

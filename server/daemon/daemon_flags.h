@@ -38,6 +38,7 @@ inline constexpr char kDaemonUsage[] =
     "  [--max-message-bytes 4194304] [--max-upload-bytes 268435456] [--drain-seconds 30] [--no-require-approval]\n"
     "  [--drift-window-prompts 500] [--drift-window-seconds 0 (no age limit)]\n"
     "  [--import-root DIR (ImportAdapter reads only below DIR; off by default)] [--max-adapter-upload-mb 2048]\n"
+    "  [--promotion-margin 0.05 (the CI gate: refuse a version whose 95% lower bound vs the serving one is below -margin)]\n"
     "  qlorad hash-token NAME ROLE < token\n";
 
 absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>& args);

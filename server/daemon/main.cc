@@ -25,9 +25,21 @@
 namespace qlorad::server {
 namespace {
 
+bool AsksForHelp(const std::vector<std::string>& args) {
+  for (const std::string& arg : args)
+    if (arg == "--help" || arg == "-h") return true;
+  return false;
+}
+
 int HashToken(const std::vector<std::string>& args) {
+  constexpr char kUsage[] =
+      "usage: qlorad hash-token NAME ROLE < token   (ROLE: admin|trainer|deployer|inference|reviewer|viewer)\n";
+  if (AsksForHelp(args)) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
   if (args.size() != 2 || !ParseRole(args[1]).ok()) {
-    std::fprintf(stderr, "usage: qlorad hash-token NAME ROLE < token   (ROLE: admin|trainer|deployer|inference|reviewer|viewer)\n");
+    std::fputs(kUsage, stderr);
     return 2;
   }
   std::string token;
@@ -41,6 +53,10 @@ int HashToken(const std::vector<std::string>& args) {
 }
 
 int Run(const std::vector<std::string>& args) {
+  if (AsksForHelp(args)) {
+    std::fputs(kDaemonUsage, stdout);
+    return 0;
+  }
   auto options = ParseDaemonOptions(args);
   if (!options.ok()) {
     std::fprintf(stderr, "qlorad: %s\n%s", std::string(options.status().message()).c_str(), kDaemonUsage);

@@ -13,6 +13,7 @@ absl::StatusOr<Flags> Flags::Parse(const std::vector<std::string>& args,
   Flags flags;
   for (size_t i = 0; i < args.size(); ++i) {
     absl::string_view arg = args[i];
+    if (arg == "-h" && bool_flags.count("help")) arg = "--help";  // the short form of --help
     if (!absl::ConsumePrefix(&arg, "--")) {
       flags.positional_.emplace_back(arg);
       continue;

@@ -36,17 +36,21 @@ const std::map<std::string, Command>& CommandTable() {
   return *table;
 }
 
-void PrintUsage() {
-  std::fprintf(stderr, "usage: qlorad-tool <command> [flags]   (qlorad-tool <command> --help)\n\ncommands:\n");
-  for (const auto& [name, command] : CommandTable()) std::fprintf(stderr, "  %-12s %s\n", name.c_str(), command.help);
+void PrintUsage(std::FILE* to) {
+  std::fprintf(to, "usage: qlorad-tool <command> [flags]   (qlorad-tool <command> --help)\n\ncommands:\n");
+  for (const auto& [name, command] : CommandTable()) std::fprintf(to, "  %-12s %s\n", name.c_str(), command.help);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "help") {
-    PrintUsage();
-    return argc < 2 ? 2 : 0;
+  if (argc < 2) {
+    PrintUsage(stderr);
+    return 2;
+  }
+  if (const std::string first = argv[1]; first == "--help" || first == "-h" || first == "help") {
+    PrintUsage(stdout);
+    return 0;
   }
   // ATen's own intra-op threads (OpenMP) default to what libtorch chose; OpenBLAS
   // threads each GEMM itself, and raising both oversubscribes the cores (measured:
@@ -55,7 +59,7 @@ int main(int argc, char** argv) {
   auto it = CommandTable().find(argv[1]);
   if (it == CommandTable().end()) {
     std::fprintf(stderr, "qlorad-tool: unknown command '%s'\n", argv[1]);
-    PrintUsage();
+    PrintUsage(stderr);
     return 2;
   }
   return it->second.run(qlorad::tool::Args(argv + 2, argv + argc));

@@ -98,7 +98,7 @@ int RunTokenize(const Args& args) {
   auto flags = Flags::Parse(args, {"tokenizer"}, {"no-special", "help"});
   if (!flags.ok()) return ReportStatus("tokenize", flags.status());
   if (flags->GetBool("help")) {
-    std::fprintf(stderr,
+    std::fprintf(stdout,
                  "usage: qlorad-tool tokenize --tokenizer PATH [--no-special]\n"
                  "  stdin: one JSON string per line; stdout: one JSON array of ids per line.\n"
                  "  PATH: tokenizer.json, tokenizer.model or a model directory.\n");
