@@ -1,4 +1,5 @@
 #include "server/daemon/adapters_service.h"
+#include "core/util/status_macros.h"
 
 namespace qlorad::server {
 
