@@ -156,6 +156,12 @@ async function main() {
     report.approved = await text(deployer, '#decision-status');
     report.audit_actions = await deployer.$$eval('#audit-table tr.audit-row', (rows) => rows.map((r) => r.dataset.action));
     report.heatmaps = await deployer.$$eval('table.heatmap', (t) => t.length);
+    // The CI gate's verdict for an alias (nothing serves it yet: the gate does not apply).
+    await deployer.type('#gate-alias', 'sentiment:prod');
+    await deployer.keyboard.press('Tab');
+    await deployer.waitForFunction(() => /promotion gate/.test(document.querySelector('#gate-verdict').textContent),
+      { timeout: TIMEOUT });
+    report.gate = await text(deployer, '#gate-verdict');
     await shot(deployer, 'adapter', true);
     await context.close();
   } finally {

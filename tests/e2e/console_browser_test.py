@@ -100,6 +100,7 @@ class ConsoleBrowserTest(unittest.TestCase):
         print("kappa %s | win rate %s | reviewer approve: %s" % (report["kappa"], report["win_rate"],
                                                                  report["reviewer_approve"]))
         self.assertGreaterEqual(report["heatmaps"], 2, "confusion-matrix heatmaps of baseline and adapter")
+        self.assertIn("sentiment:prod", report["gate"])  # the CI gate's verdict, as CheckPromotion gives it
         for name in ("queue", "item", "adapter"):
             path = report["screenshots"][name]
             stddev = pixel_stddev(path)
