@@ -1,6 +1,5 @@
 #include "server/daemon/console_api.h"
 
-#include <chrono>
 #include <set>
 #include <vector>
 
@@ -101,14 +100,9 @@ void ConsoleApi::Register(httplib::Server& s) {
 
 bool ConsoleApi::Authorize(const httplib::Request& req, httplib::Response& res, Permission needed, const char* method,
                            Principal* who) {
-  const auto start = std::chrono::steady_clock::now();
   const bool has_header = req.has_header("Authorization");
   const std::string header = req.get_header_value("Authorization");
   auto principal = d_.auth->AuthorizeHeader(has_header ? &header : nullptr, needed, method);
-  if (d_.on_rpc_done) {
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    d_.on_rpc_done("Console", method, ToGrpcStatus(principal.status()), seconds);
-  }
   if (!principal.ok()) {
     SendConsoleError(res, principal.status());
     return false;

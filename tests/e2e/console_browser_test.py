@@ -107,6 +107,7 @@ class ConsoleBrowserTest(unittest.TestCase):
             print("screenshot %s: %s, pixel stddev %.1f" % (name, path, stddev))
             self.assertGreater(stddev, 10.0, "screenshot %s looks blank" % name)
         self.check_reviewer_cannot_approve_over_grpc()
+        self.check_report_link()
         self.check_audit_trail(report)
 
     def check_reviewer_cannot_approve_over_grpc(self):
@@ -118,6 +119,14 @@ class ConsoleBrowserTest(unittest.TestCase):
         self.assertEqual(refused.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
         status, body = self.api("/api/adapters/%s/approve" % self.adapter_id, REVIEWERS["rev-ana"], "POST", {})
         self.assertEqual(status, 403, body)
+
+    def check_report_link(self):
+        """The evaluation's HTML report the adapter page opens (fetched with the token)."""
+        req = urllib.request.Request("%s/api/evaluations/%s/report" % (self.url, self.evaluation_id),
+                                     headers={"Authorization": "Bearer " + REVIEWERS["rev-ana"]})
+        with urllib.request.urlopen(req, timeout=60) as res:
+            self.assertTrue(res.headers["Content-Type"].startswith("text/html"))
+            self.assertIn(self.evaluation_id, res.read().decode())
 
     def check_audit_trail(self, report):
         token = self.d.tokens["deployer"]
