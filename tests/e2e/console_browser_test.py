@@ -109,6 +109,7 @@ class ConsoleBrowserTest(unittest.TestCase):
         self.check_reviewer_cannot_approve_over_grpc()
         self.check_report_link()
         self.check_audit_trail(report)
+        self.check_gate_verdict()
 
     def check_reviewer_cannot_approve_over_grpc(self):
         ad = self.s["adapters"]
@@ -149,6 +150,25 @@ class ConsoleBrowserTest(unittest.TestCase):
         # The page's audit table showed the same steps.
         for action in ("review.submit", "approve"):
             self.assertIn(action, report["audit_actions"])
+
+    def check_gate_verdict(self):
+        """With the approved version serving sentiment:prod, the adapter page's gate verdict for
+        a second version evaluated on the same hold-out names the metric and both values."""
+        d = self.d
+        d.ctl("adapters", "promote", self.adapter_id, "sentiment:prod", role="deployer")
+        adapter_dir = os.path.join(self.work, "adapter2")
+        subprocess.run([h.TOOL, "make-adapter", "--model", self.model, "--out", adapter_dir, "--rank", "8", "--seed", "6",
+                        "--std", "0.3"], check=True, stdout=subprocess.DEVNULL)
+        second = d.ctl_json("adapters", "import", "sentiment", adapter_dir, role="deployer")["adapter_id"]
+        d.ctl_json("eval", "--dataset", "imdb", "--adapter", second, "--max-examples", str(ITEMS), role="trainer")
+        status, body = self.api("/api/adapters/%s?alias=sentiment:prod" % second, REVIEWERS["rev-ana"])
+        self.assertEqual(status, 200, body)
+        gate = body["gate"]
+        print("gate verdict on the adapter page: " + gate["message"])
+        self.assertTrue(gate["applies"], gate)
+        self.assertEqual(gate["serving_id"], self.adapter_id)
+        self.assertEqual(gate["metric"], "macro_f1")
+        self.assertLessEqual(gate["delta_low"], gate["delta_high"])
 
     def test_api_refuses_without_a_valid_token(self):
         self.assertEqual(self.api("/api/queue", "wrong-token")[0], 401)
