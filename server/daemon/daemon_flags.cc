@@ -16,7 +16,7 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
                           "max-waiting-requests", "max-message-bytes", "max-upload-bytes", "drain-seconds",
                           "metrics-max-adapters", "drift-window-prompts", "drift-window-seconds", "kv-cache-mb",
                           "max-batch", "prefill-chunk-tokens", "max-resident-adapters", "memory-limit-mb",
-                          "openai-address", "openai-threads", "import-root", "max-adapter-upload-mb",
+                          "openai-address", "openai-threads", "console-address", "import-root", "max-adapter-upload-mb",
                           "promotion-margin"},
                          {"no-auth", "no-require-approval"}));
   if (!flags.positional().empty())
@@ -57,6 +57,7 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
   o.listen_address = flags.GetOr("listen-address", o.listen_address);
   o.metrics_address = flags.GetOr("metrics-address", o.metrics_address);
   o.openai_address = flags.GetOr("openai-address", "");
+  o.console_address = flags.GetOr("console-address", "");
   QLORAD_ASSIGN_OR_RETURN(long long openai_threads, flags.GetInt("openai-threads", 64));
   if (openai_threads < 1 || openai_threads > 4096) return absl::InvalidArgumentError("--openai-threads must be in [1, 4096]");
   o.openai_threads = static_cast<int>(openai_threads);

@@ -18,6 +18,7 @@ struct DaemonOptions {
   std::string metrics_address = "127.0.0.1:9464";  // "" = no metrics endpoint
   std::string openai_address;                       // OpenAI-compatible HTTP API; "" = off
   int openai_threads = 64;                          // concurrent HTTP requests (a stream holds one)
+  std::string console_address;                      // the review console (page + JSON API); "" = off
   std::string tls_cert, tls_key, tls_client_ca;     // TLS; with a client CA: mutual TLS
   int64_t max_message_bytes = 4 << 20;
   int64_t max_upload_bytes = 256ll << 20;
@@ -30,6 +31,7 @@ inline constexpr char kDaemonUsage[] =
     "usage: qlorad --state-dir DIR --model MODEL_DIR [--model-name NAME] [--device auto|cpu|cuda:N]\n"
     "  [--listen-address 127.0.0.1:50051] [--metrics-address 127.0.0.1:9464 | --metrics-address '']\n"
     "  [--openai-address HOST:PORT (OpenAI-compatible HTTP API; off by default)] [--openai-threads 64]\n"
+    "  [--console-address HOST:PORT (review console in the browser: http://HOST:PORT/; off by default)]\n"
     "  [--tokens-file FILE | --no-auth] [--rate-limit RPS] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
     "  [--serve-quantize none|nf4] [--training-workers 1] [--max-queued-jobs 64] [--checkpoint-every 10]\n"
     "  [--max-prompt-tokens 2048] [--max-new-tokens 512] [--max-waiting-requests 4096]\n"

@@ -32,7 +32,8 @@ bool AsksForHelp(const std::vector<std::string>& args) {
 }
 
 int HashToken(const std::vector<std::string>& args) {
-  constexpr char kUsage[] = "usage: qlorad hash-token NAME ROLE < token   (ROLE: admin|trainer|deployer|inference|reviewer|viewer)\n";
+  constexpr char kUsage[] =
+      "usage: qlorad hash-token NAME ROLE < token   (ROLE: admin|trainer|deployer|inference|reviewer|viewer)\n";
   if (AsksForHelp(args)) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -76,6 +77,9 @@ int Run(const std::vector<std::string>& args) {
   if ((*daemon)->openai_port() > 0)
     std::fprintf(stderr, "qlorad: OpenAI-compatible API on port %d (/v1/models, /v1/completions, /v1/chat/completions)\n",
                  (*daemon)->openai_port());
+  if ((*daemon)->console_port() > 0)
+    std::fprintf(stderr, "qlorad: review console on %s://%s:%d/\n", (*daemon)->console_tls() ? "https" : "http",
+                 options->console_address.substr(0, options->console_address.rfind(':')).c_str(), (*daemon)->console_port());
   std::fprintf(stderr, "qlorad: serving %s on %s (metrics port %d)\n", options->core.base_model_dir.c_str(),
                (*daemon)->listen_address().c_str(), (*daemon)->metrics_port());
   while (true) {

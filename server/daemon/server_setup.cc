@@ -44,6 +44,19 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Daemo
   return grpc::SslServerCredentials(ssl);
 }
 
+// An HTTP listener on `address` with the daemon's TLS settings.
+HttpServerOptions HttpOptions(const DaemonOptions& o, const std::string& address, const char* flag) {
+  if (o.tls_cert.empty() && !IsLoopback(address))
+    std::fprintf(stderr, "qlorad: WARNING: %s %s without TLS; bearer tokens travel in clear text\n", flag, address.c_str());
+  HttpServerOptions http;
+  http.address = address;
+  http.flag = flag;
+  http.tls_cert = o.tls_cert;
+  http.tls_key = o.tls_key;
+  http.tls_client_ca = o.tls_client_ca;
+  return http;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const DaemonOptions& options) {
@@ -85,20 +98,20 @@ absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const DaemonOptions& options
                                                " (hint: port in use? --listen-address HOST:PORT)"));
   d->listen_address_ = absl::StrCat(options.listen_address.substr(0, options.listen_address.rfind(':')), ":", port);
   if (!options.openai_address.empty()) {
-    if (options.tls_cert.empty() && !IsLoopback(options.openai_address))
-      std::fprintf(stderr, "qlorad: WARNING: --openai-address %s without TLS; bearer tokens travel in clear text\n",
-                   options.openai_address.c_str());
     d->openai_ = std::make_unique<OpenAiApi>(context, observe_generation, static_cast<size_t>(options.max_message_bytes));
-    HttpServerOptions http;
-    http.address = options.openai_address;
-    http.flag = "--openai-address";
-    http.tls_cert = options.tls_cert;
-    http.tls_key = options.tls_key;
-    http.tls_client_ca = options.tls_client_ca;
+    HttpServerOptions http = HttpOptions(options, options.openai_address, "--openai-address");
     http.threads = static_cast<size_t>(options.openai_threads);
     http.max_body_bytes = static_cast<size_t>(options.max_message_bytes) * 4;  // larger: httplib's 413
     OpenAiApi* api = d->openai_.get();
     QLORAD_ASSIGN_OR_RETURN(d->openai_http_, HttpServer::Start(http, [api](httplib::Server& s) { api->Register(s); }));
+  }
+  if (!options.console_address.empty()) {
+    d->console_ = std::make_unique<ConsoleApi>(context);
+    HttpServerOptions http = HttpOptions(options, options.console_address, "--console-address");
+    http.threads = 16;
+    http.max_body_bytes = 1 << 20;  // judgements and decisions are small
+    ConsoleApi* api = d->console_.get();
+    QLORAD_ASSIGN_OR_RETURN(d->console_http_, HttpServer::Start(http, [api](httplib::Server& s) { api->Register(s); }));
   }
   return d;
 }
@@ -115,6 +128,7 @@ void Daemon::Drain(int seconds) {
   // HTTP requests get the same deadline; then the listener stops (it waits for its handlers).
   if (openai_ != nullptr) openai_->FinishInFlight(deadline);
   openai_http_.reset();
+  console_http_.reset();  // waits for its handlers (short calls into the core)
   if (core_ != nullptr) core_->Shutdown();
   metrics_.reset();
 }

@@ -10,6 +10,7 @@
 #include <grpcpp/server.h>
 
 #include "absl/status/statusor.h"
+#include "server/daemon/console_api.h"
 #include "server/daemon/daemon_flags.h"
 #include "server/daemon/http_server.h"
 #include "server/daemon/metrics.h"
@@ -28,6 +29,8 @@ class Daemon {
   }
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
   int openai_port() const { return openai_http_ ? openai_http_->port() : 0; }
+  int console_port() const { return console_http_ ? console_http_->port() : 0; }
+  bool console_tls() const { return console_http_ && console_http_->tls(); }
   absl::Status ReloadTokens() { return auth_->Reload(); }
   // Stops accepting, lets in-flight RPCs finish for up to `seconds`, then checkpoints
   // running jobs (they resume on the next start) and stops the workers.
@@ -43,6 +46,8 @@ class Daemon {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<OpenAiApi> openai_;
   std::unique_ptr<HttpServer> openai_http_;  // before openai_ in teardown (Drain)
+  std::unique_ptr<ConsoleApi> console_;
+  std::unique_ptr<HttpServer> console_http_;  // before console_ in teardown (Drain)
   std::string listen_address_;
   bool drained_ = false;
 };
