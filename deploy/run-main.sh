@@ -67,7 +67,14 @@ name="sentiment-$(date +%Y%m%d%H%M%S)"
   --lr 2e-3 --max-seq-len 128 --seed 1 --watch
 adapter="$name@1"
 step "4. evaluate $adapter against the baseline (95% bootstrap interval of the difference)"
-"$ctl" eval --dataset sentiment --adapter "$adapter"
+evaluation=$("$ctl" eval --dataset sentiment --adapter "$adapter")
+echo "$evaluation"
+"$ctl" -o json eval get "$(echo "$evaluation" | awk '/^evaluation /{print $2; exit}')" | /usr/bin/python3 -c '
+import json, sys
+e = json.load(sys.stdin)
+verdict = "beats" if e["delta_lower"] > 0 else "does NOT beat"
+print("the adapter %s the baseline: macro-F1 %.3f -> %.3f, 95%% CI of the difference [%.3f, %.3f]"
+      % (verdict, e["baseline_value"], e["adapter_value"], e["delta_lower"], e["delta_upper"]))'
 step "5. a human approves, then the adapter is promoted to sentiment:prod"
 "$ctl" adapters approve "$adapter" --note "main job: macro F1 reviewed on the hold-out" --risk-class minimal
 "$ctl" adapters promote "$adapter" sentiment:prod

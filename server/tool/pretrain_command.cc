@@ -48,7 +48,8 @@ absl::StatusOr<std::vector<PretrainDocument>> ReadDocuments(const Flags& flags) 
   for (const auto& entry : fs::directory_iterator(text_dir, error))
     if (entry.path().extension() == ".txt") files.push_back(entry.path());
   if (error || files.empty())
-    return absl::InvalidArgumentError(absl::StrCat("--text-dir ", text_dir, ": no *.txt files (", error.message(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--text-dir ", text_dir, ": no *.txt files", error ? " (" + error.message() + ")" : ""));
   std::sort(files.begin(), files.end());
   for (const fs::path& file : files) {
     QLORAD_ASSIGN_OR_RETURN(std::string text, ReadFileToString(file.string()));
@@ -84,6 +85,28 @@ bool IsCurrent(const std::string& out, const std::string& recipe) {
   if (!text.ok() || !fs::exists(out + "/model.safetensors")) return false;
   nlohmann::json record = nlohmann::json::parse(*text, nullptr, false);
   return record.is_object() && record.value("recipe_sha256", "") == recipe;
+}
+
+// stanford_alpaca's single-turn prompt as a chat template: what the serving engine and the
+// trainer detect as the "alpaca" prompt format (core/tokenizer/prompt_format.h).
+constexpr char kAlpacaTemplate[] =
+    "{{ 'Below is an instruction that describes a task. Write a response that appropriately completes the "
+    "request.\\n\\n### Instruction:\\n' + messages[0]['content'] + '\\n\\n### Response:' }}"
+    "{% if messages|length > 1 %}{{ '\\n' + messages[1]['content'] + eos_token }}{% endif %}";
+
+// A base model pretrained on plain text has no chat format of its own; it gets the alpaca
+// instruction format (set only when the copied tokenizer_config.json names none).
+absl::Status AddChatTemplate(const std::string& dir) {
+  const std::string path = dir + "/tokenizer_config.json";
+  nlohmann::json config = nlohmann::json::object();
+  if (fs::exists(path)) {
+    QLORAD_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+    config = nlohmann::json::parse(text, nullptr, false);
+    if (!config.is_object()) return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
+  }
+  if (config.contains("chat_template")) return absl::OkStatus();
+  config["chat_template"] = kAlpacaTemplate;
+  return WriteFileAtomically(path, config.dump(2) + "\n");
 }
 
 absl::StatusOr<PretrainOptions> OptionsFromFlags(const Flags& flags) {
@@ -154,6 +177,7 @@ absl::Status Pretrain(const Args& args) {
   random.seed = options.seed;
   random.tokenizer_path = tokenizer_path;
   QLORAD_RETURN_IF_ERROR(WriteRandomModel(work, random));
+  QLORAD_RETURN_IF_ERROR(AddChatTemplate(work));
   LoadOptions load;
   load.compute_fingerprint = false;
   QLORAD_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(work, load));
