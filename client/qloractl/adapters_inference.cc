@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/qloractl/cli.h"
+#include "nlohmann/json.hpp"
 
 namespace qlorad::ctl {
 namespace {
@@ -251,6 +252,17 @@ absl::Status ReviewImport(const Args& args, client::Client& client, const std::v
   return absl::OkStatus();
 }
 
+// "95% CI [lower, upper]" of `system`'s ("baseline" or "adapter") headline metric from the
+// evaluation record; "" when the record does not carry one.
+std::string HeadlineInterval(const std::string& record_json, const char* system) {
+  nlohmann::json record = nlohmann::json::parse(record_json, nullptr, false);
+  if (!record.is_object() || !record.contains(system) || !record[system].is_object()) return "";
+  const nlohmann::json& ci = record[system].value("headline", nlohmann::json::object());
+  if (!ci.is_object() || !ci.contains("lower") || !ci.contains("upper")) return "";
+  return absl::StrCat("95% CI [", FormatDouble(ci["lower"].get<double>()), ", ", FormatDouble(ci["upper"].get<double>()),
+                      "]");
+}
+
 }  // namespace
 
 absl::Status EvalCommand(const Args& args, client::Client& client, const Output& out) {
@@ -273,12 +285,13 @@ absl::Status EvalCommand(const Args& args, client::Client& client, const Output&
   }
   if (!e.ok()) return e.status();
   if (out.json) return out.Message(*e), absl::OkStatus();
-  std::vector<std::vector<std::string>> rows = {{"baseline", FormatDouble(e->baseline_value()), ""}};
+  std::vector<std::vector<std::string>> rows = {
+      {"baseline", FormatDouble(e->baseline_value()), HeadlineInterval(e->record_json(), "baseline"), ""}};
   if (e->has_adapter())
-    rows.push_back({e->adapter_id(), FormatDouble(e->adapter_value()),
+    rows.push_back({e->adapter_id(), FormatDouble(e->adapter_value()), HeadlineInterval(e->record_json(), "adapter"),
                     absl::StrCat("delta 95% CI [", FormatDouble(e->delta_lower()), ", ", FormatDouble(e->delta_upper()), "]")});
   std::printf("evaluation %s on %s (%s)\n", e->evaluation_id().c_str(), e->dataset_id().c_str(), e->headline_metric().c_str());
-  out.Table({"SYSTEM", e->headline_metric(), ""}, rows);
+  out.Table({"SYSTEM", e->headline_metric(), "INTERVAL", "DELTA"}, rows);
   std::printf("report: %s\n", e->report_path().c_str());
   return absl::OkStatus();
 }

@@ -14,6 +14,7 @@ using Args = std::vector<std::string>;
 
 int RunMakeModel(const Args& args);
 int RunMakeAdapter(const Args& args);
+int RunPretrain(const Args& args);
 int RunPlan(const Args& args);
 int RunLogits(const Args& args);
 int RunGenerate(const Args& args);

@@ -22,6 +22,7 @@ const std::map<std::string, Command>& CommandTable() {
   using namespace qlorad::tool;
   static const auto* table = new std::map<std::string, Command>{
       {"make-model", {RunMakeModel, "write a seeded random HF-format model directory"}},
+      {"pretrain", {RunPretrain, "pretrain a small model (all weights) on text for a bounded time: HF directory"}},
       {"make-adapter", {RunMakeAdapter, "write a seeded random PEFT LoRA adapter for a model (fixtures)"}},
       {"logits", {RunLogits, "one forward pass; raw little-endian fp32 logits [tokens, vocab]"}},
       {"generate", {RunGenerate, "generate tokens from a prompt"}},
