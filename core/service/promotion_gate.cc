@@ -12,13 +12,16 @@
 namespace qlorad::service {
 namespace {
 
-std::string Verdict(const PromotionCheck& c) {
+std::string Verdict(const PromotionCheck& c, size_t examples) {
   return absl::StrFormat(
-      "promotion gate: %s %s %.4f vs serving %s %.4f on dataset %s: delta %+.4f (95%% CI %+.4f to %+.4f), "
-      "margin %.4f: %s",
-      c.candidate_id, c.metric, c.candidate_value, c.serving_id, c.serving_value, c.dataset_id, c.delta,
+      "promotion gate: %s %s %.4f vs serving %s %.4f on dataset %s (%d examples): delta %+.4f (95%% CI %+.4f to "
+      "%+.4f), margin %.4f: %s",
+      c.candidate_id, c.metric, c.candidate_value, c.serving_id, c.serving_value, c.dataset_id, examples, c.delta,
       c.delta_low, c.delta_high, c.margin,
-      c.passed ? "passed" : absl::StrFormat("refused (the lower bound %+.4f is below -%.4f)", c.delta_low, c.margin));
+      c.passed ? "passed"
+               : absl::StrFormat("refused (the lower bound %+.4f is below -%.4f: not shown to be within the margin of "
+                                 "the serving version; a larger hold-out narrows the interval)",
+                                 c.delta_low, c.margin));
 }
 
 std::string MissingEvaluation(const PromotionCheck& c, const eval::EvaluationRecord& serving) {
@@ -62,7 +65,7 @@ void PromotionGate::Compare(const std::vector<eval::EvaluationRecord>& candidate
     check->delta_low = cmp->delta.lower;
     check->delta_high = cmp->delta.upper;
     check->passed = cmp->delta.lower >= -margin_;
-    check->message = Verdict(*check);
+    check->message = Verdict(*check, s.example_ids.size());
     return;
   }
   const eval::EvaluationRecord& newest = serving.front();

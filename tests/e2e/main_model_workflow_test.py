@@ -1,5 +1,6 @@
 """main_model_workflow: the main job's workflow on a pretrained default model (qlorad-tool
-pretrain on the State of the Union speeches + sentiment sentences, 32k Llama-2 tokenizer;
+pretrain on the State of the Union speeches + the yelp/amazon sentiment sentences, never the imdb
+ones evaluated here; 32k Llama-2 tokenizer;
 cached in the build tree between runs through --skip-if-current): qloractl eval prints the
 baseline macro-F1 with its 95 % interval (and the adapter's, and the delta's), greedy
 generation before and after the adapter gives text, readable words from the base model.
@@ -24,11 +25,12 @@ CACHE = None
 
 
 def pretrained_model(cache):
-    """The default model's recipe, shortened to a fixed step count (same data, tokenizer, shape)."""
+    """The default model's recipe, shortened to a fixed step count (same tokenizer and shape). The
+    sentences evaluated here (imdb) stay out of pretraining: only yelp and amazon join the speeches."""
     os.makedirs(cache, exist_ok=True)
     sentences = os.path.join(cache, "sentences.jsonl")
     with open(sentences, "w") as out:
-        for source in ("imdb", "yelp", "amazon"):
+        for source in ("yelp", "amazon"):
             with open(os.path.join(h.NPM, "sentiment", "test", "fixtures", source + ".json")) as f:
                 for row in json.load(f):
                     out.write(json.dumps({"text": row["text"].strip()}) + "\n")

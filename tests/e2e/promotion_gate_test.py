@@ -119,7 +119,7 @@ class PromotionGateTest(unittest.TestCase):
         self.assertNotEqual(refused.returncode, 0)
         self.assertIn("FAILED_PRECONDITION", refused.stderr)
         print(refused.stderr.strip())
-        m = re.search(r"tickets@2 macro_f1 (\S+) vs serving tickets@1 (\S+) on dataset tickets: delta (\S+) "
+        m = re.search(r"tickets@2 macro_f1 (\S+) vs serving tickets@1 (\S+) on dataset tickets \(\d+ examples\): delta (\S+) "
                       r"\(95% CI (\S+) to (\S+)\), margin 0.0500: refused", refused.stderr)
         self.assertIsNotNone(m, refused.stderr)
         cand_value, serv_value, delta, low, high = map(float, m.groups())

@@ -59,6 +59,7 @@ std::pair<int, std::string> PromtoolDriftCheck(const DriftReport& stable, const 
       "evaluation_interval: 1m\n"
       "tests:\n"
       "  - interval: 1m\n"
+      "    external_labels: {qlorad_console_url: 'http://console:8090'}\n"
       "    input_series:\n"
       "      - series: 'qlorad_drift_psi{", labels, ",feature=\"prompt_length\"}'\n",
       "        values: '", series(stable.psi_length, shifted.psi_length), "'\n",
@@ -79,13 +80,15 @@ std::pair<int, std::string> PromtoolDriftCheck(const DriftReport& stable, const 
       "              summary: 'Significant prompt drift for adapter ", adapter, " (prompt_length)'\n",
       "              description: 'PSI ", absl::StrFormat("%.3f", shifted.psi_length),
       " > 0.25 against the training profile for 15 minutes; re-evaluate or retrain the adapter.'\n",
+      "              adapter_page: 'http://console:8090/#/adapters/", adapter, "'\n",
       "      - eval_time: 50m\n        alertname: QloradTokenDriftSignificant\n",
       "        exp_alerts:\n          - exp_labels: {severity: critical, job: qlorad, instance: \"q:9464\", adapter: ",
       adapter, "}\n",
       "            exp_annotations:\n",
       "              summary: 'Significant token-distribution drift for adapter ", adapter, "'\n",
       "              description: 'Jensen-Shannon distance ", absl::StrFormat("%.3f", shifted.js_tokens),
-      " > 0.25 for 15 minutes; re-evaluate or retrain the adapter.'\n");
+      " > 0.25 for 15 minutes; re-evaluate or retrain the adapter.'\n",
+      "              adapter_page: 'http://console:8090/#/adapters/", adapter, "'\n");
   const std::string test_file = dir + "/drift_alerts_test.yml";
   EXPECT_OK(WriteFileAtomically(test_file, y));
   const std::string out_file = dir + "/promtool.out";
