@@ -1,11 +1,11 @@
 """main_model_workflow: the main job's workflow on a pretrained default model (qlorad-tool
-pretrain on the State of the Union speeches + the yelp/amazon sentiment sentences, never the imdb
-ones evaluated here; 32k Llama-2 tokenizer;
+pretrain on the State of the Union speeches + the train split of the sentiment sentences, never the
+hold-out evaluated here; 32k Llama-2 tokenizer;
 cached in the build tree between runs through --skip-if-current): qloractl eval prints the
 baseline macro-F1 with its 95 % interval (and the adapter's, and the delta's), greedy
 generation before and after the adapter gives text, readable words from the base model.
-That the adapter beats the baseline (lower end of the paired 95 % interval of the difference
-above 0) is asserted in test_b, today an expected failure (see there)."""
+The adapter, trained with the main job's data (imdb + yelp + amazon) and job settings, beats the
+baseline: the lower end of the paired 95 % interval of the difference is above 0 (test_b)."""
 
 import argparse
 import json
@@ -24,19 +24,30 @@ PROMPT = "Classify the following text. Answer with the label only.\n\nI loved th
 CACHE = None
 
 
-def pretrained_model(cache):
-    """The default model's recipe, shortened to a fixed step count (same tokenizer and shape). The
-    sentences evaluated here (imdb) stay out of pretraining: only yelp and amazon join the speeches."""
-    os.makedirs(cache, exist_ok=True)
-    sentences = os.path.join(cache, "sentences.jsonl")
-    with open(sentences, "w") as out:
-        for source in ("yelp", "amazon"):
+def write_all_sentiment(path):
+    """The main job's data: imdb + yelp + amazon (3,000 sentences) as classification JSONL."""
+    with open(path, "w") as out:
+        for source in ("imdb", "yelp", "amazon"):
             with open(os.path.join(h.NPM, "sentiment", "test", "fixtures", source + ".json")) as f:
-                for row in json.load(f):
-                    out.write(json.dumps({"text": row["text"].strip()}) + "\n")
+                for r in json.load(f):
+                    if r.get("class") is not None:
+                        out.write(json.dumps({"text": r["text"].strip(),
+                                              "label": "positive" if r["class"] == 1 else "negative"}) + "\n")
+    return path
+
+
+def pretrained_model(cache, data):
+    """The default model's recipe (deploy/run-main.sh) shortened to a fixed step count: the
+    speeches + the train split of `data` as prepare-data cuts it (the split the daemon makes on
+    upload: the hold-out evaluated here is never pretrained on)."""
+    os.makedirs(cache, exist_ok=True)
+    subprocess.run([h.TOOL, "prepare-data", "--source", data, "--root", os.path.join(cache, "prepared"), "--id",
+                    "sentiment", "--format", "classification"], check=True, capture_output=True)
     model = os.path.join(cache, "model")
-    proc = subprocess.run([h.TOOL, "pretrain", "--text-dir", SOTU, "--jsonl", sentences, "--tokenizer", TOKENIZER,
-                           "--out", model, "--max-steps", os.environ.get("MAIN_MODEL_STEPS", "40"),
+    proc = subprocess.run([h.TOOL, "pretrain", "--text-dir", SOTU, "--jsonl",
+                           os.path.join(cache, "prepared", "sentiment", "train.jsonl"), "--tokenizer", TOKENIZER,
+                           "--out", model, "--layers", "4", "--hidden", "256", "--heads", "8", "--kv-heads", "4",
+                           "--intermediate", "688", "--max-steps", os.environ.get("MAIN_MODEL_STEPS", "40"),
                            "--max-seconds", "0", "--batch-size", "8", "--seed", "3", "--eval-windows", "32",
                            "--skip-if-current", "--quiet"], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -55,17 +66,22 @@ class MainModelWorkflowTest(unittest.TestCase):
     delta = None  # the adapter's evaluation: paired 95 % interval of adapter - baseline
 
     def test_a_workflow(self):
-        model = pretrained_model(CACHE)
+        work = h.tempdir("qlorad-main-model-")
+        data = write_all_sentiment(os.path.join(work, "sentiment.jsonl"))
+        model = pretrained_model(CACHE, data)
         with open(os.path.join(model, "pretrain.json")) as f:
             record = json.load(f)
         self.assertGreaterEqual(record["heldout_perplexity_before"] / record["heldout_perplexity_after"], 5)
-        work = h.tempdir("qlorad-main-model-")
-        data = h.write_sentiment(os.path.join(work, "imdb.jsonl"))
         d = h.Daemon(work, model).start()
         self.addCleanup(lambda: d.proc and d.stop(signal.SIGKILL))
-        d.ctl("datasets", "upload", data, "--id", "imdb", "--format", "classification", role="trainer")
+        d.ctl("datasets", "upload", data, "--id", "sentiment", "--format", "classification", role="trainer")
+        uploaded = json.loads(d.ctl_json("datasets", "get", "sentiment")["manifest_json"])
+        with open(os.path.join(CACHE, "prepared", "sentiment", "manifest.json")) as f:
+            prepared = json.load(f)
+        self.assertEqual(uploaded["files"]["holdout"]["sha256"], prepared["files"]["holdout"]["sha256"],
+                         "the daemon's hold-out is not the split the model was pretrained beside")
 
-        table = d.ctl("eval", "--dataset", "imdb", role="trainer").stdout
+        table = d.ctl("eval", "--dataset", "sentiment", role="trainer").stdout
         print(table)
         m = re.search(r"baseline\s+([0-9.]+)\s+95% CI \[([0-9.]+), ([0-9.]+)\]", table)
         self.assertIsNotNone(m, "the baseline row has no 95% interval:\n" + table)
@@ -80,10 +96,10 @@ class MainModelWorkflowTest(unittest.TestCase):
         print("base model, free text: %r\nbase model, classification prompt: %r" % (before_free, before))
         self.assertTrue(readable(before_free), "the pretrained model's continuation is not readable: %r" % before_free)
 
-        d.ctl("jobs", "submit", "--name", "sentiment", "--dataset", "imdb", "--quantize", "nf4", "--epochs", "2",
+        d.ctl("jobs", "submit", "--name", "sentiment", "--dataset", "sentiment", "--quantize", "nf4", "--epochs", "2",
               "--batch-size", "8", "--max-seq-len", "128", "--lr", "2e-3", "--r", "16", "--alpha", "32", "--seed", "1",
               "--watch", role="trainer")
-        evaluation = d.ctl_json("eval", "--dataset", "imdb", "--adapter", "sentiment@1", role="trainer")
+        evaluation = d.ctl_json("eval", "--dataset", "sentiment", "--adapter", "sentiment@1", role="trainer")
         delta = json.loads(evaluation["record_json"])["delta"]
         print("macro F1: baseline %.3f, adapter %.3f, delta 95%% CI [%.3f, %.3f]" % (
             evaluation["baseline_value"], evaluation["adapter_value"], delta["lower"], delta["upper"]))
@@ -97,13 +113,9 @@ class MainModelWorkflowTest(unittest.TestCase):
         self.assertTrue(after.strip(), "the adapter generated nothing")
         self.assertNotEqual(before, after)
 
-    # KNOWN GAP (issue 22, measured 2026-12-05): on the briefly pretrained model (40 steps here,
-    # 102 steps / 240 s in the main job; held-out perplexity ~500, the unigram/bigram stage) a
-    # LoRA/QLoRA adapter does not learn the sentiment labels (train loss stays at chance: nf4
-    # lr 2e-3 / 1e-2, fp32 lr 5e-3 x 4 epochs), while on the random-weights model it does
-    # (e2e_workflow). Marked as an expected failure so the suite shows it and reports an
-    # unexpected success once the adapter beats the baseline; the lead decides the remedy.
-    @unittest.expectedFailure
+    # The must-show of issue 22: with the main job's data and job settings the adapter beats the
+    # baseline with confidence. (On imdb alone, 847 training sentences, it did not: the label
+    # loss stayed at chance; tests/bench/RESULTS.md.)
     def test_b_adapter_beats_baseline(self):
         self.assertIsNotNone(MainModelWorkflowTest.delta, "the workflow did not reach the adapter evaluation")
         self.assertGreater(MainModelWorkflowTest.delta["lower"], 0,
