@@ -8,6 +8,7 @@
 #include "core/util/file_util.h"
 #include "server/daemon/console_assets.h"
 #include "server/daemon/console_json.h"
+#include "server/daemon/http_server.h"
 
 namespace qlorad::server {
 namespace {
@@ -87,14 +88,7 @@ void ConsoleApi::Register(httplib::Server& s) {
                                        absl::StrCat("HTTP ", res.status, " for ", req.method, " ", req.path)));
   });
   s.set_exception_handler([](Req, Res res, std::exception_ptr error) {
-    std::string what = "unknown error";
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    SendConsoleError(res, absl::InternalError(absl::StrCat("internal error: ", what)));
+    SendConsoleError(res, absl::InternalError(absl::StrCat("internal error: ", DescribeException(error))));
   });
 }
 

@@ -56,4 +56,14 @@ HttpServer::~HttpServer() {
   if (thread_.joinable()) thread_.join();
 }
 
+std::string DescribeException(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+  }
+  return "unknown error";
+}
+
 }  // namespace qlorad::server

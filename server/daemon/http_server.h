@@ -7,6 +7,7 @@
 #ifndef QLORAD_SERVER_DAEMON_HTTP_SERVER_H_
 #define QLORAD_SERVER_DAEMON_HTTP_SERVER_H_
 
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -43,6 +44,9 @@ class HttpServer {
   int port_ = 0;
   bool tls_ = false;
 };
+
+// The message of an exception a handler let escape (for an exception handler's 500).
+std::string DescribeException(std::exception_ptr error);
 
 }  // namespace qlorad::server
 

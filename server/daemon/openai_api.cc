@@ -8,6 +8,7 @@
 #include "absl/strings/str_replace.h"
 #include "core/util/scoped_counter.h"
 #include "server/daemon/generation_stream.h"
+#include "server/daemon/http_server.h"
 #include "server/daemon/openai_response.h"
 
 namespace qlorad::server {
@@ -71,15 +72,8 @@ void OpenAiApi::Register(httplib::Server& server) {
                     kJson);
   });
   server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
-    std::string what = "unknown error";
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
     res.status = 500;
-    res.set_content(ErrorBody(absl::StrCat("internal error: ", what), "server_error").dump(), kJson);
+    res.set_content(ErrorBody(absl::StrCat("internal error: ", DescribeException(error)), "server_error").dump(), kJson);
   });
 }
 
