@@ -257,6 +257,15 @@ absl::StatusOr<IndexedMetric> HeadlineMetricOf(const EvaluationRecord& record, c
     return absl::InvalidArgumentError(absl::StrCat("system '", system.name, "': has no ", TaskKindName(record.task),
                                                    " metrics"));
   }
+  if (system.generation) {
+    const GenerationMetrics& g = *system.generation;
+    for (size_t size : {g.per_example_exact_match.size(), g.per_example_token_f1.size(), g.per_example_rouge_l_f.size()})
+      if (size != record.references.size())
+        return absl::InvalidArgumentError(absl::StrCat("system '", system.name, "': per-example scores for ", size,
+                                                       " of ", record.references.size(), " examples"));
+    if (g.format_adherence && g.per_example_format.size() != record.references.size())
+      return absl::InvalidArgumentError(absl::StrCat("system '", system.name, "': per-example format scores missing"));
+  }
   RecordOptions options;
   options.labels = labels;
   return MakeHeadline(record, system, options);
