@@ -9,6 +9,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   clang-14  # deploy/thread-safety-check.sh: -Wthread-safety over the absl::Mutex annotations
   libtorch-dev python3-torch
+  libgloo-dev  # c10d ProcessGroupGloo headers: data-parallel training (core/train/gloo_collective.cc)
   libopenblas0-pthread libopenblas-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libfmt-dev prometheus-cpp-dev

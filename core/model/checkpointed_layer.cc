@@ -1,9 +1,9 @@
 #include "core/model/checkpointed_layer.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
-#include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/csrc/autograd/custom_function.h>
+
+#include "core/util/training_random.h"
 
 namespace qlorad {
 namespace {
@@ -11,16 +11,11 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-at::Generator DefaultGenerator(const c10::Device& device) {
-  if (device.is_cuda()) return at::detail::getCUDAHooks().getDefaultCUDAGenerator(device.index());
-  return at::detail::getDefaultCPUGenerator();
-}
-
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   // inputs: x, then the layer's trainable parameters (only so that autograd calls backward).
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, DecoderLayerImpl* layer,
                             const AttentionContext& context, at::TensorList params) {
-    at::Generator generator = DefaultGenerator(x.device());
+    at::Generator generator = TrainingGenerator(x.device());
     ctx->saved_data["rng_state"] = generator.get_state();
     ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
     ctx->saved_data["cos"] = context.cos;
@@ -42,7 +37,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     if (ctx->saved_data["has_mask"].toBool()) context.mask = ctx->saved_data["mask"].toTensor();
     context.layer_index = ctx->saved_data["layer_index"].toInt();
     // Replay the forward's random stream (dropout), then give the caller's stream back.
-    at::Generator generator = DefaultGenerator(x.device());
+    at::Generator generator = TrainingGenerator(x.device());
     at::Tensor current = generator.get_state();
     generator.set_state(ctx->saved_data["rng_state"].toTensor());
     at::Tensor y;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
+#include "core/util/training_random.h"
 
 namespace qlorad {
 namespace {
@@ -110,7 +111,7 @@ at::Tensor LoraLinearImpl::BaseForward(const at::Tensor& x) {
 at::Tensor LoraLinearImpl::forward(const at::Tensor& x) {
   at::Tensor y = BaseForward(x);
   at::Tensor h = x.to(lora_A.scalar_type());
-  if (options_.dropout() > 0.0) h = at::dropout(h, options_.dropout(), is_training());
+  h = ShardInvariantDropout(h, options_.dropout(), is_training());
   const at::Tensor delta = at::linear(at::linear(h, lora_A), lora_B) * scaling();
   return y + delta.to(y.scalar_type());
 }

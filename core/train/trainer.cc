@@ -13,78 +13,35 @@
 #include <torch/optim/adamw.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/train/data_parallel.h"
+#include "core/train/training_batch.h"
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
+#include "core/util/training_random.h"
 
 namespace qlorad {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Batch {
-  at::Tensor ids, mask, targets, weights;  // [B, T]; weights = 1 on trained target positions
-  int64_t tokens = 0;
-};
-
-Batch MakeBatch(const std::vector<TrainingExample>& examples, const std::vector<size_t>& rows, int64_t max_len) {
-  int64_t len = 0;
-  for (size_t r : rows) len = std::max<int64_t>(len, std::min<int64_t>(examples[r].ids.size(), max_len));
-  const int64_t b = static_cast<int64_t>(rows.size());
-  auto opts = at::TensorOptions().dtype(at::kLong);
-  Batch batch{at::zeros({b, len}, opts), at::zeros({b, len}, opts), at::zeros({b, len}, opts),
-              at::zeros({b, len}, at::TensorOptions().dtype(at::kFloat)), 0};
-  auto ids = batch.ids.accessor<int64_t, 2>();
-  auto mask = batch.mask.accessor<int64_t, 2>();
-  auto targets = batch.targets.accessor<int64_t, 2>();
-  auto weights = batch.weights.accessor<float, 2>();
-  for (int64_t i = 0; i < b; ++i) {
-    const TrainingExample& ex = examples[rows[i]];
-    const int64_t n = static_cast<int64_t>(ex.ids.size()), skip = std::max<int64_t>(0, n - max_len);
-    for (int64_t t = 0; t < n - skip; ++t) {
-      ids[i][t] = ex.ids[skip + t];
-      mask[i][t] = 1;
-      if (t + 1 < n - skip) {  // position t predicts token t + 1
-        targets[i][t] = ex.ids[skip + t + 1];
-        weights[i][t] = ex.trainable[skip + t + 1] ? 1.0f : 0.0f;
-      }
-    }
-    batch.tokens += n - skip;
-  }
-  return batch;
-}
-
-// Mean negative log-likelihood over the trained positions (weights are 0/1), in fp32.
-// lm_head runs only on those positions: with a large vocabulary the full [B, T, vocab]
-// logits would dominate time and memory while most positions carry no loss.
-at::Tensor CompletionLoss(LlamaModel& model, const Batch& batch) {
-  const c10::Device device = model->device();
-  at::Tensor hidden = model->Hidden({batch.ids.to(device), {}, batch.mask.to(device), nullptr});
-  at::Tensor rows = batch.weights.flatten().nonzero().squeeze(1).to(device);
-  if (rows.numel() == 0) return hidden.sum().mul(0.0).to(at::kFloat);  // truncation left nothing to train on
-  at::Tensor picked_hidden = hidden.flatten(0, 1).index_select(0, rows);
-  at::Tensor logits = model->lm_head().forward(picked_hidden).to(at::kFloat);
-  at::Tensor targets = batch.targets.flatten().to(device).index_select(0, rows);
-  return at::nll_loss(at::log_softmax(logits, -1), targets);
-}
-
-// Shuffled, then grouped so each batch holds examples of similar length.
-std::vector<std::vector<size_t>> PlanEpoch(const std::vector<TrainingExample>& examples, int64_t batch_size,
-                                           std::mt19937_64& rng) {
-  std::vector<size_t> order(examples.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::shuffle(order.begin(), order.end(), rng);
-  const size_t window = static_cast<size_t>(batch_size) * 16;
-  for (size_t start = 0; start < order.size(); start += window) {
-    auto end = order.begin() + std::min(order.size(), start + window);
-    std::stable_sort(order.begin() + start, end,
-                     [&](size_t a, size_t b) { return examples[a].ids.size() < examples[b].ids.size(); });
-  }
-  std::vector<std::vector<size_t>> batches;
-  for (size_t start = 0; start < order.size(); start += batch_size)
-    batches.emplace_back(order.begin() + start, order.begin() + std::min(order.size(), start + batch_size));
-  std::shuffle(batches.begin(), batches.end(), rng);
-  return batches;
+// One micro-batch's share of this rank: forward and backward of its rows, the loss
+// scaled to the global batch (summed NLL / the global batch's trained positions /
+// micro-batches per step). Returns the rank's loss contribution (0 without rows).
+double RunMicroBatch(LlamaModel& model, const std::vector<TrainingExample>& examples, const std::vector<size_t>& rows,
+                     const TrainerOptions& options, const Collective& group, uint64_t dropout_seed,
+                     int64_t micro_batches) {
+  const GlobalBatchFacts facts = FactsOf(examples, rows, options.max_seq_len);
+  int64_t first_row = 0;
+  const std::vector<size_t> mine = ShardRows(rows, group.rank(), group.world_size(), &first_row);
+  if (mine.empty() || facts.trained_positions == 0) return 0.0;
+  ScopedTrainingRandom random(MakeSeededGenerator(model->device(), dropout_seed),
+                              {static_cast<int64_t>(rows.size()), first_row, facts.padded_len});
+  Batch batch = MakeBatch(examples, mine, options.max_seq_len);
+  at::Tensor loss = SummedCompletionLoss(model, batch) /
+                    (static_cast<double>(facts.trained_positions) * static_cast<double>(micro_batches));
+  loss.backward();
+  return loss.item<double>();
 }
 
 absl::Status CheckExamples(const std::vector<TrainingExample>& examples, int64_t vocab) {
@@ -171,8 +128,11 @@ absl::Status RestoreCheckpoint(const TrainingCheckpoint& c, const std::string& i
 
 absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& modules,
                                           const std::vector<TrainingExample>& all_examples, const TrainerOptions& options,
-                                          const TrainingCallback& on_step, const CheckpointOptions& checkpoints) {
+                                          const TrainingCallback& on_step, const CheckpointOptions& checkpoints,
+                                          Collective* group) {
   QLORAD_RETURN_IF_ERROR(ValidateTrainerOptions(options));
+  std::unique_ptr<Collective> single;
+  if (group == nullptr) group = (single = MakeSingleProcessCollective()).get();
   if (const std::string reason = model->config().ContextLimitReason();
       !reason.empty() && options.max_seq_len > model->config().ContextLimit())
     return absl::InvalidArgumentError(absl::StrCat("max_seq_len ", options.max_seq_len, " exceeds the ", reason,
@@ -188,7 +148,9 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
                                               .eps(1e-8)
                                               .weight_decay(options.weight_decay));
     const std::string identity = RunIdentity(options, all_examples, params);
+    QLORAD_RETURN_IF_ERROR(BroadcastParameters(*group, params));
     TrainingSummary summary;
+    summary.world_size = group->world_size();
     summary.train_examples = static_cast<int64_t>(examples.size());
     summary.validation_examples = static_cast<int64_t>(split.validation.size());
     TrainerProgress progress;
@@ -200,10 +162,14 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
         summary.resumed_from_step = progress.step;
       }
     }
+    QLORAD_RETURN_IF_ERROR(CheckRanksAgree(*group, identity, progress.step));
     int64_t saved_step = -1;
+    // Every rank has finished step p.step (the barrier); rank 0 alone writes (write-then-rename).
     auto save = [&](const TrainerProgress& p) -> absl::StatusOr<std::string> {
-      TrainingCheckpoint c{p, params, SaveMoments(optimizer, params), identity, ""};
       saved_step = p.step;
+      QLORAD_RETURN_IF_ERROR(group->Barrier(absl::StrCat("before the checkpoint of step ", p.step)));
+      if (group->rank() != 0) return std::string();
+      TrainingCheckpoint c{p, params, SaveMoments(optimizer, params), identity, ""};
       QLORAD_ASSIGN_OR_RETURN(summary.last_checkpoint, WriteTrainingCheckpoint(checkpoints, c));
       return summary.last_checkpoint;
     };
@@ -225,18 +191,21 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
       for (size_t first = static_cast<size_t>(progress.next_batch);
            first < plan.size() && !summary.cancelled && !summary.early_stopped; first += options.gradient_accumulation) {
         const size_t last = std::min(plan.size(), first + options.gradient_accumulation);
-        at::manual_seed(options.seed * 1000003u + static_cast<uint64_t>(progress.step));  // dropout of this step
         optimizer.zero_grad();
-        double step_loss = 0;
+        double local_loss = 0;
         for (size_t i = first; i < last; ++i) {
-          Batch batch = MakeBatch(examples, plan[i], options.max_seq_len);
-          at::Tensor loss = CompletionLoss(model, batch) / static_cast<double>(last - first);
-          loss.backward();
-          step_loss += loss.item<double>();
-          progress.tokens_seen += batch.tokens;
+          const uint64_t dropout_seed = (options.seed * 1000003u + static_cast<uint64_t>(progress.step)) * 1009u + (i - first);
+          local_loss += RunMicroBatch(model, examples, plan[i], options, *group, dropout_seed,
+                                      static_cast<int64_t>(last - first));
+          progress.tokens_seen += FactsOf(examples, plan[i], options.max_seq_len).tokens;
+          int64_t unused_first = 0;
+          summary.rank_tokens += FactsOf(examples, ShardRows(plan[i], group->rank(), group->world_size(), &unused_first),
+                                         options.max_seq_len).tokens;
         }
+        QLORAD_ASSIGN_OR_RETURN(const double step_loss, AllReduceGradients(*group, params, local_loss, progress.step));
         const double lr = ScheduledLearningRate(options, progress.step, total_steps);
-        for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+        for (auto& param_group : optimizer.param_groups())
+          static_cast<torch::optim::AdamWOptions&>(param_group.options()).lr(lr);
         double grad_norm = torch::nn::utils::clip_grad_norm_(params, options.max_grad_norm > 0 ? options.max_grad_norm : 1e30);
         optimizer.step();
         ++progress.step;
@@ -278,7 +247,8 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
         if (!checkpoints.dir.empty() && (periodic || progress.step == total_steps || summary.early_stopped)) {
           QLORAD_ASSIGN_OR_RETURN(event.checkpoint_path, save(progress));
         }
-        if (on_step && !on_step(event)) summary.cancelled = true;
+        const bool stop_here = on_step && !on_step(event);
+        QLORAD_ASSIGN_OR_RETURN(summary.cancelled, AnyRankStops(*group, stop_here, progress.step));
       }
     }
     if (summary.cancelled && !checkpoints.dir.empty() && saved_step != progress.step) {
@@ -293,6 +263,8 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
     summary.eval_steps = progress.eval_steps;
     summary.tokens_seen = progress.tokens_seen;
     summary.wall_seconds = elapsed();
+    summary.allreduce_seconds = group->reduce_seconds();
+    summary.allreduce_bytes = group->reduced_bytes();
     return summary;
   });
 }
@@ -308,7 +280,8 @@ absl::StatusOr<double> EvaluateLoss(LlamaModel& model, const std::vector<Trainin
       std::vector<size_t> rows;
       for (size_t i = start; i < std::min(examples.size(), start + batch_size); ++i) rows.push_back(i);
       Batch batch = MakeBatch(examples, rows, 1 << 30);
-      total += CompletionLoss(model, batch).item<double>() * rows.size();
+      const int64_t trained = FactsOf(examples, rows, 1 << 30).trained_positions;
+      total += SummedCompletionLoss(model, batch).item<double>() / std::max<int64_t>(trained, 1) * rows.size();
       count += static_cast<int64_t>(rows.size());
     }
     return total / count;

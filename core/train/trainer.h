@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/model/llama.h"
+#include "core/train/collective.h"
 #include "core/train/lora_model.h"
 #include "core/train/trainer_options.h"
 #include "core/train/training_checkpoint.h"
@@ -47,6 +48,11 @@ struct TrainingSummary {
   std::vector<int64_t> eval_steps;  // the step after which each was computed
   bool early_stopped = false;
   int64_t train_examples = 0, validation_examples = 0;
+  // Data parallelism: the group's size, and this rank's time and bytes in all-reduce.
+  int world_size = 1;
+  double allreduce_seconds = 0;
+  int64_t allreduce_bytes = 0;
+  int64_t rank_tokens = 0;  // tokens this rank trained on in this process (not before a resume)
 };
 
 // The learning rate at optimizer step `step` (0-based) of `total`.
@@ -55,7 +61,19 @@ double ScheduledLearningRate(const TrainerOptions& options, int64_t step, int64_
 // Trains the adapters in `modules` (already part of `model`). `examples` must
 // each have at least one trainable token. Deterministic for a fixed seed and thread count
 // (the adapters' initial values come from the loader: seed at::manual_seed before loading).
-// Dropout draws from the global generator, reseeded from (seed, step) before every step.
+// Dropout draws from a generator of the run's own, seeded from (seed, step, micro-batch)
+// (core/util/training_random.h), never from the process-wide one.
+//
+// Data parallelism (`group` with world size N > 1; null = one process): every rank passes
+// the same examples and options; each global batch of options.batch_size rows is split
+// into contiguous shards, one per rank; the loss is the global batch's summed
+// completion-token NLL over its trained-position count, so N ranks compute the gradient of
+// one rank training the whole batch (dropout masks included); gradients are summed in one
+// flat all-reduce per optimizer step and every rank steps an identical AdamW. Rank 0's
+// initial adapter is broadcast; rank 0 alone writes checkpoints (after a barrier), and
+// every rank resumes from the checkpoint directory (shared by all ranks). Validation runs
+// the whole validation slice on every rank. A failed collective fails the run on every
+// rank (UNAVAILABLE / DEADLINE_EXCEEDED naming the rank and step).
 //
 // With checkpoints.dir set: a checkpoint every checkpoints.every_steps steps, on
 // cancellation and at the end; and if the directory already holds a valid checkpoint of
@@ -65,7 +83,7 @@ double ScheduledLearningRate(const TrainerOptions& options, int64_t step, int64_
 absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& modules,
                                           const std::vector<TrainingExample>& examples, const TrainerOptions& options,
                                           const TrainingCallback& on_step = nullptr,
-                                          const CheckpointOptions& checkpoints = {});
+                                          const CheckpointOptions& checkpoints = {}, Collective* group = nullptr);
 
 // Mean completion-token loss of `examples` without training (dropout off).
 absl::StatusOr<double> EvaluateLoss(LlamaModel& model, const std::vector<TrainingExample>& examples, int64_t batch_size);

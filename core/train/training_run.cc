@@ -2,10 +2,14 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
+
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/zeros.h>
 #include <torch/version.h>
 
+#include "absl/synchronization/mutex.h"
 #include "core/data/dataset_store.h"
 #include "core/model/device.h"
 #include "core/quant/nf4_model.h"
@@ -27,6 +31,22 @@ absl::StatusOr<LoadOptions> TrainingLoadOptions(const TrainingRunSpec& spec, std
   modules = std::make_shared<LoraModules>();
   options.linear_factory = MakeLoraLinearFactory(spec.options.lora, options.linear_factory, modules);
   return options;
+}
+
+// Each rank's tokens/s, gathered on every rank (one all-reduce of a world-sized vector).
+absl::StatusOr<nlohmann::ordered_json> DistributedRecord(Collective& group, const TrainingSummary& summary) {
+  at::Tensor rates = at::zeros({group.world_size()}, at::TensorOptions().dtype(at::kDouble));
+  rates[group.rank()] = summary.rank_tokens / std::max(summary.wall_seconds, 1e-9);
+  QLORAD_RETURN_IF_ERROR(group.AllReduceSum(rates, "the per-rank throughput"));
+  std::vector<double> per_rank(rates.data_ptr<double>(), rates.data_ptr<double>() + group.world_size());
+  const int64_t fresh_steps = std::max<int64_t>(summary.steps - summary.resumed_from_step, 1);
+  nlohmann::ordered_json record;
+  record["world_size"] = group.world_size();
+  record["backend"] = std::string(group.backend());
+  record["per_rank_tokens_per_second"] = per_rank;
+  record["allreduce_seconds_per_step"] = summary.allreduce_seconds / fresh_steps;
+  record["allreduce_bytes_per_step"] = summary.allreduce_bytes / fresh_steps;
+  return record;
 }
 
 nlohmann::ordered_json RunRecord(const TrainingRunSpec& spec, const LoadedModel& model, const nlohmann::json& manifest,
@@ -75,7 +95,8 @@ nlohmann::ordered_json RunRecord(const TrainingRunSpec& spec, const LoadedModel&
 
 }  // namespace
 
-absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const TrainingCallback& on_step) {
+absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const TrainingCallback& on_step,
+                                              Collective* group) {
   const std::string started = NowUtcRfc3339();
   QLORAD_RETURN_IF_ERROR(spec.options.Validate());
   QLORAD_ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok, tokenizer::Tokenizer::Load(spec.model_dir));
@@ -90,20 +111,33 @@ absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const
   QLORAD_ASSIGN_OR_RETURN(std::vector<TrainingExample> examples, LoadTrainingExamples(*store, spec.options.dataset_id, format, *tok));
   std::shared_ptr<LoraModules> modules;
   QLORAD_ASSIGN_OR_RETURN(LoadOptions load, TrainingLoadOptions(spec, modules));
-  at::manual_seed(spec.options.trainer.seed);  // lora_A's kaiming init draws from the global generator
-  QLORAD_ASSIGN_OR_RETURN(LoadedModel model, LoadModel(spec.model_dir, load));
+  absl::StatusOr<LoadedModel> loaded;
+  {
+    // lora_A's kaiming init draws from the process-wide generator: one seeded load at a
+    // time, so concurrent jobs in a daemon each get their seed's adapter.
+    static absl::Mutex seeded_load;
+    absl::MutexLock lock(&seeded_load);
+    at::manual_seed(spec.options.trainer.seed);
+    loaded = LoadModel(spec.model_dir, load);
+  }
+  QLORAD_ASSIGN_OR_RETURN(LoadedModel model, std::move(loaded));
   TrainingRunResult result;
   result.base_fingerprint = model.fingerprint;
   result.examples = static_cast<int64_t>(examples.size());
-  QLORAD_ASSIGN_OR_RETURN(result.summary, TrainLora(model.model, *modules, examples, spec.options.trainer, on_step, spec.checkpoints));
+  QLORAD_ASSIGN_OR_RETURN(result.summary, TrainLora(model.model, *modules, examples, spec.options.trainer, on_step, spec.checkpoints, group));
   if (result.summary.cancelled) return result;
+  std::unique_ptr<Collective> single;
+  if (group == nullptr) group = (single = MakeSingleProcessCollective()).get();
+  QLORAD_ASSIGN_OR_RETURN(nlohmann::ordered_json distributed, DistributedRecord(*group, result.summary));
+  result.record = RunRecord(spec, model, manifest, result.summary, started, format, examples.size());
+  result.record["distributed"] = std::move(distributed);
+  if (group->rank() != 0) return result;
   std::map<std::string, std::string> metadata = spec.adapter_metadata;
   metadata["qlorad_base_fingerprint"] = model.fingerprint;
   metadata["qlorad_dataset"] = spec.options.dataset_id;
   // The 4-bit type the adapter was trained against (a pre-quantized base counts): merge reads it.
   metadata["qlorad_base_quantization"] = spec.options.quantize != "none" ? spec.options.quantize : DeclaredQuantization(spec.model_dir);
   QLORAD_RETURN_IF_ERROR(SavePeftAdapter(spec.output_dir, spec.options.lora, *modules, spec.model_dir, metadata));
-  result.record = RunRecord(spec, model, manifest, result.summary, started, format, examples.size());
   QLORAD_RETURN_IF_ERROR(WriteFileAtomically(spec.output_dir + "/training_run.json", result.record.dump(2) + "\n"));
   return result;
 }

@@ -38,7 +38,13 @@ struct TrainingRunResult {
 
 // A cancelled run (callback returned false) writes no adapter and returns the summary
 // with cancelled = true (its last checkpoint stays for a resume).
-absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const TrainingCallback& on_step = nullptr);
+//
+// With `group` (data parallelism, trainer.h): every rank calls RunTraining with the same
+// spec apart from `device`; rank 0 alone writes the adapter and training_run.json, whose
+// "distributed" object records the world size, backend, each rank's tokens/s and the
+// all-reduce time and bytes per step. Other ranks return the same summary and record.
+absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const TrainingCallback& on_step = nullptr,
+                                              Collective* group = nullptr);
 
 }  // namespace qlorad
 

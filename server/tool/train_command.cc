@@ -3,11 +3,17 @@
 
 #include <cstdio>
 
+#include <ATen/Context.h>
+
 #include "absl/strings/str_split.h"
+#include "absl/strings/match.h"
+#include "absl/time/time.h"
+#include "core/train/gloo_collective.h"
 #include "core/train/training_run.h"
 #include "core/util/status_macros.h"
 #include "server/tool/commands.h"
 #include "server/tool/model_flags.h"
+#include "server/tool/rank_launcher.h"
 
 namespace qlorad::tool {
 namespace {
@@ -22,7 +28,24 @@ constexpr char kUsage[] =
     "       [--gradient-checkpointing]  (recompute each decoder layer in backward: less activation memory)\n"
     "       [--eval-fraction 0.05 [--eval-every N] [--patience P] [--min-delta D]]  (validation slice of the train\n"
     "        split, evaluated every N steps or each epoch; early stopping after P evaluations without improvement)\n"
-    "  QLoRA: --quantize nf4 (the base is frozen in 4 bits; adapters train in fp32)\n";
+    "  QLoRA: --quantize nf4 (the base is frozen in 4 bits; adapters train in fp32)\n"
+    "  Data parallel: --world-size N starts N local ranks (Gloo; on CUDA one device each); with MASTER_ADDR,\n"
+    "    MASTER_PORT, RANK and WORLD_SIZE set (torchrun, a Kubernetes Indexed Job) this process is that rank.\n"
+    "    --batch-size is the global batch. --collective-timeout SECONDS (300): a rank that does not answer\n"
+    "    within it fails the step on every rank. --checkpoint-dir and --out must be shared by all ranks.\n";
+
+// The flags for every rank: `args` without --world-size (both spellings).
+std::vector<std::string> WithoutWorldSize(const Args& args) {
+  std::vector<std::string> out = {"train"};
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--world-size") {
+      ++i;
+    } else if (!absl::StartsWith(args[i], "--world-size=")) {
+      out.push_back(args[i]);
+    }
+  }
+  return out;
+}
 
 // Flags not given keep LoraConfig's defaults (alpha: DefaultLoraAlpha(r)); RunTraining validates.
 absl::StatusOr<LoraConfig> LoraFromFlags(const Flags& flags) {
@@ -62,12 +85,23 @@ absl::Status Train(const Args& args) {
   value_flags.insert({"dataset-root", "dataset", "out", "prompt-format", "r", "alpha", "dropout", "targets", "epochs",
                       "batch-size", "grad-accum", "lr", "weight-decay", "schedule", "warmup-ratio", "max-grad-norm",
                       "max-seq-len", "seed", "checkpoint-dir", "checkpoint-every", "eval-fraction", "eval-every",
-                      "patience", "min-delta"});
+                      "patience", "min-delta", "world-size", "collective-timeout"});
   bool_flags.insert({"rslora", "quiet", "help", "gradient-checkpointing"});
   QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, value_flags, bool_flags));
   if (flags.GetBool("help")) {
     std::printf("%s%s", kUsage, kModelUsage);
     return absl::OkStatus();
+  }
+  QLORAD_ASSIGN_OR_RETURN(long long world_size, flags.GetInt("world-size", 1));
+  QLORAD_ASSIGN_OR_RETURN(auto rendezvous, RendezvousFromEnvironment());
+  if (world_size < 1 || world_size > 1024) return absl::InvalidArgumentError("--world-size: expected 1..1024");
+  if (world_size > 1 && !rendezvous.has_value()) return LaunchLocalRanks(WithoutWorldSize(args), static_cast<int>(world_size));
+  QLORAD_ASSIGN_OR_RETURN(double timeout_seconds, flags.GetDouble("collective-timeout", 300.0));
+  if (!(timeout_seconds > 0)) return absl::InvalidArgumentError("--collective-timeout: expected seconds > 0");
+  std::unique_ptr<Collective> group;
+  if (rendezvous.has_value()) {
+    rendezvous->timeout = absl::Seconds(timeout_seconds);
+    QLORAD_ASSIGN_OR_RETURN(group, JoinGlooGroup(*rendezvous));
   }
   TrainingRunSpec spec;
   QLORAD_ASSIGN_OR_RETURN(spec.output_dir, flags.GetRequired("out"));
@@ -78,10 +112,12 @@ absl::Status Train(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(spec.options.trainer, TrainerFromFlags(flags));
   spec.prompt_format = flags.GetOr("prompt-format", "");
   spec.device = flags.GetOr("device", "auto");
+  if (group && group->world_size() > 1 && (spec.device == "cuda" || (spec.device == "auto" && at::hasCUDA())))
+    spec.device = "cuda:" + std::to_string(rendezvous->local_rank);  // one device per local rank
   spec.options.quantize = flags.GetOr("quantize", "none");
   spec.checkpoints.dir = flags.GetOr("checkpoint-dir", "");
   QLORAD_ASSIGN_OR_RETURN(spec.checkpoints.every_steps, flags.GetInt("checkpoint-every", 0));
-  const bool quiet = flags.GetBool("quiet");
+  const bool quiet = flags.GetBool("quiet") || (group && group->rank() != 0);
   QLORAD_ASSIGN_OR_RETURN(TrainingRunResult run, RunTraining(spec, [&](const TrainingEvent& e) {
     if (!quiet)
       std::printf("step %lld/%lld epoch %lld loss %.4f lr %.2e grad-norm %.3f %.0f tok/s eta %.0fs%s%s\n",
@@ -90,8 +126,9 @@ absl::Status Train(const Args& args) {
                   e.checkpoint_path.empty() ? "" : " checkpoint ", e.checkpoint_path.c_str());
     std::fflush(stdout);  // progress is read live (pipes are block-buffered)
     return true;
-  }));
+  }, group.get()));
   const TrainingSummary& summary = run.summary;
+  if (quiet && group && group->rank() != 0) return absl::OkStatus();
   std::printf("trained %lld steps on %lld examples in %.1f s; loss %.4f -> %.4f; adapter written to %s\n",
               static_cast<long long>(summary.steps), static_cast<long long>(run.examples), summary.wall_seconds,
               summary.step_losses.empty() ? 0.0 : summary.step_losses.front(),

@@ -1,0 +1,86 @@
+#include "core/train/training_batch.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include <ATen/Functions.h>
+
+namespace qlorad {
+
+Batch MakeBatch(const std::vector<TrainingExample>& examples, const std::vector<size_t>& rows, int64_t max_len) {
+  int64_t len = 0;
+  for (size_t r : rows) len = std::max<int64_t>(len, std::min<int64_t>(examples[r].ids.size(), max_len));
+  const int64_t b = static_cast<int64_t>(rows.size());
+  auto opts = at::TensorOptions().dtype(at::kLong);
+  Batch batch{at::zeros({b, len}, opts), at::zeros({b, len}, opts), at::zeros({b, len}, opts),
+              at::zeros({b, len}, at::TensorOptions().dtype(at::kFloat)), 0};
+  auto ids = batch.ids.accessor<int64_t, 2>();
+  auto mask = batch.mask.accessor<int64_t, 2>();
+  auto targets = batch.targets.accessor<int64_t, 2>();
+  auto weights = batch.weights.accessor<float, 2>();
+  for (int64_t i = 0; i < b; ++i) {
+    const TrainingExample& ex = examples[rows[i]];
+    const int64_t n = static_cast<int64_t>(ex.ids.size()), skip = std::max<int64_t>(0, n - max_len);
+    for (int64_t t = 0; t < n - skip; ++t) {
+      ids[i][t] = ex.ids[skip + t];
+      mask[i][t] = 1;
+      if (t + 1 < n - skip) {  // position t predicts token t + 1
+        targets[i][t] = ex.ids[skip + t + 1];
+        weights[i][t] = ex.trainable[skip + t + 1] ? 1.0f : 0.0f;
+      }
+    }
+    batch.tokens += n - skip;
+  }
+  return batch;
+}
+
+at::Tensor SummedCompletionLoss(LlamaModel& model, const Batch& batch) {
+  const c10::Device device = model->device();
+  at::Tensor hidden = model->Hidden({batch.ids.to(device), {}, batch.mask.to(device), nullptr});
+  at::Tensor rows = batch.weights.flatten().nonzero().squeeze(1).to(device);
+  if (rows.numel() == 0) return hidden.sum().mul(0.0).to(at::kFloat);  // truncation left nothing to train on
+  at::Tensor picked_hidden = hidden.flatten(0, 1).index_select(0, rows);
+  at::Tensor logits = model->lm_head().forward(picked_hidden).to(at::kFloat);
+  at::Tensor targets = batch.targets.flatten().to(device).index_select(0, rows);
+  return at::nll_loss(at::log_softmax(logits, -1), targets, {}, at::Reduction::Sum);
+}
+
+std::vector<std::vector<size_t>> PlanEpoch(const std::vector<TrainingExample>& examples, int64_t batch_size,
+                                           std::mt19937_64& rng) {
+  std::vector<size_t> order(examples.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  const size_t window = static_cast<size_t>(batch_size) * 16;
+  for (size_t start = 0; start < order.size(); start += window) {
+    auto end = order.begin() + std::min(order.size(), start + window);
+    std::stable_sort(order.begin() + start, end,
+                     [&](size_t a, size_t b) { return examples[a].ids.size() < examples[b].ids.size(); });
+  }
+  std::vector<std::vector<size_t>> batches;
+  for (size_t start = 0; start < order.size(); start += batch_size)
+    batches.emplace_back(order.begin() + start, order.begin() + std::min(order.size(), start + batch_size));
+  std::shuffle(batches.begin(), batches.end(), rng);
+  return batches;
+}
+
+GlobalBatchFacts FactsOf(const std::vector<TrainingExample>& examples, const std::vector<size_t>& rows,
+                         int64_t max_len) {
+  GlobalBatchFacts facts;
+  for (size_t r : rows) {
+    const TrainingExample& ex = examples[r];
+    const int64_t n = static_cast<int64_t>(ex.ids.size()), skip = std::max<int64_t>(0, n - max_len);
+    for (int64_t t = skip + 1; t < n; ++t) facts.trained_positions += ex.trainable[t] ? 1 : 0;
+    facts.tokens += n - skip;
+    facts.padded_len = std::max(facts.padded_len, n - skip);
+  }
+  return facts;
+}
+
+std::vector<size_t> ShardRows(const std::vector<size_t>& rows, int rank, int world_size, int64_t* first_row) {
+  const size_t per_rank = (rows.size() + world_size - 1) / world_size;
+  const size_t begin = std::min(rows.size(), per_rank * rank), end = std::min(rows.size(), begin + per_rank);
+  *first_row = static_cast<int64_t>(begin);
+  return std::vector<size_t>(rows.begin() + begin, rows.begin() + end);
+}
+
+}  // namespace qlorad
