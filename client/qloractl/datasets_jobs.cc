@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/qloractl/cli.h"
 
@@ -18,9 +19,10 @@ const std::vector<std::string> kDatasetHeader = {"ID", "FORMAT", "TRAIN", "HOLDO
 std::vector<std::string> JobRow(const v1::Job& j) {
   const v1::Progress& p = j.progress();
   return {j.job_id(), j.status(), absl::StrCat(p.step(), "/", p.total_steps()), p.total_steps() ? FormatDouble(p.loss()) : "-",
-          j.adapter_id().empty() ? "-" : j.adapter_id(), j.created_at()};
+          j.adapter_id().empty() ? "-" : j.adapter_id(), j.created_at(),
+          j.devices().empty() ? "-" : absl::StrJoin(j.devices(), ",")};
 }
-const std::vector<std::string> kJobHeader = {"ID", "STATUS", "STEP", "LOSS", "ADAPTER", "CREATED"};
+const std::vector<std::string> kJobHeader = {"ID", "STATUS", "STEP", "LOSS", "ADAPTER", "CREATED", "DEVICES"};
 
 absl::Status UploadDataset(const Args& args, client::Client& client, const Output& out) {
   if (auto s = args.CheckKnown({"id", "format", "csv", "holdout", "seed", "allow-small", "no-pii"}); !s.ok()) return s;
@@ -87,7 +89,7 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   if (auto s = args.CheckKnown({"dataset", "name", "base-model", "quantize", "priority", "r", "alpha", "dropout", "targets",
                                 "rslora", "epochs", "batch-size", "grad-accum", "lr", "weight-decay", "schedule",
                                 "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "watch", "gradient-checkpointing",
-                                "eval-fraction", "eval-every", "patience", "min-delta"});
+                                "eval-fraction", "eval-every", "patience", "min-delta", "devices"});
       !s.ok())
     return s;
   v1::CreateJobRequest r;
@@ -102,12 +104,13 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   std::map<std::string, double> n;
   for (const char* f : {"priority", "r", "alpha", "dropout", "epochs", "batch-size", "grad-accum", "lr", "weight-decay",
                         "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "eval-fraction", "eval-every", "patience",
-                        "min-delta"}) {
+                        "min-delta", "devices"}) {
     auto v = args.Number(f, 0);
     if (!v.ok()) return v.status();
     n[f] = *v;
   }
   r.set_priority(static_cast<int32_t>(n["priority"]));
+  r.set_devices(static_cast<int32_t>(n["devices"]));
   v1::LoraSettings* lora = r.mutable_lora();
   lora->set_r(static_cast<int32_t>(n["r"]));
   lora->set_alpha(n["alpha"]);

@@ -26,6 +26,16 @@ absl::Status ValidateAdapterName(const std::string& name) {
   return absl::OkStatus();
 }
 
+std::vector<std::string> DeviceSlotNames(const std::vector<std::string>& devices) {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const auto repeats = std::count(devices.begin(), devices.end(), devices[i]);
+    const auto index = std::count(devices.begin(), devices.begin() + i, devices[i]);
+    names.push_back(repeats > 1 ? absl::StrCat(devices[i], "#", index) : devices[i]);
+  }
+  return names;
+}
+
 namespace {
 
 bool Terminal(const std::string& status) {
@@ -37,7 +47,10 @@ bool Terminal(const std::string& status) {
 JobQueue::JobQueue(const CoreOptions& options, DaemonStore* store, store::SharedStore* db, data::DatasetStore* datasets,
                    ProfileFn profile, RegisterFn register_adapter, FindAdapterFn adapter_of_job)
     : options_(options), store_(store), db_(db), datasets_(datasets), profile_(std::move(profile)),
-      register_adapter_(std::move(register_adapter)), adapter_of_job_(std::move(adapter_of_job)) {}
+      register_adapter_(std::move(register_adapter)), adapter_of_job_(std::move(adapter_of_job)),
+      slot_devices_(options.training_devices.empty() ? std::vector<std::string>{options.device}
+                                                     : options.training_devices),
+      slot_names_(DeviceSlotNames(slot_devices_)), slot_holder_(slot_devices_.size()) {}
 
 absl::Status JobQueue::Recover() {
   QLORAD_ASSIGN_OR_RETURN(std::vector<JobRow> interrupted, store_->JobsWithStatus("running"));
@@ -59,7 +72,8 @@ absl::Status JobQueue::Recover() {
 }
 
 void JobQueue::StartWorkers(int count) {
-  for (int i = 0; i < std::max(1, count); ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  const int workers = std::max({1, count, static_cast<int>(slot_devices_.size())});
+  for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 void JobQueue::Shutdown() {
@@ -79,8 +93,11 @@ absl::Status JobQueue::Audit(const std::string& actor, const std::string& action
 }
 
 JobInfo JobQueue::ToJobInfo(const JobRow& row) const {
-  return {row.id, row.status, row.created_at, row.started_at, row.finished_at, row.error, row.adapter_id, row.actor,
-          row.priority, row.spec, row.progress};
+  JobInfo info{row.id, row.status, row.created_at, row.started_at, row.finished_at, row.error, row.adapter_id,
+               row.actor, row.priority, row.spec, row.progress, {}};
+  if (row.status == "running" && row.progress.contains("devices") && row.progress["devices"].is_array())
+    for (const auto& d : row.progress["devices"]) info.devices.push_back(d.get<std::string>());
+  return info;
 }
 
 absl::StatusOr<JobInfo> JobQueue::SubmitJob(const JobSpec& spec, const std::string& actor) {
@@ -90,6 +107,10 @@ absl::StatusOr<JobInfo> JobQueue::SubmitJob(const JobSpec& spec, const std::stri
   if (!spec.base_model.empty() && spec.base_model != options_.base_model_name)
     return absl::InvalidArgumentError(absl::StrCat("base_model: '", spec.base_model, "' is not served here (available: ",
                                                    options_.base_model_name, ")"));
+  if (spec.devices < 1 || spec.devices > static_cast<int64_t>(slot_devices_.size()))
+    return absl::InvalidArgumentError(absl::StrCat("devices: ", spec.devices, " requested; this daemon trains on ",
+                                                   slot_devices_.size(), " device(s) (hint: 1..", slot_devices_.size(),
+                                                   ", or start qlorad with more --devices)"));
   auto dataset = store_->GetDataset(spec.training.dataset_id);
   if (!dataset.ok()) return absl::NotFoundError(absl::StrCat("dataset_id: ", dataset.status().message()));
   QLORAD_ASSIGN_OR_RETURN(int64_t queued, store_->CountJobsWithStatus("queued"));
@@ -103,6 +124,7 @@ absl::StatusOr<JobInfo> JobQueue::SubmitJob(const JobSpec& spec, const std::stri
   row.spec = TrainingOptionsToJson(spec.training);
   row.spec["base_model"] = options_.base_model_name;
   row.spec["adapter_name"] = spec.adapter_name;
+  row.spec["devices"] = spec.devices;
   row.created_at = Now();
   row.actor = actor;
   QLORAD_ASSIGN_OR_RETURN(row, store_->InsertJob(row));
@@ -202,29 +224,53 @@ absl::Status JobQueue::FinishJob(JobRow& job, const std::string& status, const s
   return stored;
 }
 
+std::vector<std::pair<std::string, bool>> JobQueue::DeviceBusy() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::pair<std::string, bool>> out;
+  for (size_t i = 0; i < slot_names_.size(); ++i) out.emplace_back(slot_names_[i], !slot_holder_[i].empty());
+  return out;
+}
+
+std::optional<std::pair<JobRow, std::vector<int>>> JobQueue::ClaimNextJob() {
+  auto next = store_->NextQueuedJob();
+  if (!next.ok() || !next->has_value()) return std::nullopt;
+  JobRow job = std::move(**next);
+  const size_t wanted = static_cast<size_t>(std::max<int64_t>(1, job.spec.value("devices", int64_t{1})));
+  std::vector<int> slots;
+  for (size_t i = 0; i < slot_holder_.size() && slots.size() < wanted; ++i)
+    if (slot_holder_[i].empty()) slots.push_back(static_cast<int>(i));
+  if (slots.size() < wanted) return std::nullopt;  // the head job waits; nothing overtakes it
+  job.status = "running";
+  if (job.started_at.empty()) job.started_at = Now();
+  nlohmann::json names = nlohmann::json::array();
+  for (int slot : slots) names.push_back(slot_names_[slot]);
+  job.progress["devices"] = names;
+  if (!store_->UpdateJob(job).ok()) return std::nullopt;
+  for (int slot : slots) slot_holder_[slot] = job.id;
+  running_.insert(job.id);
+  return std::make_pair(std::move(job), std::move(slots));
+}
+
 void JobQueue::WorkerLoop() {
   while (!stopping_) {
-    std::optional<JobRow> job;
+    std::optional<std::pair<JobRow, std::vector<int>>> claimed;
     {
       absl::MutexLock lock(&mu_);
-      auto next = store_->NextQueuedJob();
-      if (next.ok() && next->has_value()) {
-        job = std::move(**next);
-        job->status = "running";
-        if (job->started_at.empty()) job->started_at = Now();
-        if (!store_->UpdateJob(*job).ok()) job.reset();
-        if (job) running_.insert(job->id);
-      }
-      if (!job) {
+      claimed = ClaimNextJob();
+      if (!claimed) {
         jobs_cv_.WaitWithTimeout(&mu_, absl::Milliseconds(500));
         continue;
       }
     }
-    (void)AppendEvent(job->id, {{"type", "status"}, {"status", "running"}});
-    RunJob(*job);
+    auto& [job, slots] = *claimed;
+    nlohmann::json running = {{"type", "status"}, {"status", "running"}, {"devices", job.progress["devices"]}};
+    (void)AppendEvent(job.id, running);
+    RunJob(job, slots);
     absl::MutexLock lock(&mu_);
-    running_.erase(job->id);
-    cancel_requested_.erase(job->id);
+    running_.erase(job.id);
+    cancel_requested_.erase(job.id);
+    for (int slot : slots) slot_holder_[slot].clear();
+    jobs_cv_.SignalAll();  // freed devices may let the head job start
   }
 }
 

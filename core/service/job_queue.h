@@ -1,6 +1,8 @@
 // JobQueue: the training job queue (the "train" step). Owns the job rows and event
 // streams (through DaemonStore), the worker threads, placement (highest priority, then
-// earliest submission), cancellation and the drain on shutdown. The training run itself
+// earliest submission; the head job waits until as many training devices as it asks for
+// are free, and later jobs wait behind it, so a multi-device job is never starved),
+// cancellation and the drain on shutdown. The training run itself
 // is training_job.cc; the finished adapter goes to the callbacks the service gives
 // (drift profile, registration in the adapter catalog).
 //
@@ -29,6 +31,11 @@ namespace qlorad::service {
 
 // INVALID_ARGUMENT naming adapter_name unless it matches [a-z0-9][a-z0-9._-]{0,63}.
 absl::Status ValidateAdapterName(const std::string& name);
+
+// Names of the training device slots, one per entry of `devices`: the device itself, or
+// "<device>#<k>" when it repeats ("cpu,cpu" -> "cpu#0", "cpu#1"). Metrics and the job API
+// use these names.
+std::vector<std::string> DeviceSlotNames(const std::vector<std::string>& devices);
 
 // A finished training run's adapter, handed to the registration callback.
 struct TrainedAdapter {
@@ -63,10 +70,14 @@ class JobQueue {
   absl::StatusOr<JobInfo> CancelJob(const std::string& id, const std::string& actor) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<JobEvent>> WaitJobEvents(const std::string& id, int64_t after_seq, int64_t timeout_ms,
                                                       bool* terminal) ABSL_LOCKS_EXCLUDED(mu_);
+  // Each training device slot's name and whether a running job holds it.
+  std::vector<std::pair<std::string, bool>> DeviceBusy() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   void WorkerLoop() ABSL_LOCKS_EXCLUDED(mu_);
-  void RunJob(JobRow job) ABSL_LOCKS_EXCLUDED(mu_);  // training_job.cc
+  // The next queued job and the free slots it gets, if enough are free (marked held).
+  std::optional<std::pair<JobRow, std::vector<int>>> ClaimNextJob() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RunJob(JobRow job, const std::vector<int>& slots) ABSL_LOCKS_EXCLUDED(mu_);  // training_job.cc
   absl::Status AppendEvent(const std::string& job_id, nlohmann::json event) ABSL_LOCKS_EXCLUDED(events_mu_);
   // Stores the job's new status with its status event in one transaction.
   absl::Status FinishJob(JobRow& job, const std::string& status, const std::string& error)
@@ -93,6 +104,8 @@ class JobQueue {
   uint64_t events_generation_ ABSL_GUARDED_BY(events_mu_) = 0;
   std::set<std::string> cancel_requested_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> running_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> slot_devices_, slot_names_;     // fixed at construction
+  std::vector<std::string> slot_holder_ ABSL_GUARDED_BY(mu_);  // job id, "" = free
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> workers_;  // started and joined by the owner's thread only
 };

@@ -39,7 +39,11 @@ struct CoreOptions {
   std::string base_model_name;      // what clients call it; default: the directory's basename
   std::string device = "auto";      // cpu | cuda:N | auto
   std::string serve_quantize = "none";
-  int training_workers = 1;         // concurrent training jobs (one per device by default)
+  int training_workers = 1;         // concurrent training jobs (at least one per training device)
+  // Devices training jobs are placed on (--devices); empty = {device}. A job asking for N
+  // gets N free ones (data parallel, one rank each) or waits; "cpu" may repeat (ranks on CPU).
+  std::vector<std::string> training_devices;
+  double collective_timeout_seconds = 300;  // a rank silent this long fails a multi-device job
   int64_t max_queued_jobs = 64;
   int64_t max_prompt_tokens = 2048;
   int64_t max_new_tokens = serve::kDefaultMaxNewTokensLimit;
@@ -96,6 +100,7 @@ struct JobSpec {
   std::string base_model;    // must name the resident base ("" = it)
   std::string adapter_name;  // [a-z0-9][a-z0-9._-]*; the version is assigned
   int64_t priority = 0;
+  int64_t devices = 1;       // training devices (data-parallel ranks); <= the daemon's
   TrainingOptions training;  // dataset, quantize, LoRA config, hyperparameters (stored as spec_json)
 };
 
@@ -103,6 +108,7 @@ struct JobInfo {
   std::string id, status, created_at, started_at, finished_at, error, adapter_id, actor;
   int64_t priority = 0;
   nlohmann::json spec, progress;
+  std::vector<std::string> devices;  // the devices a running job holds (device slots, see DeviceSlotNames)
 };
 
 struct JobEvent {
@@ -322,6 +328,7 @@ struct CoreStats {
   int64_t adapters_registered = 0;           // adapter versions in the store
   std::map<std::string, int64_t> adapters_by_tier;  // device/host/disk -> loaded adapters there
   std::map<std::string, int64_t> jobs_ended;  // succeeded/failed/cancelled -> count (all time)
+  std::vector<std::pair<std::string, bool>> training_devices_busy;  // slot name -> held by a running job
 };
 
 class ServiceCore {

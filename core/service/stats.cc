@@ -37,6 +37,7 @@ CoreStats ServiceCoreImpl::Stats() {
     auto count = store_->CountJobsWithStatus(status);
     out.jobs_ended[status] = count.ok() ? *count : 0;
   }
+  out.training_devices_busy = jobs_->DeviceBusy();
   return out;
 }
 

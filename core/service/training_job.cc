@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/service/ids.h"
+#include "core/train/multi_device_run.h"
 #include "core/train/training_run.h"
 #include "core/util/status_macros.h"
 
@@ -18,6 +19,10 @@ nlohmann::json ProgressJson(const TrainingEvent& e) {
           {"elapsed_seconds", e.elapsed_seconds}, {"eta_seconds", e.eta_seconds}, {"eval_loss", e.eval_loss}};
 }
 
+bool IsRankLoss(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
+}
+
 absl::StatusOr<TrainingRunSpec> SpecFromJob(const JobRow& job) {
   TrainingRunSpec spec;
   QLORAD_ASSIGN_OR_RETURN(spec.options, TrainingOptionsFromJson(job.spec));
@@ -26,7 +31,7 @@ absl::StatusOr<TrainingRunSpec> SpecFromJob(const JobRow& job) {
 
 }  // namespace
 
-void JobQueue::RunJob(JobRow job) {
+void JobQueue::RunJob(JobRow job, const std::vector<int>& slots) {
   auto spec = SpecFromJob(job);
   if (!spec.ok()) {
     (void)FinishJob(job, "failed", spec.status().ToString());
@@ -36,12 +41,17 @@ void JobQueue::RunJob(JobRow job) {
   spec->model_dir = options_.base_model_dir;
   spec->dataset_root = datasets_->root();
   spec->output_dir = job_dir + "/adapter";
-  spec->device = options_.device;
+  std::vector<std::string> devices;
+  for (int slot : slots) devices.push_back(slot_devices_[slot]);
+  const nlohmann::json held = job.progress.value("devices", nlohmann::json::array());
+  const int requeues = job.progress.value("requeues", 0);
   spec->checkpoints = {job_dir + "/checkpoints", options_.checkpoint_every_steps, 2};
   spec->adapter_metadata = {{"qlorad_job", job.id}};
   bool user_cancelled = false;
-  auto result = RunTraining(*spec, [&](const TrainingEvent& e) {
+  auto result = RunTrainingOnDevices(*spec, devices, [&](const TrainingEvent& e) {
     job.progress = ProgressJson(e);
+    job.progress["devices"] = held;
+    if (requeues > 0) job.progress["requeues"] = requeues;
     (void)store_->UpdateJob(job);
     nlohmann::json event = job.progress;
     event["type"] = "progress";
@@ -51,7 +61,15 @@ void JobQueue::RunJob(JobRow job) {
     absl::MutexLock lock(&mu_);
     user_cancelled = cancel_requested_.count(job.id) > 0;
     return !user_cancelled && !stopping_;
-  });
+  }, absl::Seconds(options_.collective_timeout_seconds));
+  if (!result.ok() && devices.size() > 1 && IsRankLoss(result.status()) && requeues < 2) {
+    // A rank stopped answering: the job goes back to the queue and resumes from its last
+    // checkpoint on whichever devices are free then (at most twice).
+    job.progress["requeues"] = requeues + 1;
+    (void)AppendEvent(job.id, {{"type", "error"}, {"message", result.status().ToString()}});
+    (void)FinishJob(job, "queued", "");
+    return;
+  }
   if (!result.ok()) {
     (void)FinishJob(job, "failed", result.status().ToString());
     return;

@@ -1,6 +1,7 @@
 #include "server/daemon/daemon_flags.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/util/status_macros.h"
 #include "server/tool/flags.h"
 
@@ -12,6 +13,7 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
       tool::Flags::Parse(args,
                          {"state-dir", "model", "model-name", "device", "listen-address", "metrics-address", "tokens-file",
                           "rate-limit", "tls-cert", "tls-key", "tls-client-ca", "serve-quantize", "training-workers",
+                          "devices", "collective-timeout",
                           "max-queued-jobs", "checkpoint-every", "max-prompt-tokens", "max-new-tokens",
                           "max-waiting-requests", "max-message-bytes", "max-upload-bytes", "drain-seconds",
                           "metrics-max-adapters", "drift-window-prompts", "drift-window-seconds", "kv-cache-mb",
@@ -29,6 +31,14 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
   o.core.serve_quantize = flags.GetOr("serve-quantize", "none");
   QLORAD_ASSIGN_OR_RETURN(long long workers, flags.GetInt("training-workers", 1));
   o.core.training_workers = static_cast<int>(workers);
+  if (const std::string devices = flags.GetOr("devices", ""); !devices.empty()) {
+    for (absl::string_view d : absl::StrSplit(devices, ',')) {
+      if (d.empty()) return absl::InvalidArgumentError("--devices: an empty entry (hint: --devices cuda:0,cuda:1)");
+      o.core.training_devices.emplace_back(d);
+    }
+  }
+  QLORAD_ASSIGN_OR_RETURN(o.core.collective_timeout_seconds, flags.GetDouble("collective-timeout", 300));
+  if (!(o.core.collective_timeout_seconds > 0)) return absl::InvalidArgumentError("--collective-timeout: seconds > 0");
   QLORAD_ASSIGN_OR_RETURN(o.core.max_queued_jobs, flags.GetInt("max-queued-jobs", 64));
   QLORAD_ASSIGN_OR_RETURN(o.core.checkpoint_every_steps, flags.GetInt("checkpoint-every", 10));
   QLORAD_ASSIGN_OR_RETURN(o.core.max_prompt_tokens, flags.GetInt("max-prompt-tokens", 2048));

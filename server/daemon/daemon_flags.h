@@ -34,6 +34,8 @@ inline constexpr char kDaemonUsage[] =
     "  [--console-address HOST:PORT (review console in the browser: http://HOST:PORT/; off by default)]\n"
     "  [--tokens-file FILE | --no-auth] [--rate-limit RPS] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
     "  [--serve-quantize none|nf4] [--training-workers 1] [--max-queued-jobs 64] [--checkpoint-every 10]\n"
+    "  [--devices cuda:0,cuda:1 | cpu,cpu (training devices; a job asks for N of them: data-parallel ranks)]\n"
+    "  [--collective-timeout 300 (seconds a rank of a multi-device job may stay silent)]\n"
     "  [--max-prompt-tokens 2048] [--max-new-tokens 512] [--max-waiting-requests 4096]\n"
     "  [--max-message-bytes 4194304] [--max-upload-bytes 268435456] [--drain-seconds 30] [--no-require-approval]\n"
     "  [--drift-window-prompts 500] [--drift-window-seconds 0 (no age limit)]\n"

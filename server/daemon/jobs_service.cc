@@ -28,6 +28,7 @@ void JobToProto(const service::JobInfo& j, v1::Job* out) {
   out->set_spec_json(j.spec.dump());
   out->set_submitted_by(j.actor);
   ProgressToProto(j.progress, out->mutable_progress());
+  for (const std::string& d : j.devices) out->add_devices(d);
 }
 
 // proto3 scalars: 0 / "" means unset, so the field keeps TrainingOptions' default.
@@ -42,6 +43,7 @@ service::JobSpec SpecFromProto(const v1::CreateJobRequest& r) {
   spec.base_model = r.base_model();
   spec.adapter_name = r.adapter_name();
   spec.priority = r.priority();
+  spec.devices = r.devices() > 0 ? r.devices() : 1;
   TrainingOptions& t = spec.training;
   t.dataset_id = r.dataset_id();
   SetIfGiven(t.quantize, r.quantize());

@@ -78,6 +78,7 @@ struct DaemonMetrics::Families {
         adapters_resident(BuildGauge().Name("qlorad_adapters_resident").Help("Loaded adapters per residency tier (device, host, disk).").Register(r)),
         jobs(BuildGauge().Name("qlorad_training_jobs").Help("Jobs currently in a non-terminal status.").Register(r)),
         queue_depth(BuildGauge().Name("qlorad_training_queue_depth").Help("Jobs waiting for a device.").Register(r)),
+        device_busy(BuildGauge().Name("qlorad_device_busy").Help("1 while a training job holds the device slot.").Register(r)),
         step(BuildGauge().Name("qlorad_training_step").Help("Current optimizer step of a running job.").Register(r)),
         total_steps(BuildGauge().Name("qlorad_training_total_steps").Help("Planned optimizer steps of a running job.").Register(r)),
         loss(BuildGauge().Name("qlorad_training_loss").Help("Latest training loss of a running job.").Register(r)),
@@ -122,6 +123,7 @@ struct DaemonMetrics::Families {
   prometheus::Family<prometheus::Gauge>& adapters_resident;
   prometheus::Family<prometheus::Gauge>& jobs;
   prometheus::Family<prometheus::Gauge>& queue_depth;
+  prometheus::Family<prometheus::Gauge>& device_busy;
   prometheus::Family<prometheus::Gauge>& step;
   prometheus::Family<prometheus::Gauge>& total_steps;
   prometheus::Family<prometheus::Gauge>& loss;
@@ -254,6 +256,7 @@ void DaemonMetrics::RefreshStats() {
   advance(f_->adapter_evictions.Add({{"tier", "device"}}), stats.adapter_evictions);
   for (double seconds : stats.adapter_load_seconds) f_->adapter_load_seconds.Add({}, kLoadBuckets).Observe(seconds);
   for (const auto& [status, count] : stats.jobs_ended) advance(f_->jobs_total.Add({{"status", status}}), count);
+  for (const auto& [device, busy] : stats.training_devices_busy) f_->device_busy.Add({{"device", device}}).Set(busy ? 1 : 0);
   static const Histogram::BucketBoundaries kBatchBuckets = {1, 2, 4, 8, 16, 32, 64, 128, 256};
   for (int64_t rows : stats.batch_sizes) f_->batch_size.Add({}, kBatchBuckets).Observe(static_cast<double>(rows));
   f_->waiting.Add({}).Set(static_cast<double>(stats.requests_waiting));
