@@ -205,36 +205,179 @@ def check_yaml():
     mounted = [v for v in compose["services"]["grafana"]["volumes"] if "qlorad-dashboard.json" in v]
     need(mounted and mounted[0].split(":")[1].startswith(dash_prov["providers"][0]["options"]["path"]),
          "compose: the dashboard is not mounted under the provisioned dashboards path")
-    # Kubernetes manifests.
+    kinds = check_k8s()
+    print(f"yaml: compose, provisioning, prometheus and k8s ({', '.join(sorted(kinds))}) OK")
+
+
+POD_WORKLOADS = ("StatefulSet", "Deployment", "Job")
+SHARED_MOUNT = "/var/lib/qlorad-shared"
+
+
+def load_k8s(directory):
+    """{kind: [documents]} of the *.yaml files directly in `directory` (what
+    `kubectl apply -f deploy/k8s/` applies; subdirectories hold optional extras)."""
     kinds = {}
-    k8s_dir = os.path.join(DEPLOY, "k8s")
-    for fn in sorted(os.listdir(k8s_dir)):
+    for fn in sorted(os.listdir(directory)):
         if not fn.endswith((".yaml", ".yml")):
             continue
-        for doc in load_yaml_docs(os.path.join(k8s_dir, fn)):
+        for doc in load_yaml_docs(os.path.join(directory, fn)):
             for key in ("apiVersion", "kind", "metadata"):
                 need(key in doc, f"k8s/{fn}: a document has no {key}")
             need(doc["metadata"].get("name"), f"k8s/{fn}: {doc['kind']} has no metadata.name")
             kinds.setdefault(doc["kind"], []).append(doc)
-    for kind in ("StatefulSet", "Service", "ConfigMap"):
-        need(kind in kinds, f"k8s: no {kind}")
-    sts = kinds["StatefulSet"][0]
+    return kinds
+
+
+def named(kinds, kind, name):
+    found = [d for d in kinds.get(kind, []) if d["metadata"]["name"] == name]
+    need(found, f"k8s: no {kind} named {name!r}")
+    return found[0]
+
+
+def pod_templates(kinds):
+    """[(Kind/name, workload, pod template)] of every workload in the manifests."""
+    return [(f"{k}/{d['metadata']['name']}", d, d["spec"]["template"]) for k in POD_WORKLOADS for d in kinds.get(k, [])]
+
+
+def flag_values(words):
+    """{flag: value} of the --flag=value words (a bare --flag maps to "")."""
+    out = {}
+    for w in words:
+        if w.startswith("--"):
+            name, _, value = w[2:].partition("=")
+            out[name] = value
+    return out
+
+
+def env_values(container):
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def check_pod_references(kinds):
+    """Every volume a pod mounts exists; PVCs, ConfigMaps and Secrets named by volumes are
+    in the manifests (the Secret qlorad-tokens is created out of band); Services select
+    pods of the manifests and their named target ports exist on those pods."""
+    pvcs = {d["metadata"]["name"]: d for d in kinds.get("PersistentVolumeClaim", [])}
+    config_maps = {d["metadata"]["name"] for d in kinds.get("ConfigMap", [])}
+    for where, workload, template in pod_templates(kinds):
+        pod = template["spec"]
+        claims = {t["metadata"]["name"] for t in workload["spec"].get("volumeClaimTemplates", [])}
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for c in pod["containers"]:
+            for m in c.get("volumeMounts", []):
+                need(m["name"] in volumes or m["name"] in claims, f"k8s: {where} mounts {m['name']!r}, which is no volume of the pod")
+            for e in c.get("envFrom", []):
+                if "configMapRef" in e:
+                    need(e["configMapRef"]["name"] in config_maps, f"k8s: {where}: envFrom names a missing ConfigMap")
+        for v in volumes.values():
+            if "persistentVolumeClaim" in v:
+                need(v["persistentVolumeClaim"]["claimName"] in pvcs, f"k8s: {where} volume {v['name']!r} names a missing PVC")
+            if "configMap" in v:
+                need(v["configMap"]["name"] in config_maps, f"k8s: {where} volume {v['name']!r} names a missing ConfigMap")
+    for svc in kinds["Service"]:
+        name = svc["metadata"]["name"]
+        selector = svc["spec"].get("selector") or {}
+        need(selector, f"k8s: Service {name} has no selector")
+        selected = [(w, t) for w, _, t in pod_templates(kinds) if selector.items() <= t["metadata"]["labels"].items()]
+        need(selected, f"k8s: Service {name} selects no pod of the manifests")
+        for port in svc["spec"]["ports"]:
+            target = port.get("targetPort", port["port"])
+            for where, template in selected:
+                offered = {p.get("name") for c in template["spec"]["containers"] for p in c.get("ports", [])} | \
+                          {p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+                need(target in offered, f"k8s: Service {name} port {port['name']!r} targets {target!r}, which {where} does not expose")
+
+
+def check_serving(kinds):
+    """The serving StatefulSet (the original checks of issue 10, plus the fleet's shared volume)."""
+    sts = named(kinds, "StatefulSet", "qlorad")
     spec = sts["spec"]
     need(spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items(), "k8s: StatefulSet selector does not match its pod labels")
     need(spec["serviceName"] in {s["metadata"]["name"] for s in kinds["Service"]}, "k8s: StatefulSet serviceName is not a Service")
+    need(named(kinds, "Service", spec["serviceName"])["spec"].get("clusterIP") == "None", "k8s: the StatefulSet's governing Service must be headless")
     c = spec["template"]["spec"]["containers"][0]
     need(str(c["resources"]["requests"].get("nvidia.com/gpu")) == "1" and str(c["resources"]["limits"].get("nvidia.com/gpu")) == "1", "k8s: container must request and limit nvidia.com/gpu")
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         need(c.get(probe, {}).get("grpc", {}).get("port") == ports["grpc"], f"k8s: {probe} must use grpc health on the grpc port")
     claims = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])}
-    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
-    need(mounts.get("state") == "/var/lib/qlorad" and "state" in claims, "k8s: state dir must be a PVC (volumeClaimTemplates) mounted at /var/lib/qlorad")
-    cm_names = {cm["metadata"]["name"] for cm in kinds["ConfigMap"]}
-    need(all(e["configMapRef"]["name"] in cm_names for e in c.get("envFrom", []) if "configMapRef" in e), "k8s: envFrom names a missing ConfigMap")
-    for svc in kinds["Service"]:
-        need(svc["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items(), f"k8s: Service {svc['metadata']['name']} selects no qlorad pod")
-    print(f"yaml: compose, provisioning, prometheus and k8s ({', '.join(sorted(kinds))}) OK")
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    need(mounts.get("state", {}).get("mountPath") == "/var/lib/qlorad" and "state" in claims, "k8s: state dir must be a PVC (volumeClaimTemplates) mounted at /var/lib/qlorad")
+    # The daemon's required --model, and the adapters it imports, come from the shared volume (read-only).
+    flags = flag_values(" ".join(c["command"]).split())
+    need(flags.get("state-dir") == "/var/lib/qlorad", "k8s: qlorad must run with --state-dir=/var/lib/qlorad")
+    shared = mounts.get("shared", {})
+    need(shared.get("mountPath") == SHARED_MOUNT and shared.get("readOnly") is True, f"k8s: the StatefulSet must mount the shared volume read-only at {SHARED_MOUNT}")
+    for flag in ("model", "import-root"):
+        need(flags.get(flag, "").startswith(SHARED_MOUNT + "/"), f"k8s: qlorad --{flag} must be on the shared volume ({SHARED_MOUNT})")
+    return sts
+
+
+def shared_claim(kinds, pod, mount_path):
+    """The PVC mounted at mount_path in `pod`, which must be ReadWriteMany."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for c in pod["containers"]:
+        for m in c.get("volumeMounts", []):
+            if m["mountPath"] == mount_path:
+                claim = volumes[m["name"]]["persistentVolumeClaim"]["claimName"]
+                pvc = named(kinds, "PersistentVolumeClaim", claim)
+                need("ReadWriteMany" in pvc["spec"]["accessModes"], f"k8s: PVC {claim} is shared by several pods and nodes: it must be ReadWriteMany")
+                return m
+    raise CheckError(f"k8s: nothing mounted at {mount_path}")
+
+
+def check_training_job(kinds):
+    """The multi-node training Job: an Indexed Job whose completion index is RANK, rank 0
+    reachable through a headless Service, restarts that resume from shared checkpoints."""
+    jobs = [j for j in kinds.get("Job", []) if j["spec"].get("completionMode") == "Indexed"]
+    need(jobs, "k8s: no Indexed Job (multi-node training)")
+    for job in jobs:
+        name, spec = job["metadata"]["name"], job["spec"]
+        where = f"k8s: Job {name}"
+        pod = spec["template"]["spec"]
+        c = pod["containers"][0]
+        need(c["command"][0].endswith("/qlorad-tool") and c["args"][0] == "train", f"{where}: must run qlorad-tool train")
+        env = env_values(c)
+        for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+            need(var in env, f"{where}: no {var} (torch.distributed's env contract)")
+        need(env["RANK"].get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") ==
+             "metadata.annotations['batch.kubernetes.io/job-completion-index']", f"{where}: RANK must be the completion index (downward API)")
+        world = int(env["WORLD_SIZE"]["value"])
+        need(world >= 2 and spec["completions"] == world and spec["parallelism"] == world,
+             f"{where}: completions ({spec['completions']}) and parallelism ({spec['parallelism']}) must both equal WORLD_SIZE ({world})")
+        subdomain = pod.get("subdomain")
+        need(subdomain, f"{where}: the pod template needs a subdomain (the headless rendezvous Service)")
+        svc = named(kinds, "Service", subdomain)
+        need(svc["spec"].get("clusterIP") == "None", f"{where}: Service {subdomain} must be headless")
+        need(svc["spec"].get("publishNotReadyAddresses") is True, f"{where}: Service {subdomain} must publish not-ready addresses (rank 0 resolvable while the group forms)")
+        need(svc["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items(), f"{where}: Service {subdomain} does not select the Job's pods")
+        need(env["MASTER_ADDR"].get("value") == f"{name}-0.{subdomain}", f"{where}: MASTER_ADDR must be rank 0's pod name {name}-0.{subdomain}")
+        port = int(env["MASTER_PORT"]["value"])
+        need(port in {p["port"] for p in svc["spec"]["ports"]} and port in {p["containerPort"] for p in c.get("ports", [])},
+             f"{where}: MASTER_PORT {port} must be a port of Service {subdomain} and of the container")
+        # Restarts: a failed rank fails all; each pod is replaced and the run resumes from the shared checkpoints.
+        need(pod.get("restartPolicy") == "Never" and spec.get("podFailurePolicy"), f"{where}: restartPolicy Never with a podFailurePolicy")
+        need(spec.get("backoffLimit", 6) >= world, f"{where}: backoffLimit below WORLD_SIZE: one incident fails every rank")
+        flags = flag_values(c["args"])
+        need("world-size" not in flags, f"{where}: --world-size spawns local ranks; a multi-node Job uses the env contract")
+        need(int(flags.get("checkpoint-every", "0")) > 0, f"{where}: --checkpoint-every must be set (restarts resume from checkpoints)")
+        mount = shared_claim(kinds, pod, SHARED_MOUNT)
+        need(not mount.get("readOnly"), f"{where}: rank 0 writes checkpoints and the adapter: the shared volume must be writable")
+        for flag in ("model", "dataset-root", "out", "checkpoint-dir"):
+            need(flags.get(flag, "").startswith(SHARED_MOUNT + "/"), f"{where}: --{flag} must be on the shared volume ({SHARED_MOUNT})")
+        if flags.get("device", "").startswith("cuda"):
+            need(str(c["resources"]["limits"].get("nvidia.com/gpu")) == "1" and env.get("LOCAL_RANK", {}).get("value") == "0",
+                 f"{where}: one rank per pod: one GPU and LOCAL_RANK 0")
+
+
+def check_k8s():
+    kinds = load_k8s(os.path.join(DEPLOY, "k8s"))
+    for kind in ("StatefulSet", "Service", "ConfigMap", "PersistentVolumeClaim", "Job"):
+        need(kind in kinds, f"k8s: no {kind}")
+    check_pod_references(kinds)
+    check_serving(kinds)
+    check_training_job(kinds)
+    return kinds
 
 
 def main():
