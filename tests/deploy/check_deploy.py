@@ -8,7 +8,11 @@
                                  alert rules is listed in deploy/METRICS.md, and
                                  the listed names follow design.md section 4.
   check_deploy.py yaml           compose, k8s, provisioning and Prometheus files are
-                                 well-formed YAML with the fields deployment needs.
+                                 well-formed YAML with the fields deployment needs
+                                 (issue 20: the training Job's rendezvous and restart
+                                 fields, the router's hash policy and ring).
+  check_deploy.py envoy-lua      the router's Lua filter (x-qlorad-adapter from the
+                                 OpenAI body's model) run under luajit; 77 without it.
 Uses Debian's /usr/bin/python3 with python3-yaml (deploy/setup.sh).
 """
 import json
@@ -370,18 +374,171 @@ def check_training_job(kinds):
                  f"{where}: one rank per pod: one GPU and LOCAL_RANK 0")
 
 
+ADAPTER_HEADER = "x-qlorad-adapter"
+
+
+def http_connection_managers(listener):
+    for chain in listener["filter_chains"]:
+        for f in chain["filters"]:
+            if f["name"] == "envoy.filters.network.http_connection_manager":
+                yield f["typed_config"]
+
+
+def envoy_config(kinds, deployment):
+    """The Envoy bootstrap the router Deployment runs: the ConfigMap key behind --config-path."""
+    pod = deployment["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    args = c.get("args", [])
+    need("--config-path" in args or "-c" in args, f"k8s: {deployment['metadata']['name']}: envoy needs --config-path")
+    path = args[args.index("--config-path" if "--config-path" in args else "-c") + 1]
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for m in c.get("volumeMounts", []):
+        if path.startswith(m["mountPath"].rstrip("/") + "/") and "configMap" in volumes[m["name"]]:
+            cm = named(kinds, "ConfigMap", volumes[m["name"]]["configMap"]["name"])
+            key = path[len(m["mountPath"].rstrip("/")) + 1:]
+            need(key in cm.get("data", {}), f"k8s: ConfigMap {cm['metadata']['name']} has no key {key!r} (envoy --config-path {path})")
+            try:
+                return yaml.safe_load(cm["data"][key])
+            except yaml.YAMLError as e:
+                raise CheckError(f"k8s: ConfigMap {cm['metadata']['name']} key {key}: not YAML: {e}")
+    raise CheckError(f"k8s: envoy --config-path {path} is not in a mounted ConfigMap")
+
+
+def check_router(kinds, sts):
+    """The adapter-affinity router: Envoy hashing x-qlorad-adapter onto a ring of exactly
+    the StatefulSet's replicas, by hostname, on both the gRPC and the OpenAI port."""
+    routers = [d for d in kinds.get("Deployment", []) if "envoy" in d["spec"]["template"]["spec"]["containers"][0]["image"]]
+    need(routers, "k8s: no Envoy router Deployment")
+    router = routers[0]
+    cfg = envoy_config(kinds, router)
+    listeners = {l["name"]: l for l in cfg["static_resources"]["listeners"]}
+    clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
+    daemon = sts["spec"]["template"]["spec"]["containers"][0]
+    daemon_ports = {p["name"]: p["containerPort"] for p in daemon["ports"]}
+    replicas = sts["spec"].get("replicas", 1)
+    need(replicas >= 2, "k8s: the serving StatefulSet should run several replicas behind the router")
+    expected_hosts = [f"{sts['metadata']['name']}-{i}.{sts['spec']['serviceName']}" for i in range(replicas)]
+    router_ports = {p["name"]: p["containerPort"] for p in router["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    hashed = {}
+    for lname, listener in listeners.items():
+        port = listener["address"]["socket_address"]["port_value"]
+        need(port in router_ports.values(), f"envoy: listener {lname} port {port} is not a container port of the router")
+        for hcm in http_connection_managers(listener):
+            filters = [f["name"] for f in hcm["http_filters"]]
+            need(filters and filters[-1] == "envoy.filters.http.router", f"envoy: listener {lname}: the router filter must come last ({filters})")
+            for vh in hcm["route_config"]["virtual_hosts"]:
+                for r in vh["routes"]:
+                    cluster = r.get("route", {}).get("cluster")
+                    need(cluster is None or cluster in clusters, f"envoy: listener {lname} routes to unknown cluster {cluster}")
+                    policies = r.get("route", {}).get("hash_policy", [])
+                    if any(h.get("header", {}).get("header_name") == ADAPTER_HEADER for h in policies):
+                        hashed.setdefault(lname, set()).add(cluster)
+    for lname, daemon_port in (("grpc", "grpc"), ("openai", "openai")):
+        need(lname in hashed, f"envoy: listener {lname} has no route hashing on the {ADAPTER_HEADER} header")
+        for cname in hashed[lname]:
+            c = clusters[cname]
+            need(c.get("lb_policy") in ("RING_HASH", "MAGLEV"), f"envoy: cluster {cname}: a header hash needs lb_policy RING_HASH or MAGLEV, not {c.get('lb_policy')}")
+            need(c.get("common_lb_config", {}).get("consistent_hashing_lb_config", {}).get("use_hostname_for_hashing") is True,
+                 f"envoy: cluster {cname}: use_hostname_for_hashing keeps ring positions across pod restarts and alike in every cluster")
+            need(c.get("type") == "STRICT_DNS", f"envoy: cluster {cname}: per-replica DNS names need type STRICT_DNS")
+            need(c.get("health_checks"), f"envoy: cluster {cname}: no active health check (a lost replica must leave the ring)")
+            addresses = [e["endpoint"]["address"]["socket_address"] for group in c["load_assignment"]["endpoints"] for e in group["lb_endpoints"]]
+            need([a["address"] for a in addresses] == expected_hosts,
+                 f"envoy: cluster {cname} endpoints {[a['address'] for a in addresses]} must be exactly the StatefulSet's replicas {expected_hosts}")
+            need({a["port_value"] for a in addresses} == {daemon_ports[daemon_port]}, f"envoy: cluster {cname} must target the daemon's {daemon_port} port {daemon_ports[daemon_port]}")
+    grpc_routes = [r for hcm in http_connection_managers(listeners["grpc"]) for vh in hcm["route_config"]["virtual_hosts"] for r in vh["routes"]]
+    need(any(r["match"].get("prefix") == "/qlorad.v1.Inference/" and "hash_policy" in r.get("route", {}) for r in grpc_routes),
+         "envoy: the gRPC listener must hash qlorad.v1.Inference calls")
+    need(grpc_routes[-1].get("direct_response"), "envoy: the gRPC listener must refuse what it does not route (control-plane calls go to a replica)")
+    need(clusters[next(iter(hashed["grpc"]))].get("typed_extension_protocol_options", {}).get(
+             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", {}).get("explicit_http_config", {}).get("http2_protocol_options") is not None,
+         "envoy: the gRPC cluster must speak HTTP/2 upstream")
+    lua = [f for hcm in http_connection_managers(listeners["openai"]) for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.lua"]
+    need(lua, "envoy: the OpenAI listener needs the Lua filter that copies the body's model into the header")
+    code = lua[0]["typed_config"]["default_source_code"]["inline_string"]
+    need("envoy_on_request" in code and ADAPTER_HEADER in code and '"model"' in code, "envoy: the Lua filter must set x-qlorad-adapter from \"model\"")
+    # Probes reach /ready through a listener routed to the loopback admin.
+    need(cfg["admin"]["address"]["socket_address"]["address"] == "127.0.0.1", "envoy: the admin interface must stay on loopback")
+    probe = router["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]
+    need(probe["path"] == "/ready" and router_ports.get(probe["port"], probe["port"]) in
+         {l["address"]["socket_address"]["port_value"] for l in listeners.values()}, "envoy: the readiness probe must reach /ready on a listener")
+    svc = named(kinds, "Service", router["metadata"]["name"])
+    need({p["targetPort"] for p in svc["spec"]["ports"]} >= {"grpc", "openai"}, "k8s: the router Service must expose grpc and openai")
+    return cfg
+
+
+def lua_filter_source():
+    router = [d for d in load_k8s(os.path.join(DEPLOY, "k8s")).get("Deployment", [])
+              if "envoy" in d["spec"]["template"]["spec"]["containers"][0]["image"]]
+    cfg = envoy_config(load_k8s(os.path.join(DEPLOY, "k8s")), router[0])
+    listener = [l for l in cfg["static_resources"]["listeners"] if l["name"] == "openai"][0]
+    lua = [f for hcm in http_connection_managers(listener) for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.lua"]
+    return lua[0]["typed_config"]["default_source_code"]["inline_string"]
+
+
 def check_k8s():
     kinds = load_k8s(os.path.join(DEPLOY, "k8s"))
     for kind in ("StatefulSet", "Service", "ConfigMap", "PersistentVolumeClaim", "Job"):
         need(kind in kinds, f"k8s: no {kind}")
     check_pod_references(kinds)
-    check_serving(kinds)
+    sts = check_serving(kinds)
     check_training_job(kinds)
+    check_router(kinds, sts)
     return kinds
 
 
+# Envoy's Lua stream API, stubbed: headers():get/add, body():length/getBytes (0-based).
+LUA_HARNESS = r"""
+local function run(method, sent, body)
+  local h = {}
+  for k, v in pairs(sent) do h[k] = v end
+  h[":method"] = method
+  local headers = {get = function(_, k) return h[k] end, add = function(_, k, v) h[k] = v end}
+  local buffer = nil
+  if body ~= nil then
+    buffer = {length = function() return #body end, getBytes = function(_, i, n) return body:sub(i + 1, i + n) end}
+  end
+  envoy_on_request({headers = function() return headers end, body = function() return buffer end})
+  return h["x-qlorad-adapter"]
+end
+local failed = 0
+local function expect(name, got, want)
+  print(string.format("  %-40s -> %s", name, tostring(got)))
+  if got ~= want then print("    FAIL: want " .. tostring(want)); failed = failed + 1 end
+end
+expect("chat completion, alias", run("POST", {}, '{"model": "sentiment:prod", "messages": [{"role": "user", "content": "hi"}]}'), "sentiment:prod")
+expect("completion, model last, id", run("POST", {}, '{"prompt":"x","max_tokens":8,"model":"sentiment@3"}'), "sentiment@3")
+expect("the client's header wins", run("POST", {["x-qlorad-adapter"] = "a@1"}, '{"model":"b@2"}'), "a@1")
+expect("escaped \"model\" inside a message", run("POST", {}, '{"messages":[{"content":"say \\"model\\": \\"x\\""}],"model":"m@1"}'), "m@1")
+expect("GET /v1/models untouched", run("GET", {}, nil), nil)
+expect("no model field", run("POST", {}, '{"prompt":"x"}'), nil)
+expect("empty body", run("POST", {}, nil), nil)
+os.exit(failed == 0 and 0 or 1)
+"""
+
+
+def check_envoy_lua():
+    """Runs the router's Lua filter under LuaJIT (Envoy's Lua is LuaJIT) with Envoy's
+    stream API stubbed. Exit 77 (ctest: skipped) where luajit is not installed."""
+    import shutil
+    import subprocess
+    import tempfile
+    luajit = shutil.which("luajit")
+    if not luajit:
+        print("SKIP: luajit not installed (Debian package luajit); the Lua filter was not run")
+        sys.exit(77)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as f:
+        f.write(lua_filter_source() + "\n" + LUA_HARNESS)
+        f.flush()
+        r = subprocess.run([luajit, f.name], capture_output=True, text=True)
+    print(r.stdout, end="")
+    need(r.returncode == 0, f"envoy Lua filter: {r.stderr.strip() or 'a case failed'}")
+    print("envoy-lua: the OpenAI listener's Lua filter sets x-qlorad-adapter as documented")
+
+
 def main():
-    checks = {"dashboard": check_dashboard, "metric-names": check_metric_names, "yaml": check_yaml}
+    checks = {"dashboard": check_dashboard, "metric-names": check_metric_names, "yaml": check_yaml,
+              "envoy-lua": check_envoy_lua}
     if len(sys.argv) != 2 or sys.argv[1] not in checks:
         sys.exit(f"usage: check_deploy.py {{{'|'.join(checks)}}}")
     try:
