@@ -476,6 +476,33 @@ def lua_filter_source():
     return lua[0]["typed_config"]["default_source_code"]["inline_string"]
 
 
+def check_pytorchjob(kinds):
+    """deploy/k8s/kubeflow/pytorchjob.yaml (optional, needs the training operator): the
+    operator's conventions, and the same run as the Indexed Job."""
+    ptj = load_k8s(os.path.join(DEPLOY, "k8s", "kubeflow")).get("PyTorchJob", [])
+    need(len(ptj) == 1, "k8s/kubeflow: expected one PyTorchJob")
+    replicas = ptj[0]["spec"]["pytorchReplicaSpecs"]
+    need(set(replicas) == {"Master", "Worker"} and replicas["Master"]["replicas"] == 1, "k8s/kubeflow: one Master (rank 0) and Workers")
+    job = [j for j in kinds["Job"] if j["spec"].get("completionMode") == "Indexed"][0]
+    job_c = job["spec"]["template"]["spec"]["containers"][0]
+    job_env = {k: v.get("value") for k, v in env_values(job_c).items()}
+    expected_args = [re.sub(r"\$\((\w+)\)", lambda m: job_env[m.group(1)], a) for a in job_c["args"]]
+    world = sum(r["replicas"] for r in replicas.values())
+    need(world == int(job_env["WORLD_SIZE"]), f"k8s/kubeflow: {world} ranks, the Indexed Job has {job_env['WORLD_SIZE']}")
+    for rtype, r in replicas.items():
+        where = f"k8s/kubeflow: {rtype}"
+        need(r.get("restartPolicy") == "OnFailure", f"{where}: restartPolicy OnFailure (ExitCode treats exit 1, a broken collective, as permanent)")
+        pod = r["template"]["spec"]
+        c = pod["containers"][0]
+        need(c["name"] == "pytorch", f"{where}: the operator sets the env contract on the container named pytorch")
+        need(any(p.get("name") == "pytorchjob-port" for p in c.get("ports", [])), f"{where}: the rendezvous port must be named pytorchjob-port")
+        set_by_operator = {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"} & set(env_values(c))
+        need(not set_by_operator, f"{where}: {sorted(set_by_operator)} are set by the operator")
+        need(c["command"] == job_c["command"] and c["args"] == expected_args, f"{where}: must run the Indexed Job's command ({expected_args})")
+        mount = shared_claim(kinds, pod, SHARED_MOUNT)
+        need(not mount.get("readOnly"), f"{where}: the shared volume must be writable")
+
+
 def check_k8s():
     kinds = load_k8s(os.path.join(DEPLOY, "k8s"))
     for kind in ("StatefulSet", "Service", "ConfigMap", "PersistentVolumeClaim", "Job"):
@@ -484,6 +511,7 @@ def check_k8s():
     sts = check_serving(kinds)
     check_training_job(kinds)
     check_router(kinds, sts)
+    check_pytorchjob(kinds)
     return kinds
 
 
