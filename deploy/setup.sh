@@ -19,6 +19,7 @@ APT_PACKAGES=(
   python3-numpy python3-grpcio python3-grpc-tools
   prometheus curl libssl-dev openssl
   python3-yaml
+  luajit  # deploy_envoy_lua: the router's Lua filter
   python3-kubernetes  # tests/deploy/check_k8s_schema.py: the k8s manifests against the API's generated models
   chromium fonts-dejavu-core python3-nltk python3-sklearn
 )
