@@ -1,6 +1,7 @@
 #include "core/data/dataset_store.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -26,6 +27,15 @@ absl::Status ValidateDatasetId(const std::string& id) {
   return absl::OkStatus();
 }
 
+std::string DatasetStore::HostTag() {
+  static const std::string tag = [] {
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+    return Sha256Hex(host).substr(0, 8);
+  }();
+  return tag;
+}
+
 absl::StatusOr<std::unique_ptr<DatasetStore>> DatasetStore::Open(const std::string& root) {
   if (root.empty()) return absl::InvalidArgumentError("dataset store root is empty");
   QLORAD_RETURN_IF_ERROR(EnsureDirectory(root));
@@ -33,10 +43,12 @@ absl::StatusOr<std::unique_ptr<DatasetStore>> DatasetStore::Open(const std::stri
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     std::string name = entry.path().filename().string();
     if (name.rfind(".staging-", 0) != 0) continue;
-    // .staging-<id>-<pid>-<n>: remove only if <pid> is gone.
+    // .staging-<id>-<pid>-<host>-<n>: remove only if it is this host's and <pid> is gone.
     std::vector<std::string> parts = absl::StrSplit(name, '-');
     int pid = 0;
-    if (parts.size() < 3 || !absl::SimpleAtoi(parts[parts.size() - 2], &pid) || pid <= 0) continue;
+    if (parts.size() < 5 || parts[parts.size() - 2] != HostTag() || !absl::SimpleAtoi(parts[parts.size() - 3], &pid) ||
+        pid <= 0)
+      continue;
     if (::kill(pid, 0) != 0 && errno == ESRCH) fs::remove_all(entry.path(), ec);
   }
   return std::unique_ptr<DatasetStore>(new DatasetStore(root));

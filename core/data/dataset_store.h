@@ -12,10 +12,12 @@
 //   <root>/<dataset_id>/SHA256SUMS      `sha256sum -c` compatible
 // The manifest holds no timestamps: the same source + options + seed give byte-identical files.
 //
-// Atomicity: everything is written into <root>/.staging-<id>-<pid>-<n>/ and renamed to
-// <root>/<id> only after every file is complete and fsynced; on any error the staging
-// directory is removed, so a failed ingestion leaves nothing behind. Stale staging
-// directories of dead processes are removed by Open().
+// Atomicity: everything is written into <root>/.staging-<id>-<pid>-<host>-<n>/ (<host>: 8
+// hex digits of a hash of this machine's host name) and renamed to <root>/<id> only after
+// every file is complete and fsynced; on any error the staging directory is removed, so a
+// failed ingestion leaves nothing behind. Open() removes stale staging directories of dead
+// processes of this host only: on a volume shared by several machines (training ranks on
+// other nodes) another host's pid says nothing here.
 //
 // Memory: text is streamed (one line at a time, twice: source -> staging, staging -> splits);
 // what is kept per example is ~50 bytes of hashes, label id and token length, so a source
@@ -89,8 +91,11 @@ class SplitReader {
 
 class DatasetStore {
  public:
-  // Creates `root` if needed and removes stale staging directories of dead processes.
+  // Creates `root` if needed and removes stale staging directories of this host's dead processes.
   static absl::StatusOr<std::unique_ptr<DatasetStore>> Open(const std::string& root);
+
+  // The <host> part of this machine's staging names.
+  static std::string HostTag();
 
   // Ingests options.source_path as options.dataset_id. Errors: INVALID_ARGUMENT for bad
   // input (all bad lines listed, see example_reader.h) or options; ALREADY_EXISTS if the id

@@ -111,7 +111,8 @@ absl::StatusOr<IngestResult> DatasetStore::Ingest(const IngestOptions& options) 
                           ExampleReader::Open(options.source_path, options.reader));
 
   static std::atomic<int> counter{0};
-  StagingDir staging(absl::StrCat(root_, "/.staging-", options.dataset_id, "-", ::getpid(), "-", counter++));
+  StagingDir staging(absl::StrCat(root_, "/.staging-", options.dataset_id, "-", ::getpid(), "-",
+                                 DatasetStore::HostTag(), "-", counter++));
   if (::mkdir(staging.path().c_str(), 0755) != 0)
     return ErrnoStatus(errno, "cannot create staging directory", staging.path());
 

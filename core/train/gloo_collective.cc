@@ -6,6 +6,7 @@
 
 #if QLORAD_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
@@ -45,6 +46,8 @@ absl::StatusOr<std::optional<RendezvousOptions>> RendezvousFromEnvironment() {
   if (addr == nullptr || *addr == '\0')
     return absl::InvalidArgumentError("environment variable MASTER_ADDR is unset (hint: rank 0's host name or address)");
   o.master_addr = addr;
+  const char* agent_store = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  o.agent_hosts_store = agent_store != nullptr && std::string(agent_store) == "True";
   return std::optional<RendezvousOptions>(o);
 }
 
@@ -175,11 +178,15 @@ absl::StatusOr<std::unique_ptr<Collective>> JoinGlooGroup(const RendezvousOption
   try {
     c10d::TCPStoreOptions store_options;
     store_options.port = static_cast<uint16_t>(o.master_port);
-    store_options.isServer = o.rank == 0;
+    store_options.isServer = o.rank == 0 && !o.agent_hosts_store;
     store_options.numWorkers = static_cast<size_t>(o.world_size);
     store_options.waitWorkers = false;
     store_options.timeout = Millis(o.timeout);
     store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, store_options);
+    if (o.agent_hosts_store) {  // the agent's store outlives restarts: one key space per attempt
+      const char* restart = std::getenv("TORCHELASTIC_RESTART_COUNT");
+      store = c10::make_intrusive<c10d::PrefixStore>(absl::StrCat("qlorad/", restart ? restart : "0"), store);
+    }
   } catch (const std::exception& e) {
     return GroupError(o.rank, o.world_size,
                       absl::StrCat("rendezvous at ", o.master_addr, ":", o.master_port, " (c10d TCPStore)"), e);

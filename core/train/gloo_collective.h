@@ -25,6 +25,9 @@ struct RendezvousOptions {
   int rank = 0;
   int world_size = 1;
   int local_rank = 0;
+  // torchrun's agent already serves the store on MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE=True):
+  // then rank 0 connects to it like the others instead of hosting one.
+  bool agent_hosts_store = false;
   // How long a collective (and the rendezvous) waits for the slowest rank before it fails.
   absl::Duration timeout = absl::Minutes(5);
 };

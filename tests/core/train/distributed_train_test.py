@@ -72,7 +72,7 @@ def compare_adapters(a_dir, b_dir, label):
     return whole <= TOLERANCE and worst_tensor <= 10 * TOLERANCE
 
 
-def compare_losses(a_dir, b_dir, label):
+def compare_losses(a_dir, b_dir, label, min_steps=10):
     a = json.load(open(os.path.join(a_dir, "training_run.json")))
     b = json.load(open(os.path.join(b_dir, "training_run.json")))
     la, lb = np.array(a["step_losses"]), np.array(b["step_losses"])
@@ -81,7 +81,7 @@ def compare_losses(a_dir, b_dir, label):
         return False
     worst = float((np.abs(la - lb) / np.maximum(np.abs(la), 1e-12)).max())
     print("%s: %d steps, losses %.4f -> %.4f, max relative difference %.3g" % (label, len(la), la[0], la[-1], worst))
-    return len(la) >= 10 and worst <= TOLERANCE
+    return len(la) >= min_steps and worst <= TOLERANCE
 
 
 def rank_pids(launcher_pid):
@@ -138,6 +138,18 @@ def main():
     ok &= record["world_size"] == 2 and record["backend"] == "gloo" and record["allreduce_bytes_per_step"] > 0
     ok &= compare_losses(one, two, "1 rank x 4 vs 2 ranks x 2")
     ok &= compare_adapters(one, two, "1 rank x 4 vs 2 ranks x 2")
+
+    # Gradient accumulation (2 micro-batches per step) and a validation slice, sharded the same way.
+    accum = ["--grad-accum", "2", "--eval-fraction", "0.2", "--eval-every", "2"]
+    one_acc, two_acc = os.path.join(work, "one-accum"), os.path.join(work, "two-accum")
+    subprocess.run(train(one_acc, accum), check=True, stdout=subprocess.DEVNULL, env=env)
+    subprocess.run(train(two_acc, accum + ["--world-size", "2"]), check=True, stdout=subprocess.DEVNULL, env=env)
+    ev1 = json.load(open(os.path.join(one_acc, "training_run.json")))["eval_losses"]
+    ev2 = json.load(open(os.path.join(two_acc, "training_run.json")))["eval_losses"]
+    print("grad-accum 2 + validation: eval losses %s vs %s" % (["%.5f" % x for x in ev1], ["%.5f" % x for x in ev2]))
+    ok &= len(ev1) > 0 and len(ev1) == len(ev2) and max(abs(x - y) / abs(x) for x, y in zip(ev1, ev2)) <= TOLERANCE
+    ok &= compare_losses(one_acc, two_acc, "grad-accum 2, 1 rank vs 2 ranks", min_steps=3)
+    ok &= compare_adapters(one_acc, two_acc, "grad-accum 2, 1 rank vs 2 ranks")
 
     seed = int(os.environ.get("QLORAD_KILL_SEED", str(int(time.time()))))
     target = random.Random(seed).randint(2, 8)
