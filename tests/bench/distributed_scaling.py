@@ -7,7 +7,7 @@ alternating runs, medians and min-max of tokens/s, all-reduce seconds and bytes 
 Model: Llama-shaped random weights (make-model, Llama-3 tokenizer), NF4 base, LoRA r=16 on all
 seven projections, batch 8 (global), sequences <= 128 tokens of the UCI sentiment sentences.
 The single rank runs with OpenBLAS on all cores; each of N ranks with cores/N threads, so
-both use the same cores. Not part of ctest (minutes)."""
+both use the same cores; ATen's intra-op threads are 1 in both (qlorad's default). Not part of ctest (minutes)."""
 
 import argparse
 import json
@@ -45,8 +45,9 @@ def main():
     for rep in range(a.reps):
         for world in (1, a.ranks):
             out = os.path.join(work, "run-%d-%d" % (world, rep))
-            threads = str(max(1, cores // world))
-            env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, QLORAD_THREADS=threads)
+            # ATen intra-op threads stay at qlorad's default (1: more oversubscribes OpenBLAS, RESULTS.md
+            # "Model runtime"); OpenBLAS gets the cores, split between the ranks.
+            env = dict(os.environ, OPENBLAS_NUM_THREADS=str(max(1, cores // world)), QLORAD_THREADS="1")
             cmd = [h.TOOL, "train", "--model", model, "--dataset-root", os.path.join(work, "ds"), "--dataset", "s",
                    "--out", out, "--quantize", "nf4", "--epochs", "1", "--batch-size", "8", "--max-seq-len", "128",
                    "--r", "16", "--seed", "1", "--quiet"]
