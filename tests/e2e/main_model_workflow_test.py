@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +42,7 @@ def pretrained_model(cache, data):
     speeches + the train split of `data` as prepare-data cuts it (the split the daemon makes on
     upload: the hold-out evaluated here is never pretrained on)."""
     os.makedirs(cache, exist_ok=True)
+    shutil.rmtree(os.path.join(cache, "prepared"), ignore_errors=True)  # a rerun re-cuts it (deterministic)
     subprocess.run([h.TOOL, "prepare-data", "--source", data, "--root", os.path.join(cache, "prepared"), "--id",
                     "sentiment", "--format", "classification"], check=True, capture_output=True)
     model = os.path.join(cache, "model")
