@@ -27,21 +27,29 @@ using Clock = std::chrono::steady_clock;
 
 // One micro-batch's share of this rank: forward and backward of its rows, the loss
 // scaled to the global batch (summed NLL / the global batch's trained positions /
-// micro-batches per step). Returns the rank's loss contribution (0 without rows).
-double RunMicroBatch(LlamaModel& model, const std::vector<TrainingExample>& examples, const std::vector<size_t>& rows,
+// micro-batches per step).
+struct MicroBatchResult {
+  double loss = 0;          // this rank's contribution (0 without rows)
+  int64_t global_tokens = 0;  // tokens of the whole micro-batch (every rank counts the same)
+  int64_t rank_tokens = 0;    // tokens of this rank's shard
+};
+
+MicroBatchResult RunMicroBatch(LlamaModel& model, const std::vector<TrainingExample>& examples, const std::vector<size_t>& rows,
                      const TrainerOptions& options, const Collective& group, uint64_t dropout_seed,
                      int64_t micro_batches) {
   const GlobalBatchFacts facts = FactsOf(examples, rows, options.max_seq_len);
   int64_t first_row = 0;
   const std::vector<size_t> mine = ShardRows(rows, group.rank(), group.world_size(), &first_row);
-  if (mine.empty() || facts.trained_positions == 0) return 0.0;
+  MicroBatchResult result{0.0, facts.tokens, FactsOf(examples, mine, options.max_seq_len).tokens};
+  if (mine.empty() || facts.trained_positions == 0) return result;
   ScopedTrainingRandom random(MakeSeededGenerator(model->device(), dropout_seed),
                               {static_cast<int64_t>(rows.size()), first_row, facts.padded_len});
   Batch batch = MakeBatch(examples, mine, options.max_seq_len);
   at::Tensor loss = SummedCompletionLoss(model, batch) /
                     (static_cast<double>(facts.trained_positions) * static_cast<double>(micro_batches));
   loss.backward();
-  return loss.item<double>();
+  result.loss = loss.item<double>();
+  return result;
 }
 
 absl::Status CheckExamples(const std::vector<TrainingExample>& examples, int64_t vocab) {
@@ -195,12 +203,11 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
         double local_loss = 0;
         for (size_t i = first; i < last; ++i) {
           const uint64_t dropout_seed = (options.seed * 1000003u + static_cast<uint64_t>(progress.step)) * 1009u + (i - first);
-          local_loss += RunMicroBatch(model, examples, plan[i], options, *group, dropout_seed,
-                                      static_cast<int64_t>(last - first));
-          progress.tokens_seen += FactsOf(examples, plan[i], options.max_seq_len).tokens;
-          int64_t unused_first = 0;
-          summary.rank_tokens += FactsOf(examples, ShardRows(plan[i], group->rank(), group->world_size(), &unused_first),
-                                         options.max_seq_len).tokens;
+          const MicroBatchResult micro = RunMicroBatch(model, examples, plan[i], options, *group, dropout_seed,
+                                                       static_cast<int64_t>(last - first));
+          local_loss += micro.loss;
+          progress.tokens_seen += micro.global_tokens;
+          summary.rank_tokens += micro.rank_tokens;
         }
         QLORAD_ASSIGN_OR_RETURN(const double step_loss, AllReduceGradients(*group, params, local_loss, progress.step));
         const double lr = ScheduledLearningRate(options, progress.step, total_steps);

@@ -2,7 +2,7 @@
 // trajectory — adapter tensors, AdamW moments and step counts, the loop position
 // (epoch + batch index into that epoch's seeded plan), loss accumulators, tokens
 // seen and elapsed time. RNG state needs no saving: the data order is replayed from
-// the run's seed and dropout is reseeded from (seed, step) at every step.
+// the run's seed and dropout draws from a run-owned generator seeded per (seed, step, micro-batch).
 //
 // Layout: <dir>/checkpoint-<step>/{state.safetensors, trainer_state.json}. A
 // checkpoint is written into <dir>/.tmp-checkpoint-<step>/ (each file fsynced) and
