@@ -12,6 +12,7 @@
 #include <grpcpp/security/credentials.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/path_name.h"
 
 namespace qlorad::client {
 namespace {
@@ -398,8 +399,9 @@ absl::StatusOr<std::vector<std::string>> Client::ExportAdapter(const v1::ExportA
     return status;
   };
   while (reader->Read(&chunk)) {
-    if (chunk.name().find('/') != std::string::npos || chunk.name().empty() || chunk.name()[0] == '.')
-      return fail(absl::DataLossError(absl::StrCat("server sent a bad file name '", chunk.name(), "'")));
+    // The name becomes a file in `dir`: a server must not steer the write elsewhere.
+    if (absl::Status named = ValidatePathName("chunk.name", chunk.name()); !named.ok())
+      return fail(absl::DataLossError(absl::StrCat("the server sent a bad file name: ", named.message())));
     if (!out.is_open()) {
       partial = dir + "/" + chunk.name() + ".part";
       out.open(partial, std::ios::binary | std::ios::trunc);

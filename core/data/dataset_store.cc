@@ -11,20 +11,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/util/file_util.h"
+#include "core/util/path_name.h"
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::data {
 namespace fs = std::filesystem;
 
-absl::Status ValidateDatasetId(const std::string& id) {
-  bool ok = !id.empty() && id.size() <= 128 && std::isalnum(static_cast<unsigned char>(id[0]));
-  for (char c : id) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
-  if (!ok) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dataset_id '", id.substr(0, 64), "' is invalid (hint: use [A-Za-z0-9][A-Za-z0-9._-]{0,127})"));
-  }
-  return absl::OkStatus();
+absl::Status ValidateDatasetId(const std::string& id) { return ValidatePathName("dataset_id", id); }
+
+absl::StatusOr<std::string> DatasetStore::DatasetDir(const std::string& dataset_id) const {
+  return PathInside(root_, "dataset_id", dataset_id);
 }
 
 std::string DatasetStore::HostTag() {
@@ -55,8 +52,8 @@ absl::StatusOr<std::unique_ptr<DatasetStore>> DatasetStore::Open(const std::stri
 }
 
 absl::StatusOr<nlohmann::json> DatasetStore::GetManifest(const std::string& dataset_id) const {
-  QLORAD_RETURN_IF_ERROR(ValidateDatasetId(dataset_id));
-  std::string path = absl::StrCat(root_, "/", dataset_id, "/manifest.json");
+  QLORAD_ASSIGN_OR_RETURN(const std::string dir, DatasetDir(dataset_id));
+  std::string path = dir + "/manifest.json";
   auto text = ReadFileToString(path);
   if (!text.ok()) {
     if (absl::IsNotFound(text.status())) {
@@ -97,7 +94,9 @@ absl::StatusOr<std::unique_ptr<SplitReader>> DatasetStore::OpenSplit(const std::
   if (file == nullptr || !(*file)["name"].is_string() || !(*file)["sha256"].is_string()) {
     return absl::DataLossError(absl::StrCat("dataset '", dataset_id, "': manifest lacks files.", split));
   }
-  std::string path = absl::StrCat(root_, "/", dataset_id, "/", (*file)["name"].get<std::string>());
+  QLORAD_ASSIGN_OR_RETURN(const std::string dir, DatasetDir(dataset_id));
+  QLORAD_ASSIGN_OR_RETURN(const std::string path,
+                          PathInside(dir, absl::StrCat("manifest files.", split, ".name"), (*file)["name"].get<std::string>()));
   QLORAD_ASSIGN_OR_RETURN(std::string digest, Sha256File(path));
   if (digest != (*file)["sha256"].get<std::string>()) {
     return absl::DataLossError(absl::StrCat(path, ": SHA-256 ", digest, " does not match the manifest's ",

@@ -113,6 +113,9 @@ class DatasetStore {
   absl::StatusOr<std::unique_ptr<SplitReader>> OpenTrain(const std::string& dataset_id) const;
 
   const std::string& root() const { return root_; }
+  // root/<dataset_id> after the path-name check (core/util/path_name.h): INVALID_ARGUMENT
+  // naming dataset_id for a bad id or one that resolves outside the root. Creates nothing.
+  absl::StatusOr<std::string> DatasetDir(const std::string& dataset_id) const;
 
  private:
   friend class HoldoutReader;
@@ -122,7 +125,8 @@ class DatasetStore {
   std::string root_;
 };
 
-// INVALID_ARGUMENT naming the id if it is not [A-Za-z0-9][A-Za-z0-9._-]{0,127}.
+// INVALID_ARGUMENT naming dataset_id if it is not [A-Za-z0-9][A-Za-z0-9._-]{0,127}
+// (core/util/path_name.h's ValidatePathName with the default rules).
 absl::Status ValidateDatasetId(const std::string& dataset_id);
 
 }  // namespace qlorad::data

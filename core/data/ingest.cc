@@ -98,9 +98,8 @@ nlohmann::json Distribution(const std::vector<std::string>& names, const std::ve
 }  // namespace
 
 absl::StatusOr<IngestResult> DatasetStore::Ingest(const IngestOptions& options) const {
-  QLORAD_RETURN_IF_ERROR(ValidateDatasetId(options.dataset_id));
+  QLORAD_ASSIGN_OR_RETURN(const std::string final_dir, DatasetDir(options.dataset_id));
   QLORAD_RETURN_IF_ERROR(options.split.Validate());
-  const std::string final_dir = absl::StrCat(root_, "/", options.dataset_id);
   if (fs::exists(final_dir)) {
     return absl::AlreadyExistsError(absl::StrCat("dataset '", options.dataset_id, "' already exists in ", root_,
                                                  " (hint: datasets are immutable; ingest under a new id)"));

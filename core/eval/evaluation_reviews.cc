@@ -3,6 +3,7 @@
 // their summary (agreement included) is stored beside the record.
 #include "absl/strings/str_cat.h"
 #include "core/eval/evaluation_runner.h"
+#include "core/util/path_name.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::eval {
@@ -31,6 +32,7 @@ absl::StatusOr<ReviewSample> EvaluationRunner::ExportReviewSample(const std::str
 absl::StatusOr<nlohmann::json> EvaluationRunner::ImportReviews(const std::string& evaluation_id,
                                                               const std::vector<ReviewerRatings>& files,
                                                               const std::string& at) {
+  QLORAD_RETURN_IF_ERROR(ValidatePathName("evaluation_id", evaluation_id));
   if (files.empty()) return absl::InvalidArgumentError("files: at least one reviewer file is required");
   QLORAD_ASSIGN_OR_RETURN(nlohmann::json sample_json, reviews_.GetSample(evaluation_id));
   QLORAD_ASSIGN_OR_RETURN(ReviewSample sample, ReviewSampleFromJson(sample_json));

@@ -8,6 +8,7 @@
 #include "core/eval/artifacts.h"
 #include "core/store/adapter_lifecycle.h"
 #include "core/store/evaluation_repository.h"
+#include "core/util/path_name.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::eval {
@@ -67,7 +68,8 @@ absl::StatusOr<EvaluationRecord> EvaluationRunner::Evaluate(const EvaluationRequ
   options.settings = settings;
   options.adapter_id = request.adapter_id;
   QLORAD_ASSIGN_OR_RETURN(EvaluationRecord record, BuildEvaluationRecord(inputs, options));
-  QLORAD_RETURN_IF_ERROR(WriteEvaluationArtifacts(record, dir_ + "/" + record.id));
+  QLORAD_ASSIGN_OR_RETURN(const std::string record_dir, PathInside(dir_, "evaluation_id", record.id));
+  QLORAD_RETURN_IF_ERROR(WriteEvaluationArtifacts(record, record_dir));
   QLORAD_RETURN_IF_ERROR(StoreRecord(record, request.actor.empty() ? "system" : request.actor));
   return record;
 }
@@ -89,13 +91,18 @@ absl::Status EvaluationRunner::StoreRecord(const EvaluationRecord& record, const
 }
 
 absl::StatusOr<nlohmann::json> EvaluationRunner::StoredRecordJson(const std::string& id) {
-  if (id.empty()) return absl::InvalidArgumentError("evaluation_id: must not be empty");
+  QLORAD_RETURN_IF_ERROR(ValidatePathName("evaluation_id", id));  // before the id can name a directory
   QLORAD_ASSIGN_OR_RETURN(store::StoredEvaluation stored, db_->Read<store::StoredEvaluation>([&](store::Store& s) {
     return store::EvaluationRepository(&s).Get(id);
   }));
   nlohmann::json json = nlohmann::json::parse(stored.record_json, nullptr, false);
   if (json.is_discarded()) return absl::DataLossError(absl::StrCat("evaluation '", id, "': stored record is not JSON"));
   return json;
+}
+
+absl::StatusOr<std::string> EvaluationRunner::ReportPath(const std::string& id) const {
+  QLORAD_ASSIGN_OR_RETURN(const std::string dir, PathInside(dir_, "evaluation_id", id));
+  return dir + "/report.html";
 }
 
 absl::StatusOr<EvaluationRecord> EvaluationRunner::Get(const std::string& id) {

@@ -62,7 +62,9 @@ class EvaluationRunner {
   absl::StatusOr<EvaluationRecord> Evaluate(const EvaluationRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   // The stored record with its newest imported review (NOT_FOUND naming the id).
   absl::StatusOr<EvaluationRecord> Get(const std::string& id);
-  std::string report_path(const std::string& id) const { return dir_ + "/" + id + "/report.html"; }
+  // evaluations/<id>/report.html; INVALID_ARGUMENT naming evaluation_id for an id that is
+  // not a path name (core/util/path_name.h) or resolves outside the evaluations directory.
+  absl::StatusOr<std::string> ReportPath(const std::string& id) const;
 
   // Selects and stores the review sample of an evaluation with adapter outputs.
   absl::StatusOr<ReviewSample> ExportReviewSample(const std::string& evaluation_id, const ReviewExportOptions& options,

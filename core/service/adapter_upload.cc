@@ -15,6 +15,7 @@
 #include "core/adapter/peft_config.h"
 #include "core/service/adapter_catalog.h"
 #include "core/service/ids.h"
+#include "core/util/path_name.h"
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 
@@ -32,18 +33,10 @@ bool IsAcceptedFile(const std::string& name) {
 }
 
 // True when `path` (canonical) is `root` (canonical) or lies below it.
-bool IsInside(const fs::path& path, const fs::path& root) {
-  auto p = path.begin(), r = root.begin();
-  for (; r != root.end(); ++r, ++p)
-    if (p == path.end() || *p != *r) return false;
-  return true;
-}
+bool IsInside(const fs::path& path, const fs::path& root) { return IsPathInside(path.string(), root.string()); }
 
 absl::Status CheckFileName(const std::string& name, const std::string& field) {
-  if (name.empty() || name.find('/') != std::string::npos || name.find('\\') != std::string::npos ||
-      name.find('\0') != std::string::npos || absl::StrContains(name, ".."))
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": '", absl::CHexEscape(name), "' must be a plain file name (no '/', '\\', '..' or NUL)"));
+  QLORAD_RETURN_IF_ERROR(ValidatePathName(field, name));
   if (!IsAcceptedFile(name))
     return absl::InvalidArgumentError(absl::StrCat(
         field, ": '", name, "' is not an adapter file (accepted: adapter_config.json, adapter_model.safetensors, ",
@@ -121,7 +114,7 @@ absl::StatusOr<AdapterInfo> AdapterCatalog::CommitStagedAdapter(const std::strin
     auto placed = engine_->FindAdapter(id);
     (void)engine_->UnloadAdapter(id);
     // A deleted version's files stay where they are: never overwrite them.
-    const std::string parent = absl::StrCat(options_.state_dir, "/adapters/", name);
+    QLORAD_ASSIGN_OR_RETURN(const std::string parent, PathInside(options_.state_dir + "/adapters", "name", name, kAdapterNameRules));
     fs::create_directories(parent, ec);
     dir = absl::StrCat(parent, "/", version);
     for (int n = 2; fs::exists(dir, ec); ++n) dir = absl::StrCat(parent, "/", version, "-", n);
@@ -141,7 +134,7 @@ absl::StatusOr<AdapterInfo> AdapterCatalog::CommitStagedAdapter(const std::strin
 
 absl::StatusOr<AdapterInfo> AdapterCatalog::Import(const std::string& name, const std::string& path,
                                                            bool allow_base_mismatch, const std::string& actor) {
-  QLORAD_RETURN_IF_ERROR(ValidateAdapterName(name));
+  QLORAD_RETURN_IF_ERROR(ValidateAdapterName(name, "name"));
   QLORAD_ASSIGN_OR_RETURN(fs::path source, ResolveImportDir(import_root_, path));
   QLORAD_RETURN_IF_ERROR(PeftWeightsPath(source.string()).status());  // adapter_model.bin only: refused with a hint
   QLORAD_ASSIGN_OR_RETURN(std::string staged, NewStagingDir("import"));
@@ -166,8 +159,7 @@ absl::StatusOr<AdapterInfo> AdapterCatalog::Import(const std::string& name, cons
 }
 
 absl::Status AdapterCatalog::CheckAdapterUploadHeader(const AdapterUpload& upload) const {
-  if (absl::Status named = ValidateAdapterName(upload.name); !named.ok())
-    return absl::InvalidArgumentError(absl::StrCat("header.name: '", upload.name, "' must match [a-z0-9][a-z0-9._-]{0,63}"));
+  QLORAD_RETURN_IF_ERROR(ValidateAdapterName(upload.name, "header.name"));
   std::set<std::string> seen;
   int64_t total = 0;
   for (size_t i = 0; i < upload.files.size(); ++i) {

@@ -53,7 +53,7 @@ absl::StatusOr<DatasetInfo> ServiceCoreImpl::CreateDataset(const DatasetUpload& 
 }
 
 absl::StatusOr<DatasetInfo> ServiceCoreImpl::GetDataset(const std::string& id) {
-  if (id.empty()) return absl::InvalidArgumentError("dataset_id: must not be empty");
+  QLORAD_RETURN_IF_ERROR(data::ValidateDatasetId(id));
   QLORAD_ASSIGN_OR_RETURN(DatasetRow row, store_->GetDataset(id));
   QLORAD_ASSIGN_OR_RETURN(nlohmann::json manifest, datasets_->GetManifest(id));
   return ToInfo(row, manifest);
@@ -69,6 +69,7 @@ absl::StatusOr<std::vector<DatasetInfo>> ServiceCoreImpl::ListDatasets(const Pag
 }
 
 absl::Status ServiceCoreImpl::DeleteDataset(const std::string& id, const std::string& actor) {
+  QLORAD_ASSIGN_OR_RETURN(const std::string dir, datasets_->DatasetDir(id));  // before anything is touched
   QLORAD_RETURN_IF_ERROR(store_->GetDataset(id).status());
   for (const char* status : {"queued", "running"}) {
     QLORAD_ASSIGN_OR_RETURN(std::vector<JobRow> jobs, store_->JobsWithStatus(status));
@@ -79,7 +80,7 @@ absl::Status ServiceCoreImpl::DeleteDataset(const std::string& id, const std::st
   }
   QLORAD_RETURN_IF_ERROR(store_->DeleteDataset(id));
   std::error_code ec;
-  std::filesystem::remove_all(datasets_->root() + "/" + id, ec);
+  std::filesystem::remove_all(dir, ec);
   return Audit(*db_, actor, "delete", "dataset:" + id, nlohmann::json::object());
 }
 

@@ -40,12 +40,14 @@ absl::StatusOr<EvaluationInfo> ServiceCoreImpl::Evaluate(const EvaluationInput& 
   const eval::EvaluationRequest request{NewId("eval"), input.dataset_id, dataset.holdout_sha256, dataset.manifest,
                                         adapter_id, input.scoring, input.max_examples, input.actor};
   QLORAD_ASSIGN_OR_RETURN(eval::EvaluationRecord record, evaluations_->Evaluate(request));
-  return ToEvaluationInfo(record, evaluations_->report_path(record.id));
+  QLORAD_ASSIGN_OR_RETURN(std::string report, evaluations_->ReportPath(record.id));
+  return ToEvaluationInfo(record, report);
 }
 
 absl::StatusOr<EvaluationInfo> ServiceCoreImpl::GetEvaluation(const std::string& id) {
   QLORAD_ASSIGN_OR_RETURN(eval::EvaluationRecord record, evaluations_->Get(id));
-  return ToEvaluationInfo(record, evaluations_->report_path(id));
+  QLORAD_ASSIGN_OR_RETURN(std::string report, evaluations_->ReportPath(id));
+  return ToEvaluationInfo(record, report);
 }
 
 absl::StatusOr<ReviewExport> ServiceCoreImpl::ExportReviewSample(const ReviewExportInput& input) {

@@ -9,6 +9,7 @@
 #include "core/store/evaluation_repository.h"
 #include "core/store/judgement_repository.h"
 #include "core/store/review_repository.h"
+#include "core/util/path_name.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
@@ -17,7 +18,7 @@ namespace {
 constexpr size_t kMaxCommentBytes = 10000;
 
 absl::Status CheckNames(const std::string& evaluation_id, const std::string& reviewer) {
-  if (evaluation_id.empty()) return absl::InvalidArgumentError("evaluation_id: must name an evaluation");
+  QLORAD_RETURN_IF_ERROR(ValidatePathName("evaluation_id", evaluation_id));  // evaluations/<id> holds its report
   if (reviewer.empty()) return absl::InvalidArgumentError("reviewer: empty (the authenticated principal's name)");
   return absl::OkStatus();
 }

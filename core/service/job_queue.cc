@@ -3,7 +3,6 @@
 #include "core/service/job_queue.h"
 
 #include <algorithm>
-#include <regex>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -14,16 +13,13 @@
 #include "core/service/paging.h"
 #include "core/train/training_options.h"
 #include "core/train/training_run.h"
+#include "core/util/path_name.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
 
-absl::Status ValidateAdapterName(const std::string& name) {
-  static const std::regex kName("[a-z0-9][a-z0-9._-]{0,63}");
-  if (!std::regex_match(name, kName))
-    return absl::InvalidArgumentError(absl::StrCat("adapter_name: '", name,
-                                                   "' must match [a-z0-9][a-z0-9._-]{0,63} (the version is assigned)"));
-  return absl::OkStatus();
+absl::Status ValidateAdapterName(const std::string& name, absl::string_view field) {
+  return ValidatePathName(field, name, kAdapterNameRules);
 }
 
 std::vector<std::string> DeviceSlotNames(const std::vector<std::string>& devices) {
@@ -138,7 +134,7 @@ absl::StatusOr<JobInfo> JobQueue::SubmitJob(const JobSpec& spec, const std::stri
 }
 
 absl::StatusOr<JobInfo> JobQueue::GetJob(const std::string& id) {
-  if (id.empty()) return absl::InvalidArgumentError("job_id: must not be empty");
+  QLORAD_RETURN_IF_ERROR(ValidatePathName("job_id", id));  // jobs/<id> is its directory
   QLORAD_ASSIGN_OR_RETURN(JobRow row, store_->GetJob(id));
   return ToJobInfo(row);
 }
@@ -156,6 +152,7 @@ absl::StatusOr<std::vector<JobInfo>> JobQueue::ListJobs(const Page& page, std::s
 }
 
 absl::StatusOr<JobInfo> JobQueue::CancelJob(const std::string& id, const std::string& actor) {
+  QLORAD_RETURN_IF_ERROR(ValidatePathName("job_id", id));
   QLORAD_ASSIGN_OR_RETURN(JobRow row, store_->GetJob(id));
   if (Terminal(row.status))
     return absl::FailedPreconditionError(absl::StrCat("job ", id, " already ended (", row.status, ")"));
@@ -177,6 +174,7 @@ absl::StatusOr<JobInfo> JobQueue::CancelJob(const std::string& id, const std::st
 
 absl::StatusOr<std::vector<JobEvent>> JobQueue::WaitJobEvents(const std::string& id, int64_t after_seq,
                                                                      int64_t timeout_ms, bool* terminal) {
+  QLORAD_RETURN_IF_ERROR(ValidatePathName("job_id", id));
   QLORAD_RETURN_IF_ERROR(store_->GetJob(id).status());
   const absl::Time deadline = absl::Now() + absl::Milliseconds(timeout_ms);
   while (true) {

@@ -26,11 +26,16 @@
 #include "core/service/daemon_store.h"
 #include "core/service/service_core.h"
 #include "core/store/shared_store.h"
+#include "core/util/path_name.h"
 
 namespace qlorad::service {
 
 // INVALID_ARGUMENT naming adapter_name unless it matches [a-z0-9][a-z0-9._-]{0,63}.
-absl::Status ValidateAdapterName(const std::string& name);
+// Adapter names become a directory (adapters/<name>/<version>): path_name.h's rules,
+// lowercase, at most 64 bytes ([a-z0-9][a-z0-9._-]{0,63}; the version is assigned).
+inline constexpr PathNameRules kAdapterNameRules{64, true};
+// INVALID_ARGUMENT naming `field` when `name` breaks kAdapterNameRules.
+absl::Status ValidateAdapterName(const std::string& name, absl::string_view field = "adapter_name");
 
 // Names of the training device slots, one per entry of `devices`: the device itself, or
 // "<device>#<k>" when it repeats ("cpu,cpu" -> "cpu#0", "cpu#1"). Metrics and the job API

@@ -8,6 +8,7 @@
 #include "core/service/ids.h"
 #include "core/train/multi_device_run.h"
 #include "core/train/training_run.h"
+#include "core/util/path_name.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
@@ -37,7 +38,12 @@ void JobQueue::RunJob(JobRow job, const std::vector<int>& slots) {
     (void)FinishJob(job, "failed", spec.status().ToString());
     return;
   }
-  const std::string job_dir = options_.state_dir + "/jobs/" + job.id;
+  const absl::StatusOr<std::string> job_path = PathInside(options_.state_dir + "/jobs", "job_id", job.id);
+  if (!job_path.ok()) {
+    (void)FinishJob(job, "failed", job_path.status().ToString());
+    return;
+  }
+  const std::string& job_dir = *job_path;
   spec->model_dir = options_.base_model_dir;
   spec->dataset_root = datasets_->root();
   spec->output_dir = job_dir + "/adapter";

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/quant/quantize_setting.h"
+#include "core/util/path_name.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad {
@@ -91,7 +92,7 @@ absl::Status Prefixed(const absl::Status& status, const char* prefix) {
 }  // namespace
 
 absl::Status TrainingOptions::Validate() const {
-  if (dataset_id.empty()) return absl::InvalidArgumentError("dataset_id: must not be empty");
+  QLORAD_RETURN_IF_ERROR(ValidatePathName("dataset_id", dataset_id));  // datasets/<id> is read
   QLORAD_RETURN_IF_ERROR(ParseQuantizeSetting(quantize, "quantize").status());
   QLORAD_RETURN_IF_ERROR(Prefixed(lora.Validate(), "lora."));
   return Prefixed(ValidateTrainerOptions(trainer), "hyperparameters.");

@@ -7,6 +7,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/util/path_name.h"
 #include "server/daemon/adapters_service.h"
 
 namespace qlorad::server {
@@ -52,7 +53,12 @@ absl::Status ReceiveFiles(grpc::ServerReader<v1::UploadAdapterRequest>* reader, 
     if (f.received > f.declared)
       return absl::InvalidArgumentError(absl::StrCat("chunk: ", chunk.name(), ": more than the ", f.declared,
                                                      " bytes of header.files[", f.index, "].size"));
-    if (!f.out.is_open()) f.out.open(upload.staging_dir + "/" + chunk.name(), std::ios::binary | std::ios::trunc);
+    if (!f.out.is_open()) {
+      // Declared names passed the core's header check; checked again where the file is made.
+      absl::StatusOr<std::string> path = PathInside(upload.staging_dir, "chunk.name", chunk.name());
+      if (!path.ok()) return path.status();
+      f.out.open(*path, std::ios::binary | std::ios::trunc);
+    }
     f.out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
     if (!f.out) return absl::InternalError(absl::StrCat("writing ", chunk.name(), " into the staging directory failed"));
     if (chunk.last()) {
@@ -102,7 +108,12 @@ grpc::Status AdaptersService::ExportAdapter(grpc::ServerContext* c, const v1::Ex
     grpc::Status status = grpc::Status::OK;
     std::string buffer(1 << 20, '\0');
     for (const std::string& name : exported->files) {
-      std::ifstream in(exported->dir + "/" + name, std::ios::binary);
+      absl::StatusOr<std::string> path = PathInside(exported->dir, "files", name);
+      if (!path.ok()) {
+        status = ToGrpcStatus(absl::InternalError(path.status().message()));
+        break;
+      }
+      std::ifstream in(*path, std::ios::binary);
       if (!in) {
         status = grpc::Status(grpc::StatusCode::DATA_LOSS, exported->dir + "/" + name + " is missing");
         break;

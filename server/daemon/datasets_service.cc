@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/path_name.h"
 
 namespace qlorad::server {
 namespace {
@@ -52,6 +53,8 @@ grpc::Status DatasetsService::UploadDataset(grpc::ServerContext* context,
     if (!reader->Read(&first) || !first.has_header())
       return ToGrpcStatus(absl::InvalidArgumentError("header: the first message must carry the upload header"));
     const v1::UploadDatasetHeader& h = first.header();
+    // Refused before a byte is stored: the id becomes datasets/<id> (the core checks it again).
+    if (absl::Status id = ValidatePathName("dataset_id", h.dataset_id()); !id.ok()) return ToGrpcStatus(id);
     static std::atomic<int> counter{0};
     const std::string path = absl::StrCat(d_.core->upload_dir(), "/upload-", ::getpid(), "-", counter++, ".part");
     absl::Status received = ReceiveChunks(reader, path, d_.max_upload_bytes);

@@ -94,7 +94,7 @@ TEST_F(EvaluationRunnerTest, BaselineOnceThenAdapterRecordAndLifecycleTogether) 
   ASSERT_TRUE(record.adapter.has_value());
   ASSERT_TRUE(record.delta.has_value());
   EXPECT_GT(record.delta->lower, 0) << "the always-right adapter beats the constant baseline";
-  EXPECT_TRUE(std::filesystem::exists(runner_->report_path("eval-2")));
+  EXPECT_TRUE(std::filesystem::exists(runner_->ReportPath("eval-2").value()));
 
   ASSERT_OK_AND_ASSIGN(store::AdapterVersion version, adapters_->Version("s@1"));
   EXPECT_EQ(version.state, store::AdapterState::kEvaluated);
