@@ -4,12 +4,16 @@
 #include <cstdlib>
 #include <sstream>
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/util/file_util.h"
-#include "core/util/sha256.h"
 
 namespace qlorad::server {
 namespace {
@@ -21,12 +25,13 @@ absl::Status ParseTokens(const std::string& text, const std::string& source, std
     absl::string_view line = absl::StripAsciiWhitespace(raw.substr(0, raw.find('#')));
     if (line.empty()) continue;
     std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipWhitespace());
-    if (fields.size() != 3 || !absl::StartsWith(fields[2], "sha256:") || fields[2].size() != 7 + 64)
+    if (fields.size() != 3 || !absl::StartsWith(fields[2], "sha256:") || fields[2].size() != 7 + 64 ||
+        !std::all_of(fields[2].begin() + 7, fields[2].end(), [](char c) { return absl::ascii_isxdigit(c); }))
       return absl::InvalidArgumentError(absl::StrCat(source, " line ", line_number,
                                                      ": expected '<name> <role> sha256:<64 hex>' (hint: qlorad hash-token)"));
     auto role = ParseRole(fields[1]);
     if (!role.ok()) return absl::InvalidArgumentError(absl::StrCat(source, " line ", line_number, ": ", role.status().message()));
-    out[fields[2].substr(7)] = Principal{fields[0], *role};
+    out[absl::AsciiStrToLower(fields[2].substr(7))] = Principal{fields[0], *role};
   }
   return absl::OkStatus();
 }
@@ -87,14 +92,35 @@ absl::Status Authenticator::Reload() {
   if (const char* env = std::getenv("QLORAD_TOKENS"); env != nullptr) {
     if (auto s = ParseTokens(env, "QLORAD_TOKENS", table); !s.ok()) return s;
   }
+  std::vector<TokenEntry> tokens;
+  for (const auto& [hex, principal] : table) {
+    TokenEntry entry{{}, principal};
+    const std::string bytes = absl::HexStringToBytes(hex);
+    std::copy(bytes.begin(), bytes.end(), entry.digest.begin());
+    tokens.push_back(std::move(entry));
+  }
   std::lock_guard<std::mutex> lock(mu_);
-  by_hash_ = std::move(table);
+  tokens_ = std::move(tokens);
   return absl::OkStatus();
 }
 
 size_t Authenticator::token_count() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return by_hash_.size();
+  return tokens_.size();
+}
+
+bool Authenticator::FindPrincipal(const std::string& token, Principal* principal) const {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest;
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest.data());
+  std::lock_guard<std::mutex> lock(mu_);
+  const TokenEntry* found = nullptr;
+  for (const TokenEntry& entry : tokens_) {  // every entry is compared: no early exit
+    const bool equal = CRYPTO_memcmp(entry.digest.data(), digest.data(), digest.size()) == 0;
+    if (equal && found == nullptr) found = &entry;
+  }
+  if (found == nullptr) return false;
+  *principal = found->principal;
+  return true;
 }
 
 absl::Status Authenticator::TakeRateToken(const std::string& name) {
@@ -128,14 +154,8 @@ absl::StatusOr<Principal> Authenticator::AuthorizeHeader(const std::string* auth
   if (authorization == nullptr)
     return absl::UnauthenticatedError("missing 'authorization: Bearer <token>' (hint: --token or QLORAD_TOKEN)");
   if (!absl::StartsWith(*authorization, "Bearer ")) return absl::UnauthenticatedError("authorization is not 'Bearer <token>'");
-  const std::string hash = Sha256Hex(authorization->substr(7));
   Principal principal;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto found = by_hash_.find(hash);
-    if (found == by_hash_.end()) return absl::UnauthenticatedError("unknown token");
-    principal = found->second;
-  }
+  if (!FindPrincipal(authorization->substr(7), &principal)) return absl::UnauthenticatedError("unknown token");
   if (!Allows(principal.role, needed))
     return absl::PermissionDeniedError(absl::StrCat("'", principal.name, "' (role ", RoleName(principal.role),
                                                     ") may not call ", method));

@@ -7,14 +7,19 @@
 // deployer (adapters, reviews), inference (inference), reviewer (reviews: the review
 // console's judgements and nothing else), viewer (reads); every role can read.
 // Reload() (SIGHUP) swaps the table atomically; a bad file keeps the old table.
+// A presented token is hashed (SHA-256) and its digest compared with every configured
+// digest in constant time (CRYPTO_memcmp, no early exit): neither the token nor the
+// table's contents show in the time a refusal takes (only the table's size does).
 #ifndef QLORAD_SERVER_DAEMON_AUTH_H_
 #define QLORAD_SERVER_DAEMON_AUTH_H_
 
+#include <array>
 #include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <grpcpp/server_context.h>
 
@@ -59,10 +64,17 @@ class Authenticator {
   };
   explicit Authenticator(AuthOptions options) : options_(std::move(options)) {}
   absl::Status TakeRateToken(const std::string& name);
+  // Sets *principal to the one whose digest equals SHA-256(token), comparing in constant
+  // time against every entry; false when none matches.
+  bool FindPrincipal(const std::string& token, Principal* principal) const;
 
   AuthOptions options_;
   mutable std::mutex mu_;
-  std::map<std::string, Principal> by_hash_;  // sha256 hex -> principal
+  struct TokenEntry {
+    std::array<unsigned char, 32> digest;  // SHA-256 of the token
+    Principal principal;
+  };
+  std::vector<TokenEntry> tokens_;
   std::map<std::string, Bucket> buckets_;
 };
 
