@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/util/status_macros.h"
+#include "server/daemon/listen_address.h"
 #include "server/tool/flags.h"
 
 namespace qlorad::server {
@@ -83,6 +84,11 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
   QLORAD_ASSIGN_OR_RETURN(long long max_adapters, flags.GetInt("metrics-max-adapters", 100));
   o.metrics_max_adapters = static_cast<int>(max_adapters);
   QLORAD_ASSIGN_OR_RETURN(o.memory_limit_mb, flags.GetInt("memory-limit-mb", 0));
+  // --no-auth makes every caller admin: only this host may reach any of the listeners.
+  QLORAD_RETURN_IF_ERROR(CheckNoAuthAddress(o.auth.disabled, "--listen-address", o.listen_address));
+  QLORAD_RETURN_IF_ERROR(CheckNoAuthAddress(o.auth.disabled, "--metrics-address", o.metrics_address));
+  QLORAD_RETURN_IF_ERROR(CheckNoAuthAddress(o.auth.disabled, "--openai-address", o.openai_address));
+  QLORAD_RETURN_IF_ERROR(CheckNoAuthAddress(o.auth.disabled, "--console-address", o.console_address));
   return o;
 }
 

@@ -32,7 +32,7 @@ inline constexpr char kDaemonUsage[] =
     "  [--listen-address 127.0.0.1:50051] [--metrics-address 127.0.0.1:9464 | --metrics-address '']\n"
     "  [--openai-address HOST:PORT (OpenAI-compatible HTTP API; off by default)] [--openai-threads 64]\n"
     "  [--console-address HOST:PORT (review console in the browser: http://HOST:PORT/; off by default)]\n"
-    "  [--tokens-file FILE | --no-auth] [--rate-limit RPS] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
+    "  [--tokens-file FILE | --no-auth (development; every address must be loopback)] [--rate-limit RPS] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
     "  [--serve-quantize none|nf4] [--training-workers 1] [--max-queued-jobs 64] [--checkpoint-every 10]\n"
     "  [--devices cuda:0,cuda:1 | cpu,cpu (training devices; a job asks for N of them: data-parallel ranks)]\n"
     "  [--collective-timeout 300 (seconds a rank of a multi-device job may stay silent)]\n"
