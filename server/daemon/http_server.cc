@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include <openssl/ssl.h>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -23,6 +25,10 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
     if (!ssl->is_valid())
       return absl::InvalidArgumentError(absl::StrCat(options.flag, ": cannot use the TLS certificate/key '", options.tls_cert,
                                                      "' (hint: PEM files readable by qlorad)"));
+    SSL_CTX* ctx = ssl->ssl_context();
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 || SSL_CTX_set_cipher_list(ctx, kTls12CipherSuites) != 1)
+      return absl::InternalError(absl::StrCat(options.flag, ": OpenSSL refused the TLS 1.2 minimum or the cipher list"));
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     server->server_ = std::move(ssl);
     server->tls_ = true;
   } else {

@@ -4,6 +4,11 @@
 //
 // Worker threads are plain std::threads (normal stacks): with libtorch in the
 // process, small fixed-stack threads fail to start (its static TLS is large).
+//
+// TLS (set here, not left to the library's or the system's defaults): TLS 1.2 minimum
+// (1.3 preferred), TLS 1.2 cipher suites limited to kTls12CipherSuites (ECDHE key
+// exchange, AEAD: the same list gRPC uses by default), TLS 1.3 suites OpenSSL's (all
+// AEAD), no compression, no renegotiation.
 #ifndef QLORAD_SERVER_DAEMON_HTTP_SERVER_H_
 #define QLORAD_SERVER_DAEMON_HTTP_SERVER_H_
 
@@ -18,6 +23,11 @@
 #include "absl/status/statusor.h"
 
 namespace qlorad::server {
+
+// The TLS 1.2 cipher suites the HTTP listeners accept (OpenSSL names).
+inline constexpr char kTls12CipherSuites[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-RSA-AES256-GCM-SHA384";
 
 struct HttpServerOptions {
   std::string address;        // HOST:PORT; port 0 picks a free one
