@@ -16,19 +16,16 @@
 #include "server/daemon/datasets_service.h"
 #include "server/daemon/inference_service.h"
 #include "server/daemon/jobs_service.h"
+#include "server/daemon/listen_address.h"
+#include "server/daemon/reflection_auth.h"
 #include "server/daemon/reviews_service.h"
 
 namespace qlorad::server {
 namespace {
 
-bool IsLoopback(const std::string& address) {
-  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") || absl::StartsWith(address, "[::1]") ||
-         absl::StartsWith(address, "unix:");
-}
-
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const DaemonOptions& o) {
   if (o.tls_cert.empty()) {
-    if (!IsLoopback(o.listen_address))
+    if (!IsLoopbackAddress(o.listen_address))
       std::fprintf(stderr, "qlorad: WARNING: listening on %s without TLS; bearer tokens travel in clear text "
                            "(hint: --tls-cert/--tls-key)\n", o.listen_address.c_str());
     return grpc::InsecureServerCredentials();
@@ -46,7 +43,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Daemo
 
 // An HTTP listener on `address` with the daemon's TLS settings.
 HttpServerOptions HttpOptions(const DaemonOptions& o, const std::string& address, const char* flag) {
-  if (o.tls_cert.empty() && !IsLoopback(address))
+  if (o.tls_cert.empty() && !IsLoopbackAddress(address))
     std::fprintf(stderr, "qlorad: WARNING: %s %s without TLS; bearer tokens travel in clear text\n", flag, address.c_str());
   HttpServerOptions http;
   http.address = address;
@@ -91,6 +88,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> StartDaemon(const DaemonOptions& options
   int port = 0;
   builder.AddListeningPort(options.listen_address, credentials, &port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  // qlorad.v1 RPCs authorize in HandleRpc; reflection here; health stays open (probes).
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(MakeReflectionAuthFactory(d->auth_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   for (auto& service : d->services_) builder.RegisterService(service.get());
   d->server_ = builder.BuildAndStart();
   if (d->server_ == nullptr || port == 0)
