@@ -53,6 +53,10 @@ struct CoreOptions {
   int64_t prefill_chunk_tokens = 256;  // prompt tokens per engine step (chunked prefill)
   int64_t max_resident_adapters = 64;  // LRU bound of adapters on the compute device
   int64_t checkpoint_every_steps = 10;
+  // A write that finds the database locked by another process waits db_busy_timeout_ms,
+  // db_busy_attempts times, then fails UNAVAILABLE naming the database (store.h BusyPolicy).
+  int64_t db_busy_timeout_ms = 5000;
+  int64_t db_busy_attempts = 3;
   bool require_approval = true;     // deployment policy: promote needs an approved adapter
   int64_t drift_window_prompts = 500;  // newest prompts per adapter compared with its training profile
   double drift_window_seconds = 0;     // > 0: also drop prompts older than this
