@@ -129,6 +129,15 @@ struct AdapterInfo {
   std::string residency = "";  // device | host | disk; "" when not loaded
   bool pinned = false;
   int64_t placements = 0, evictions = 0;
+  // Why the adapter's files cannot be loaded, as found at start (restart recovery checks
+  // every stored adapter) or by the last failed reload; "" when none is known. Cleared by
+  // a successful load.
+  std::string load_error = "";
+};
+
+// A stored adapter whose files failed the start-up check or reload (AdapterInfo::load_error).
+struct UnloadableAdapter {
+  std::string id, reason;
 };
 
 // One file of an adapter upload, as its header declares it.
@@ -360,6 +369,8 @@ class ServiceCore {
 
   virtual absl::StatusOr<std::vector<AdapterInfo>> ListAdapters(const Page& page, std::string* next_page_token) = 0;
   virtual absl::StatusOr<AdapterInfo> GetAdapter(const std::string& ref) = 0;  // id or alias
+  // Adapters that are listed but cannot be loaded (see AdapterInfo::load_error), by id.
+  virtual std::vector<UnloadableAdapter> UnloadableAdapters() = 0;
   // Registers an existing PEFT adapter directory as the next version of `name` (validated
   // against the resident base, copied under the state directory).
   // `path` (relative: to the import root) must resolve, symlinks included, inside
