@@ -17,7 +17,9 @@ namespace {
 namespace v1 = ::qlorad::v1;
 
 std::vector<std::string> AdapterRow(const v1::Adapter& a) {
-  const std::string loaded = !a.loaded() ? "no" : absl::StrCat(a.residency(), a.pinned() ? ",pinned" : "");
+  const std::string loaded = !a.load_error().empty() ? "unloadable"
+                             : !a.loaded()           ? "no"
+                                                     : absl::StrCat(a.residency(), a.pinned() ? ",pinned" : "");
   return {a.adapter_id(), a.state(), loaded,
           a.aliases().empty() ? "-" : absl::StrJoin(a.aliases(), ","), a.dataset_id(), a.created_at()};
 }

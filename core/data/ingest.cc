@@ -64,11 +64,11 @@ class HashingWriter {
     return absl::OkStatus();
   }
   absl::Status Close() {
-    bool ok = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
-    int err = errno;
-    ok = std::fclose(file_) == 0 && ok;
+    int err = 0;  // the first failure's errno (a full volume shows up here: the buffer is 1 MiB)
+    if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0) err = errno;
+    if (std::fclose(file_) != 0 && err == 0) err = errno;
     file_ = nullptr;
-    if (!ok) return ErrnoStatus(err, "cannot flush", path_);
+    if (err != 0) return ErrnoStatus(err, "cannot flush", path_);
     digest_ = sha_.HexDigest();
     ::chmod(path_.c_str(), 0444);  // immutable from here on
     return absl::OkStatus();

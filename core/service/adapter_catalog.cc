@@ -34,6 +34,8 @@ absl::StatusOr<AdapterInfo> AdapterCatalog::Describe(const AdapterRow& row) {
   QLORAD_ASSIGN_OR_RETURN(store::AdapterVersion version, store_->Version(row.id));
   info.state = store::AdapterStateName(version.state);
   info.evaluation_id = version.evaluation_id;
+  absl::MutexLock lock(&unloadable_mu_);
+  if (auto it = unloadable_.find(row.id); it != unloadable_.end()) info.load_error = it->second;
   return info;
 }
 

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,7 +39,7 @@ class AdapterCatalog {
 
   // An adapter id or alias -> the adapter id (NOT_FOUND naming the reference).
   absl::StatusOr<std::string> Resolve(const std::string& ref);
-  absl::StatusOr<AdapterInfo> Describe(const AdapterRow& row);
+  absl::StatusOr<AdapterInfo> Describe(const AdapterRow& row) ABSL_LOCKS_EXCLUDED(unloadable_mu_);
   absl::StatusOr<AdapterInfo> Get(const std::string& ref);
   absl::StatusOr<std::vector<AdapterInfo>> List(const Page& page, std::string* next_page_token);
   absl::StatusOr<AdapterRow> Row(const std::string& id) { return store_->Get(id); }
@@ -51,10 +52,16 @@ class AdapterCatalog {
   // residency.cc
   // Loads the adapter on the engine (idempotent unless `pin`); `pin` keeps it on the device.
   absl::Status EngineLoad(const std::string& id, const std::string& dir, bool allow_base_mismatch, bool pin = false);
-  absl::StatusOr<AdapterInfo> Load(const std::string& ref, bool allow_base_mismatch, bool pin, const std::string& actor);
+  absl::StatusOr<AdapterInfo> Load(const std::string& ref, bool allow_base_mismatch, bool pin, const std::string& actor)
+      ABSL_LOCKS_EXCLUDED(unloadable_mu_);
   absl::StatusOr<AdapterInfo> Unload(const std::string& ref, const std::string& actor);
-  // Loads every adapter stored as loaded; one that fails is marked unloaded and audited.
-  absl::Status Reload();
+  // Restart recovery: loads every adapter stored as loaded; one that fails is marked
+  // unloaded (audited "reload_failed" with the reason) and the daemon goes on. Every other
+  // adapter's files are checked too (the safetensors header against the file, nothing
+  // loaded). Each failure is remembered as the adapter's load_error (Describe, Unloadable)
+  // until a successful Load; nothing else is changed.
+  absl::Status Reload() ABSL_LOCKS_EXCLUDED(unloadable_mu_);
+  std::vector<UnloadableAdapter> Unloadable() ABSL_LOCKS_EXCLUDED(unloadable_mu_);
   int64_t unloads() const { return unloads_.load(); }
 
   // decide.cc / deploy.cc
@@ -94,6 +101,8 @@ class AdapterCatalog {
   const std::string import_root_;
   absl::Mutex commit_mu_;  // versions are taken and registered one at a time (jobs, imports, uploads)
   std::atomic<int64_t> unloads_{0};
+  absl::Mutex unloadable_mu_;
+  std::map<std::string, std::string> unloadable_ ABSL_GUARDED_BY(unloadable_mu_);  // id -> load_error
 };
 
 }  // namespace qlorad::service

@@ -64,7 +64,9 @@ absl::Status ServiceCoreImpl::Init() {
                                                    " must be >= 0 (--promotion-margin, e.g. 0.05)"));
   for (const auto& entry : std::filesystem::directory_iterator(upload_dir(), ec))
     std::filesystem::remove_all(entry.path(), ec);  // uploads interrupted by a stop
-  QLORAD_ASSIGN_OR_RETURN(db_, store::SharedStore::Open(options_.state_dir + "/qlorad.db", store::DaemonDatabaseMigrations()));
+  const store::BusyPolicy busy{static_cast<int>(options_.db_busy_timeout_ms), static_cast<int>(options_.db_busy_attempts)};
+  QLORAD_ASSIGN_OR_RETURN(db_, store::SharedStore::Open(options_.state_dir + "/qlorad.db", store::DaemonDatabaseMigrations(),
+                                                        busy));
   store_ = std::make_unique<DaemonStore>(db_.get());
   adapter_store_ = std::make_unique<store::AdapterStore>(db_.get());
   QLORAD_ASSIGN_OR_RETURN(datasets_, data::DatasetStore::Open(options_.state_dir + "/datasets"));

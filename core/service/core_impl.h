@@ -68,6 +68,7 @@ class ServiceCoreImpl : public ServiceCore {
     return adapters_->List(page, next_page_token);
   }
   absl::StatusOr<AdapterInfo> GetAdapter(const std::string& ref) override { return adapters_->Get(ref); }
+  std::vector<UnloadableAdapter> UnloadableAdapters() override { return adapters_->Unloadable(); }
   absl::StatusOr<AdapterInfo> ImportAdapter(const std::string& name, const std::string& path, bool allow_base_mismatch,
                                             const std::string& actor) override {
     return adapters_->Import(name, path, allow_base_mismatch, actor);

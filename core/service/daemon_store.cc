@@ -1,6 +1,7 @@
 #include "core/service/daemon_store.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/store/audit_log.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
@@ -62,12 +63,23 @@ absl::Status InsertJobEvent(store::Store& db, const std::string& job_id, const s
 
 }  // namespace
 
-absl::Status DaemonStore::PutDataset(const DatasetRow& r) {
-  return db_->With([&](store::Store& db) -> absl::Status {
-    QLORAD_ASSIGN_OR_RETURN(Statement s, db.Prepare(absl::StrCat("INSERT INTO datasets (", kDatasetColumns,
-                                                                      ") VALUES (?,?,?,?,?,?,?,?)")));
-    return s.Bind(1, r.id).Bind(2, r.created_at).Bind(3, r.format).Bind(4, r.train_sha256).Bind(5, r.holdout_sha256)
-        .Bind(6, r.actor).Bind(7, r.train_examples).Bind(8, r.holdout_examples).Run();
+absl::Status DaemonStore::PutDataset(const DatasetRow& r, const nlohmann::json& audit_details) {
+  return db_->With([&](store::Store& db) {
+    return db.InTransaction([&]() -> absl::Status {
+      QLORAD_ASSIGN_OR_RETURN(Statement s, db.Prepare(absl::StrCat("INSERT INTO datasets (", kDatasetColumns,
+                                                                        ") VALUES (?,?,?,?,?,?,?,?)")));
+      QLORAD_RETURN_IF_ERROR(s.Bind(1, r.id).Bind(2, r.created_at).Bind(3, r.format).Bind(4, r.train_sha256)
+                                 .Bind(5, r.holdout_sha256).Bind(6, r.actor).Bind(7, r.train_examples)
+                                 .Bind(8, r.holdout_examples).Run());
+      store::AuditEntry entry;
+      entry.at = r.created_at;
+      entry.actor = r.actor.empty() ? "system" : r.actor;
+      entry.entity_type = "dataset";
+      entry.entity_id = r.id;
+      entry.action = "create";
+      entry.details = audit_details;
+      return store::AuditLog(&db).Append(entry).status();
+    });
   });
 }
 

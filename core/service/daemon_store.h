@@ -42,7 +42,9 @@ class DaemonStore {
   // `db` must have store::DaemonDatabaseMigrations() applied and outlive this object.
   explicit DaemonStore(store::SharedStore* db) : db_(db) {}
 
-  absl::Status PutDataset(const DatasetRow& row);
+  // Inserts the row and its audit entry ("create", actor row.actor, `audit_details`) in
+  // one transaction: both or neither.
+  absl::Status PutDataset(const DatasetRow& row, const nlohmann::json& audit_details);
   absl::StatusOr<DatasetRow> GetDataset(const std::string& id);
   absl::StatusOr<std::vector<DatasetRow>> ListDatasets(const std::string& after_id, int64_t limit);
   absl::Status DeleteDataset(const std::string& id);

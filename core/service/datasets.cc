@@ -46,9 +46,15 @@ absl::StatusOr<DatasetInfo> ServiceCoreImpl::CreateDataset(const DatasetUpload& 
   DatasetRow row{result.dataset_id, Now(), result.manifest.value("format", ""), files["train"].value("sha256", ""),
                  files["holdout"].value("sha256", ""), upload.actor, static_cast<int64_t>(result.train_examples),
                  static_cast<int64_t>(result.holdout_examples)};
-  QLORAD_RETURN_IF_ERROR(store_->PutDataset(row));
-  QLORAD_RETURN_IF_ERROR(Audit(*db_, upload.actor, "create", "dataset:" + row.id,
-                               {{"train_sha256", row.train_sha256}, {"holdout_sha256", row.holdout_sha256}}));
+  absl::Status stored =
+      store_->PutDataset(row, {{"train_sha256", row.train_sha256}, {"holdout_sha256", row.holdout_sha256}});
+  if (!stored.ok()) {
+    // No row, no dataset: the ingested directory goes too, so the same upload can be retried
+    // (e.g. after another process released the database, UNAVAILABLE).
+    std::error_code ec;
+    std::filesystem::remove_all(result.directory, ec);
+    return stored;
+  }
   return ToInfo(row, result.manifest);
 }
 

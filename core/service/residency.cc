@@ -1,11 +1,25 @@
 // AdapterCatalog: engine residency — load / unload on the serving engine, mirrored in the
 // stored loaded flag (the wish the engine is rebuilt from on start: Reload).
 #include "absl/strings/str_cat.h"
+#include "core/adapter/peft_config.h"
+#include "core/model/safetensors.h"
 #include "core/service/adapter_catalog.h"
 #include "core/service/audit.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
+namespace {
+
+// The cheap part of loading an adapter, without touching the engine: adapter_config.json
+// parses and the weights file's safetensors header is consistent with the file (a
+// truncated or overwritten file fails here, naming it).
+absl::Status CheckAdapterFiles(const std::string& dir) {
+  QLORAD_RETURN_IF_ERROR(ReadPeftConfig(dir).status());
+  QLORAD_ASSIGN_OR_RETURN(std::string weights, PeftWeightsPath(dir));
+  return SafetensorsFile::Open(weights).status();
+}
+
+}  // namespace
 
 absl::Status AdapterCatalog::EngineLoad(const std::string& id, const std::string& dir, bool allow_base_mismatch,
                                         bool pin) {
@@ -24,6 +38,10 @@ absl::StatusOr<AdapterInfo> AdapterCatalog::Load(const std::string& ref, bool al
   QLORAD_ASSIGN_OR_RETURN(std::string id, Resolve(ref));
   QLORAD_ASSIGN_OR_RETURN(AdapterRow row, store_->Get(id));
   QLORAD_RETURN_IF_ERROR(EngineLoad(id, row.path, allow_base_mismatch, pin));
+  {
+    absl::MutexLock lock(&unloadable_mu_);
+    unloadable_.erase(id);
+  }
   WatchDrift(id, row.path);
   QLORAD_RETURN_IF_ERROR(store_->SetLoaded(id, true, actor.empty() ? "system" : actor, "load",
                                            {{"allow_base_mismatch", allow_base_mismatch}, {"pin", pin}}));
@@ -48,14 +66,29 @@ absl::Status AdapterCatalog::Reload() {
     QLORAD_ASSIGN_OR_RETURN(std::vector<AdapterRow> rows, store_->List(after, 500));
     if (rows.empty()) return absl::OkStatus();
     for (const AdapterRow& row : rows) {
-      if (!row.loaded) continue;
-      absl::Status loaded = EngineLoad(row.id, row.path, /*allow_base_mismatch=*/false);
-      if (loaded.ok()) WatchDrift(row.id, row.path);
-      if (!loaded.ok())  // one bad adapter must not keep the daemon down: record and go on
-        QLORAD_RETURN_IF_ERROR(store_->SetLoaded(row.id, false, "system", "reload_failed", {{"error", loaded.ToString()}}));
+      // One bad adapter must not keep the daemon down: record why, and go on.
+      absl::Status usable = row.loaded ? EngineLoad(row.id, row.path, /*allow_base_mismatch=*/false)
+                                       : CheckAdapterFiles(row.path);
+      if (usable.ok()) {
+        if (row.loaded) WatchDrift(row.id, row.path);
+        continue;
+      }
+      {
+        absl::MutexLock lock(&unloadable_mu_);
+        unloadable_[row.id] = usable.ToString();
+      }
+      if (row.loaded)
+        QLORAD_RETURN_IF_ERROR(store_->SetLoaded(row.id, false, "system", "reload_failed", {{"error", usable.ToString()}}));
     }
     after = rows.back().id;
   }
+}
+
+std::vector<UnloadableAdapter> AdapterCatalog::Unloadable() {
+  absl::MutexLock lock(&unloadable_mu_);
+  std::vector<UnloadableAdapter> out;
+  for (const auto& [id, reason] : unloadable_) out.push_back({id, reason});
+  return out;
 }
 
 }  // namespace qlorad::service

@@ -53,6 +53,10 @@ struct CoreOptions {
   int64_t prefill_chunk_tokens = 256;  // prompt tokens per engine step (chunked prefill)
   int64_t max_resident_adapters = 64;  // LRU bound of adapters on the compute device
   int64_t checkpoint_every_steps = 10;
+  // A write that finds the database locked by another process waits db_busy_timeout_ms,
+  // db_busy_attempts times, then fails UNAVAILABLE naming the database (store.h BusyPolicy).
+  int64_t db_busy_timeout_ms = 5000;
+  int64_t db_busy_attempts = 3;
   bool require_approval = true;     // deployment policy: promote needs an approved adapter
   int64_t drift_window_prompts = 500;  // newest prompts per adapter compared with its training profile
   double drift_window_seconds = 0;     // > 0: also drop prompts older than this
@@ -125,6 +129,15 @@ struct AdapterInfo {
   std::string residency = "";  // device | host | disk; "" when not loaded
   bool pinned = false;
   int64_t placements = 0, evictions = 0;
+  // Why the adapter's files cannot be loaded, as found at start (restart recovery checks
+  // every stored adapter) or by the last failed reload; "" when none is known. Cleared by
+  // a successful load.
+  std::string load_error = "";
+};
+
+// A stored adapter whose files failed the start-up check or reload (AdapterInfo::load_error).
+struct UnloadableAdapter {
+  std::string id, reason;
 };
 
 // One file of an adapter upload, as its header declares it.
@@ -356,6 +369,8 @@ class ServiceCore {
 
   virtual absl::StatusOr<std::vector<AdapterInfo>> ListAdapters(const Page& page, std::string* next_page_token) = 0;
   virtual absl::StatusOr<AdapterInfo> GetAdapter(const std::string& ref) = 0;  // id or alias
+  // Adapters that are listed but cannot be loaded (see AdapterInfo::load_error), by id.
+  virtual std::vector<UnloadableAdapter> UnloadableAdapters() = 0;
   // Registers an existing PEFT adapter directory as the next version of `name` (validated
   // against the resident base, copied under the state directory).
   // `path` (relative: to the import root) must resolve, symlinks included, inside

@@ -4,11 +4,15 @@
 // state 'trained') through the queue's callbacks.
 #include "core/service/job_queue.h"
 
+#include <filesystem>
+#include <system_error>
+
 #include "absl/strings/str_cat.h"
 #include "core/service/ids.h"
 #include "core/train/multi_device_run.h"
 #include "core/train/training_run.h"
 #include "core/util/path_name.h"
+#include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
 namespace qlorad::service {
@@ -22,6 +26,17 @@ nlohmann::json ProgressJson(const TrainingEvent& e) {
 
 bool IsRankLoss(const absl::Status& status) {
   return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
+}
+
+// Moves the complete adapter written into `partial` to `final_dir` (replacing an
+// unregistered one of an earlier attempt of the same job) with one rename.
+absl::Status PlaceAdapter(const std::string& partial, const std::string& final_dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(final_dir, ec);
+  if (ec) return ErrnoStatus(ec.value(), "cannot remove the previous attempt's adapter", final_dir);
+  std::filesystem::rename(partial, final_dir, ec);
+  if (ec) return ErrnoStatus(ec.value(), "cannot move the adapter into place", final_dir);
+  return SyncDirectory(std::filesystem::path(final_dir).parent_path().string());
 }
 
 absl::StatusOr<TrainingRunSpec> SpecFromJob(const JobRow& job) {
@@ -46,7 +61,12 @@ void JobQueue::RunJob(JobRow job, const std::vector<int>& slots) {
   const std::string& job_dir = *job_path;
   spec->model_dir = options_.base_model_dir;
   spec->dataset_root = datasets_->root();
-  spec->output_dir = job_dir + "/adapter";
+  // The adapter is written into adapter.partial and renamed to adapter once complete: a
+  // failed save (a full volume: RESOURCE_EXHAUSTED naming the file) leaves no half adapter.
+  const std::string adapter_dir = job_dir + "/adapter";
+  spec->output_dir = job_dir + "/adapter.partial";
+  std::error_code ec;
+  std::filesystem::remove_all(spec->output_dir, ec);
   std::vector<std::string> devices;
   for (int slot : slots) devices.push_back(slot_devices_[slot]);
   const nlohmann::json held = job.progress.value("devices", nlohmann::json::array());
@@ -68,6 +88,12 @@ void JobQueue::RunJob(JobRow job, const std::vector<int>& slots) {
     user_cancelled = cancel_requested_.count(job.id) > 0;
     return !user_cancelled && !stopping_;
   }, absl::Seconds(options_.collective_timeout_seconds));
+  if (result.ok() && !result->summary.cancelled) {
+    absl::Status placed = PlaceAdapter(spec->output_dir, adapter_dir);
+    if (!placed.ok()) result = placed;
+  }
+  std::filesystem::remove_all(spec->output_dir, ec);
+  spec->output_dir = adapter_dir;
   if (!result.ok() && devices.size() > 1 && IsRankLoss(result.status()) && requeues < 2) {
     // A rank stopped answering: the job goes back to the queue and resumes from its last
     // checkpoint on whichever devices are free then (at most twice).
@@ -94,6 +120,7 @@ void JobQueue::RunJob(JobRow job, const std::vector<int>& slots) {
                          result->record.value("final_loss", 0.0)};
   absl::StatusOr<std::string> registered = register_adapter_(trained);
   if (registered.ok()) job.adapter_id = *registered;
+  if (!registered.ok()) std::filesystem::remove_all(adapter_dir, ec);  // never listed: not kept either
   (void)FinishJob(job, registered.ok() ? "succeeded" : "failed", registered.ok() ? "" : registered.status().ToString());
 }
 

@@ -3,8 +3,9 @@
 namespace qlorad::store {
 
 absl::StatusOr<std::unique_ptr<SharedStore>> SharedStore::Open(const std::string& path,
-                                                               const std::vector<Migration>& migrations) {
-  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path, migrations);
+                                                               const std::vector<Migration>& migrations,
+                                                               const BusyPolicy& busy) {
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path, migrations, busy);
   if (!store.ok()) return store.status();
   return std::make_unique<SharedStore>(*std::move(store));
 }

@@ -23,9 +23,10 @@ namespace qlorad::store {
 class SharedStore {
  public:
   explicit SharedStore(std::unique_ptr<Store> store) : store_(std::move(store)) {}
-  // Opens (creating) `path` with `migrations` (Store::Open's contract).
+  // Opens (creating) `path` with `migrations` and `busy` (Store::Open's contract).
   static absl::StatusOr<std::unique_ptr<SharedStore>> Open(const std::string& path,
-                                                           const std::vector<Migration>& migrations);
+                                                           const std::vector<Migration>& migrations,
+                                                           const BusyPolicy& busy = {});
 
   // Runs fn with the store under the lock and returns its status.
   absl::Status With(const std::function<absl::Status(Store&)>& fn) ABSL_LOCKS_EXCLUDED(mu_);

@@ -16,6 +16,14 @@ int CommitHook(void*) {
   return 0;
 }
 
+bool IsBusy(int code) { return (code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED; }
+
+// What a write refused for another connection's lock says beyond SQLite's message.
+std::string BusyNote(const BusyPolicy& busy) {
+  return absl::StrCat("; gave up after ", busy.attempts, " attempt(s) of ", busy.timeout_ms,
+                      " ms each (hint: another process holds a write lock on the database; retry when it ends)");
+}
+
 }  // namespace
 
 absl::Status SqliteStatus(int code, const std::string& message, const std::string& context) {
@@ -44,8 +52,10 @@ absl::Status SqliteStatus(int code, const std::string& message, const std::strin
   }
 }
 
-Statement::Statement(sqlite3* db, sqlite3_stmt* stmt, std::string sql) : db_(db), stmt_(stmt), sql_(std::move(sql)) {}
-Statement::Statement(Statement&& o) noexcept : db_(o.db_), stmt_(o.stmt_), sql_(std::move(o.sql_)), bind_error_(o.bind_error_) {
+Statement::Statement(sqlite3* db, sqlite3_stmt* stmt, std::string sql, const BusyPolicy& busy)
+    : db_(db), stmt_(stmt), sql_(std::move(sql)), busy_(busy) {}
+Statement::Statement(Statement&& o) noexcept
+    : db_(o.db_), stmt_(o.stmt_), sql_(std::move(o.sql_)), bind_error_(o.bind_error_), busy_(o.busy_), stepped_(o.stepped_) {
   o.stmt_ = nullptr;
 }
 Statement& Statement::operator=(Statement&& o) noexcept {
@@ -55,6 +65,8 @@ Statement& Statement::operator=(Statement&& o) noexcept {
     stmt_ = o.stmt_;
     sql_ = std::move(o.sql_);
     bind_error_ = o.bind_error_;
+    busy_ = o.busy_;
+    stepped_ = o.stepped_;
     o.stmt_ = nullptr;
   }
   return *this;
@@ -91,13 +103,26 @@ absl::Status Statement::BindStatus() const {
 
 absl::StatusOr<bool> Statement::Step() {
   if (absl::Status s = BindStatus(); !s.ok()) return s;
-  const int rc = sqlite3_step(stmt_);
-  if (rc == SQLITE_ROW) return true;
+  // Outside a transaction a refused first step has changed nothing: it may run again.
+  const bool retryable = !stepped_ && sqlite3_get_autocommit(db_) != 0;
+  int rc = SQLITE_OK;
+  for (int attempt = 1;; ++attempt) {
+    rc = sqlite3_step(stmt_);  // waits up to busy_.timeout_ms in the busy handler
+    if (!retryable || !IsBusy(rc) || attempt >= busy_.attempts) break;
+    sqlite3_reset(stmt_);
+  }
+  if (rc == SQLITE_ROW) {
+    stepped_ = true;
+    return true;
+  }
+  stepped_ = false;  // done or failed: the next Step() starts the statement afresh
   if (rc == SQLITE_DONE) return false;
   const int ext = sqlite3_extended_errcode(db_);
   std::string msg = sqlite3_errmsg(db_);
+  if (IsBusy(ext) && retryable) msg += BusyNote(busy_);
   sqlite3_reset(stmt_);
-  return SqliteStatus(ext, msg, absl::StrCat("executing '", sql_, "'"));
+  const char* file = sqlite3_db_filename(db_, "main");
+  return SqliteStatus(ext, msg, absl::StrCat("database '", file != nullptr ? file : "", "': executing '", sql_, "'"));
 }
 
 absl::Status Statement::Run() {
@@ -110,6 +135,7 @@ absl::Status Statement::Run() {
 
 void Statement::Reset() {
   sqlite3_reset(stmt_);
+  stepped_ = false;
   sqlite3_clear_bindings(stmt_);
   bind_error_ = 0;
 }
@@ -123,7 +149,11 @@ int64_t Statement::ColumnInt64(int col) const { return sqlite3_column_int64(stmt
 double Statement::ColumnDouble(int col) const { return sqlite3_column_double(stmt_, col); }
 bool Statement::ColumnIsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, const std::vector<Migration>& migrations) {
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, const std::vector<Migration>& migrations,
+                                                   const BusyPolicy& busy) {
+  if (busy.timeout_ms < 0 || busy.attempts < 1)
+    return absl::InvalidArgumentError(absl::StrCat("busy policy: timeout_ms ", busy.timeout_ms, " must be >= 0 and attempts ",
+                                                   busy.attempts, " >= 1"));
   for (size_t i = 0; i < migrations.size(); ++i) {
     if (migrations[i].version < 1 || (i > 0 && migrations[i].version <= migrations[i - 1].version)) {
       return absl::InvalidArgumentError(absl::StrCat("migrations: version ", migrations[i].version, " ('",
@@ -138,8 +168,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, cons
     sqlite3_close(db);
     return SqliteStatus(rc, msg, absl::StrCat("opening database '", path, "'"));
   }
-  std::unique_ptr<Store> store(new Store(db, path));
-  sqlite3_busy_timeout(db, 5000);
+  std::unique_ptr<Store> store(new Store(db, path, busy));
+  sqlite3_busy_timeout(db, busy.timeout_ms);
   sqlite3_commit_hook(db, &CommitHook, nullptr);
   {
     auto mode = store->Prepare("PRAGMA journal_mode=WAL");
@@ -173,13 +203,13 @@ absl::StatusOr<Statement> Store::Prepare(const std::string& sql) {
   sqlite3_stmt* stmt = nullptr;
   const int rc = sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &stmt, nullptr);
   if (rc != SQLITE_OK) return SqliteStatus(rc, sqlite3_errmsg(db_), absl::StrCat("preparing '", sql, "'"));
-  return Statement(db_, stmt, sql);
+  return Statement(db_, stmt, sql, busy_);
 }
 
 absl::Status Store::InTransaction(const std::function<absl::Status()>& fn) {
   const bool outer = transaction_depth_ == 0;
   const std::string savepoint = absl::StrCat("qlorad_sp_", transaction_depth_);
-  if (absl::Status s = Exec(outer ? "BEGIN IMMEDIATE" : absl::StrCat("SAVEPOINT ", savepoint)); !s.ok()) return s;
+  if (absl::Status s = outer ? Begin() : Exec(absl::StrCat("SAVEPOINT ", savepoint)); !s.ok()) return s;
   ++transaction_depth_;
   absl::Status result = fn();
   --transaction_depth_;
@@ -194,6 +224,20 @@ absl::Status Store::InTransaction(const std::function<absl::Status()>& fn) {
     (void)Exec(absl::StrCat("ROLLBACK TO ", savepoint, "; RELEASE ", savepoint));
   }
   return result;
+}
+
+absl::Status Store::Begin() {
+  for (int attempt = 1;; ++attempt) {
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, &err);  // waits busy_.timeout_ms
+    std::string msg = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    if (rc == SQLITE_OK) return absl::OkStatus();
+    const int ext = sqlite3_extended_errcode(db_);
+    if (IsBusy(ext) && attempt < busy_.attempts) continue;
+    if (IsBusy(ext)) msg += BusyNote(busy_);
+    return SqliteStatus(ext, msg, absl::StrCat("database '", path_, "': beginning a write transaction"));
+  }
 }
 
 std::string Store::journal_mode() {

@@ -4,13 +4,18 @@
 //
 // Contract:
 //  * Open(path, migrations) opens/creates the file, sets journal_mode=WAL,
-//    foreign_keys=ON, synchronous=NORMAL and a busy timeout, then applies every
+//    foreign_keys=ON, synchronous=NORMAL and the busy policy, then applies every
 //    migration whose version is above the recorded one, each in its own transaction,
 //    recording (version, name, applied_at) in `schema_migrations`.
 //  * Migrations must have strictly increasing versions >= 1. A database whose recorded
 //    version is newer than the newest migration known to the binary is refused
 //    (FAILED_PRECONDITION, "upgrade qlorad"); a recorded migration whose name differs
 //    from the binary's for the same version is refused too (diverged schema history).
+//  * Another connection's write lock (SQLITE_BUSY / SQLITE_LOCKED): every write waits
+//    in SQLite's busy handler for BusyPolicy::timeout_ms, and is retried up to
+//    BusyPolicy::attempts times in all (BEGIN IMMEDIATE of a transaction; the first step
+//    of a statement outside one; nothing has been written when either is refused).
+//    Past that bound: UNAVAILABLE naming the database file, nothing changed.
 //  * Not thread-safe: one owner (or an external mutex). Statements must not outlive
 //    the Store.
 #ifndef QLORAD_CORE_STORE_STORE_H_
@@ -30,6 +35,13 @@ struct sqlite3;
 struct sqlite3_stmt;
 
 namespace qlorad::store {
+
+// How long a write waits for another connection's lock: `attempts` tries of SQLite's busy
+// handler, each waiting up to `timeout_ms` (so about attempts * timeout_ms in all).
+struct BusyPolicy {
+  int timeout_ms = 5000;
+  int attempts = 3;
+};
 
 struct Migration {
   int version = 0;
@@ -65,17 +77,20 @@ class Statement {
 
  private:
   friend class Store;
-  Statement(sqlite3* db, sqlite3_stmt* stmt, std::string sql);
+  Statement(sqlite3* db, sqlite3_stmt* stmt, std::string sql, const BusyPolicy& busy);
   absl::Status BindStatus() const;
   sqlite3* db_;
   sqlite3_stmt* stmt_;
   std::string sql_;
   int bind_error_ = 0;
+  BusyPolicy busy_;       // retries of a first step outside a transaction
+  bool stepped_ = false;   // a row was returned since the last reset: never retried
 };
 
 class Store {
  public:
-  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path, const std::vector<Migration>& migrations);
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path, const std::vector<Migration>& migrations,
+                                                     const BusyPolicy& busy = {});
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -94,10 +109,13 @@ class Store {
   sqlite3* handle() { return db_; }
 
  private:
-  Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  Store(sqlite3* db, std::string path, const BusyPolicy& busy) : db_(db), path_(std::move(path)), busy_(busy) {}
   absl::Status Migrate(const std::vector<Migration>& migrations);
+  // BEGIN IMMEDIATE, retried per busy_ while another connection holds the write lock.
+  absl::Status Begin();
   sqlite3* db_;
   std::string path_;
+  BusyPolicy busy_;
   int schema_version_ = 0;
   int transaction_depth_ = 0;
 };

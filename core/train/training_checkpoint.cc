@@ -153,7 +153,11 @@ absl::StatusOr<std::string> WriteTrainingCheckpoint(const CheckpointOptions& opt
   }
   fs::remove_all(final_path, ec);
   fs::rename(tmp, final_path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("renaming ", tmp, " to ", final_path, ": ", ec.message()));
+  if (ec) {
+    absl::Status moved = ErrnoStatus(ec.value(), "cannot move the checkpoint into place", final_path);
+    fs::remove_all(tmp, ec);
+    return moved;
+  }
   QLORAD_RETURN_IF_ERROR(SyncDirectory(options.dir));
   auto all = ListCheckpoints(options.dir);
   for (size_t i = std::max(options.keep, 1); i < all.size(); ++i) fs::remove_all(all[i].second, ec);

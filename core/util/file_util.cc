@@ -20,7 +20,9 @@ absl::Status ErrnoStatus(int err, absl::string_view what, absl::string_view path
     case ENOENT: return absl::NotFoundError(msg);
     case EACCES:
     case EPERM: return absl::PermissionDeniedError(msg);
-    case ENOSPC: return absl::ResourceExhaustedError(msg);
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG: return absl::ResourceExhaustedError(msg);
     default: return absl::InternalError(msg);
   }
 }
@@ -44,33 +46,57 @@ absl::Status SyncDirectory(const std::string& dir) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::unique_ptr<FileWriter>> FileWriter::Create(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, "cannot create", path);
+  return std::unique_ptr<FileWriter>(new FileWriter(path, fd));
+}
+
+FileWriter::~FileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::Status FileWriter::Append(std::string_view bytes) {
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat("'", path_, "' is already closed"));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "cannot write", path_);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FileWriter::Close() {
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat("'", path_, "' is already closed"));
+  const int synced = ::fsync(fd_);
+  const int sync_err = errno;
+  const int closed = ::close(fd_);
+  const int close_err = errno;
+  fd_ = -1;
+  if (synced != 0) return ErrnoStatus(sync_err, "cannot flush", path_);
+  if (closed != 0) return ErrnoStatus(close_err, "cannot close", path_);
+  return absl::OkStatus();
+}
+
 absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
   fs::path target(path);
   std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
   std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(errno, "cannot create", tmp);
-  size_t done = 0;
-  while (done < contents.size()) {
-    ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return ErrnoStatus(err, "cannot write", tmp);
-    }
-    done += static_cast<size_t>(n);
+  absl::Status status;
+  {
+    absl::StatusOr<std::unique_ptr<FileWriter>> file = FileWriter::Create(tmp);
+    if (!file.ok()) return file.status();
+    status = (*file)->Append(contents);
+    if (status.ok()) status = (*file)->Close();
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int err = errno;
+  if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) status = ErrnoStatus(errno, "cannot rename into place", path);
+  if (!status.ok()) {
     ::unlink(tmp.c_str());
-    return ErrnoStatus(err, "cannot flush", tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoStatus(err, "cannot rename into place", path);
+    return status;
   }
   return SyncDirectory(dir);
 }
@@ -78,7 +104,7 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
 absl::Status EnsureDirectory(const std::string& path) {
   std::error_code ec;
   fs::create_directories(path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create directory '", path, "': ", ec.message()));
+  if (ec) return ErrnoStatus(ec.value(), "cannot create directory", path);
   if (!fs::is_directory(path)) return absl::FailedPreconditionError(absl::StrCat("'", path, "' exists and is not a directory"));
   return absl::OkStatus();
 }
@@ -95,7 +121,7 @@ absl::Status WriteDirectoryAtomically(const std::string& out_dir,
   if (status.ok()) {
     fs::remove(target, ec);  // an empty directory may stand in the way
     fs::rename(tmp_dir, target, ec);
-    if (ec) status = absl::InternalError(absl::StrCat("cannot move the result into '", out_dir, "': ", ec.message()));
+    if (ec) status = ErrnoStatus(ec.value(), "cannot move the result into", out_dir);
   }
   if (!status.ok()) fs::remove_all(tmp_dir, ec);
   return status;

@@ -4,10 +4,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/util/file_util.h"
 #include "core/util/path_name.h"
+#include "core/util/status_macros.h"
 #include "server/daemon/adapters_service.h"
 
 namespace qlorad::server {
@@ -18,7 +21,7 @@ struct IncomingFile {
   size_t index = 0;  // in header.files
   int64_t declared = 0, received = 0;
   bool done = false;  // its `last` chunk arrived
-  std::ofstream out;
+  std::unique_ptr<FileWriter> out;  // open between its first and its last chunk
 };
 
 service::AdapterUpload FromHeader(const v1::UploadAdapterHeader& h, const std::string& actor) {
@@ -53,23 +56,23 @@ absl::Status ReceiveFiles(grpc::ServerReader<v1::UploadAdapterRequest>* reader, 
     if (f.received > f.declared)
       return absl::InvalidArgumentError(absl::StrCat("chunk: ", chunk.name(), ": more than the ", f.declared,
                                                      " bytes of header.files[", f.index, "].size"));
-    if (!f.out.is_open()) {
+    if (f.out == nullptr) {
       // Declared names passed the core's header check; checked again where the file is made.
       absl::StatusOr<std::string> path = PathInside(upload.staging_dir, "chunk.name", chunk.name());
       if (!path.ok()) return path.status();
-      f.out.open(*path, std::ios::binary | std::ios::trunc);
+      absl::StatusOr<std::unique_ptr<FileWriter>> created = FileWriter::Create(*path);
+      if (!created.ok()) return created.status();
+      f.out = *std::move(created);
     }
-    f.out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
-    if (!f.out) return absl::InternalError(absl::StrCat("writing ", chunk.name(), " into the staging directory failed"));
+    QLORAD_RETURN_IF_ERROR(f.out->Append(chunk.data()));  // a full volume: RESOURCE_EXHAUSTED naming the file
     if (chunk.last()) {
       f.done = true;
-      f.out.close();
+      QLORAD_RETURN_IF_ERROR(f.out->Close());
+      f.out.reset();
     }
   }
-  for (auto& [name, f] : files) {
-    if (f.out.is_open()) f.out.close();
-    if (f.out.fail()) return absl::InternalError(absl::StrCat("writing ", name, " into the staging directory failed"));
-  }
+  for (auto& [name, f] : files)
+    if (f.out != nullptr) QLORAD_RETURN_IF_ERROR(f.out->Close());
   return absl::OkStatus();
 }
 

@@ -10,6 +10,7 @@ void ToProto(const service::AdapterInfo& a, v1::Adapter* out) {
   out->set_state(a.state);
   out->set_loaded(a.loaded);
   out->set_residency(a.residency);
+  out->set_load_error(a.load_error);
   out->set_pinned(a.pinned);
   out->set_placements(a.placements);
   out->set_evictions(a.evictions);

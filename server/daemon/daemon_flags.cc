@@ -20,7 +20,7 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
                           "metrics-max-adapters", "drift-window-prompts", "drift-window-seconds", "kv-cache-mb",
                           "max-batch", "prefill-chunk-tokens", "max-resident-adapters", "memory-limit-mb",
                           "openai-address", "openai-threads", "console-address", "import-root", "max-adapter-upload-mb",
-                          "promotion-margin"},
+                          "promotion-margin", "db-busy-timeout-ms", "db-busy-attempts"},
                          {"no-auth", "no-require-approval"}));
   if (!flags.positional().empty())
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
@@ -42,6 +42,11 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
   if (!(o.core.collective_timeout_seconds > 0)) return absl::InvalidArgumentError("--collective-timeout: seconds > 0");
   QLORAD_ASSIGN_OR_RETURN(o.core.max_queued_jobs, flags.GetInt("max-queued-jobs", 64));
   QLORAD_ASSIGN_OR_RETURN(o.core.checkpoint_every_steps, flags.GetInt("checkpoint-every", 10));
+  QLORAD_ASSIGN_OR_RETURN(o.core.db_busy_timeout_ms, flags.GetInt("db-busy-timeout-ms", o.core.db_busy_timeout_ms));
+  QLORAD_ASSIGN_OR_RETURN(o.core.db_busy_attempts, flags.GetInt("db-busy-attempts", o.core.db_busy_attempts));
+  if (o.core.db_busy_timeout_ms < 0 || o.core.db_busy_timeout_ms > 600000 || o.core.db_busy_attempts < 1 ||
+      o.core.db_busy_attempts > 100)
+    return absl::InvalidArgumentError("--db-busy-timeout-ms must be in [0, 600000] and --db-busy-attempts in [1, 100]");
   QLORAD_ASSIGN_OR_RETURN(o.core.max_prompt_tokens, flags.GetInt("max-prompt-tokens", 2048));
   QLORAD_ASSIGN_OR_RETURN(o.core.max_new_tokens, flags.GetInt("max-new-tokens", o.core.max_new_tokens));
   QLORAD_ASSIGN_OR_RETURN(o.core.max_waiting_requests, flags.GetInt("max-waiting-requests", 4096));

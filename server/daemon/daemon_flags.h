@@ -41,6 +41,8 @@ inline constexpr char kDaemonUsage[] =
     "  [--drift-window-prompts 500] [--drift-window-seconds 0 (no age limit)]\n"
     "  [--import-root DIR (ImportAdapter reads only below DIR; off by default)] [--max-adapter-upload-mb 2048]\n"
     "  [--promotion-margin 0.05 (the CI gate: refuse a version whose 95% lower bound vs the serving one is below -margin)]\n"
+    "  [--db-busy-timeout-ms 5000 --db-busy-attempts 3 (a write waits this long, this often, for another process's\n"
+    "   lock on the database, then fails UNAVAILABLE)]\n"
     "  qlorad hash-token NAME ROLE < token\n";
 
 absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>& args);

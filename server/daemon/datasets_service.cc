@@ -4,10 +4,12 @@
 
 #include <atomic>
 #include <cstdio>
-#include <fstream>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "core/util/path_name.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
 
 namespace qlorad::server {
 namespace {
@@ -25,10 +27,10 @@ void ToProto(const service::DatasetInfo& info, bool with_manifest, v1::Dataset* 
   if (with_manifest) out->set_manifest_json(info.manifest.dump());
 }
 
-// Streams the upload's chunks into `path`; RESOURCE_EXHAUSTED past `limit` bytes.
+// Streams the upload's chunks into `path`; RESOURCE_EXHAUSTED past `limit` bytes, and
+// RESOURCE_EXHAUSTED naming `path` when its volume is full. The caller removes `path`.
 absl::Status ReceiveChunks(grpc::ServerReader<v1::UploadDatasetRequest>* reader, const std::string& path, int64_t limit) {
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  if (!file) return absl::InternalError(absl::StrCat("cannot create upload file ", path));
+  QLORAD_ASSIGN_OR_RETURN(std::unique_ptr<FileWriter> file, FileWriter::Create(path));
   int64_t bytes = 0;
   v1::UploadDatasetRequest part;
   while (reader->Read(&part)) {
@@ -36,10 +38,9 @@ absl::Status ReceiveChunks(grpc::ServerReader<v1::UploadDatasetRequest>* reader,
     bytes += static_cast<int64_t>(part.chunk().size());
     if (bytes > limit)
       return absl::ResourceExhaustedError(absl::StrCat("upload exceeds the limit of ", limit, " bytes (hint: --max-upload-bytes)"));
-    file.write(part.chunk().data(), static_cast<std::streamsize>(part.chunk().size()));
+    QLORAD_RETURN_IF_ERROR(file->Append(part.chunk()));
   }
-  file.close();
-  if (!file) return absl::InternalError(absl::StrCat("writing upload file ", path, " failed"));
+  QLORAD_RETURN_IF_ERROR(file->Close());
   if (bytes == 0) return absl::InvalidArgumentError("chunk: the upload carried no data");
   return absl::OkStatus();
 }

@@ -80,6 +80,9 @@ int Run(const std::vector<std::string>& args) {
   if ((*daemon)->console_port() > 0)
     std::fprintf(stderr, "qlorad: review console on %s://%s:%d/\n", (*daemon)->console_tls() ? "https" : "http",
                  options->console_address.substr(0, options->console_address.rfind(':')).c_str(), (*daemon)->console_port());
+  for (const service::UnloadableAdapter& bad : (*daemon)->UnloadableAdapters())
+    std::fprintf(stderr, "qlorad: WARNING: adapter %s is unloadable (listed with its load_error; fix its files and load it, "
+                 "or delete it): %s\n", bad.id.c_str(), bad.reason.c_str());
   std::fprintf(stderr, "qlorad: serving %s on %s (metrics port %d)\n", options->core.base_model_dir.c_str(),
                (*daemon)->listen_address().c_str(), (*daemon)->metrics_port());
   while (true) {

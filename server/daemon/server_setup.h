@@ -10,6 +10,7 @@
 #include <grpcpp/server.h>
 
 #include "absl/status/statusor.h"
+#include "core/service/service_core.h"
 #include "server/daemon/console_api.h"
 #include "server/daemon/daemon_flags.h"
 #include "server/daemon/http_server.h"
@@ -32,6 +33,8 @@ class Daemon {
   int console_port() const { return console_http_ ? console_http_->port() : 0; }
   bool console_tls() const { return console_http_ && console_http_->tls(); }
   absl::Status ReloadTokens() { return auth_->Reload(); }
+  // Stored adapters found unloadable at start (restart recovery), with the reason.
+  std::vector<service::UnloadableAdapter> UnloadableAdapters() const { return core_->UnloadableAdapters(); }
   // Stops accepting, lets in-flight RPCs finish for up to `seconds`, then checkpoints
   // running jobs (they resume on the next start) and stops the workers.
   void Drain(int seconds);

@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "core/store/audit_log.h"
 #include "core/store/migrations.h"
 #include "tests/testing/status_matchers.h"
@@ -78,6 +81,39 @@ TEST(StoreTest, TransactionRollsBackOnError) {
   ASSERT_OK_AND_ASSIGN(bool row, st.Step());
   ASSERT_TRUE(row);
   EXPECT_EQ(st.ColumnText(0), "a=1");
+}
+
+// Another connection's write lock: a write waits attempts x timeout_ms, then fails
+// UNAVAILABLE naming the database and changing nothing; released within the bound, it succeeds.
+TEST(StoreTest, BusyDatabaseIsRetriedWithinTheBoundThenRefused) {
+  const std::string path = DbPath();
+  const BusyPolicy busy{50, 3};
+  ASSERT_OK_AND_ASSIGN(auto store, Store::Open(path, CoreMigrations(), busy));
+  ASSERT_OK(store->Exec("CREATE TABLE t (x INTEGER)"));
+  ASSERT_OK_AND_ASSIGN(auto holder, Store::Open(path, CoreMigrations()));
+  ASSERT_OK(holder->Exec("BEGIN IMMEDIATE"));
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_THAT(store->InTransaction([&] { return store->Exec("INSERT INTO t VALUES (1)"); }),
+              testing::StatusIs(absl::StatusCode::kUnavailable, HasSubstr(path)));
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(140));
+  ASSERT_OK_AND_ASSIGN(auto insert, store->Prepare("INSERT INTO t VALUES (2)"));
+  EXPECT_THAT(insert.Run(), testing::StatusIs(absl::StatusCode::kUnavailable, HasSubstr("3 attempt(s) of 50 ms")));
+  ASSERT_OK(holder->Exec("COMMIT"));
+  ASSERT_OK_AND_ASSIGN(auto count, store->Prepare("SELECT COUNT(*) FROM t"));
+  ASSERT_OK_AND_ASSIGN(bool row, count.Step());
+  ASSERT_TRUE(row);
+  EXPECT_EQ(count.ColumnInt64(0), 0);  // nothing of the refused writes
+  count.Reset();
+
+  ASSERT_OK(holder->Exec("BEGIN IMMEDIATE"));
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(80));  // within the 150 ms bound
+    (void)holder->Exec("COMMIT");
+  });
+  EXPECT_OK(store->InTransaction([&] { return store->Exec("INSERT INTO t VALUES (3)"); }));
+  release.join();
+  insert.Reset();
+  EXPECT_OK(insert.Run());
 }
 
 TEST(AuditLogTest, AppendOnlyEnforcedByTriggersAndSurvivesReopen) {
