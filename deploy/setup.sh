@@ -22,6 +22,7 @@ APT_PACKAGES=(
   luajit  # deploy_envoy_lua: the router's Lua filter
   python3-kubernetes  # tests/deploy/check_k8s_schema.py: the k8s manifests against the API's generated models
   chromium fonts-dejavu-core python3-nltk python3-sklearn
+  python3-pil  # console_browser_test: the screenshots' pixel statistics
 )
 # Node.js may come from another source (e.g. NodeSource); take Debian's only when absent.
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)

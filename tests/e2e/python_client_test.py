@@ -82,9 +82,12 @@ class PythonClientTest(unittest.TestCase):
         check = self.channel.unary_unary("/grpc.health.v1.Health/Check")
         self.assertEqual(check(b"", timeout=10), b"\x08\x01")  # HealthCheckResponse{status: SERVING}
         reflection = self.channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
-        reply = b"".join(reflection(iter([b"\x3a\x00"]), timeout=10))  # list_services
+        reply = b"".join(reflection(iter([b"\x3a\x00"]), metadata=self.md("inference"), timeout=10))  # list_services
         for service in (b"qlorad.v1.Jobs", b"qlorad.v1.Inference", b"grpc.health.v1.Health"):
             self.assertIn(service, reply)
+        with self.assertRaises(grpc.RpcError) as e:  # reflection needs a token (any role); health does not
+            b"".join(reflection(iter([b"\x3a\x00"]), timeout=10))
+        self.assertEqual(e.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
 
     def test_oversize_message_is_refused(self):
         inf = self.s["inference"][0]
