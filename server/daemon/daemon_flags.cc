@@ -20,7 +20,7 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
                           "metrics-max-adapters", "drift-window-prompts", "drift-window-seconds", "kv-cache-mb",
                           "max-batch", "prefill-chunk-tokens", "max-resident-adapters", "memory-limit-mb",
                           "openai-address", "openai-threads", "console-address", "import-root", "max-adapter-upload-mb",
-                          "promotion-margin", "db-busy-timeout-ms", "db-busy-attempts"},
+                          "promotion-margin", "db-busy-timeout-ms", "db-busy-attempts", "malloc-arenas"},
                          {"no-auth", "no-require-approval"}));
   if (!flags.positional().empty())
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
@@ -89,6 +89,9 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
   QLORAD_ASSIGN_OR_RETURN(long long max_adapters, flags.GetInt("metrics-max-adapters", 100));
   o.metrics_max_adapters = static_cast<int>(max_adapters);
   QLORAD_ASSIGN_OR_RETURN(o.memory_limit_mb, flags.GetInt("memory-limit-mb", 0));
+  QLORAD_ASSIGN_OR_RETURN(long long arenas, flags.GetInt("malloc-arenas", o.malloc_arenas));
+  if (arenas < 0 || arenas > 1024) return absl::InvalidArgumentError("--malloc-arenas must be in [0, 1024] (0: glibc's default)");
+  o.malloc_arenas = static_cast<int>(arenas);
   // --no-auth makes every caller admin: only this host may reach any of the listeners.
   QLORAD_RETURN_IF_ERROR(CheckNoAuthAddress(o.auth.disabled, "--listen-address", o.listen_address));
   QLORAD_RETURN_IF_ERROR(CheckNoAuthAddress(o.auth.disabled, "--metrics-address", o.metrics_address));

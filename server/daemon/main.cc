@@ -10,6 +10,9 @@
 // checkpoint running jobs, exit 0); SIGHUP reloads the tokens file.
 #include <csignal>
 #include <cstdio>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <iostream>
 #include <thread>
 
@@ -52,6 +55,15 @@ int HashToken(const std::vector<std::string>& args) {
   return 0;
 }
 
+// Caps glibc's malloc arenas (0 keeps its default); must run before any thread starts.
+void LimitMallocArenas(int arenas) {
+#if defined(__GLIBC__)
+  if (arenas > 0 && mallopt(M_ARENA_MAX, arenas) != 1) std::fprintf(stderr, "qlorad: WARNING: mallopt(M_ARENA_MAX) refused\n");
+#else
+  (void)arenas;
+#endif
+}
+
 int Run(const std::vector<std::string>& args) {
   if (AsksForHelp(args)) {
     std::fputs(kDaemonUsage, stdout);
@@ -62,6 +74,7 @@ int Run(const std::vector<std::string>& args) {
     std::fprintf(stderr, "qlorad: %s\n%s", std::string(options.status().message()).c_str(), kDaemonUsage);
     return 2;
   }
+  LimitMallocArenas(options->malloc_arenas);
   // Signals are taken by one thread with sigwait; block them before any thread starts.
   sigset_t signals;
   sigemptyset(&signals);
