@@ -42,6 +42,12 @@ class FieldReader {
     if (!it->is_number()) return Error(field, "must be a number");
     return it->get<double>();
   }
+  absl::StatusOr<std::string> String(const std::string& field, const std::string& fallback) const {
+    auto it = json_.find(field);
+    if (it == json_.end() || it->is_null()) return fallback;
+    if (!it->is_string()) return Error(field, "must be a string");
+    return it->get<std::string>();
+  }
   absl::StatusOr<bool> Bool(const std::string& field, bool fallback) const {
     auto it = json_.find(field);
     if (it == json_.end() || it->is_null()) return fallback;
@@ -60,7 +66,8 @@ absl::StatusOr<RopeScaling> ParseRopeScaling(const Json& json, const std::string
   if (it == json.end() || it->is_null()) return scaling;
   if (!it->is_object()) return absl::InvalidArgumentError(absl::StrCat(source, ": field 'rope_scaling' must be an object"));
   FieldReader reader(*it, source);
-  std::string type = it->value("rope_type", it->value("type", std::string()));
+  QLORAD_ASSIGN_OR_RETURN(std::string legacy_type, reader.String("type", ""));
+  QLORAD_ASSIGN_OR_RETURN(std::string type, reader.String("rope_type", legacy_type));
   if (type == "linear") {
     scaling.type = RopeScalingType::kLinear;
   } else if (type == "llama3") {
@@ -81,7 +88,7 @@ absl::StatusOr<RopeScaling> ParseRopeScaling(const Json& json, const std::string
 }
 
 absl::Status IdentifyArchitecture(const Json& json, const std::string& source, ModelConfig& config) {
-  config.model_type = json.value("model_type", std::string());
+  QLORAD_ASSIGN_OR_RETURN(config.model_type, FieldReader(json, source).String("model_type", ""));
   if (auto it = json.find("architectures"); it != json.end() && it->is_array() && !it->empty() && (*it)[0].is_string())
     config.architecture = (*it)[0].get<std::string>();
   for (const auto& known : kArchitectures) {
@@ -215,7 +222,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text, const
     QLORAD_ASSIGN_OR_RETURN(c.attention_bias, r.Bool("attention_bias", false));
     c.o_proj_bias = c.attention_bias;
   }
-  c.torch_dtype = json.value("torch_dtype", std::string("float32"));
+  QLORAD_ASSIGN_OR_RETURN(c.torch_dtype, r.String("torch_dtype", "float32"));
   QLORAD_RETURN_IF_ERROR(ParseTokenIds(json, c));
   QLORAD_RETURN_IF_ERROR(ParseSlidingWindow(json, r, c));
   QLORAD_RETURN_IF_ERROR(CheckConsistency(c, r));

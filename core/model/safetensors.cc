@@ -89,7 +89,8 @@ absl::Status SafetensorsFile::ParseHeader(std::string_view header, uint64_t data
       }
       continue;
     }
-    auto fail = [&](absl::string_view what) { return BadHeader(path_, absl::StrCat("tensor '", name, "': ", what)); };
+    const std::string& tensor_name = name;  // a lambda cannot capture a structured binding (C++17)
+    auto fail = [&](absl::string_view what) { return BadHeader(path_, absl::StrCat("tensor '", tensor_name, "': ", what)); };
     if (!entry.is_object()) return fail("entry is not an object");
     TensorInfo info;
     info.name = name;

@@ -55,6 +55,11 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const nlohmann::jso
     if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 || id_json.get<int64_t>() > INT32_MAX) {
       return absl::InvalidArgumentError(absl::StrCat("model.vocab['", token, "']: id must be a non-negative integer"));
     }
+    if (id_json.get<int64_t>() >= kMaxTokenId) {  // ids index a dense table: bound it before allocating
+      return absl::InvalidArgumentError(absl::StrCat("model.vocab['", token, "']: id ", id_json.get<int64_t>(),
+                                                     " is too large (ids must be below ", kMaxTokenId,
+                                                     "; real vocabularies have at most a few hundred thousand)"));
+    }
     const auto id = static_cast<int32_t>(id_json.get<int64_t>());
     bpe->vocab_[token] = id;
     max_id = std::max(max_id, id);

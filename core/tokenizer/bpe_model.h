@@ -25,6 +25,10 @@
 
 namespace qlorad::tokenizer {
 
+// Token ids (vocab and added tokens) must lie in [0, kMaxTokenId): they index dense
+// id -> token tables, and 4M entries bound those to ~128 MB whatever a file claims.
+inline constexpr int64_t kMaxTokenId = int64_t{1} << 22;
+
 class BpeModel {
  public:
   // Builds from the "model" object of a tokenizer.json. Errors name the field

@@ -83,6 +83,18 @@ absl::StatusOr<Affixes> PostProcessorFromJson(const nlohmann::json& json, const 
 
 absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::Create(const std::string& json_text, const std::string& source,
                                                                  TokenizerConfig config) {
+  try {
+    return CreateUnguarded(json_text, source, std::move(config));
+  } catch (const nlohmann::json::exception& e) {  // e.g. "fuse_unk": "yes" where a bool belongs
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": a field has an unexpected JSON type (", e.what(), "; hint: compare with a tokenizer.json "
+                     "written by Hugging Face tokenizers)"));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::CreateUnguarded(const std::string& json_text,
+                                                                          const std::string& source,
+                                                                          TokenizerConfig config) {
   nlohmann::json json = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded() || !json.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": not valid JSON (expected a tokenizer.json object)"));
@@ -130,8 +142,12 @@ absl::StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::Create(const std::stri
           !t["content"].is_string()) {
         return fail(absl::InvalidArgumentError(absl::StrCat("added_tokens[", i, "]: needs integer \"id\" and string \"content\"")));
       }
+      if (t["id"].get<int64_t>() < 0 || t["id"].get<int64_t>() >= kMaxTokenId) {
+        return fail(absl::InvalidArgumentError(
+            absl::StrCat("added_tokens[", i, "]: id ", t["id"].get<int64_t>(), " is outside [0, ", kMaxTokenId, ")")));
+      }
       AddedToken token;
-      token.id = t["id"].get<int32_t>();
+      token.id = static_cast<int32_t>(t["id"].get<int64_t>());
       token.content = t["content"].get<std::string>();
       token.single_word = t.value("single_word", false);
       token.lstrip = t.value("lstrip", false);

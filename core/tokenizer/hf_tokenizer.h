@@ -28,7 +28,8 @@ namespace qlorad::tokenizer {
 
 class HfTokenizer : public Tokenizer {
  public:
-  // `json_text` is the tokenizer.json contents; `source` names it in errors.
+  // `json_text` is the tokenizer.json contents; `source` names it in errors. Never throws:
+  // malformed or hostile files are InvalidArgument/Unimplemented.
   static absl::StatusOr<std::unique_ptr<HfTokenizer>> Create(const std::string& json_text, const std::string& source,
                                                              TokenizerConfig config);
 
@@ -43,6 +44,9 @@ class HfTokenizer : public Tokenizer {
 
  private:
   HfTokenizer() = default;
+  // Create without the exception guard: a field of an unexpected JSON type throws.
+  static absl::StatusOr<std::unique_ptr<HfTokenizer>> CreateUnguarded(const std::string& json_text,
+                                                                      const std::string& source, TokenizerConfig config);
   // Normalizes, pre-tokenizes and runs the model over one non-token piece.
   absl::Status EncodePiece(std::string_view piece, bool at_input_start, std::vector<int32_t>* ids) const;
 

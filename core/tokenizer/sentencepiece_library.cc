@@ -10,6 +10,21 @@
 namespace qlorad::tokenizer {
 namespace {
 
+// RTLD_DEEPBIND keeps the plugin's protobuf private, but the sanitizer runtimes refuse it
+// (google/sanitizers#611). Sanitizer builds load the plugin without it; their processes
+// that use SentencePiece (tokenizer tests, fuzzers) link no other protobuf.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr int kPluginDlopenFlags = RTLD_NOW | RTLD_LOCAL;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr int kPluginDlopenFlags = RTLD_NOW | RTLD_LOCAL;
+#else
+constexpr int kPluginDlopenFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#endif
+#else
+constexpr int kPluginDlopenFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#endif
+
 struct Plugin {
   CreateSentencePieceBackendFn create = nullptr;
   std::string error;
@@ -26,7 +41,7 @@ const Plugin& LoadPlugin() {
     candidates.push_back(QLORAD_SENTENCEPIECE_PLUGIN_BUILD_PATH);
     candidates.push_back(QLORAD_SENTENCEPIECE_PLUGIN_INSTALL_PATH);
     for (const std::string& path : candidates) {
-      void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      void* handle = ::dlopen(path.c_str(), kPluginDlopenFlags);
       if (handle == nullptr) {
         plugin.error += path + ": " + ::dlerror() + "; ";
         continue;

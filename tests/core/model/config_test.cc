@@ -71,6 +71,19 @@ TEST(ModelConfigTest, InconsistentOrMalformed) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("yarn")));
 }
 
+// Found by tests/fuzz/model_config_fuzzer (it threw nlohmann's type_error): string fields
+// holding another JSON type are an error naming the field.
+TEST(ModelConfigTest, StringFieldsOfAnotherTypeAreNamed) {
+  EXPECT_THAT(ParseModelConfig(R"({"architectures":["LlamaForCausalLM"],"model_type":4})", "c"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'model_type' must be a string")));
+  std::string llama(kLlama32);
+  EXPECT_THAT(ParseModelConfig(llama.replace(llama.find("\"rope_type\": \"llama3\""), 21, "\"rope_type\": [1]"), "c"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'rope_type' must be a string")));
+  llama = kLlama32;
+  EXPECT_THAT(ParseModelConfig(llama.insert(1, "\"torch_dtype\": {}, "), "c"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'torch_dtype' must be a string")));
+}
+
 TEST(ModelConfigTest, JsonRoundTrip) {
   ASSERT_OK_AND_ASSIGN(ModelConfig c, ParseModelConfig(kLlama32, "config.json"));
   ASSERT_OK_AND_ASSIGN(ModelConfig again, ParseModelConfig(ModelConfigToJson(c), "again"));

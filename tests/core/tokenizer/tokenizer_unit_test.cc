@@ -157,6 +157,23 @@ TEST(TokenizerTest, NoUnkAndNoByteFallbackIsAnErrorNotACrash) {
   EXPECT_THAT(tok->Encode("abx", false).status(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'x'")));
 }
 
+// Found by tests/fuzz/tokenizer_json_fuzzer: an id near INT32_MAX sized a dense table
+// (64 GB); fields of another JSON type threw out of Create.
+TEST(TokenizerTest, HostileIdsAndMistypedFieldsAreErrors) {
+  std::string huge_id = kTinyBpe;
+  huge_id.replace(huge_id.find("\"c\": 6"), 6, "\"c\": 999999283");
+  EXPECT_THAT(HfTokenizer::Create(huge_id, "h.json", TokenizerConfig()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("model.vocab['c']: id 999999283 is too large")));
+  std::string negative_added = kTinyBpe;
+  negative_added.replace(negative_added.find("\"id\": 10"), 8, "\"id\": -3");
+  EXPECT_THAT(HfTokenizer::Create(negative_added, "n.json", TokenizerConfig()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("added_tokens[1]: id -3")));
+  std::string mistyped = kTinyBpe;
+  mistyped.replace(mistyped.find("\"fuse_unk\": true"), 16, "\"fuse_unk\": \"yes\"");
+  EXPECT_THAT(HfTokenizer::Create(mistyped, "t.json", TokenizerConfig()).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("t.json: a field has an unexpected JSON type")));
+}
+
 TEST(Utf8Test, SanitizeMatchesMaximalSubpartRule) {
   EXPECT_EQ(SanitizeUtf8("ok"), "ok");
   EXPECT_EQ(SanitizeUtf8("\xff"), "\xEF\xBF\xBD");
