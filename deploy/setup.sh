@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   clang-14  # deploy/thread-safety-check.sh: -Wthread-safety over the absl::Mutex annotations
+  libclang-rt-14-dev  # deploy/fuzz.sh: libFuzzer and the sanitizer runtimes for clang (only "recommended" by clang-14)
   libtorch-dev python3-torch
   libgloo-dev  # c10d ProcessGroupGloo headers: data-parallel training (core/train/gloo_collective.cc)
   libopenblas0-pthread libopenblas-dev
