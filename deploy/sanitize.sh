@@ -19,7 +19,7 @@ ASAN_TESTS=(gguf_reader_test gguf_writer_test training_options_test qlorad_data_
             structured_output_unit_test openai_request_test qlorad_store_test qlorad_adapter_store_test
             qlorad_eval_test crash_consistency_hook model_io_test kernels_test sgmv_test)
 TSAN_TESTS=(serving_batching_test serving_adapter_registry_test structured_output_batching_test
-            promotion_gate_core_test console_review_core_test)
+            promotion_gate_core_test console_review_core_test tsan_canary_unguarded tsan_canary_guarded)
 
 kind=${1:-address}
 [[ $# -gt 0 ]] && shift
@@ -32,7 +32,8 @@ esac
 
 cmake -S "$src" -B "$build_dir" -G Ninja -DQLORAD_SANITIZE="$sanitizers" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" >/dev/null
-cmake --build "$build_dir" -j"$(nproc)" --target "${tests[@]}"
+targets=("${tests[@]/tsan_canary_*/tsan_canary}")  # the canary's two tests share one binary
+cmake --build "$build_dir" -j"$(nproc)" --target "${targets[@]}"
 
 supp=$src/tests/sanitize
 export ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1
