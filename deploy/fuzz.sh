@@ -70,15 +70,16 @@ fuzz_one() {
     "$bin" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=3072 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$crashes/" "${dict[@]}" "$corpus" "$build_dir/seeds/$target" >"$log" 2>&1 || rc=$?
   local execs rate cov ft
+  # -a: libFuzzer may print raw input bytes (dictionary entries, inputs) into the log.
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-  ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  cov=$(grep -ao 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  ft=$(grep -ao 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   local line
   line="fuzz: $target: ${seconds}s, ${execs:-?} executions, ${rate:-?} exec/s, cov ${cov:-?}, features ${ft:-?}, corpus $(ls "$corpus" | wc -l) files"
   if [[ $rc -ne 0 ]]; then
     echo "$line: FAILED (exit $rc; inputs in $crashes, log $log)" | tee -a "$build_dir/fuzz-summary.txt" >&2
-    grep -E "ERROR|SUMMARY|runtime error|#[0-9]+ 0x" "$log" | head -25 >&2
+    grep -aE "ERROR|SUMMARY|runtime error|#[0-9]+ 0x" "$log" | head -25 >&2
     return 1
   fi
   echo "$line" | tee -a "$build_dir/fuzz-summary.txt"

@@ -10,7 +10,6 @@ A second restart after truncating d (not loaded) reports d too and changes nothi
 Restoring b's bytes, LoadAdapter(b) clears its load_error and b generates as before."""
 
 import os
-import shutil
 import signal
 import sys
 
@@ -131,11 +130,7 @@ def main():
         if d.proc is not None and d.proc.poll() is None:
             c.close()
             d.stop(signal.SIGTERM)
-    if failures:
-        print("%d failure(s); work directory kept: %s" % (len(failures), work))
-        return 1
-    shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return fh.finish(failures, work)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ tests run the real daemon on real files."""
 
 import hashlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -229,3 +230,13 @@ def expect_rpc_error(grpc, fn, codes):
             raise AssertionError("expected %s, got %s: %s" % ("/".join(codes), e.code().name, e.details()))
         return e
     raise AssertionError("expected %s, the call succeeded" % "/".join(codes))
+
+
+def finish(failures, work):
+    """A fault test's exit status: 1 (the work directory kept for inspection) if anything
+    failed, else 0 with the work directory removed."""
+    if failures:
+        print("%d failure(s); work directory kept: %s" % (len(failures), work))
+        return 1
+    shutil.rmtree(work, ignore_errors=True)
+    return 0

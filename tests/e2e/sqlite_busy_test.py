@@ -9,7 +9,6 @@ of the refused writes is visible (no dataset row or directory, no job), every fi
 stored before is unchanged, and once the lock is released the same calls succeed."""
 
 import os
-import shutil
 import signal
 import sqlite3
 import sys
@@ -119,11 +118,7 @@ def main():
         c.close()
         if d.proc is not None and d.proc.poll() is None:
             d.stop(signal.SIGTERM)
-    if failures:
-        print("%d failure(s); work directory kept: %s" % (len(failures), work))
-        return 1
-    shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return fh.finish(failures, work)
 
 
 if __name__ == "__main__":
