@@ -3,7 +3,7 @@
 # runs each for SECONDS (default 60) over its seed corpus, after replaying the crash
 # regressions in tests/fuzz/regressions/<target>/.
 #
-#   deploy/fuzz.sh [--build-only | --no-build] [SECONDS] [TARGET ...]
+#   deploy/fuzz.sh [--build-only | --no-build | --smoke] [SECONDS] [TARGET ...]
 #
 # Targets: every tests/fuzz/<target>_fuzzer.cc. Build tree:
 # ${QLORAD_FUZZ_BUILD_DIR:-build-fuzz}; seeds (tests/fuzz/make_seeds.py) and the growing
@@ -21,6 +21,7 @@ mode=run
 case "${1:-}" in
   --build-only) mode=build; shift ;;
   --no-build) mode=nobuild; shift ;;
+  --smoke) mode=smoke; shift ;;  # no build; start from the seeds alone (a fresh corpus), as ctest does
 esac
 seconds=${1:-60}
 [[ $# -gt 0 ]] && shift
@@ -59,6 +60,10 @@ replay_regressions() {
 fuzz_one() {
   local target=$1 bin=$build_dir/tests/fuzz/$1_fuzzer
   local corpus=$build_dir/corpus/$target crashes=$build_dir/crashes/$target log=$build_dir/logs/$target.log
+  if [[ $mode == smoke ]]; then  # a grown corpus would take longer to load than the smoke may run
+    corpus=$build_dir/smoke-corpus/$target log=$build_dir/logs/$target.smoke.log
+    rm -rf "$corpus"
+  fi
   mkdir -p "$corpus" "$crashes" "$build_dir/logs"
   [[ -x $bin ]] || { echo "fuzz: $bin is missing (run deploy/fuzz.sh --build-only)" >&2; return 1; }
   replay_regressions "$target" "$bin" || return 1
@@ -85,7 +90,7 @@ fuzz_one() {
   echo "$line" | tee -a "$build_dir/fuzz-summary.txt"
 }
 
-[[ $mode == nobuild ]] || build
+[[ $mode == nobuild || $mode == smoke ]] || build
 [[ $mode == build ]] && exit 0
 failed=0
 for t in "${targets[@]}"; do
