@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
 
 namespace qlorad::gguf {
 namespace {
@@ -31,12 +32,11 @@ class Cursor {
     return value;
   }
   absl::StatusOr<std::string> ReadString(std::string_view what, uint64_t max_bytes) {
-    absl::StatusOr<uint64_t> length = Read<uint64_t>(what);
-    if (!length.ok()) return length.status();
-    if (*length > max_bytes) return Error(what, absl::StrCat("string length ", *length, " exceeds the limit"));
-    if (bytes_.size() - at_ < *length) return Error(what, absl::StrCat("string of ", *length, " bytes runs past the end"));
-    std::string out(bytes_.substr(at_, *length));
-    at_ += *length;
+    QLORAD_ASSIGN_OR_RETURN(const uint64_t length, Read<uint64_t>(what));
+    if (length > max_bytes) return Error(what, absl::StrCat("string length ", length, " exceeds the limit"));
+    if (bytes_.size() - at_ < length) return Error(what, absl::StrCat("string of ", length, " bytes runs past the end"));
+    std::string out(bytes_.substr(at_, length));
+    at_ += length;
     return out;
   }
   uint64_t at() const { return at_; }
@@ -66,35 +66,30 @@ absl::StatusOr<GgufValue> ReadValue(Cursor& in, GgufValueType type, const std::s
   const std::string what = absl::StrCat("metadata '", key, "'");
   if (const uint64_t n = ScalarBytes(type); n > 0) {
     for (uint64_t i = 0; i < n; ++i) {
-      absl::StatusOr<uint8_t> b = in.Read<uint8_t>(what);
-      if (!b.ok()) return b.status();
-      value.scalar |= static_cast<uint64_t>(*b) << (8 * i);
+      QLORAD_ASSIGN_OR_RETURN(const uint8_t b, in.Read<uint8_t>(what));
+      value.scalar |= static_cast<uint64_t>(b) << (8 * i);
     }
     return value;
   }
   if (type == GgufValueType::kString) {
-    absl::StatusOr<std::string> s = in.ReadString(what, limits.max_string_bytes);
-    if (!s.ok()) return s.status();
-    value.text = *std::move(s);
+    QLORAD_ASSIGN_OR_RETURN(value.text, in.ReadString(what, limits.max_string_bytes));
     return value;
   }
   if (type != GgufValueType::kArray) {
     return in.Error(what, absl::StrCat("unknown value type ", static_cast<uint32_t>(type)));
   }
   if (depth >= limits.max_array_depth) return in.Error(what, "arrays nested too deeply");
-  absl::StatusOr<uint32_t> element = in.Read<uint32_t>(what);
-  absl::StatusOr<uint64_t> count = element.ok() ? in.Read<uint64_t>(what) : absl::StatusOr<uint64_t>(element.status());
-  if (!count.ok()) return count.status();
-  value.element_type = static_cast<GgufValueType>(*element);
+  QLORAD_ASSIGN_OR_RETURN(const uint32_t element, in.Read<uint32_t>(what));
+  QLORAD_ASSIGN_OR_RETURN(const uint64_t count, in.Read<uint64_t>(what));
+  value.element_type = static_cast<GgufValueType>(element);
   // Every element takes at least one byte (strings 8), so a count beyond the bytes left is a lie.
-  if (*count > limits.max_array_items || *count > in.remaining()) {
-    return in.Error(what, absl::StrCat("array of ", *count, " items cannot fit in the ", in.remaining(), " bytes left"));
+  if (count > limits.max_array_items || count > in.remaining()) {
+    return in.Error(what, absl::StrCat("array of ", count, " items cannot fit in the ", in.remaining(), " bytes left"));
   }
-  value.items.reserve(*count);
-  for (uint64_t i = 0; i < *count; ++i) {
-    absl::StatusOr<GgufValue> item = ReadValue(in, value.element_type, key, limits, depth + 1);
-    if (!item.ok()) return item.status();
-    value.items.push_back(*std::move(item));
+  value.items.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    QLORAD_ASSIGN_OR_RETURN(GgufValue item, ReadValue(in, value.element_type, key, limits, depth + 1));
+    value.items.push_back(std::move(item));
   }
   return value;
 }
@@ -106,43 +101,34 @@ bool KnownTensorType(uint32_t type) {
 
 absl::StatusOr<GgufReadTensor> ReadTensorInfo(Cursor& in, const GgufReadLimits& limits) {
   GgufReadTensor t;
-  absl::StatusOr<std::string> name = in.ReadString("tensor name", limits.max_string_bytes);
-  if (!name.ok()) return name.status();
-  t.name = *std::move(name);
+  QLORAD_ASSIGN_OR_RETURN(t.name, in.ReadString("tensor name", limits.max_string_bytes));
   const std::string what = absl::StrCat("tensor '", t.name, "'");
-  absl::StatusOr<uint32_t> n_dims = in.Read<uint32_t>(what);
-  if (!n_dims.ok()) return n_dims.status();
-  if (*n_dims == 0 || *n_dims > kMaxDims) return in.Error(what, absl::StrCat(*n_dims, " dimensions (1 to 4 allowed)"));
-  t.shape.assign(*n_dims, 0);
+  QLORAD_ASSIGN_OR_RETURN(const uint32_t n_dims, in.Read<uint32_t>(what));
+  if (n_dims == 0 || n_dims > kMaxDims) return in.Error(what, absl::StrCat(n_dims, " dimensions (1 to 4 allowed)"));
+  t.shape.assign(n_dims, 0);
   uint64_t values = 1;
-  for (uint32_t d = 0; d < *n_dims; ++d) {
-    absl::StatusOr<uint64_t> dim = in.Read<uint64_t>(what);
-    if (!dim.ok()) return dim.status();
-    if (*dim > (uint64_t{1} << 40) || (*dim != 0 && values > (uint64_t{1} << 50) / *dim)) {
-      return in.Error(what, absl::StrCat("dimension ", *dim, " makes the tensor impossibly large"));
+  for (uint32_t d = 0; d < n_dims; ++d) {
+    QLORAD_ASSIGN_OR_RETURN(const uint64_t dim, in.Read<uint64_t>(what));
+    if (dim > (uint64_t{1} << 40) || (dim != 0 && values > (uint64_t{1} << 50) / dim)) {
+      return in.Error(what, absl::StrCat("dimension ", dim, " makes the tensor impossibly large"));
     }
-    values *= *dim;
-    t.shape[*n_dims - 1 - d] = static_cast<int64_t>(*dim);  // the file stores innermost first
+    values *= dim;
+    t.shape[n_dims - 1 - d] = static_cast<int64_t>(dim);  // the file stores innermost first
   }
-  absl::StatusOr<uint32_t> type = in.Read<uint32_t>(what);
-  if (!type.ok()) return type.status();
-  if (!KnownTensorType(*type)) {
-    return absl::UnimplementedError(absl::StrCat(what, ": ggml type ", *type,
+  QLORAD_ASSIGN_OR_RETURN(const uint32_t type, in.Read<uint32_t>(what));
+  if (!KnownTensorType(type)) {
+    return absl::UnimplementedError(absl::StrCat(what, ": ggml type ", type,
                                                  " is not one qlorad reads (f32, f16, q4_0, q8_0)"));
   }
-  t.type = static_cast<GgmlType>(*type);
+  t.type = static_cast<GgmlType>(type);
   if (t.shape.back() % GgmlBlockValues(t.type) != 0) {
     return in.Error(what, absl::StrCat("row length ", t.shape.back(), " is not a whole number of ",
                                        GgmlTypeName(t.type), " blocks"));
   }
   t.size = GgmlBytes(t.type, static_cast<int64_t>(values));
-  absl::StatusOr<uint64_t> offset = in.Read<uint64_t>(what);
-  if (!offset.ok()) return offset.status();
-  t.offset = *offset;
+  QLORAD_ASSIGN_OR_RETURN(t.offset, in.Read<uint64_t>(what));
   return t;
 }
-
-uint64_t AlignUp(uint64_t n, uint64_t alignment) { return (n + alignment - 1) / alignment * alignment; }
 
 }  // namespace
 
@@ -163,30 +149,26 @@ const GgufValue* GgufFile::Find(std::string_view key) const {
 absl::StatusOr<GgufFile> ParseGguf(std::string_view bytes, const std::string& source, const GgufReadLimits& limits) {
   Cursor in(bytes, source);
   GgufFile file;
-  absl::StatusOr<uint32_t> magic = in.Read<uint32_t>("magic");
-  if (!magic.ok()) return magic.status();
-  if (*magic != GgufWriter::kMagic) return in.Error("magic", "not \"GGUF\"");
-  absl::StatusOr<uint32_t> version = in.Read<uint32_t>("version");
-  if (!version.ok()) return version.status();
-  if (*version != 2 && *version != 3) return in.Error("version", absl::StrCat("version ", *version, " (2 or 3 expected)"));
-  file.version = *version;
-  absl::StatusOr<uint64_t> n_tensors = in.Read<uint64_t>("tensor_count");
-  absl::StatusOr<uint64_t> n_kv = n_tensors.ok() ? in.Read<uint64_t>("kv_count") : n_tensors;
-  if (!n_kv.ok()) return n_kv.status();
+  QLORAD_ASSIGN_OR_RETURN(const uint32_t magic, in.Read<uint32_t>("magic"));
+  if (magic != GgufWriter::kMagic) return in.Error("magic", "not \"GGUF\"");
+  QLORAD_ASSIGN_OR_RETURN(file.version, in.Read<uint32_t>("version"));
+  if (file.version != 2 && file.version != 3) {
+    return in.Error("version", absl::StrCat("version ", file.version, " (2 or 3 expected)"));
+  }
+  QLORAD_ASSIGN_OR_RETURN(const uint64_t n_tensors, in.Read<uint64_t>("tensor_count"));
+  QLORAD_ASSIGN_OR_RETURN(const uint64_t n_kv, in.Read<uint64_t>("kv_count"));
   // Each kv takes >= 13 bytes and each tensor info >= 28: counts beyond that are lies.
-  if (*n_kv > in.remaining() / 13 || *n_tensors > in.remaining() / 28) {
-    return in.Error("header", absl::StrCat(*n_kv, " keys and ", *n_tensors, " tensors cannot fit in the file"));
+  if (n_kv > in.remaining() / 13 || n_tensors > in.remaining() / 28) {
+    return in.Error("header", absl::StrCat(n_kv, " keys and ", n_tensors, " tensors cannot fit in the file"));
   }
   std::set<std::string, std::less<>> keys;
-  for (uint64_t i = 0; i < *n_kv; ++i) {
-    absl::StatusOr<std::string> key = in.ReadString("metadata key", limits.max_string_bytes);
-    if (!key.ok()) return key.status();
-    if (!keys.insert(*key).second) return in.Error(absl::StrCat("metadata '", *key, "'"), "duplicate key");
-    absl::StatusOr<uint32_t> type = in.Read<uint32_t>(absl::StrCat("metadata '", *key, "'"));
-    if (!type.ok()) return type.status();
-    absl::StatusOr<GgufValue> value = ReadValue(in, static_cast<GgufValueType>(*type), *key, limits, 0);
-    if (!value.ok()) return value.status();
-    file.metadata.emplace_back(*std::move(key), *std::move(value));
+  for (uint64_t i = 0; i < n_kv; ++i) {
+    QLORAD_ASSIGN_OR_RETURN(std::string key, in.ReadString("metadata key", limits.max_string_bytes));
+    const std::string what = absl::StrCat("metadata '", key, "'");
+    if (!keys.insert(key).second) return in.Error(what, "duplicate key");
+    QLORAD_ASSIGN_OR_RETURN(const uint32_t type, in.Read<uint32_t>(what));
+    QLORAD_ASSIGN_OR_RETURN(GgufValue value, ReadValue(in, static_cast<GgufValueType>(type), key, limits, 0));
+    file.metadata.emplace_back(std::move(key), std::move(value));
   }
   if (const GgufValue* a = file.Find("general.alignment")) {
     if (a->type != GgufValueType::kUint32 || a->scalar == 0 || (a->scalar & (a->scalar - 1)) != 0) {
@@ -195,13 +177,12 @@ absl::StatusOr<GgufFile> ParseGguf(std::string_view bytes, const std::string& so
     file.alignment = static_cast<uint32_t>(a->scalar);
   }
   std::set<std::string, std::less<>> names;
-  for (uint64_t i = 0; i < *n_tensors; ++i) {
-    absl::StatusOr<GgufReadTensor> t = ReadTensorInfo(in, limits);
-    if (!t.ok()) return t.status();
-    if (!names.insert(t->name).second) return in.Error(absl::StrCat("tensor '", t->name, "'"), "duplicate name");
-    file.tensors.push_back(*std::move(t));
+  for (uint64_t i = 0; i < n_tensors; ++i) {
+    QLORAD_ASSIGN_OR_RETURN(GgufReadTensor t, ReadTensorInfo(in, limits));
+    if (!names.insert(t.name).second) return in.Error(absl::StrCat("tensor '", t.name, "'"), "duplicate name");
+    file.tensors.push_back(std::move(t));
   }
-  file.data_offset = AlignUp(in.at(), file.alignment);
+  file.data_offset = GgufAlignUp(in.at(), file.alignment);
   if (file.data_offset > bytes.size() && !file.tensors.empty()) {
     return in.Error("data section", "starts past the end of the file");
   }

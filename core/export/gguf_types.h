@@ -24,6 +24,10 @@ namespace qlorad::gguf {
 
 enum class GgmlType : uint32_t { kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8 };
 
+// `offset` rounded up to a multiple of `alignment` (> 0): where GGUF sections and tensor
+// data start.
+inline uint64_t GgufAlignUp(uint64_t offset, uint64_t alignment) { return (offset + alignment - 1) / alignment * alignment; }
+
 // "f32", "f16", "q4_0", "q8_0".
 const char* GgmlTypeName(GgmlType type);
 // Parses the names above (case-insensitive); INVALID_ARGUMENT listing them otherwise.

@@ -30,8 +30,6 @@ void PutString(std::string& out, const std::string& text) {
   out.append(text);
 }
 
-uint64_t AlignUp(uint64_t offset, uint32_t alignment) { return (offset + alignment - 1) / alignment * alignment; }
-
 struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
@@ -158,9 +156,9 @@ std::string GgufWriter::EncodeHeader() const {
     for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) Put<uint64_t>(out, static_cast<uint64_t>(*it));
     Put<uint32_t>(out, static_cast<uint32_t>(t.type));
     Put<uint64_t>(out, offset);
-    offset = AlignUp(offset + t.ByteSize(), alignment_);
+    offset = GgufAlignUp(offset + t.ByteSize(), alignment_);
   }
-  out.resize(AlignUp(out.size(), alignment_), '\0');
+  out.resize(GgufAlignUp(out.size(), alignment_), '\0');
   return out;
 }
 
@@ -183,7 +181,7 @@ absl::Status GgufWriter::Write(const std::string& path, const GgufTensorSource& 
     if (bytes->size() != tensors_[i].ByteSize())
       return fail(absl::InternalError(absl::StrCat("tensor '", tensors_[i].name, "': source gave ", bytes->size(),
                                                    " bytes, expected ", tensors_[i].ByteSize())));
-    bytes->resize(AlignUp(bytes->size(), alignment_), '\0');  // gguf-py pads after the last tensor too
+    bytes->resize(GgufAlignUp(bytes->size(), alignment_), '\0');  // gguf-py pads after the last tensor too
     if (!write(*bytes)) return fail(ErrnoStatus(errno, "cannot write", temp));
   }
   if (std::fflush(file.get()) != 0 || ::fsync(::fileno(file.get())) != 0)

@@ -13,14 +13,15 @@ namespace {
 // RTLD_DEEPBIND keeps the plugin's protobuf private, but the sanitizer runtimes refuse it
 // (google/sanitizers#611). Sanitizer builds load the plugin without it; their processes
 // that use SentencePiece (tokenizer tests, fuzzers) link no other protobuf.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr int kPluginDlopenFlags = RTLD_NOW | RTLD_LOCAL;
-#elif defined(__has_feature)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)  // GCC
+#define QLORAD_SANITIZER_RUNTIME 1
+#elif defined(__has_feature)  // clang
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr int kPluginDlopenFlags = RTLD_NOW | RTLD_LOCAL;
-#else
-constexpr int kPluginDlopenFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#define QLORAD_SANITIZER_RUNTIME 1
 #endif
+#endif
+#ifdef QLORAD_SANITIZER_RUNTIME
+constexpr int kPluginDlopenFlags = RTLD_NOW | RTLD_LOCAL;
 #else
 constexpr int kPluginDlopenFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
 #endif

@@ -7,14 +7,13 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/export/gguf_reader.h"
 #include "core/export/gguf_writer.h"
+#include "core/util/file_util.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {
@@ -23,13 +22,6 @@ using namespace qlorad::gguf;
 
 void Require(bool ok) {
   if (!ok) std::abort();
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
 }
 
 // Adds one key of a fuzzer-chosen kind and records what the reader must return.
@@ -99,7 +91,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const std::string path = qlorad::fuzz::ScratchDir() + "/roundtrip.gguf";
   Require(writer.Write(path, [&](size_t i) -> absl::StatusOr<std::string> { return payloads[i]; }).ok());
-  const std::string file_bytes = ReadAll(path);
+  absl::StatusOr<std::string> file_bytes_or = qlorad::ReadFileToString(path);
+  Require(file_bytes_or.ok());
+  const std::string& file_bytes = *file_bytes_or;
   auto file = ParseGguf(file_bytes, path);
   Require(file.ok());
   Require(file->version == GgufWriter::kVersion && file->alignment == alignment);

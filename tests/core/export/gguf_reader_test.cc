@@ -8,11 +8,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/export/gguf_writer.h"
+#include "core/util/file_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_paths.h"
 
@@ -104,10 +102,7 @@ TEST(GgufReaderTest, ReadsWhatTheWriterWrote) {
   ASSERT_TRUE(payload.ok());
   const std::string path = qlorad::testing::MakeTempDir("gguf_reader") + "/writer.gguf";
   ASSERT_TRUE(writer.Write(path, [&](size_t) -> absl::StatusOr<std::string> { return *payload; }).ok());
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream all;
-  all << in.rdbuf();
-  const std::string bytes = all.str();
+  ASSERT_OK_AND_ASSIGN(const std::string bytes, ReadFileToString(path));
   absl::StatusOr<GgufFile> file = ParseGguf(bytes, path);
   ASSERT_TRUE(file.ok()) << file.status();
   EXPECT_EQ(file->Find("x.big")->scalar, uint64_t{1} << 40);
