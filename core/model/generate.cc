@@ -5,6 +5,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/model/fused_decoder.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 
@@ -38,11 +39,22 @@ absl::StatusOr<GenerationResult> Generate(LlamaModel& model, const std::vector<i
     GenerationResult result;
     Sampler sampler(options.sampling);
     auto cache = model->NewCache(1, std::max<int64_t>(capacity, 1));
+    std::unique_ptr<FusedDecoder> fused;
+    if (options.fused_decode && model->device().is_cpu() && model->dtype() == at::kFloat) {
+      QLORAD_ASSIGN_OR_RETURN(fused, FusedDecoder::Create(model));
+    }
     auto long_options = at::TensorOptions().dtype(at::kLong);
     at::Tensor input = at::tensor(prompt, long_options).unsqueeze(0);
+    int64_t token = -1;
     for (int64_t step = 0; step < options.max_tokens; ++step) {
-      at::Tensor logits = model->forward({input, {}, {}, cache.get()});
-      int64_t token = sampler.Next(logits[0][-1]);
+      at::Tensor logits;
+      if (step > 0 && fused != nullptr) {
+        QLORAD_ASSIGN_OR_RETURN(logits, fused->Step(*cache, {token}));
+        logits = logits.unsqueeze(1);
+      } else {
+        logits = model->forward({input, {}, {}, cache.get()});
+      }
+      token = sampler.Next(logits[0][-1]);
       result.tokens.push_back(token);
       if (on_token && !on_token(token)) {
         result.finish_reason = FinishReason::kCancelled;

@@ -17,6 +17,9 @@ struct GenerationOptions {
   int64_t max_tokens = 32;
   SamplingOptions sampling;
   std::vector<int64_t> stop_token_ids;  // generation ends after emitting one
+  // fp32 on the CPU: decode steps after the prefill run through FusedDecoder
+  // (fused_decoder.h; equal up to fp32 summation order). false: libtorch for every step.
+  bool fused_decode = true;
 };
 
 enum class FinishReason { kLength, kStop, kCancelled };

@@ -39,6 +39,10 @@ class KvCache : public KvStore {
   std::pair<at::Tensor, at::Tensor> Append(int64_t layer, const at::Tensor& k, const at::Tensor& v) override;
   void Advance(int64_t tokens) override { length_ += tokens; }
   void Reset() { length_ = 0; }
+  // Per-layer storage, contiguous [B, Hkv, capacity, D], for kernels that write the
+  // new position in place (fused_decoder.h) before Advance.
+  const at::Tensor& keys(int64_t layer) const { return keys_[layer]; }
+  const at::Tensor& values(int64_t layer) const { return values_[layer]; }
 
  private:
   std::vector<at::Tensor> keys_;    // per layer [B, Hkv, capacity, D]

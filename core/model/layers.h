@@ -19,6 +19,8 @@ class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(at::Tensor weight, double eps);
   at::Tensor forward(const at::Tensor& x);
+  const at::Tensor& weight() const { return weight_; }
+  double eps() const { return eps_; }
 
  private:
   at::Tensor weight_;
@@ -71,6 +73,8 @@ class DecoderLayerImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const AttentionContext& context);
   Attention& attention() { return attention_; }
   Mlp& mlp() { return mlp_; }
+  RMSNorm& input_norm() { return input_norm_; }
+  RMSNorm& post_attention_norm() { return post_attention_norm_; }
 
  private:
   RMSNorm input_norm_;

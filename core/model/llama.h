@@ -50,6 +50,8 @@ class LlamaModelImpl : public torch::nn::Module {
   const at::Tensor& embed_tokens() const { return embed_tokens_; }
   std::vector<DecoderLayer>& layers() { return layers_; }
   LinearLayer& lm_head() { return *lm_head_; }
+  RMSNorm& norm() { return norm_; }
+  const RotaryEmbedding& rope() const { return rope_; }
   // A cache for `batch` sequences of up to `capacity` positions on this model's device.
   std::unique_ptr<KvCache> NewCache(int64_t batch, int64_t capacity) const;
 

@@ -6,6 +6,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/model/fused_decoder.h"
 #include "core/model/generate.h"
 #include "core/model/loader.h"
 #include "core/util/file_util.h"
@@ -19,8 +20,21 @@ namespace qlorad::tool {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: qlorad-tool logits --tokens 1,5,9 --out FILE [--incremental] <model flags>\n"
-    "  --incremental  decode token by token through the KV cache instead of one pass\n";
+    "usage: qlorad-tool logits --tokens 1,5,9 --out FILE [--incremental [--fused]] <model flags>\n"
+    "  --incremental  decode token by token through the KV cache instead of one pass\n"
+    "  --fused        ... through the fused CPU decode kernels (fp32 on the CPU only)\n";
+
+// Every position's logits, one FusedDecoder step per token.
+absl::StatusOr<at::Tensor> FusedForward(LlamaModel& model, const std::vector<int64_t>& tokens) {
+  QLORAD_ASSIGN_OR_RETURN(std::unique_ptr<FusedDecoder> decoder, FusedDecoder::Create(model));
+  auto cache = model->NewCache(1, static_cast<int64_t>(tokens.size()));
+  std::vector<at::Tensor> rows;
+  for (int64_t token : tokens) {
+    QLORAD_ASSIGN_OR_RETURN(at::Tensor logits, decoder->Step(*cache, {token}));
+    rows.push_back(logits.clone());
+  }
+  return at::cat(rows, 0);
+}
 
 absl::StatusOr<at::Tensor> Forward(LlamaModel& model, const std::vector<int64_t>& tokens, bool incremental) {
   return CatchTorchErrors("forward", [&]() -> absl::StatusOr<at::Tensor> {
@@ -37,7 +51,7 @@ absl::StatusOr<at::Tensor> Forward(LlamaModel& model, const std::vector<int64_t>
 absl::Status Logits(const Args& args) {
   std::set<std::string> value_flags = kModelValueFlags, bool_flags = kModelBoolFlags;
   value_flags.insert({"tokens", "out"});
-  bool_flags.insert({"incremental", "help"});
+  bool_flags.insert({"incremental", "fused", "help"});
   QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, value_flags, bool_flags));
   if (flags.GetBool("help")) {
     std::printf("%s%s", kUsage, kModelUsage);
@@ -54,7 +68,10 @@ absl::Status Logits(const Args& args) {
       !reason.empty() && static_cast<int64_t>(tokens.size()) > loaded.config.ContextLimit())
     return absl::InvalidArgumentError(absl::StrCat("--tokens: ", tokens.size(), " tokens exceed the ", reason,
                                                    " (hint: at most ", loaded.config.ContextLimit(), " tokens)"));
-  QLORAD_ASSIGN_OR_RETURN(at::Tensor logits, Forward(loaded.model, tokens, flags.GetBool("incremental")));
+  if (flags.GetBool("fused") && !flags.GetBool("incremental"))
+    return absl::InvalidArgumentError("--fused: decodes token by token (hint: add --incremental)");
+  QLORAD_ASSIGN_OR_RETURN(at::Tensor logits, flags.GetBool("fused") ? FusedForward(loaded.model, tokens)
+                                                                     : Forward(loaded.model, tokens, flags.GetBool("incremental")));
   at::Tensor cpu = logits.to(at::kCPU, at::kFloat).contiguous();
   return WriteFileAtomically(out, std::string_view(static_cast<const char*>(cpu.data_ptr()), cpu.nbytes()));
 }

@@ -2,8 +2,13 @@
 // this machine's measured fp32 GEMM rate and memory bandwidth, which bound them:
 //   prefill ≤ GEMM FLOP/s / (2 · params) tokens/s,  decode ≤ bandwidth / weight bytes.
 // Usage: model_bench [--model DIR] [--device cpu] [--prompt 512] [--decode 64] [--threads N]
+//                    [--kv-heads 4] [--reps 1]
 // --threads sets ATen's intra-op threads (default 1: OpenBLAS threads GEMMs itself).
-// Without --model it writes a ~100M-parameter Llama-shaped model to a temp dir.
+// Without --model it writes a ~100M-parameter Llama-shaped model (12 heads, --kv-heads
+// key/value heads) to a temp dir. Decode is timed on the libtorch path and on the fused
+// path (fused_decoder.h), alternating, --reps times each; the read-bandwidth floor is a
+// threaded sum over 1 GB (kernels' pool), measured in the same run.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +21,10 @@
 #include <ATen/core/grad_mode.h>
 
 #include "core/model/device.h"
+#include "core/model/fused_decoder.h"
+#include "kernels/cpu_isa.h"
+#include "kernels/matvec.h"
+#include "kernels/parallel.h"
 #include "core/model/loader.h"
 #include "tests/bench/bench_args.h"
 #include "core/model/random_model.h"
@@ -46,6 +55,36 @@ double MemcpyGBps() {
   return 2.0 * bytes * reps / Seconds(start) / 1e9;
 }
 
+// Bytes/s a threaded streaming read reaches (a dot product of 1 GB with itself through
+// the decode kernel: the same loads decode does).
+double ReadGBps() {
+  const int64_t cols = 4096, rows = (int64_t{1} << 30) / (4 * cols);
+  std::vector<float> m(rows * cols, 1.0f), x(cols, 1.0f), y(rows);
+  double best = 0;
+  for (int rep = 0; rep < 4; ++rep) {
+    auto start = Clock::now();
+    qlorad::kernels::ParallelFor(rows, 16, [&](int64_t b, int64_t e) {
+      qlorad::kernels::MatvecRows(m.data(), cols, x.data(), cols, 1, nullptr, y.data(), rows, b, e);
+    });
+    best = std::max(best, 4.0 * rows * cols / Seconds(start) / 1e9);
+  }
+  return best;
+}
+
+// Decodes `steps` greedy tokens after `next` on the libtorch path or the fused one.
+double DecodeSeconds(qlorad::LlamaModel& model, qlorad::KvCache& cache, at::Tensor next, int64_t steps, bool fused) {
+  auto decoder = qlorad::FusedDecoder::Create(model);
+  auto start = Clock::now();
+  for (int64_t i = 0; i < steps; ++i) {
+    if (fused) {
+      next = (*decoder)->Step(cache, {next.item<int64_t>()}).value()[0].argmax().view({1, 1});
+    } else {
+      next = model->forward({next, {}, {}, &cache})[0][-1].argmax().view({1, 1});
+    }
+  }
+  return Seconds(start);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -60,7 +99,9 @@ int main(int argc, char** argv) {
   if (model_dir.empty()) {
     model_dir = (std::filesystem::temp_directory_path() / "qlorad_bench_100m").string();
     RandomModelOptions options;
-    options.config = MakeConfig("llama", 12, 768, 12, 4, 2048, 32000, /*tie=*/false);
+    const int64_t kv_heads = std::stoll(Arg(argc, argv, "kv-heads", "4"));
+    model_dir += "_kv" + std::to_string(kv_heads);
+    options.config = MakeConfig("llama", 12, 768, 12, kv_heads, 2048, 32000, /*tie=*/false);
     options.seed = 1;
     if (!std::filesystem::exists(model_dir + "/config.json")) {
       auto status = WriteRandomModel(model_dir, options);
@@ -77,28 +118,43 @@ int main(int argc, char** argv) {
   // Bytes read per decoded token: every weight once (embeddings: one row, ignored).
   const double weight_bytes = (params - config.vocab_size * config.hidden_size * (config.tie_word_embeddings ? 0 : 1)) * 4;
 
-  const double gflops = GemmGflops(*device), bandwidth = MemcpyGBps();
+  const double gflops = GemmGflops(*device), bandwidth = MemcpyGBps(), read = ReadGBps();
+  const int reps = std::stoi(Arg(argc, argv, "reps", "1"));
   at::NoGradGuard no_grad;
   auto ids = at::randint(0, config.vocab_size, {1, prompt}, at::TensorOptions().dtype(at::kLong));
   auto cache = loaded->model->NewCache(1, prompt + decode);
   loaded->model->forward({ids.narrow(1, 0, 16), {}, {}, cache.get()});  // warm-up
-  cache->Reset();
-  auto start = Clock::now();
-  at::Tensor logits = loaded->model->forward({ids, {}, {}, cache.get()});
-  const double prefill_s = Seconds(start);
-  at::Tensor next = logits[0][-1].argmax().view({1, 1});
-  start = Clock::now();
-  for (int64_t i = 0; i < decode; ++i) next = loaded->model->forward({next, {}, {}, cache.get()})[0][-1].argmax().view({1, 1});
-  const double decode_s = Seconds(start);
+  std::vector<double> prefill_rates, torch_rates, fused_rates;
+  for (int rep = 0; rep < reps; ++rep) {
+    for (bool fused : {false, true}) {
+      cache->Reset();
+      auto start = Clock::now();
+      at::Tensor logits = loaded->model->forward({ids, {}, {}, cache.get()});
+      prefill_rates.push_back(prompt / Seconds(start));
+      at::Tensor next = logits[0][-1].argmax().view({1, 1});
+      (fused ? fused_rates : torch_rates).push_back(decode / DecodeSeconds(loaded->model, *cache, next, decode, fused));
+    }
+  }
+  auto median = [](std::vector<double> v) { std::sort(v.begin(), v.end()); return v[v.size() / 2]; };
+  auto range = [](const std::vector<double>& v) {
+    return std::to_string(*std::min_element(v.begin(), v.end())).substr(0, 6) + "-" +
+           std::to_string(*std::max_element(v.begin(), v.end())).substr(0, 6);
+  };
+  const double decode_floor = read * 1e9 / weight_bytes, prefill_floor = gflops * 1e9 / (2 * params);
 
-  std::printf("model: %s, %.1fM parameters, %d threads, device %s\n", model_dir.c_str(), params / 1e6,
-              at::get_num_threads(), device->str().c_str());
-  std::printf("machine: fp32 GEMM 1024^3 %.1f GFLOP/s, memcpy %.1f GB/s (read+write)\n", gflops, bandwidth);
-  std::printf("prefill %lld tokens: %.1f tokens/s (GEMM floor %.1f tokens/s, %.0f%% of it)\n",
-              static_cast<long long>(prompt), prompt / prefill_s, gflops * 1e9 / (2 * params),
-              100 * (prompt / prefill_s) / (gflops * 1e9 / (2 * params)));
-  std::printf("decode %lld tokens: %.1f tokens/s (bandwidth floor %.1f tokens/s, %.0f%% of it)\n",
-              static_cast<long long>(decode), decode / decode_s, bandwidth * 1e9 / weight_bytes,
-              100 * (decode / decode_s) / (bandwidth * 1e9 / weight_bytes));
+  std::printf("model: %s, %.1fM parameters, %d ATen threads, %d kernel threads, device %s, ISA %s\n", model_dir.c_str(),
+              params / 1e6, at::get_num_threads(), kernels::NumThreads(), device->str().c_str(),
+              kernels::CpuIsaName(kernels::ActiveIsa()));
+  std::printf("machine: fp32 GEMM 1024^3 %.1f GFLOP/s, memcpy %.1f GB/s (read+write), threaded read %.1f GB/s\n",
+              gflops, bandwidth, read);
+  std::printf("prefill %lld tokens: %.1f tokens/s median of %zu (%s) (GEMM floor %.1f tokens/s, %.0f%% of it)\n",
+              static_cast<long long>(prompt), median(prefill_rates), prefill_rates.size(), range(prefill_rates).c_str(),
+              prefill_floor, 100 * median(prefill_rates) / prefill_floor);
+  for (bool fused : {false, true}) {
+    const auto& rates = fused ? fused_rates : torch_rates;
+    std::printf("decode %lld tokens, %s path: %.1f tokens/s median of %d (%s) (read floor %.1f tokens/s, %.0f%% of it)\n",
+                static_cast<long long>(decode), fused ? "fused" : "libtorch", median(rates), reps, range(rates).c_str(),
+                decode_floor, 100 * median(rates) / decode_floor);
+  }
   return 0;
 }

@@ -1,0 +1,209 @@
+#include "core/model/fused_decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <ATen/core/grad_mode.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/model/linear.h"
+#include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
+#include "kernels/decode_ops.h"
+#include "kernels/matvec.h"
+#include "kernels/parallel.h"
+
+namespace qlorad {
+namespace {
+
+// The fp32 CPU contiguous storage of `t`, or nullptr when it has another form.
+const float* Fp32CpuData(const at::Tensor& t) {
+  if (!t.defined() || !t.device().is_cpu() || t.scalar_type() != at::kFloat || !t.is_contiguous()) return nullptr;
+  return t.data_ptr<float>();
+}
+
+// Rows per ParallelFor chunk: about 16 KB of weights, so chunks stay balanced.
+int64_t RowGrain(int64_t in) { return std::max<int64_t>(4, 4096 / std::max<int64_t>(1, in)); }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FusedDecoder>> FusedDecoder::Create(LlamaModel model) {
+  if (!model->device().is_cpu() || model->dtype() != at::kFloat)
+    return absl::FailedPreconditionError(absl::StrCat("the fused decoder runs fp32 models on the CPU; this one is ",
+                                                      c10::toString(model->dtype()), " on ", model->device().str()));
+  std::unique_ptr<FusedDecoder> decoder(new FusedDecoder(std::move(model)));
+  QLORAD_RETURN_IF_ERROR(decoder->Init());
+  return decoder;
+}
+
+absl::StatusOr<FusedDecoder::Projection> FusedDecoder::MakeProjection(LinearLayer& layer, const char* name,
+                                                                      int64_t index) {
+  Projection p;
+  p.layer = &layer;
+  p.in = layer.in_features();
+  p.out = layer.out_features();
+  if (auto* dense = dynamic_cast<DenseLinear*>(&layer)) {
+    p.weight = Fp32CpuData(dense->weight());
+    p.bias = Fp32CpuData(dense->bias());
+    if (p.weight != nullptr && dense->bias().defined() && p.bias == nullptr)
+      return absl::FailedPreconditionError(absl::StrCat("layer ", index, " ", name, ": bias is not fp32 on the CPU"));
+  }
+  if (p.weight != nullptr) ++fused_projections_;
+  return p;
+}
+
+absl::Status FusedDecoder::Init() {
+  config_ = model_->config();
+  embed_ = Fp32CpuData(model_->embed_tokens());
+  final_norm_ = Fp32CpuData(model_->norm()->weight());
+  norm_eps_ = static_cast<float>(model_->norm()->eps());
+  if (embed_ == nullptr || final_norm_ == nullptr)
+    return absl::FailedPreconditionError("the embeddings and final norm must be contiguous fp32 CPU tensors");
+  at::Tensor inv_freq = model_->rope().inv_freq().contiguous();
+  inv_freq_.assign(inv_freq.data_ptr<float>(), inv_freq.data_ptr<float>() + inv_freq.numel());
+  for (int64_t i = 0; i < static_cast<int64_t>(model_->layers().size()); ++i) {
+    DecoderLayerImpl& decoder_layer = *model_->layers()[i];
+    Layer layer;
+    layer.input_norm = Fp32CpuData(decoder_layer.input_norm()->weight());
+    layer.post_norm = Fp32CpuData(decoder_layer.post_attention_norm()->weight());
+    if (layer.input_norm == nullptr || layer.post_norm == nullptr)
+      return absl::FailedPreconditionError(absl::StrCat("layer ", i, ": norm weights must be contiguous fp32 CPU tensors"));
+    const auto& attention = decoder_layer.attention()->projections();
+    const auto& mlp = decoder_layer.mlp()->projections();
+    QLORAD_ASSIGN_OR_RETURN(layer.q, MakeProjection(*attention.q, "q_proj", i));
+    QLORAD_ASSIGN_OR_RETURN(layer.k, MakeProjection(*attention.k, "k_proj", i));
+    QLORAD_ASSIGN_OR_RETURN(layer.v, MakeProjection(*attention.v, "v_proj", i));
+    QLORAD_ASSIGN_OR_RETURN(layer.o, MakeProjection(*attention.o, "o_proj", i));
+    QLORAD_ASSIGN_OR_RETURN(layer.gate, MakeProjection(*mlp.gate, "gate_proj", i));
+    QLORAD_ASSIGN_OR_RETURN(layer.up, MakeProjection(*mlp.up, "up_proj", i));
+    QLORAD_ASSIGN_OR_RETURN(layer.down, MakeProjection(*mlp.down, "down_proj", i));
+    layers_.push_back(layer);
+  }
+  QLORAD_ASSIGN_OR_RETURN(head_, MakeProjection(model_->lm_head(), "lm_head", -1));
+  return absl::OkStatus();
+}
+
+void FusedDecoder::EnsureBuffers(int batch, int64_t capacity) {
+  if (batch > buffer_batch_) {
+    const int64_t attention_width = config_.num_attention_heads * config_.head_dim;
+    const int64_t kv_width = config_.num_key_value_heads * config_.head_dim;
+    hidden_.resize(batch * config_.hidden_size);
+    normed_.resize(batch * config_.hidden_size);
+    delta_.resize(batch * config_.hidden_size);
+    q_.resize(batch * attention_width);
+    attn_.resize(batch * attention_width);
+    k_.resize(batch * kv_width);
+    v_.resize(batch * kv_width);
+    gate_.resize(batch * config_.intermediate_size);
+    up_.resize(batch * config_.intermediate_size);
+    logits_ = at::empty({batch, head_.out}, at::TensorOptions().dtype(at::kFloat));
+    buffer_batch_ = batch;
+  }
+  buffer_capacity_ = std::max(buffer_capacity_, capacity);
+  const size_t scores = static_cast<size_t>(buffer_batch_ * config_.num_attention_heads * buffer_capacity_);
+  if (scores_.size() < scores) scores_.resize(scores);
+}
+
+void FusedDecoder::Project(std::initializer_list<Output> outputs, const float* x, int batch) {
+  int64_t dense_rows = 0;
+  for (const Output& output : outputs) {
+    const Projection& p = *output.projection;
+    if (p.weight != nullptr) {
+      dense_rows += p.out;
+      continue;
+    }
+    at::Tensor in = at::from_blob(const_cast<float*>(x), {batch, p.in}, at::TensorOptions().dtype(at::kFloat));
+    at::Tensor result = p.layer->forward(in).contiguous();
+    std::memcpy(output.y, result.data_ptr<float>(), sizeof(float) * batch * p.out);
+  }
+  if (dense_rows == 0) return;
+  // Every dense output's rows, numbered one after the other, split across the threads.
+  const int64_t in = outputs.begin()->projection->in;
+  kernels::ParallelFor(dense_rows, RowGrain(in), [&](int64_t begin, int64_t end) {
+    int64_t first = 0;
+    for (const Output& output : outputs) {
+      const Projection& p = *output.projection;
+      if (p.weight == nullptr) continue;
+      const int64_t lo = std::max(begin, first), hi = std::min(end, first + p.out);
+      if (lo < hi)
+        kernels::MatvecRows(p.weight, p.in, x, p.in, batch, p.bias, output.y, p.out, lo - first, hi - first);
+      first += p.out;
+    }
+  });
+}
+
+void FusedDecoder::Attend(KvCache& cache, int64_t layer, int batch) {
+  const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
+  const int64_t d = config_.head_dim, groups = heads / kv_heads, position = cache.length();
+  const int64_t capacity = cache.capacity();
+  float* keys = cache.keys(layer).data_ptr<float>();
+  float* values = cache.values(layer).data_ptr<float>();
+  for (int b = 0; b < batch; ++b) {
+    for (int64_t h = 0; h < kv_heads; ++h) {
+      const int64_t slot = ((b * kv_heads + h) * capacity + position) * d;
+      std::memcpy(keys + slot, k_.data() + (b * kv_heads + h) * d, sizeof(float) * d);
+      std::memcpy(values + slot, v_.data() + (b * kv_heads + h) * d, sizeof(float) * d);
+    }
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  kernels::ParallelFor(batch * heads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t b = bh / heads, h = bh % heads;
+      const int64_t base = (b * kv_heads + h / groups) * capacity * d;
+      kernels::AttendOneQuery(q_.data() + bh * d, keys + base, values + base, position + 1, d, scale,
+                              scores_.data() + bh * buffer_capacity_, attn_.data() + bh * d);
+    }
+  });
+}
+
+void FusedDecoder::RunStep(KvCache& cache, absl::Span<const int64_t> tokens) {
+  const int batch = static_cast<int>(tokens.size());
+  const int64_t hidden = config_.hidden_size, position = cache.length();
+  EnsureBuffers(batch, cache.capacity());
+  for (int b = 0; b < batch; ++b)
+    std::memcpy(hidden_.data() + b * hidden, embed_ + tokens[b] * hidden, sizeof(float) * hidden);
+  for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
+    const Layer& layer = layers_[i];
+    for (int b = 0; b < batch; ++b)
+      kernels::RmsNorm(hidden_.data() + b * hidden, layer.input_norm, hidden, norm_eps_, normed_.data() + b * hidden);
+    Project({{&layer.q, q_.data()}, {&layer.k, k_.data()}, {&layer.v, v_.data()}}, normed_.data(), batch);
+    kernels::ApplyRope(q_.data(), batch * config_.num_attention_heads, config_.head_dim, inv_freq_.data(), position);
+    kernels::ApplyRope(k_.data(), batch * config_.num_key_value_heads, config_.head_dim, inv_freq_.data(), position);
+    Attend(cache, i, batch);
+    Project({{&layer.o, delta_.data()}}, attn_.data(), batch);
+    for (int64_t j = 0; j < batch * hidden; ++j) hidden_[j] += delta_[j];
+    for (int b = 0; b < batch; ++b)
+      kernels::RmsNorm(hidden_.data() + b * hidden, layer.post_norm, hidden, norm_eps_, normed_.data() + b * hidden);
+    Project({{&layer.gate, gate_.data()}, {&layer.up, up_.data()}}, normed_.data(), batch);
+    kernels::SwiGluInPlace(gate_.data(), up_.data(), batch * config_.intermediate_size);
+    Project({{&layer.down, delta_.data()}}, gate_.data(), batch);
+    for (int64_t j = 0; j < batch * hidden; ++j) hidden_[j] += delta_[j];
+  }
+  for (int b = 0; b < batch; ++b)
+    kernels::RmsNorm(hidden_.data() + b * hidden, final_norm_, hidden, norm_eps_, normed_.data() + b * hidden);
+  Project({{&head_, logits_.data_ptr<float>()}}, normed_.data(), batch);
+  cache.Advance(1);
+}
+
+absl::StatusOr<at::Tensor> FusedDecoder::Step(KvCache& cache, absl::Span<const int64_t> tokens) {
+  const int64_t batch = static_cast<int64_t>(tokens.size());
+  if (batch < 1 || batch > kernels::kMatvecMaxBatch)
+    return absl::InvalidArgumentError(absl::StrCat("fused decode takes 1 to ", kernels::kMatvecMaxBatch,
+                                                   " rows per step, got ", batch));
+  if (cache.keys(0).size(0) != batch || !cache.keys(0).device().is_cpu() || cache.keys(0).scalar_type() != at::kFloat)
+    return absl::InvalidArgumentError(absl::StrCat("the KV cache must hold ", batch, " fp32 CPU rows (one per token)"));
+  if (cache.length() >= cache.capacity())
+    return absl::OutOfRangeError(absl::StrCat("KV cache full: ", cache.length(), " of ", cache.capacity(), " positions"));
+  for (int64_t b = 0; b < batch; ++b)
+    if (tokens[b] < 0 || tokens[b] >= config_.vocab_size)
+      return absl::InvalidArgumentError(absl::StrCat("tokens[", b, "] = ", tokens[b], " is outside the vocabulary [0, ",
+                                                     config_.vocab_size, ")"));
+  return CatchTorchErrors("fused decode step", [&]() -> absl::StatusOr<at::Tensor> {
+    at::NoGradGuard no_grad;
+    RunStep(cache, tokens);
+    return logits_.narrow(0, 0, batch);
+  });
+}
+
+}  // namespace qlorad

@@ -1,0 +1,90 @@
+// Batch-1..8 incremental decode on the CPU in fp32 without per-op dispatch: one
+// decoder step runs as a few fork-join regions per layer over raw weight pointers
+// (kernels/matvec.h, kernels/decode_ops.h): q/k/v in one pass, rope in place, the
+// new key/value written straight into the KvCache, attention per head, o, gate/up in
+// one pass, SwiGLU, down, and the vocabulary head. Prefill stays on libtorch
+// (LlamaModel::forward) and shares the same KvCache, so the two paths can alternate.
+//
+// Dense fp32 projections take the fused kernels. Any other LinearLayer (NF4, LoRA-
+// wrapped) is called through its own forward on the same buffers, so every model the
+// reference path runs works here too, with the fused kernels where they apply.
+// Weights are read in place and never copied or mutated. Results equal
+// LlamaModel::forward up to fp32 summation order (tests: decode_fused_test).
+#ifndef QLORAD_CORE_MODEL_FUSED_DECODER_H_
+#define QLORAD_CORE_MODEL_FUSED_DECODER_H_
+
+#include <memory>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/model/kv_cache.h"
+#include "core/model/llama.h"
+
+namespace qlorad {
+
+class FusedDecoder {
+ public:
+  // FAILED_PRECONDITION (with the reason) unless the model computes in fp32 on the CPU.
+  // The decoder shares ownership of the model; the model must keep its layers.
+  static absl::StatusOr<std::unique_ptr<FusedDecoder>> Create(LlamaModel model);
+
+  // One decode step for every row of `cache`: tokens[b] is row b's next input token,
+  // at position cache.length(). Appends each layer's key/value, advances the cache by
+  // one and returns the logits [batch, vocab] as a view of an internal buffer that the
+  // next Step overwrites. batch = tokens.size() = the cache's batch, 1..8.
+  // Not thread-safe: one Step at a time per decoder.
+  absl::StatusOr<at::Tensor> Step(KvCache& cache, absl::Span<const int64_t> tokens);
+
+  // How many of the model's projections (7 per layer + head) take the fused kernels.
+  int fused_projections() const { return fused_projections_; }
+
+ private:
+  // A linear layer seen by the step: a dense fp32 weight, or the layer to call.
+  struct Projection {
+    LinearLayer* layer = nullptr;
+    const float* weight = nullptr;  // [out, in] row-major; nullptr: call layer->forward
+    const float* bias = nullptr;
+    int64_t in = 0, out = 0;
+  };
+  struct Layer {
+    const float* input_norm = nullptr;
+    const float* post_norm = nullptr;
+    Projection q, k, v, o, gate, up, down;
+  };
+  struct Output {
+    const Projection* projection;
+    float* y;  // [batch, out]
+  };
+
+  explicit FusedDecoder(LlamaModel model) : model_(std::move(model)) {}
+  absl::Status Init();
+  absl::StatusOr<Projection> MakeProjection(LinearLayer& layer, const char* name, int64_t index);
+  void EnsureBuffers(int batch, int64_t capacity);
+  // outputs[j].y = x · W_jᵀ for every j; dense ones share one ParallelFor.
+  void Project(std::initializer_list<Output> outputs, const float* x, int batch);
+  void Attend(KvCache& cache, int64_t layer, int batch);
+  void RunStep(KvCache& cache, absl::Span<const int64_t> tokens);
+
+  LlamaModel model_;
+  ModelConfig config_;
+  const float* embed_ = nullptr;
+  const float* final_norm_ = nullptr;
+  float norm_eps_ = 0.0f;
+  std::vector<float> inv_freq_;
+  std::vector<Layer> layers_;
+  Projection head_;
+  int fused_projections_ = 0;
+
+  // Scratch, sized for the largest batch/capacity seen; no allocation in steady state.
+  int buffer_batch_ = 0;
+  int64_t buffer_capacity_ = 0;
+  std::vector<float> hidden_, normed_, q_, k_, v_, attn_, delta_, gate_, up_, scores_;
+  at::Tensor logits_;
+};
+
+}  // namespace qlorad
+
+#endif  // QLORAD_CORE_MODEL_FUSED_DECODER_H_

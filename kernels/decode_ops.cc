@@ -1,0 +1,51 @@
+#include "kernels/decode_ops.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/matvec.h"
+
+namespace qlorad::kernels {
+
+void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(sum / static_cast<float>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
+}
+
+void ApplyRope(float* x, int64_t heads, int64_t head_dim, const float* inv_freq, int64_t position) {
+  const int64_t half = head_dim / 2;
+  const float pos = static_cast<float>(position);
+  for (int64_t i = 0; i < half; ++i) {
+    const float angle = pos * inv_freq[i];
+    const float c = std::cos(angle), s = std::sin(angle);
+    for (int64_t h = 0; h < heads; ++h) {
+      float* v = x + h * head_dim;
+      const float lo = v[i], hi = v[i + half];
+      v[i] = lo * c - hi * s;
+      v[i + half] = hi * c + lo * s;
+    }
+  }
+}
+
+void SwiGluInPlace(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void AttendOneQuery(const float* q, const float* keys, const float* values, int64_t length, int64_t d,
+                    float scale, float* scores, float* out) {
+  MatvecRows(keys, d, q, d, 1, nullptr, scores, length, 0, length);
+  float max_score = -INFINITY;
+  for (int64_t s = 0; s < length; ++s) max_score = std::max(max_score, scores[s] * scale);
+  float total = 0.0f;
+  for (int64_t s = 0; s < length; ++s) {
+    scores[s] = std::exp(scores[s] * scale - max_score);
+    total += scores[s];
+  }
+  const float inv_total = 1.0f / total;
+  for (int64_t s = 0; s < length; ++s) scores[s] *= inv_total;
+  WeightedRowSum(values, length, d, scores, out);
+}
+
+}  // namespace qlorad::kernels

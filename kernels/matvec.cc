@@ -1,0 +1,52 @@
+// Dispatch and the portable scalar bodies of kernels/matvec.h.
+#include "kernels/matvec.h"
+
+#include "kernels/cpu_isa.h"
+#include "kernels/internal/matvec_impl.h"
+
+namespace qlorad::kernels {
+namespace internal {
+
+void MatvecRowsScalar(const MatvecArgs& a) {
+  for (int64_t o = a.row_begin; o < a.row_end; ++o) {
+    const float* row = a.w + o * a.in;
+    for (int b = 0; b < a.batch; ++b) {
+      const float* x = a.x + b * a.x_stride;
+      float sum = 0.0f;
+      for (int64_t i = 0; i < a.in; ++i) sum += row[i] * x[i];
+      a.y[b * a.y_stride + o] = a.bias != nullptr ? sum + a.bias[o] : sum;
+    }
+  }
+}
+
+void WeightedRowSumScalar(const float* m, int64_t rows, int64_t cols, const float* p, float* out) {
+  for (int64_t c = 0; c < cols; ++c) out[c] = 0.0f;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = m + r * cols;
+    for (int64_t c = 0; c < cols; ++c) out[c] += p[r] * row[c];
+  }
+}
+
+}  // namespace internal
+
+void MatvecRows(const float* w, int64_t in, const float* x, int64_t x_stride, int batch,
+                const float* bias, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  const internal::MatvecArgs args{w, in, x, x_stride, batch, bias, y, y_stride, row_begin, row_end};
+  switch (ActiveIsa()) {
+    case CpuIsa::kAvx512: return internal::MatvecRowsAvx512(args);
+    case CpuIsa::kAvx2: return internal::MatvecRowsAvx2(args);
+    case CpuIsa::kScalar: break;
+  }
+  internal::MatvecRowsScalar(args);
+}
+
+void WeightedRowSum(const float* m, int64_t rows, int64_t cols, const float* p, float* out) {
+  switch (ActiveIsa()) {
+    case CpuIsa::kAvx512: return internal::WeightedRowSumAvx512(m, rows, cols, p, out);
+    case CpuIsa::kAvx2: return internal::WeightedRowSumAvx2(m, rows, cols, p, out);
+    case CpuIsa::kScalar: break;
+  }
+  internal::WeightedRowSumScalar(m, rows, cols, p, out);
+}
+
+}  // namespace qlorad::kernels

@@ -1,0 +1,28 @@
+// Dense fp32 kernels for batch-1..8 decode on the CPU (no torch): the row-major
+// matrix-vector products that dominate a decode step, and the small vector ops
+// around them. Every kernel works on a caller-chosen row range so that several
+// matrices (q/k/v, gate/up) can share one ParallelFor; none allocates. The
+// instruction set is chosen at run time (cpu_isa.h); results equal a plain fp32
+// dot product up to summation order.
+#ifndef QLORAD_KERNELS_MATVEC_H_
+#define QLORAD_KERNELS_MATVEC_H_
+
+#include <cstdint>
+
+namespace qlorad::kernels {
+
+// Most batch rows one MatvecRows call serves per pass over W.
+inline constexpr int kMatvecMaxBatch = 8;
+
+// For o in [row_begin, row_end) and b < batch (1..kMatvecMaxBatch):
+//   y[b * y_stride + o] = dot(W[o, 0:in], x[b * x_stride, 0:in]) (+ bias[o] when bias != nullptr).
+// W is row-major with row stride `in`. x rows must not alias y.
+void MatvecRows(const float* w, int64_t in, const float* x, int64_t x_stride, int batch,
+                const float* bias, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end);
+
+// out[0:cols] = sum_{r < rows} p[r] · m[r * cols, 0:cols]  (attention's probabilities × V).
+void WeightedRowSum(const float* m, int64_t rows, int64_t cols, const float* p, float* out);
+
+}  // namespace qlorad::kernels
+
+#endif  // QLORAD_KERNELS_MATVEC_H_
