@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "kernels/matvec.h"
+#include "kernels/parallel.h"
 
 namespace qlorad::kernels {
 
@@ -34,8 +36,8 @@ void SwiGluInPlace(float* gate, const float* up, int64_t n) {
 }
 
 void AttendOneQuery(const float* q, const float* keys, const float* values, int64_t length, int64_t d,
-                    float scale, float* scores, float* out) {
-  MatvecRows(keys, d, q, d, 1, nullptr, scores, length, 0, length);
+                    int64_t row_stride, float scale, float* scores, float* out) {
+  MatvecRows(keys, d, row_stride, q, d, 1, nullptr, scores, length, 0, length);
   float max_score = -INFINITY;
   for (int64_t s = 0; s < length; ++s) max_score = std::max(max_score, scores[s] * scale);
   float total = 0.0f;
@@ -45,7 +47,22 @@ void AttendOneQuery(const float* q, const float* keys, const float* values, int6
   }
   const float inv_total = 1.0f / total;
   for (int64_t s = 0; s < length; ++s) scores[s] *= inv_total;
-  WeightedRowSum(values, length, d, scores, out);
+  WeightedRowSum(values, length, d, row_stride, scores, out);
+}
+
+void CausalAttention(const CausalAttentionArgs& a) {
+  const int64_t groups = a.heads / a.kv_heads, rows = a.batch * a.heads * a.tokens;
+  ParallelFor(rows, 8, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scores;
+    if (scores.size() < static_cast<size_t>(a.past + a.tokens)) scores.resize(a.past + a.tokens);
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t t = row % a.tokens, h = (row / a.tokens) % a.heads, b = row / (a.tokens * a.heads);
+      const int64_t kv = b * a.kv_batch_stride + (h / groups) * a.kv_head_stride;
+      AttendOneQuery(a.q + b * a.q_batch_stride + h * a.q_head_stride + t * a.q_token_stride, a.k + kv, a.v + kv,
+                     a.past + t + 1, a.d, a.kv_token_stride, a.scale, scores.data(),
+                     a.out + b * a.out_batch_stride + t * a.out_token_stride + h * a.out_head_stride);
+    }
+  });
 }
 
 }  // namespace qlorad::kernels

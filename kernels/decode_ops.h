@@ -19,9 +19,27 @@ void ApplyRope(float* x, int64_t heads, int64_t head_dim, const float* inv_freq,
 void SwiGluInPlace(float* gate, const float* up, int64_t n);
 
 // out[0:d] = softmax(keys · q · scale) · values over `length` cached positions, where
-// keys and values are [length, d] row-major. scores needs `length` floats.
+// keys and values are [length, d] with rows `row_stride` apart. scores needs `length` floats.
 void AttendOneQuery(const float* q, const float* keys, const float* values, int64_t length, int64_t d,
-                    float scale, float* scores, float* out);
+                    int64_t row_stride, float scale, float* scores, float* out);
+
+// Causal self-attention of `tokens` new queries per (batch row, head) over `past` cached
+// positions plus themselves, without a tokens × keys matrix: query t of a row attends
+// keys [0, past + t] through AttendOneQuery. Element strides; every row of d values is
+// contiguous. Query head h reads key/value head h / (heads / kv_heads). Threaded with
+// ParallelFor over (row, head, query); per-thread score scratch is reused across calls.
+struct CausalAttentionArgs {
+  const float* q;  // [batch, heads, tokens, d]
+  int64_t q_batch_stride, q_head_stride, q_token_stride;
+  const float* k;  // [batch, kv_heads, past + tokens, d]
+  const float* v;
+  int64_t kv_batch_stride, kv_head_stride, kv_token_stride;
+  float* out;  // [batch, tokens, heads, d]
+  int64_t out_batch_stride, out_token_stride, out_head_stride;
+  int64_t batch, heads, kv_heads, tokens, past, d;
+  float scale;
+};
+void CausalAttention(const CausalAttentionArgs& a);
 
 }  // namespace qlorad::kernels
 

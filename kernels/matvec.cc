@@ -9,7 +9,7 @@ namespace internal {
 
 void MatvecRowsScalar(const MatvecArgs& a) {
   for (int64_t o = a.row_begin; o < a.row_end; ++o) {
-    const float* row = a.w + o * a.in;
+    const float* row = a.w + o * a.w_stride;
     for (int b = 0; b < a.batch; ++b) {
       const float* x = a.x + b * a.x_stride;
       float sum = 0.0f;
@@ -19,19 +19,19 @@ void MatvecRowsScalar(const MatvecArgs& a) {
   }
 }
 
-void WeightedRowSumScalar(const float* m, int64_t rows, int64_t cols, const float* p, float* out) {
+void WeightedRowSumScalar(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out) {
   for (int64_t c = 0; c < cols; ++c) out[c] = 0.0f;
   for (int64_t r = 0; r < rows; ++r) {
-    const float* row = m + r * cols;
+    const float* row = m + r * m_stride;
     for (int64_t c = 0; c < cols; ++c) out[c] += p[r] * row[c];
   }
 }
 
 }  // namespace internal
 
-void MatvecRows(const float* w, int64_t in, const float* x, int64_t x_stride, int batch,
+void MatvecRows(const float* w, int64_t in, int64_t w_stride, const float* x, int64_t x_stride, int batch,
                 const float* bias, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
-  const internal::MatvecArgs args{w, in, x, x_stride, batch, bias, y, y_stride, row_begin, row_end};
+  const internal::MatvecArgs args{w, in, w_stride, x, x_stride, batch, bias, y, y_stride, row_begin, row_end};
   switch (ActiveIsa()) {
     case CpuIsa::kAvx512: return internal::MatvecRowsAvx512(args);
     case CpuIsa::kAvx2: return internal::MatvecRowsAvx2(args);
@@ -40,13 +40,13 @@ void MatvecRows(const float* w, int64_t in, const float* x, int64_t x_stride, in
   internal::MatvecRowsScalar(args);
 }
 
-void WeightedRowSum(const float* m, int64_t rows, int64_t cols, const float* p, float* out) {
+void WeightedRowSum(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out) {
   switch (ActiveIsa()) {
-    case CpuIsa::kAvx512: return internal::WeightedRowSumAvx512(m, rows, cols, p, out);
-    case CpuIsa::kAvx2: return internal::WeightedRowSumAvx2(m, rows, cols, p, out);
+    case CpuIsa::kAvx512: return internal::WeightedRowSumAvx512(m, rows, cols, m_stride, p, out);
+    case CpuIsa::kAvx2: return internal::WeightedRowSumAvx2(m, rows, cols, m_stride, p, out);
     case CpuIsa::kScalar: break;
   }
-  internal::WeightedRowSumScalar(m, rows, cols, p, out);
+  internal::WeightedRowSumScalar(m, rows, cols, m_stride, p, out);
 }
 
 }  // namespace qlorad::kernels

@@ -15,13 +15,13 @@ namespace qlorad::kernels {
 inline constexpr int kMatvecMaxBatch = 8;
 
 // For o in [row_begin, row_end) and b < batch (1..kMatvecMaxBatch):
-//   y[b * y_stride + o] = dot(W[o, 0:in], x[b * x_stride, 0:in]) (+ bias[o] when bias != nullptr).
-// W is row-major with row stride `in`. x rows must not alias y.
-void MatvecRows(const float* w, int64_t in, const float* x, int64_t x_stride, int batch,
+//   y[b * y_stride + o] = dot(W[o * w_stride, 0:in], x[b * x_stride, 0:in]) (+ bias[o] when bias != nullptr).
+// Rows of W are w_stride >= in floats apart. x rows must not alias y.
+void MatvecRows(const float* w, int64_t in, int64_t w_stride, const float* x, int64_t x_stride, int batch,
                 const float* bias, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end);
 
-// out[0:cols] = sum_{r < rows} p[r] · m[r * cols, 0:cols]  (attention's probabilities × V).
-void WeightedRowSum(const float* m, int64_t rows, int64_t cols, const float* p, float* out);
+// out[0:cols] = sum_{r < rows} p[r] · m[r * m_stride, 0:cols]  (attention's probabilities × V).
+void WeightedRowSum(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out);
 
 }  // namespace qlorad::kernels
 

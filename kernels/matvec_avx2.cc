@@ -26,7 +26,7 @@ QLORAD_AVX2 void Row(const MatvecArgs& a, int64_t o) {
   for (int u = 0; u < U; ++u)
     #pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) acc[u][b] = _mm256_setzero_ps();
-  const float* w = a.w + o * a.in;
+  const float* w = a.w + o * a.w_stride;
   int64_t i = 0;
   for (; i + 8 * U <= a.in; i += 8 * U) {
     #pragma GCC unroll 8
@@ -76,7 +76,7 @@ QLORAD_AVX2 void MatvecRowsAvx2(const MatvecArgs& a) {
   }
 }
 
-QLORAD_AVX2 void WeightedRowSumAvx2(const float* m, int64_t rows, int64_t cols, const float* p, float* out) {
+QLORAD_AVX2 void WeightedRowSumAvx2(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out) {
   int64_t c = 0;
   for (; c + 8 <= cols; c += 8) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -84,13 +84,13 @@ QLORAD_AVX2 void WeightedRowSumAvx2(const float* m, int64_t rows, int64_t cols, 
     for (; r + 4 <= rows; r += 4)
       #pragma GCC unroll 8
       for (int k = 0; k < 4; ++k)
-        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(p[r + k]), _mm256_loadu_ps(m + (r + k) * cols + c), acc[k]);
-    for (; r < rows; ++r) acc[0] = _mm256_fmadd_ps(_mm256_set1_ps(p[r]), _mm256_loadu_ps(m + r * cols + c), acc[0]);
+        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(p[r + k]), _mm256_loadu_ps(m + (r + k) * m_stride + c), acc[k]);
+    for (; r < rows; ++r) acc[0] = _mm256_fmadd_ps(_mm256_set1_ps(p[r]), _mm256_loadu_ps(m + r * m_stride + c), acc[0]);
     _mm256_storeu_ps(out + c, _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
   }
   for (; c < cols; ++c) {
     float sum = 0.0f;
-    for (int64_t r = 0; r < rows; ++r) sum += p[r] * m[r * cols + c];
+    for (int64_t r = 0; r < rows; ++r) sum += p[r] * m[r * m_stride + c];
     out[c] = sum;
   }
 }

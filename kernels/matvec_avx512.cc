@@ -38,7 +38,7 @@ QLORAD_AVX512 void Row(const MatvecArgs& a, int64_t o) {
   for (int u = 0; u < U; ++u)
     #pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) acc[u][b] = _mm512_setzero_ps();
-  const float* w = a.w + o * a.in;
+  const float* w = a.w + o * a.w_stride;
   int64_t i = 0;
   for (; i + 16 * U <= a.in; i += 16 * U) {
     #pragma GCC unroll 8
@@ -91,7 +91,7 @@ QLORAD_AVX512 void MatvecRowsAvx512(const MatvecArgs& a) {
 
 // Four rows' products go to separate accumulators (independent FMA chains) and are
 // added at the end of each 16-column slice.
-QLORAD_AVX512 void WeightedRowSumAvx512(const float* m, int64_t rows, int64_t cols, const float* p,
+QLORAD_AVX512 void WeightedRowSumAvx512(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p,
                                         float* out) {
   for (int64_t c = 0; c < cols; c += 16) {
     const __mmask16 mask =
@@ -101,9 +101,9 @@ QLORAD_AVX512 void WeightedRowSumAvx512(const float* m, int64_t rows, int64_t co
     for (; r + 4 <= rows; r += 4)
       #pragma GCC unroll 8
       for (int k = 0; k < 4; ++k)
-        acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(p[r + k]), _mm512_maskz_loadu_ps(mask, m + (r + k) * cols + c), acc[k]);
+        acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(p[r + k]), _mm512_maskz_loadu_ps(mask, m + (r + k) * m_stride + c), acc[k]);
     for (; r < rows; ++r)
-      acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(p[r]), _mm512_maskz_loadu_ps(mask, m + r * cols + c), acc[0]);
+      acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(p[r]), _mm512_maskz_loadu_ps(mask, m + r * m_stride + c), acc[0]);
     const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
     _mm512_mask_storeu_ps(out + c, mask, sum);
   }

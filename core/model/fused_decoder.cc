@@ -127,7 +127,7 @@ void FusedDecoder::Project(std::initializer_list<Output> outputs, const float* x
       if (p.weight == nullptr) continue;
       const int64_t lo = std::max(begin, first), hi = std::min(end, first + p.out);
       if (lo < hi)
-        kernels::MatvecRows(p.weight, p.in, x, p.in, batch, p.bias, output.y, p.out, lo - first, hi - first);
+        kernels::MatvecRows(p.weight, p.in, p.in, x, p.in, batch, p.bias, output.y, p.out, lo - first, hi - first);
       first += p.out;
     }
   });
@@ -151,7 +151,7 @@ void FusedDecoder::Attend(KvCache& cache, int64_t layer, int batch) {
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t b = bh / heads, h = bh % heads;
       const int64_t base = (b * kv_heads + h / groups) * capacity * d;
-      kernels::AttendOneQuery(q_.data() + bh * d, keys + base, values + base, position + 1, d, scale,
+      kernels::AttendOneQuery(q_.data() + bh * d, keys + base, values + base, position + 1, d, d, scale,
                               scores_.data() + bh * buffer_capacity_, attn_.data() + bh * d);
     }
   });

@@ -2,9 +2,48 @@
 
 #include <cmath>
 
+#include <ATen/core/grad_mode.h>
+
 #include "core/model/rope.h"
+#include "kernels/decode_ops.h"
 
 namespace qlorad {
+namespace {
+
+// Plain causal attention (no explicit mask) in fp32 on the CPU outside autograd takes
+// the kernel that never forms the tokens × keys score matrix (kernels/decode_ops.h).
+bool UseCausalKernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionContext& ctx) {
+  const bool autograd = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  return !ctx.mask.defined() && !autograd && q.device().is_cpu() && q.scalar_type() == at::kFloat &&
+         k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat;
+}
+
+// q [B, H, T, D], k/v [B, Hkv, S, D] -> [B, T, H·D].
+at::Tensor CausalAttentionCpu(at::Tensor q, at::Tensor k, at::Tensor v) {
+  const int64_t batch = q.size(0), heads = q.size(1), tokens = q.size(2), d = q.size(3);
+  q = q.contiguous();
+  auto rows_contiguous = [d](const at::Tensor& t) { return t.stride(3) == 1 && t.stride(2) == d; };
+  if (!rows_contiguous(k) || !rows_contiguous(v) || k.strides() != v.strides()) {
+    k = k.contiguous();
+    v = v.contiguous();
+  }
+  at::Tensor out = at::empty({batch, tokens, heads, d}, q.options());
+  kernels::CausalAttentionArgs args;
+  args.q = q.data_ptr<float>();
+  args.q_batch_stride = q.stride(0), args.q_head_stride = q.stride(1), args.q_token_stride = q.stride(2);
+  args.k = k.data_ptr<float>();
+  args.v = v.data_ptr<float>();
+  args.kv_batch_stride = k.stride(0), args.kv_head_stride = k.stride(1), args.kv_token_stride = k.stride(2);
+  args.out = out.data_ptr<float>();
+  args.out_batch_stride = out.stride(0), args.out_token_stride = out.stride(1), args.out_head_stride = out.stride(2);
+  args.batch = batch, args.heads = heads, args.kv_heads = k.size(1), args.tokens = tokens;
+  args.past = k.size(2) - tokens, args.d = d;
+  args.scale = 1.0f / std::sqrt(static_cast<float>(d));
+  kernels::CausalAttention(args);
+  return out.view({batch, tokens, heads * d});
+}
+
+}  // namespace
 
 RMSNormImpl::RMSNormImpl(at::Tensor weight, double eps) : eps_(eps) {
   weight_ = register_buffer("weight", std::move(weight));
@@ -35,6 +74,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const AttentionContext& c
   q = RotaryEmbedding::Apply(q, ctx.cos, ctx.sin);
   k = RotaryEmbedding::Apply(k, ctx.cos, ctx.sin);
   if (ctx.cache != nullptr) std::tie(k, v) = ctx.cache->Append(ctx.layer_index, k, v);
+  if (UseCausalKernel(q, k, v, ctx)) return proj_.o->forward(CausalAttentionCpu(q, k, v));
   const int64_t keys = k.size(2);
   // Query heads grouped over their shared kv head: [B, Hkv, G, T, D] x [B, Hkv, 1, D, S].
   at::Tensor qg = q.reshape({batch, kv_heads_, groups, tokens, head_dim_});

@@ -8,7 +8,7 @@ namespace qlorad::kernels::internal {
 
 struct MatvecArgs {
   const float* w;
-  int64_t in;
+  int64_t in, w_stride;
   const float* x;
   int64_t x_stride;
   int batch;
@@ -22,9 +22,9 @@ void MatvecRowsScalar(const MatvecArgs& a);
 void MatvecRowsAvx2(const MatvecArgs& a);
 void MatvecRowsAvx512(const MatvecArgs& a);
 
-void WeightedRowSumScalar(const float* m, int64_t rows, int64_t cols, const float* p, float* out);
-void WeightedRowSumAvx2(const float* m, int64_t rows, int64_t cols, const float* p, float* out);
-void WeightedRowSumAvx512(const float* m, int64_t rows, int64_t cols, const float* p, float* out);
+void WeightedRowSumScalar(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out);
+void WeightedRowSumAvx2(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out);
+void WeightedRowSumAvx512(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out);
 
 }  // namespace qlorad::kernels::internal
 

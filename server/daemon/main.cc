@@ -21,6 +21,7 @@
 #include <grpcpp/server_builder.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/cpu_runtime.h"
 #include "core/util/sha256.h"
 #include "server/daemon/daemon_flags.h"
 #include "server/daemon/server_setup.h"
@@ -117,6 +118,7 @@ int Run(const std::vector<std::string>& args) {
 }  // namespace qlorad::server
 
 int main(int argc, char** argv) {
+  qlorad::ConfigureCpuRuntime();
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "hash-token") return qlorad::server::HashToken({args.begin() + 1, args.end()});
   return qlorad::server::Run(args);

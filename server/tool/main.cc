@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/util/cpu_runtime.h"
 #include "server/tool/commands.h"
 
 namespace {
@@ -45,6 +46,7 @@ void PrintUsage(std::FILE* to) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  qlorad::ConfigureCpuRuntime();
   if (argc < 2) {
     PrintUsage(stderr);
     return 2;

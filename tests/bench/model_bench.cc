@@ -2,12 +2,14 @@
 // this machine's measured fp32 GEMM rate and memory bandwidth, which bound them:
 //   prefill ≤ GEMM FLOP/s / (2 · params) tokens/s,  decode ≤ bandwidth / weight bytes.
 // Usage: model_bench [--model DIR] [--device cpu] [--prompt 512] [--decode 64] [--threads N]
-//                    [--kv-heads 4] [--reps 1]
+//                    [--kv-heads 4] [--reps 1] [--decode-prompt N] [--quantize none|nf4]
 // --threads sets ATen's intra-op threads (default 1: OpenBLAS threads GEMMs itself).
 // Without --model it writes a ~100M-parameter Llama-shaped model (12 heads, --kv-heads
 // key/value heads) to a temp dir. Decode is timed on the libtorch path and on the fused
-// path (fused_decoder.h), alternating, --reps times each; the read-bandwidth floor is a
-// threaded sum over 1 GB (kernels' pool), measured in the same run.
+// path (fused_decoder.h), alternating, --reps times each, after a prefill of
+// --decode-prompt tokens (default --prompt; 1 = from an empty cache, as llama-bench's
+// tg). The read-bandwidth floor is a threaded sum over 1 GB (kernels' pool), measured
+// in the same run. --quantize nf4 loads the linear layers as NF4 (double quant).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +23,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "core/model/device.h"
+#include "core/util/cpu_runtime.h"
 #include "core/model/fused_decoder.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/matvec.h"
@@ -28,6 +31,7 @@
 #include "core/model/loader.h"
 #include "tests/bench/bench_args.h"
 #include "core/model/random_model.h"
+#include "core/quant/nf4_model.h"
 
 namespace {
 
@@ -64,7 +68,7 @@ double ReadGBps() {
   for (int rep = 0; rep < 4; ++rep) {
     auto start = Clock::now();
     qlorad::kernels::ParallelFor(rows, 16, [&](int64_t b, int64_t e) {
-      qlorad::kernels::MatvecRows(m.data(), cols, x.data(), cols, 1, nullptr, y.data(), rows, b, e);
+      qlorad::kernels::MatvecRows(m.data(), cols, cols, x.data(), cols, 1, nullptr, y.data(), rows, b, e);
     });
     best = std::max(best, 4.0 * rows * cols / Seconds(start) / 1e9);
   }
@@ -88,6 +92,7 @@ double DecodeSeconds(qlorad::LlamaModel& model, qlorad::KvCache& cache, at::Tens
 }  // namespace
 
 int main(int argc, char** argv) {
+  qlorad::ConfigureCpuRuntime();
   using namespace qlorad;
   using bench::Arg;
   std::string model_dir = Arg(argc, argv, "model", "");
@@ -111,6 +116,8 @@ int main(int argc, char** argv) {
   LoadOptions load;
   load.device = *device;
   load.compute_fingerprint = false;
+  const bool nf4 = Arg(argc, argv, "quantize", "none") == "nf4";
+  if (nf4) load.linear_factory = MakeQuantizedLinearFactory(QuantOptions{});
   auto loaded = LoadModel(model_dir, load);
   if (!loaded.ok()) return std::fprintf(stderr, "%s\n", std::string(loaded.status().message()).c_str()), 1;
   const ModelConfig& config = loaded->config;
@@ -120,9 +127,10 @@ int main(int argc, char** argv) {
 
   const double gflops = GemmGflops(*device), bandwidth = MemcpyGBps(), read = ReadGBps();
   const int reps = std::stoi(Arg(argc, argv, "reps", "1"));
+  const int64_t decode_prompt = std::stoll(Arg(argc, argv, "decode-prompt", std::to_string(prompt)));
   at::NoGradGuard no_grad;
   auto ids = at::randint(0, config.vocab_size, {1, prompt}, at::TensorOptions().dtype(at::kLong));
-  auto cache = loaded->model->NewCache(1, prompt + decode);
+  auto cache = loaded->model->NewCache(1, std::max(prompt, decode_prompt) + decode);
   loaded->model->forward({ids.narrow(1, 0, 16), {}, {}, cache.get()});  // warm-up
   std::vector<double> prefill_rates, torch_rates, fused_rates;
   for (int rep = 0; rep < reps; ++rep) {
@@ -131,6 +139,10 @@ int main(int argc, char** argv) {
       auto start = Clock::now();
       at::Tensor logits = loaded->model->forward({ids, {}, {}, cache.get()});
       prefill_rates.push_back(prompt / Seconds(start));
+      if (decode_prompt != prompt) {
+        cache->Reset();
+        logits = loaded->model->forward({ids.narrow(1, 0, decode_prompt), {}, {}, cache.get()});
+      }
       at::Tensor next = logits[0][-1].argmax().view({1, 1});
       (fused ? fused_rates : torch_rates).push_back(decode / DecodeSeconds(loaded->model, *cache, next, decode, fused));
     }
@@ -142,19 +154,19 @@ int main(int argc, char** argv) {
   };
   const double decode_floor = read * 1e9 / weight_bytes, prefill_floor = gflops * 1e9 / (2 * params);
 
-  std::printf("model: %s, %.1fM parameters, %d ATen threads, %d kernel threads, device %s, ISA %s\n", model_dir.c_str(),
-              params / 1e6, at::get_num_threads(), kernels::NumThreads(), device->str().c_str(),
+  std::printf("model: %s, %.1fM parameters, linear layers %s, %d ATen threads, %d kernel threads, device %s, ISA %s\n", model_dir.c_str(),
+              params / 1e6, nf4 ? "NF4" : "dense", at::get_num_threads(), kernels::NumThreads(), device->str().c_str(),
               kernels::CpuIsaName(kernels::ActiveIsa()));
-  std::printf("machine: fp32 GEMM 1024^3 %.1f GFLOP/s, memcpy %.1f GB/s (read+write), threaded read %.1f GB/s\n",
-              gflops, bandwidth, read);
+  std::printf("machine: fp32 GEMM 1024^3 %.1f GFLOP/s (OpenBLAS kernels: %s), memcpy %.1f GB/s (read+write), threaded read %.1f GB/s\n",
+              gflops, BlasCoreName().c_str(), bandwidth, read);
   std::printf("prefill %lld tokens: %.1f tokens/s median of %zu (%s) (GEMM floor %.1f tokens/s, %.0f%% of it)\n",
               static_cast<long long>(prompt), median(prefill_rates), prefill_rates.size(), range(prefill_rates).c_str(),
               prefill_floor, 100 * median(prefill_rates) / prefill_floor);
   for (bool fused : {false, true}) {
     const auto& rates = fused ? fused_rates : torch_rates;
-    std::printf("decode %lld tokens, %s path: %.1f tokens/s median of %d (%s) (read floor %.1f tokens/s, %.0f%% of it)\n",
-                static_cast<long long>(decode), fused ? "fused" : "libtorch", median(rates), reps, range(rates).c_str(),
-                decode_floor, 100 * median(rates) / decode_floor);
+    std::printf("decode %lld tokens after %lld, %s path: %.1f tokens/s median of %d (%s) (fp32 read floor %.1f tokens/s, %.0f%% of it)\n",
+                static_cast<long long>(decode), static_cast<long long>(decode_prompt), fused ? "fused" : "libtorch",
+                median(rates), reps, range(rates).c_str(), decode_floor, 100 * median(rates) / decode_floor);
   }
   return 0;
 }
