@@ -14,6 +14,26 @@ namespace qlorad::kernels {
 // Most batch rows one MatvecRows call serves per pass over W.
 inline constexpr int kMatvecMaxBatch = 8;
 
+// How a weight matrix is stored. Reduced formats are for serving copies of a layer
+// (e.g. the vocabulary head, --serve-head): fewer bytes streamed per decoded token.
+enum class WeightFormat : uint8_t {
+  kF32,            // float
+  kBf16,           // bfloat16 bits (uint16_t), exact widening to fp32
+  kInt8RowScaled,  // int8_t codes; w[o, i] = row_scale[o] · code[o, i]
+};
+
+// A row-major [rows, stride] matrix of `format` elements (in <= stride used per row).
+struct WeightMatrix {
+  WeightFormat format = WeightFormat::kF32;
+  const void* data = nullptr;
+  int64_t in = 0, stride = 0;
+  const float* row_scale = nullptr;  // kInt8RowScaled only
+};
+
+// As MatvecRows below, for any WeightFormat.
+void MatvecRows(const WeightMatrix& w, const float* x, int64_t x_stride, int batch, const float* bias, float* y,
+                int64_t y_stride, int64_t row_begin, int64_t row_end);
+
 // For o in [row_begin, row_end) and b < batch (1..kMatvecMaxBatch):
 //   y[b * y_stride + o] = dot(W[o * w_stride, 0:in], x[b * x_stride, 0:in]) (+ bias[o] when bias != nullptr).
 // Rows of W are w_stride >= in floats apart. x rows must not alias y.

@@ -2,6 +2,7 @@
 // 8-wide vectors); the last in % 8 columns of a row are summed in scalar code.
 #include <immintrin.h>
 
+#include "kernels/bf16.h"
 #include "kernels/internal/matvec_impl.h"
 
 #define QLORAD_AVX2 __attribute__((target("avx2,fma")))
@@ -9,7 +10,7 @@
 namespace qlorad::kernels::internal {
 namespace {
 
-constexpr int64_t kPrefetchFloats = 512;  // 2 KB ahead
+constexpr int64_t kPrefetchBytes = 2048;
 
 QLORAD_AVX2 inline float HorizontalSum(__m256 v) {
   const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -17,63 +18,99 @@ QLORAD_AVX2 inline float HorizontalSum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
 }
 
-// As matvec_avx512.cc: one weight row against NB batch rows, U 8-float steps per
-// iteration, rows in memory order with a software prefetch one cache line per two steps.
-template <int NB, int U>
+// Weight formats: 8 consecutive weights widened to fp32 (exactly), and one weight.
+struct F32 {
+  using T = float;
+  QLORAD_AVX2 static __m256 Load(const T* p) { return _mm256_loadu_ps(p); }
+  static float One(const T* p) { return *p; }
+};
+struct Bf16 {
+  using T = uint16_t;
+  QLORAD_AVX2 static __m256 Load(const T* p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  static float One(const T* p) { return Bf16ToFloat(*p); }
+};
+struct Int8 {
+  using T = int8_t;
+  QLORAD_AVX2 static __m256 Load(const T* p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  static float One(const T* p) { return static_cast<float>(*p); }
+};
+
+// As matvec_avx512.cc: one weight row against NB batch rows, U 8-weight steps per
+// iteration, rows in memory order with a software prefetch per 64 bytes of weights.
+template <typename Format, int NB, int U>
 QLORAD_AVX2 void Row(const MatvecArgs& a, int64_t o) {
+  using T = typename Format::T;
+  constexpr int64_t kPrefetch = kPrefetchBytes / sizeof(T);
   __m256 acc[U][NB];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int u = 0; u < U; ++u)
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) acc[u][b] = _mm256_setzero_ps();
-  const float* w = a.w + o * a.w_stride;
+  const T* w = static_cast<const T*>(a.w.data) + o * a.w.stride;
+  const int64_t in = a.w.in;
   int64_t i = 0;
-  for (; i + 8 * U <= a.in; i += 8 * U) {
-    #pragma GCC unroll 8
+  for (; i + 8 * U <= in; i += 8 * U) {
+#pragma GCC unroll 8
     for (int u = 0; u < U; ++u) {
-      if ((u & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(w + i + 8 * u + kPrefetchFloats), _MM_HINT_T0);
-      const __m256 wv = _mm256_loadu_ps(w + i + 8 * u);
-      #pragma GCC unroll 8
+      if ((8 * u * sizeof(T)) % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(w + i + 8 * u + kPrefetch), _MM_HINT_T0);
+      const __m256 wv = Format::Load(w + i + 8 * u);
+#pragma GCC unroll 8
       for (int b = 0; b < NB; ++b)
         acc[u][b] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(a.x + b * a.x_stride + i + 8 * u), acc[u][b]);
     }
   }
-  for (; i + 8 <= a.in; i += 8) {
-    const __m256 wv = _mm256_loadu_ps(w + i);
-    #pragma GCC unroll 8
+  for (; i + 8 <= in; i += 8) {
+    const __m256 wv = Format::Load(w + i);
+#pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) acc[0][b] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(a.x + b * a.x_stride + i), acc[0][b]);
   }
+  const float scale = a.w.row_scale != nullptr ? a.w.row_scale[o] : 1.0f;
   const float bias = a.bias != nullptr ? a.bias[o] : 0.0f;
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int b = 0; b < NB; ++b) {
     __m256 sum = acc[0][b];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int u = 1; u < U; ++u) sum = _mm256_add_ps(sum, acc[u][b]);
     float total = HorizontalSum(sum);
-    for (int64_t j = i; j < a.in; ++j) total += w[j] * a.x[b * a.x_stride + j];
-    a.y[b * a.y_stride + o] = total + bias;
+    for (int64_t j = i; j < in; ++j) total += Format::One(w + j) * a.x[b * a.x_stride + j];
+    a.y[b * a.y_stride + o] = total * scale + bias;
   }
 }
 
-template <int NB>
+template <typename Format, int NB>
 QLORAD_AVX2 void Rows(const MatvecArgs& a) {
   constexpr int kUnroll = NB == 1 ? 4 : (NB == 2 ? 2 : 1);  // NB·U accumulators + NB x loads ≤ 16 ymm
-  for (int64_t o = a.row_begin; o < a.row_end; ++o) Row<NB, kUnroll>(a, o);
+  for (int64_t o = a.row_begin; o < a.row_end; ++o) Row<Format, NB, kUnroll>(a, o);
+}
+
+template <typename Format>
+QLORAD_AVX2 void RowsOfFormat(const MatvecArgs& a) {
+  switch (a.batch) {
+    case 1: return Rows<Format, 1>(a);
+    case 2: return Rows<Format, 2>(a);
+    case 3: return Rows<Format, 3>(a);
+    case 4: return Rows<Format, 4>(a);
+    case 5: return Rows<Format, 5>(a);
+    case 6: return Rows<Format, 6>(a);
+    case 7: return Rows<Format, 7>(a);
+    default: return Rows<Format, 8>(a);
+  }
 }
 
 }  // namespace
 
 QLORAD_AVX2 void MatvecRowsAvx2(const MatvecArgs& a) {
-  switch (a.batch) {
-    case 1: return Rows<1>(a);
-    case 2: return Rows<2>(a);
-    case 3: return Rows<3>(a);
-    case 4: return Rows<4>(a);
-    case 5: return Rows<5>(a);
-    case 6: return Rows<6>(a);
-    case 7: return Rows<7>(a);
-    default: return Rows<8>(a);
+  switch (a.w.format) {
+    case WeightFormat::kBf16: return RowsOfFormat<Bf16>(a);
+    case WeightFormat::kInt8RowScaled: return RowsOfFormat<Int8>(a);
+    case WeightFormat::kF32: break;
   }
+  RowsOfFormat<F32>(a);
 }
 
 QLORAD_AVX2 void WeightedRowSumAvx2(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out) {

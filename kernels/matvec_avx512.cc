@@ -1,7 +1,6 @@
 // AVX-512F bodies of kernels/matvec.h, compiled per function with
 // __attribute__((target)) and only called when cpu_isa.h reports AVX-512.
-// Each W vector loaded serves every batch row (x stays in L1); the tail of a row is a
-// masked load. Measured on a 2-core EPYC (AVX-512), in = 768: walking one row at a time
+// Each W vector loaded serves every batch row (x stays in L1). Measured on a 2-core EPYC (AVX-512), in = 768: walking one row at a time
 // with a 2 KB software prefetch streams 24.6 GB/s on one core against 13.3 GB/s for four
 // interleaved rows, whose short streams the hardware prefetcher kept restarting.
 #pragma GCC diagnostic push
@@ -9,6 +8,7 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 
+#include "kernels/bf16.h"
 #include "kernels/internal/matvec_impl.h"
 
 #define QLORAD_AVX512 __attribute__((target("avx512f")))
@@ -16,7 +16,7 @@
 namespace qlorad::kernels::internal {
 namespace {
 
-constexpr int64_t kPrefetchFloats = 512;  // 2 KB ahead
+constexpr int64_t kPrefetchBytes = 2048;
 
 // _mm512_reduce_add_ps without GCC 12's uninitialized-register warning (bug 105593):
 // through memory, once per output row.
@@ -28,65 +28,101 @@ QLORAD_AVX512 inline float HorizontalSum(__m512 v) {
   return sum;
 }
 
-// One weight row against NB batch rows, U 16-float steps per iteration (U·NB
+// Weight formats: 16 consecutive weights widened to fp32 (exactly), and one weight.
+struct F32 {
+  using T = float;
+  QLORAD_AVX512 static __m512 Load(const T* p) { return _mm512_loadu_ps(p); }
+  static float One(const T* p) { return *p; }
+};
+struct Bf16 {
+  using T = uint16_t;
+  QLORAD_AVX512 static __m512 Load(const T* p) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+  static float One(const T* p) { return Bf16ToFloat(*p); }
+};
+struct Int8 {
+  using T = int8_t;
+  QLORAD_AVX512 static __m512 Load(const T* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static float One(const T* p) { return static_cast<float>(*p); }
+};
+
+// One weight row against NB batch rows, U 16-weight steps per iteration (U·NB
 // independent accumulators). Rows are walked in memory order, so the weights are one
-// sequential stream; the prefetch runs kPrefetchFloats ahead, into the next row(s).
-template <int NB, int U>
+// sequential stream; the prefetch runs kPrefetchBytes ahead, into the next row(s). The
+// last in % 16 weights are summed in scalar code.
+template <typename Format, int NB, int U>
 QLORAD_AVX512 void Row(const MatvecArgs& a, int64_t o) {
+  using T = typename Format::T;
+  constexpr int64_t kPrefetch = kPrefetchBytes / sizeof(T);
   __m512 acc[U][NB];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int u = 0; u < U; ++u)
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int b = 0; b < NB; ++b) acc[u][b] = _mm512_setzero_ps();
-  const float* w = a.w + o * a.w_stride;
+  const T* w = static_cast<const T*>(a.w.data) + o * a.w.stride;
+  const int64_t in = a.w.in;
   int64_t i = 0;
-  for (; i + 16 * U <= a.in; i += 16 * U) {
-    #pragma GCC unroll 8
+  for (; i + 16 * U <= in; i += 16 * U) {
+#pragma GCC unroll 8
     for (int u = 0; u < U; ++u) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + i + 16 * u + kPrefetchFloats), _MM_HINT_T0);
-      const __m512 wv = _mm512_loadu_ps(w + i + 16 * u);
-      #pragma GCC unroll 8
+      if ((16 * u * sizeof(T)) % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(w + i + 16 * u + kPrefetch), _MM_HINT_T0);
+      const __m512 wv = Format::Load(w + i + 16 * u);
+#pragma GCC unroll 8
       for (int b = 0; b < NB; ++b)
         acc[u][b] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(a.x + b * a.x_stride + i + 16 * u), acc[u][b]);
     }
   }
-  for (; i < a.in; i += 16) {
-    const __mmask16 mask =
-        a.in - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (a.in - i)) - 1);
-    const __m512 wv = _mm512_maskz_loadu_ps(mask, w + i);
-    #pragma GCC unroll 8
-    for (int b = 0; b < NB; ++b)
-      acc[0][b] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mask, a.x + b * a.x_stride + i), acc[0][b]);
+  for (; i + 16 <= in; i += 16) {
+    const __m512 wv = Format::Load(w + i);
+#pragma GCC unroll 8
+    for (int b = 0; b < NB; ++b) acc[0][b] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(a.x + b * a.x_stride + i), acc[0][b]);
   }
+  const float scale = a.w.row_scale != nullptr ? a.w.row_scale[o] : 1.0f;
   const float bias = a.bias != nullptr ? a.bias[o] : 0.0f;
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int b = 0; b < NB; ++b) {
     __m512 sum = acc[0][b];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int u = 1; u < U; ++u) sum = _mm512_add_ps(sum, acc[u][b]);
-    a.y[b * a.y_stride + o] = HorizontalSum(sum) + bias;
+    float total = HorizontalSum(sum);
+    for (int64_t j = i; j < in; ++j) total += Format::One(w + j) * a.x[b * a.x_stride + j];
+    a.y[b * a.y_stride + o] = total * scale + bias;
   }
 }
 
-template <int NB>
+template <typename Format, int NB>
 QLORAD_AVX512 void Rows(const MatvecArgs& a) {
   constexpr int kUnroll = NB == 1 ? 4 : (NB == 2 ? 2 : 1);
-  for (int64_t o = a.row_begin; o < a.row_end; ++o) Row<NB, kUnroll>(a, o);
+  for (int64_t o = a.row_begin; o < a.row_end; ++o) Row<Format, NB, kUnroll>(a, o);
+}
+
+template <typename Format>
+QLORAD_AVX512 void RowsOfFormat(const MatvecArgs& a) {
+  switch (a.batch) {
+    case 1: return Rows<Format, 1>(a);
+    case 2: return Rows<Format, 2>(a);
+    case 3: return Rows<Format, 3>(a);
+    case 4: return Rows<Format, 4>(a);
+    case 5: return Rows<Format, 5>(a);
+    case 6: return Rows<Format, 6>(a);
+    case 7: return Rows<Format, 7>(a);
+    default: return Rows<Format, 8>(a);
+  }
 }
 
 }  // namespace
 
 QLORAD_AVX512 void MatvecRowsAvx512(const MatvecArgs& a) {
-  switch (a.batch) {
-    case 1: return Rows<1>(a);
-    case 2: return Rows<2>(a);
-    case 3: return Rows<3>(a);
-    case 4: return Rows<4>(a);
-    case 5: return Rows<5>(a);
-    case 6: return Rows<6>(a);
-    case 7: return Rows<7>(a);
-    default: return Rows<8>(a);
+  switch (a.w.format) {
+    case WeightFormat::kBf16: return RowsOfFormat<Bf16>(a);
+    case WeightFormat::kInt8RowScaled: return RowsOfFormat<Int8>(a);
+    case WeightFormat::kF32: break;
   }
+  RowsOfFormat<F32>(a);
 }
 
 // Four rows' products go to separate accumulators (independent FMA chains) and are

@@ -10,6 +10,7 @@
 #include "core/model/linear.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
+#include "kernels/bf16.h"
 #include "kernels/decode_ops.h"
 #include "kernels/matvec.h"
 #include "kernels/parallel.h"
@@ -28,12 +29,28 @@ int64_t RowGrain(int64_t in) { return std::max<int64_t>(4, 4096 / std::max<int64
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<FusedDecoder>> FusedDecoder::Create(LlamaModel model) {
+absl::StatusOr<HeadPrecision> ParseHeadPrecision(const std::string& name) {
+  for (HeadPrecision p : {HeadPrecision::kFp32, HeadPrecision::kBf16, HeadPrecision::kInt8})
+    if (name == HeadPrecisionName(p)) return p;
+  return absl::InvalidArgumentError(absl::StrCat("serve head precision '", name, "' (hint: fp32, bf16 or int8)"));
+}
+
+const char* HeadPrecisionName(HeadPrecision precision) {
+  switch (precision) {
+    case HeadPrecision::kBf16: return "bf16";
+    case HeadPrecision::kInt8: return "int8";
+    case HeadPrecision::kFp32: break;
+  }
+  return "fp32";
+}
+
+absl::StatusOr<std::unique_ptr<FusedDecoder>> FusedDecoder::Create(LlamaModel model, FusedDecoderOptions options) {
   if (!model->device().is_cpu() || model->dtype() != at::kFloat)
     return absl::FailedPreconditionError(absl::StrCat("the fused decoder runs fp32 models on the CPU; this one is ",
                                                       c10::toString(model->dtype()), " on ", model->device().str()));
-  std::unique_ptr<FusedDecoder> decoder(new FusedDecoder(std::move(model)));
+  std::unique_ptr<FusedDecoder> decoder(new FusedDecoder(std::move(model), options));
   QLORAD_RETURN_IF_ERROR(decoder->Init());
+  QLORAD_RETURN_IF_ERROR(decoder->ReduceHeadPrecision());
   return decoder;
 }
 
@@ -44,12 +61,12 @@ absl::StatusOr<FusedDecoder::Projection> FusedDecoder::MakeProjection(LinearLaye
   p.in = layer.in_features();
   p.out = layer.out_features();
   if (auto* dense = dynamic_cast<DenseLinear*>(&layer)) {
-    p.weight = Fp32CpuData(dense->weight());
+    p.matrix = kernels::WeightMatrix{kernels::WeightFormat::kF32, Fp32CpuData(dense->weight()), p.in, p.in, nullptr};
     p.bias = Fp32CpuData(dense->bias());
-    if (p.weight != nullptr && dense->bias().defined() && p.bias == nullptr)
+    if (p.fused() && dense->bias().defined() && p.bias == nullptr)
       return absl::FailedPreconditionError(absl::StrCat("layer ", index, " ", name, ": bias is not fp32 on the CPU"));
   }
-  if (p.weight != nullptr) ++fused_projections_;
+  if (p.fused()) ++fused_projections_;
   return p;
 }
 
@@ -84,6 +101,39 @@ absl::Status FusedDecoder::Init() {
   return absl::OkStatus();
 }
 
+absl::Status FusedDecoder::ReduceHeadPrecision() {
+  if (options_.head == HeadPrecision::kFp32) return absl::OkStatus();
+  if (!head_.fused() || head_.matrix.format != kernels::WeightFormat::kF32)
+    return absl::FailedPreconditionError(absl::StrCat("--serve-head ", HeadPrecisionName(options_.head),
+                                                      " needs a dense fp32 lm_head (hint: --serve-head fp32)"));
+  const float* weight = static_cast<const float*>(head_.matrix.data);
+  const int64_t rows = head_.out, in = head_.in;
+  if (options_.head == HeadPrecision::kBf16) {
+    head_bf16_.resize(rows * in);
+    kernels::ParallelFor(rows, 64, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin * in; i < end * in; ++i) head_bf16_[i] = kernels::FloatToBf16(weight[i]);
+    });
+    head_.matrix = kernels::WeightMatrix{kernels::WeightFormat::kBf16, head_bf16_.data(), in, in, nullptr};
+    return absl::OkStatus();
+  }
+  head_int8_.resize(rows * in);
+  head_scale_.resize(rows);
+  kernels::ParallelFor(rows, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      const float* row = weight + o * in;
+      float max_abs = 0.0f;
+      for (int64_t i = 0; i < in; ++i) max_abs = std::max(max_abs, std::fabs(row[i]));
+      const float scale = max_abs > 0.0f ? max_abs / 127.0f : 1.0f;
+      head_scale_[o] = scale;
+      for (int64_t i = 0; i < in; ++i)
+        head_int8_[o * in + i] = static_cast<int8_t>(std::clamp(std::nearbyint(row[i] / scale), -127.0f, 127.0f));
+    }
+  });
+  head_.matrix = kernels::WeightMatrix{kernels::WeightFormat::kInt8RowScaled, head_int8_.data(), in, in,
+                                       head_scale_.data()};
+  return absl::OkStatus();
+}
+
 void FusedDecoder::EnsureBuffers(int batch, int64_t capacity) {
   if (batch > buffer_batch_) {
     const int64_t attention_width = config_.num_attention_heads * config_.head_dim;
@@ -109,7 +159,7 @@ void FusedDecoder::Project(std::initializer_list<Output> outputs, const float* x
   int64_t dense_rows = 0;
   for (const Output& output : outputs) {
     const Projection& p = *output.projection;
-    if (p.weight != nullptr) {
+    if (p.fused()) {
       dense_rows += p.out;
       continue;
     }
@@ -124,10 +174,9 @@ void FusedDecoder::Project(std::initializer_list<Output> outputs, const float* x
     int64_t first = 0;
     for (const Output& output : outputs) {
       const Projection& p = *output.projection;
-      if (p.weight == nullptr) continue;
+      if (!p.fused()) continue;
       const int64_t lo = std::max(begin, first), hi = std::min(end, first + p.out);
-      if (lo < hi)
-        kernels::MatvecRows(p.weight, p.in, p.in, x, p.in, batch, p.bias, output.y, p.out, lo - first, hi - first);
+      if (lo < hi) kernels::MatvecRows(p.matrix, x, p.in, batch, p.bias, output.y, p.out, lo - first, hi - first);
       first += p.out;
     }
   });

@@ -14,6 +14,7 @@
 #define QLORAD_CORE_MODEL_FUSED_DECODER_H_
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -22,14 +23,30 @@
 #include "absl/types/span.h"
 #include "core/model/kv_cache.h"
 #include "core/model/llama.h"
+#include "kernels/matvec.h"
 
 namespace qlorad {
 
+// How the fused decoder stores the vocabulary head it streams every step (--serve-head).
+// kFp32 reads the model's own weight; the others read a serving copy made at Create
+// (the model's weight is kept, unchanged, for training and the libtorch path):
+// kBf16 rounds each weight to bfloat16 (half the bytes), kInt8 keeps int8 codes with one
+// fp32 scale per row = max|w| / 127 (a quarter of the bytes).
+enum class HeadPrecision { kFp32, kBf16, kInt8 };
+// "fp32", "bf16", "int8"; INVALID_ARGUMENT naming the accepted values otherwise.
+absl::StatusOr<HeadPrecision> ParseHeadPrecision(const std::string& name);
+const char* HeadPrecisionName(HeadPrecision precision);
+
+struct FusedDecoderOptions {
+  HeadPrecision head = HeadPrecision::kFp32;
+};
+
 class FusedDecoder {
  public:
-  // FAILED_PRECONDITION (with the reason) unless the model computes in fp32 on the CPU.
+  // FAILED_PRECONDITION (with the reason) unless the model computes in fp32 on the CPU,
+  // or when a reduced head precision is asked of a head that is not a dense fp32 layer.
   // The decoder shares ownership of the model; the model must keep its layers.
-  static absl::StatusOr<std::unique_ptr<FusedDecoder>> Create(LlamaModel model);
+  static absl::StatusOr<std::unique_ptr<FusedDecoder>> Create(LlamaModel model, FusedDecoderOptions options = {});
 
   // One decode step for every row of `cache`: tokens[b] is row b's next input token,
   // at position cache.length(). Appends each layer's key/value, advances the cache by
@@ -42,12 +59,13 @@ class FusedDecoder {
   int fused_projections() const { return fused_projections_; }
 
  private:
-  // A linear layer seen by the step: a dense fp32 weight, or the layer to call.
+  // A linear layer seen by the step: a weight matrix the kernels stream, or the layer to call.
   struct Projection {
     LinearLayer* layer = nullptr;
-    const float* weight = nullptr;  // [out, in] row-major; nullptr: call layer->forward
+    kernels::WeightMatrix matrix;  // data == nullptr: call layer->forward
     const float* bias = nullptr;
     int64_t in = 0, out = 0;
+    bool fused() const { return matrix.data != nullptr; }
   };
   struct Layer {
     const float* input_norm = nullptr;
@@ -59,8 +77,9 @@ class FusedDecoder {
     float* y;  // [batch, out]
   };
 
-  explicit FusedDecoder(LlamaModel model) : model_(std::move(model)) {}
+  FusedDecoder(LlamaModel model, FusedDecoderOptions options) : model_(std::move(model)), options_(options) {}
   absl::Status Init();
+  absl::Status ReduceHeadPrecision();
   absl::StatusOr<Projection> MakeProjection(LinearLayer& layer, const char* name, int64_t index);
   void EnsureBuffers(int batch, int64_t capacity);
   // outputs[j].y = x · W_jᵀ for every j; dense ones share one ParallelFor.
@@ -69,6 +88,7 @@ class FusedDecoder {
   void RunStep(KvCache& cache, absl::Span<const int64_t> tokens);
 
   LlamaModel model_;
+  FusedDecoderOptions options_;
   ModelConfig config_;
   const float* embed_ = nullptr;
   const float* final_norm_ = nullptr;
@@ -76,6 +96,9 @@ class FusedDecoder {
   std::vector<float> inv_freq_;
   std::vector<Layer> layers_;
   Projection head_;
+  std::vector<uint16_t> head_bf16_;  // serving copies of the head (HeadPrecision)
+  std::vector<int8_t> head_int8_;
+  std::vector<float> head_scale_;
   int fused_projections_ = 0;
 
   // Scratch, sized for the largest batch/capacity seen; no allocation in steady state.

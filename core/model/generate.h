@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/model/fused_decoder.h"
 #include "core/model/llama.h"
 #include "core/model/sampler.h"
 
@@ -20,6 +21,8 @@ struct GenerationOptions {
   // fp32 on the CPU: decode steps after the prefill run through FusedDecoder
   // (fused_decoder.h; equal up to fp32 summation order). false: libtorch for every step.
   bool fused_decode = true;
+  // Storage of the vocabulary head on the fused path (fused_decoder.h, --serve-head).
+  HeadPrecision serve_head = HeadPrecision::kFp32;
 };
 
 enum class FinishReason { kLength, kStop, kCancelled };

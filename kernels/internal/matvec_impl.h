@@ -4,11 +4,12 @@
 
 #include <cstdint>
 
+#include "kernels/matvec.h"
+
 namespace qlorad::kernels::internal {
 
 struct MatvecArgs {
-  const float* w;
-  int64_t in, w_stride;
+  WeightMatrix w;
   const float* x;
   int64_t x_stride;
   int batch;

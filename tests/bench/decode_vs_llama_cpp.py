@@ -12,6 +12,7 @@ the bytes each token reads; fp32 GEMM FLOP/s over 2 * parameters for prefill).
 
 usage: python3 tests/bench/decode_vs_llama_cpp.py --llama-bench PATH [--reps 5] [--threads 2]
        [--model DIR] [--tool build/server/qlorad-tool] [--bench build/tests/bench/model_bench]
+       [--reduced-heads bf16,int8]   (extra qlorad rows with that --serve-head, in the same rotation)
 """
 import argparse
 import json
@@ -35,14 +36,14 @@ def run(args, env=None):
     return proc.stdout
 
 
-def qlorad_run(bench, model, quantize, threads):
+def qlorad_run(bench, model, quantize, threads, head="fp32"):
     env = dict(os.environ, QLORAD_KERNEL_THREADS=str(threads))
     out = run([bench, "--model", model, "--prompt", "512", "--decode-prompt", "1", "--decode", "128",
-               "--reps", "1", "--quantize", quantize], env)
+               "--reps", "1", "--quantize", quantize, "--serve-head", head], env)
     number = lambda pattern: float(re.search(pattern, out).group(1))
     return {
         "pp": number(r"prefill 512 tokens: ([\d.]+) tokens/s"),
-        "tg": number(r"fused path: ([\d.]+) tokens/s"),
+        "tg": number(r"fused path[^:]*: ([\d.]+) tokens/s"),
         "tg_libtorch": number(r"libtorch path: ([\d.]+) tokens/s"),
         "read_gbps": number(r"threaded read ([\d.]+) GB/s"),
         "gemm_gflops": number(r"fp32 GEMM 1024\^3 ([\d.]+) GFLOP/s"),
@@ -60,15 +61,15 @@ def stats(values):
     return statistics.median(values), min(values), max(values)
 
 
-def bytes_per_token(quantized):
+def bytes_per_token(quantized, head_precision="fp32"):
     """Weight bytes one decode step reads: every linear layer and the head (embeddings: one row)."""
     linear = 12 * (4 * 768 * 768 + 3 * 768 * 2048)
-    head = 32000 * 768
-    if quantized == "nf4":  # 4-bit codes + double-quantized blocksize-64 scales (0.5165 B/param); fp32 head
-        return linear * 0.5165 + head * 4
+    head = 32000 * 768 * {"fp32": 4, "bf16": 2, "int8": 1 + 4 / 768}[head_precision]
+    if quantized == "nf4":  # 4-bit codes + double-quantized blocksize-64 scales (0.5165 B/param)
+        return linear * 0.5165 + head
     if quantized == "q4_0":  # 18 bytes per 32 weights, head too (--pure)
-        return (linear + head) * 18 / 32
-    return (linear + head) * 4
+        return (linear + 32000 * 768) * 18 / 32
+    return linear * 4 + head
 
 
 def main():
@@ -77,6 +78,7 @@ def main():
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", default="2")
     p.add_argument("--model")
+    p.add_argument("--reduced-heads", default="", help="comma-separated --serve-head values for extra rows")
     p.add_argument("--tool", default=os.path.join(SOURCE, "build", "server", "qlorad-tool"))
     p.add_argument("--bench", default=os.path.join(SOURCE, "build", "tests", "bench", "model_bench"))
     a = p.parse_args()
@@ -89,16 +91,22 @@ def main():
         run([a.tool, "export-gguf", "--model", model, "--out", ggufs["f32"], "--type", "f32", "--no-modelfile"])
         run([a.tool, "export-gguf", "--model", model, "--out", ggufs["q4_0"], "--type", "q4_0", "--pure",
              "--no-modelfile"])
-        rows = {k: [] for k in ("q_f32", "l_f32", "q_nf4", "l_q4_0")}
+        heads = [h for h in a.reduced_heads.split(",") if h]
+        rows = {k: [] for k in ["q_f32", "l_f32", "q_nf4", "l_q4_0"] + [f"q_{q}_{h}" for h in heads for q in ("f32", "nf4")]}
         for rep in range(a.reps):
             rows["q_f32"].append(qlorad_run(a.bench, model, "none", a.threads))
             rows["l_f32"].append(llama_run(a.llama_bench, ggufs["f32"], a.threads))
+            for h in heads:
+                rows[f"q_f32_{h}"].append(qlorad_run(a.bench, model, "none", a.threads, h))
             rows["q_nf4"].append(qlorad_run(a.bench, model, "nf4", a.threads))
             rows["l_q4_0"].append(llama_run(a.llama_bench, ggufs["q4_0"], a.threads))
+            for h in heads:
+                rows[f"q_nf4_{h}"].append(qlorad_run(a.bench, model, "nf4", a.threads, h))
             print(f"rep {rep + 1}/{a.reps}: " + ", ".join(
                 f"{k} pp {v[-1]['pp']:.0f} tg {v[-1]['tg']:.1f}" for k, v in rows.items()), flush=True)
-    read = statistics.median(r["read_gbps"] for r in rows["q_f32"] + rows["q_nf4"])
-    gemm = statistics.median(r["gemm_gflops"] for r in rows["q_f32"] + rows["q_nf4"])
+    ours = [r for k, v in rows.items() if k.startswith("q_") for r in v]
+    read = statistics.median(r["read_gbps"] for r in ours)
+    gemm = statistics.median(r["gemm_gflops"] for r in ours)
     params = 134105856
     print(f"\nfloors (median over qlorad runs): threaded read {read:.1f} GB/s, fp32 GEMM {gemm:.1f} GFLOP/s; "
           f"{a.reps} alternating repetitions, {a.threads} threads\n")
@@ -114,6 +122,11 @@ def main():
     line("decode tg128, fp32", rows["q_f32"], rows["l_f32"], "tg", read * 1e9 / bytes_per_token("f32"))
     line("decode tg128, NF4 vs Q4_0 pure", rows["q_nf4"], rows["l_q4_0"], "tg", read * 1e9 / bytes_per_token("nf4"))
     line("prefill 512, NF4 vs Q4_0 pure", rows["q_nf4"], rows["l_q4_0"], "pp", gemm * 1e9 / (2 * params))
+    for h in heads:
+        line(f"decode tg128, fp32 layers + {h} head vs F32", rows[f"q_f32_{h}"], rows["l_f32"], "tg",
+             read * 1e9 / bytes_per_token("f32", h))
+        line(f"decode tg128, NF4 layers + {h} head vs Q4_0 pure", rows[f"q_nf4_{h}"], rows["l_q4_0"], "tg",
+             read * 1e9 / bytes_per_token("nf4", h))
     lt = stats([r["tg_libtorch"] for r in rows["q_f32"]])
     print(f"\nqlorad fp32 decode on the libtorch path (before the fused kernels), same runs: {lt[0]:.1f} "
           f"({lt[1]:.1f}-{lt[2]:.1f}) tokens/s")

@@ -179,6 +179,35 @@ TEST(FusedDecodeTest, RefusesModelsItCannotRun) {
   EXPECT_NE(decoder.status().message().find("fp32"), std::string::npos);
 }
 
+// A reduced-precision head (--serve-head) changes the logits by its rounding only: the
+// bound is the bf16 / int8 step relative to the largest logit, measured here as
+// at most 2.0e-3 / 8.4e-3 over these 8 steps (asserted: 1e-2 / 2e-2).
+TEST(FusedDecodeTest, ReducedHeadPrecisionStaysCloseToFp32) {
+  const std::string dir = WriteModel(Shape{"heads", "llama", 4, 2, false}, 12);
+  LlamaModel model = Load(dir, Adapter::kNone);
+  at::NoGradGuard no_grad;
+  auto fp32 = FusedDecoder::Create(model);
+  ASSERT_OK(fp32.status());
+  for (auto [precision, bound] : {std::pair{HeadPrecision::kBf16, 1e-2}, std::pair{HeadPrecision::kInt8, 2e-2}}) {
+    auto reduced = FusedDecoder::Create(model, {precision});
+    ASSERT_OK(reduced.status());
+    auto fp32_cache = model->NewCache(2, 8), reduced_cache = model->NewCache(2, 8);
+    for (int64_t step = 0; step < 8; ++step) {
+      const std::vector<int64_t> tokens = {step * 7 % 211, step * 13 % 211};
+      auto want = (*fp32)->Step(*fp32_cache, tokens);
+      ASSERT_OK(want.status());
+      at::Tensor want_copy = want->clone();
+      auto got = (*reduced)->Step(*reduced_cache, tokens);
+      ASSERT_OK(got.status());
+      const double error = RelError(*got, want_copy);
+      EXPECT_LE(error, bound) << HeadPrecisionName(precision) << " step " << step;
+      EXPECT_GT(error, 0.0) << HeadPrecisionName(precision) << ": the serving copy was not used";
+    }
+  }
+  EXPECT_EQ(ParseHeadPrecision("int4").status().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_OK(ParseHeadPrecision("int8").status());
+}
+
 // Generate() takes the fused path by default on CPU fp32: same tokens as with it off.
 TEST(FusedDecodeTest, GenerateProducesTheSameTokensEitherWay) {
   const std::string dir = WriteModel(Shape{"generate", "qwen2", 4, 2, true}, 9);
