@@ -51,18 +51,17 @@ void RunTiles(internal::GemmTileFn tile, const Packed4bitView& w, int64_t in,
   }
 }
 
-// x ([batch, in], dense) in the tiles' layout for `isa` (quant4bit_impl.h, GemmTile).
-std::vector<float> PackX(CpuIsa isa, const float* x, int64_t batch, int64_t in) {
-  std::vector<float> packed(static_cast<size_t>(batch * in));
+// x ([batch, in], dense) in the tiles' layout for `isa` (quant4bit_impl.h, GemmTile),
+// into packed (batch * in values).
+void PackX(CpuIsa isa, const float* x, int64_t batch, int64_t in, float* packed) {
   for (int64_t b = 0; b < batch; b += internal::kGemmTileRows) {
     const int nb = static_cast<int>(std::min<int64_t>(internal::kGemmTileRows, batch - b));
     if (isa == CpuIsa::kAvx512) {
-      internal::PackTileXAvx512(x + b * in, in, nb, in, packed.data() + b * in);
+      internal::PackTileXAvx512(x + b * in, in, nb, in, packed + b * in);
     } else {
-      internal::PackTileX(x + b * in, in, nb, in, packed.data() + b * in);
+      internal::PackTileX(x + b * in, in, nb, in, packed + b * in);
     }
   }
-  return packed;
 }
 
 internal::GemmTileFn TileFor(CpuIsa isa) {
@@ -112,14 +111,24 @@ absl::Status Gemm4bit(const Packed4bitView& w, int64_t out_features, int64_t in_
     });
     return absl::OkStatus();
   }
-  const std::vector<float> packed_x = PackX(isa, x.data(), batch, in_features);
-  const internal::GemmTileFn tile = TileFor(isa);
+  std::vector<float> packed_x(static_cast<size_t>(batch * in_features));
+  const Gemm4bitInput input = PackGemm4bitInput(x.data(), batch, in_features, packed_x.data());
   // Threads take whole quads of rows, so the kernels can decode several rows together.
   ParallelFor((out_features + 3) / 4, (grain + 3) / 4, [&](int64_t q0, int64_t q1) {
-    RunTiles(tile, w, in_features, packed_x.data(), batch, bias_ptr, y.data(), out_features,
-             4 * q0, std::min(out_features, 4 * q1));
+    Gemm4bitRows(w, input, bias_ptr, y.data(), out_features, 4 * q0, std::min(out_features, 4 * q1));
   });
   return absl::OkStatus();
+}
+
+Gemm4bitInput PackGemm4bitInput(const float* x, int64_t batch, int64_t in, float* packed) {
+  Gemm4bitInput input{ActiveIsa(), packed, batch, in};
+  PackX(input.isa, x, batch, in, packed);
+  return input;
+}
+
+void Gemm4bitRows(const Packed4bitView& w, const Gemm4bitInput& x, const float* bias, float* y, int64_t ldy,
+                  int64_t o0, int64_t o1) {
+  RunTiles(TileFor(x.isa), w, x.in, x.packed, x.batch, bias, y, ldy, o0, o1);
 }
 
 }  // namespace qlorad::kernels

@@ -12,6 +12,7 @@
 #include "core/util/torch_status.h"
 #include "kernels/bf16.h"
 #include "kernels/decode_ops.h"
+#include "kernels/gemm4bit.h"
 #include "kernels/matvec.h"
 #include "kernels/parallel.h"
 
@@ -54,17 +55,15 @@ absl::StatusOr<std::unique_ptr<FusedDecoder>> FusedDecoder::Create(LlamaModel mo
   return decoder;
 }
 
-absl::StatusOr<FusedDecoder::Projection> FusedDecoder::MakeProjection(LinearLayer& layer, const char* name,
-                                                                      int64_t index) {
+FusedDecoder::Projection FusedDecoder::MakeProjection(LinearLayer& layer) {
   Projection p;
   p.layer = &layer;
   p.in = layer.in_features();
   p.out = layer.out_features();
-  if (auto* dense = dynamic_cast<DenseLinear*>(&layer)) {
-    p.matrix = kernels::WeightMatrix{kernels::WeightFormat::kF32, Fp32CpuData(dense->weight()), p.in, p.in, nullptr};
-    p.bias = Fp32CpuData(dense->bias());
-    if (p.fused() && dense->bias().defined() && p.bias == nullptr)
-      return absl::FailedPreconditionError(absl::StrCat("layer ", index, " ", name, ": bias is not fp32 on the CPU"));
+  if (std::optional<StreamableWeight> weight = layer.Streamable()) {
+    p.matrix = weight->dense;
+    if (p.matrix.data == nullptr) p.packed4bit = weight->packed4bit;
+    p.bias = weight->bias;
   }
   if (p.fused()) ++fused_projections_;
   return p;
@@ -88,22 +87,22 @@ absl::Status FusedDecoder::Init() {
       return absl::FailedPreconditionError(absl::StrCat("layer ", i, ": norm weights must be contiguous fp32 CPU tensors"));
     const auto& attention = decoder_layer.attention()->projections();
     const auto& mlp = decoder_layer.mlp()->projections();
-    QLORAD_ASSIGN_OR_RETURN(layer.q, MakeProjection(*attention.q, "q_proj", i));
-    QLORAD_ASSIGN_OR_RETURN(layer.k, MakeProjection(*attention.k, "k_proj", i));
-    QLORAD_ASSIGN_OR_RETURN(layer.v, MakeProjection(*attention.v, "v_proj", i));
-    QLORAD_ASSIGN_OR_RETURN(layer.o, MakeProjection(*attention.o, "o_proj", i));
-    QLORAD_ASSIGN_OR_RETURN(layer.gate, MakeProjection(*mlp.gate, "gate_proj", i));
-    QLORAD_ASSIGN_OR_RETURN(layer.up, MakeProjection(*mlp.up, "up_proj", i));
-    QLORAD_ASSIGN_OR_RETURN(layer.down, MakeProjection(*mlp.down, "down_proj", i));
+    layer.q = MakeProjection(*attention.q);
+    layer.k = MakeProjection(*attention.k);
+    layer.v = MakeProjection(*attention.v);
+    layer.o = MakeProjection(*attention.o);
+    layer.gate = MakeProjection(*mlp.gate);
+    layer.up = MakeProjection(*mlp.up);
+    layer.down = MakeProjection(*mlp.down);
     layers_.push_back(layer);
   }
-  QLORAD_ASSIGN_OR_RETURN(head_, MakeProjection(model_->lm_head(), "lm_head", -1));
+  head_ = MakeProjection(model_->lm_head());
   return absl::OkStatus();
 }
 
 absl::Status FusedDecoder::ReduceHeadPrecision() {
   if (options_.head == HeadPrecision::kFp32) return absl::OkStatus();
-  if (!head_.fused() || head_.matrix.format != kernels::WeightFormat::kF32)
+  if (head_.matrix.data == nullptr || head_.matrix.format != kernels::WeightFormat::kF32)
     return absl::FailedPreconditionError(absl::StrCat("--serve-head ", HeadPrecisionName(options_.head),
                                                       " needs a dense fp32 lm_head (hint: --serve-head fp32)"));
   const float* weight = static_cast<const float*>(head_.matrix.data);
@@ -156,28 +155,43 @@ void FusedDecoder::EnsureBuffers(int batch, int64_t capacity) {
 }
 
 void FusedDecoder::Project(std::initializer_list<Output> outputs, const float* x, int batch) {
-  int64_t dense_rows = 0;
+  int64_t units = 0;
+  bool any_4bit = false;
   for (const Output& output : outputs) {
     const Projection& p = *output.projection;
     if (p.fused()) {
-      dense_rows += p.out;
+      units += (p.out + 3) / 4;
+      any_4bit |= p.packed4bit.has_value();
       continue;
     }
     at::Tensor in = at::from_blob(const_cast<float*>(x), {batch, p.in}, at::TensorOptions().dtype(at::kFloat));
     at::Tensor result = p.layer->forward(in).contiguous();
     std::memcpy(output.y, result.data_ptr<float>(), sizeof(float) * batch * p.out);
   }
-  if (dense_rows == 0) return;
-  // Every dense output's rows, numbered one after the other, split across the threads.
+  if (units == 0) return;
   const int64_t in = outputs.begin()->projection->in;
-  kernels::ParallelFor(dense_rows, RowGrain(in), [&](int64_t begin, int64_t end) {
+  kernels::Gemm4bitInput packed;
+  if (any_4bit) {
+    if (packed_x_.size() < static_cast<size_t>(batch * in)) packed_x_.resize(batch * in);
+    packed = kernels::PackGemm4bitInput(x, batch, in, packed_x_.data());
+  }
+  // Every fused output's rows, in quads (the 4-bit kernel decodes four rows together),
+  // numbered one after the other and split across the threads.
+  kernels::ParallelFor(units, RowGrain(in) / 4 + 1, [&](int64_t begin, int64_t end) {
     int64_t first = 0;
     for (const Output& output : outputs) {
       const Projection& p = *output.projection;
       if (!p.fused()) continue;
-      const int64_t lo = std::max(begin, first), hi = std::min(end, first + p.out);
-      if (lo < hi) kernels::MatvecRows(p.matrix, x, p.in, batch, p.bias, output.y, p.out, lo - first, hi - first);
-      first += p.out;
+      const int64_t quads = (p.out + 3) / 4;
+      const int64_t lo = std::max(begin, first), hi = std::min(end, first + quads);
+      const int64_t row_begin = 4 * (lo - first), row_end = std::min(p.out, 4 * (hi - first));
+      first += quads;
+      if (lo >= hi) continue;
+      if (p.packed4bit.has_value()) {
+        kernels::Gemm4bitRows(*p.packed4bit, packed, p.bias, output.y, p.out, row_begin, row_end);
+      } else {
+        kernels::MatvecRows(p.matrix, x, p.in, batch, p.bias, output.y, p.out, row_begin, row_end);
+      }
     }
   });
 }

@@ -5,15 +5,17 @@
 // one pass, SwiGLU, down, and the vocabulary head. Prefill stays on libtorch
 // (LlamaModel::forward) and shares the same KvCache, so the two paths can alternate.
 //
-// Dense fp32 projections take the fused kernels. Any other LinearLayer (NF4, LoRA-
-// wrapped) is called through its own forward on the same buffers, so every model the
-// reference path runs works here too, with the fused kernels where they apply.
+// Projections whose layer offers a StreamableWeight (linear.h: dense fp32, NF4/FP4) take
+// the fused kernels; the rows of q/k/v (and of gate/up) are split across the threads as
+// one range. Any other LinearLayer (LoRA-wrapped) is called through its own forward on
+// the same buffers, so every model the reference path runs works here too.
 // Weights are read in place and never copied or mutated. Results equal
 // LlamaModel::forward up to fp32 summation order (tests: decode_fused_test).
 #ifndef QLORAD_CORE_MODEL_FUSED_DECODER_H_
 #define QLORAD_CORE_MODEL_FUSED_DECODER_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,7 @@
 #include "core/model/kv_cache.h"
 #include "core/model/llama.h"
 #include "kernels/matvec.h"
+#include "kernels/quant4bit.h"
 
 namespace qlorad {
 
@@ -59,13 +62,15 @@ class FusedDecoder {
   int fused_projections() const { return fused_projections_; }
 
  private:
-  // A linear layer seen by the step: a weight matrix the kernels stream, or the layer to call.
+  // A linear layer seen by the step: a weight the kernels stream (dense or 4-bit), or
+  // the layer to call.
   struct Projection {
     LinearLayer* layer = nullptr;
-    kernels::WeightMatrix matrix;  // data == nullptr: call layer->forward
+    kernels::WeightMatrix matrix;                       // dense when data != nullptr
+    std::optional<kernels::Packed4bitView> packed4bit;  // else 4-bit when set
     const float* bias = nullptr;
     int64_t in = 0, out = 0;
-    bool fused() const { return matrix.data != nullptr; }
+    bool fused() const { return matrix.data != nullptr || packed4bit.has_value(); }
   };
   struct Layer {
     const float* input_norm = nullptr;
@@ -80,7 +85,7 @@ class FusedDecoder {
   FusedDecoder(LlamaModel model, FusedDecoderOptions options) : model_(std::move(model)), options_(options) {}
   absl::Status Init();
   absl::Status ReduceHeadPrecision();
-  absl::StatusOr<Projection> MakeProjection(LinearLayer& layer, const char* name, int64_t index);
+  Projection MakeProjection(LinearLayer& layer);
   void EnsureBuffers(int batch, int64_t capacity);
   // outputs[j].y = x · W_jᵀ for every j; dense ones share one ParallelFor.
   void Project(std::initializer_list<Output> outputs, const float* x, int batch);
@@ -104,7 +109,7 @@ class FusedDecoder {
   // Scratch, sized for the largest batch/capacity seen; no allocation in steady state.
   int buffer_batch_ = 0;
   int64_t buffer_capacity_ = 0;
-  std::vector<float> hidden_, normed_, q_, k_, v_, attn_, delta_, gate_, up_, scores_;
+  std::vector<float> hidden_, normed_, q_, k_, v_, attn_, delta_, gate_, up_, scores_, packed_x_;
   at::Tensor logits_;
 };
 

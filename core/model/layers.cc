@@ -10,9 +10,13 @@
 namespace qlorad {
 namespace {
 
-// Plain causal attention (no explicit mask) in fp32 on the CPU outside autograd takes
-// the kernel that never forms the tokens × keys score matrix (kernels/decode_ops.h).
-bool UseCausalKernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionContext& ctx) {
+// Plain causal attention (no explicit mask) in fp32 on the CPU outside autograd and
+// outside training takes the kernel that never forms the tokens × keys score matrix
+// (kernels/decode_ops.h). Training keeps one path so that a checkpointed layer's
+// no-grad forward and its recomputation agree bit for bit.
+bool UseCausalKernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionContext& ctx,
+                     bool training) {
+  if (training) return false;
   const bool autograd = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
   return !ctx.mask.defined() && !autograd && q.device().is_cpu() && q.scalar_type() == at::kFloat &&
          k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat;
@@ -74,7 +78,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const AttentionContext& c
   q = RotaryEmbedding::Apply(q, ctx.cos, ctx.sin);
   k = RotaryEmbedding::Apply(k, ctx.cos, ctx.sin);
   if (ctx.cache != nullptr) std::tie(k, v) = ctx.cache->Append(ctx.layer_index, k, v);
-  if (UseCausalKernel(q, k, v, ctx)) return proj_.o->forward(CausalAttentionCpu(q, k, v));
+  if (UseCausalKernel(q, k, v, ctx, is_training())) return proj_.o->forward(CausalAttentionCpu(q, k, v));
   const int64_t keys = k.size(2);
   // Query heads grouped over their shared kv head: [B, Hkv, G, T, D] x [B, Hkv, 1, D, S].
   at::Tensor qg = q.reshape({batch, kv_heads_, groups, tokens, head_dim_});

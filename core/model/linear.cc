@@ -15,4 +15,16 @@ at::Tensor DenseLinear::forward(const at::Tensor& x) {
   return bias_.defined() ? at::linear(x, weight_, bias_) : at::linear(x, weight_);
 }
 
+std::optional<StreamableWeight> DenseLinear::Streamable() const {
+  auto fp32_cpu = [](const at::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous();
+  };
+  if (!fp32_cpu(weight_) || (bias_.defined() && !fp32_cpu(bias_))) return std::nullopt;
+  StreamableWeight s;
+  s.dense = kernels::WeightMatrix{kernels::WeightFormat::kF32, weight_.data_ptr<float>(), in_features(), in_features(),
+                                  nullptr};
+  s.bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
+  return s;
+}
+
 }  // namespace qlorad

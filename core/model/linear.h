@@ -10,7 +10,20 @@
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
+#include "kernels/matvec.h"
+#include "kernels/quant4bit.h"
+
 namespace qlorad {
+
+// A weight the fused CPU decode step (fused_decoder.h) streams itself instead of calling
+// forward: a dense matrix or a 4-bit packed one, in CPU memory that lives as long as the
+// layer, whose product with x equals forward(x). Layers that do more than y = x·Wᵀ + b
+// (LoRA) have none.
+struct StreamableWeight {
+  kernels::WeightMatrix dense;                        // dense.data != nullptr: this one
+  std::optional<kernels::Packed4bitView> packed4bit;  // otherwise this one
+  const float* bias = nullptr;                        // [out] fp32, or nullptr
+};
 
 class LinearLayer : public torch::nn::Module {
  public:
@@ -18,6 +31,8 @@ class LinearLayer : public torch::nn::Module {
   virtual at::Tensor forward(const at::Tensor& x) = 0;
   virtual int64_t in_features() const = 0;
   virtual int64_t out_features() const = 0;
+  // The weight for the fused decode path; nullopt = call forward.
+  virtual std::optional<StreamableWeight> Streamable() const { return std::nullopt; }
 };
 
 // y = x·Wᵀ (+ b). The weight is a frozen buffer (no gradient).
@@ -27,6 +42,8 @@ class DenseLinear : public LinearLayer {
   DenseLinear(at::Tensor weight, std::optional<at::Tensor> bias);
 
   at::Tensor forward(const at::Tensor& x) override;
+  // fp32 contiguous CPU weight (and fp32 bias, if any) only.
+  std::optional<StreamableWeight> Streamable() const override;
   int64_t in_features() const override { return weight_.size(1); }
   int64_t out_features() const override { return weight_.size(0); }
   const at::Tensor& weight() const { return weight_; }

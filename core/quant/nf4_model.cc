@@ -87,6 +87,18 @@ absl::StatusOr<std::shared_ptr<LinearLayer>> QuantizedFromCheckpoint(const Linea
 
 QuantizedLinearLayer::QuantizedLinearLayer(QuantizedLinear layer) : layer_(register_module("quantized", std::move(layer))) {}
 
+std::optional<StreamableWeight> QuantizedLinearLayer::Streamable() const {
+  const Quant4bitState& state = layer_->state();
+  const at::Tensor& bias = layer_->bias();
+  if (!state.packed.device().is_cpu() || state.blocksize <= 0 || in_features() % state.blocksize != 0) return std::nullopt;
+  if (bias.defined() && (!bias.device().is_cpu() || bias.scalar_type() != at::kFloat || !bias.is_contiguous()))
+    return std::nullopt;
+  StreamableWeight s;
+  s.packed4bit = MakeView(state);
+  s.bias = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  return s;
+}
+
 bool HasBnbState(const Checkpoint& checkpoint, const std::string& module) {
   return checkpoint.Contains(StateKey(module, kernels::QuantType::kNF4)) ||
          checkpoint.Contains(StateKey(module, kernels::QuantType::kFP4));

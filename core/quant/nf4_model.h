@@ -31,6 +31,9 @@ class QuantizedLinearLayer : public LinearLayer {
  public:
   explicit QuantizedLinearLayer(QuantizedLinear layer);
   at::Tensor forward(const at::Tensor& x) override { return layer_->forward(x); }
+  // The packed 4-bit weight on the CPU when in_features is whole blocks (the fused
+  // kernel's fast path) and the bias, if any, is fp32.
+  std::optional<StreamableWeight> Streamable() const override;
   int64_t in_features() const override { return layer_->in_features(); }
   int64_t out_features() const override { return layer_->out_features(); }
   const QuantizedLinear& layer() const { return layer_; }

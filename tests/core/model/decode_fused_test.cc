@@ -52,14 +52,20 @@ std::string WriteModel(const Shape& shape, uint64_t seed) {
   return dir;
 }
 
-enum class Adapter { kNone, kLoraDense, kLoraNf4 };
+// kNf4 and kLoraNf4 quantize with blocksize 32 (96 and 160 are multiples of it), so
+// their 4-bit projections take the fused 4-bit kernel.
+enum class Adapter { kNone, kNf4, kLoraDense, kLoraNf4 };
 
 LlamaModel Load(const std::string& dir, Adapter adapter) {
   LoadOptions options;
   options.compute_fingerprint = false;
   auto modules = std::make_shared<LoraModules>();
-  if (adapter == Adapter::kLoraNf4) options.linear_factory = MakeQuantizedLinearFactory(QuantOptions{});
-  if (adapter != Adapter::kNone) {
+  if (adapter == Adapter::kNf4 || adapter == Adapter::kLoraNf4) {
+    QuantOptions quant;
+    quant.blocksize = 32;
+    options.linear_factory = MakeQuantizedLinearFactory(quant);
+  }
+  if (adapter == Adapter::kLoraDense || adapter == Adapter::kLoraNf4) {
     LoraConfig config;
     config.r = 4;
     config.alpha = 8;
@@ -119,7 +125,7 @@ class FusedDecodeTest : public ::testing::TestWithParam<Shape> {};
 TEST_P(FusedDecodeTest, EqualsLibtorchPathOnEveryIsaAndBatch) {
   const Shape& shape = GetParam();
   const std::string dir = WriteModel(shape, 11);
-  for (Adapter adapter : {Adapter::kNone, Adapter::kLoraDense, Adapter::kLoraNf4}) {
+  for (Adapter adapter : {Adapter::kNone, Adapter::kNf4, Adapter::kLoraDense, Adapter::kLoraNf4}) {
     LlamaModel model = Load(dir, adapter);
     for (kernels::CpuIsa isa : IsasOfThisCpu()) {
       const kernels::CpuIsa previous = kernels::LimitIsaForTesting(isa);
@@ -143,13 +149,14 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(FusedDecodeTest, CountsFusedProjections) {
   const std::string dir = WriteModel(Shape{"count", "llama", 4, 2, false}, 5);
-  LlamaModel dense = Load(dir, Adapter::kNone), lora = Load(dir, Adapter::kLoraDense);
-  auto dense_decoder = FusedDecoder::Create(dense);
-  auto lora_decoder = FusedDecoder::Create(lora);
-  ASSERT_OK(dense_decoder.status());
-  ASSERT_OK(lora_decoder.status());
-  EXPECT_EQ((*dense_decoder)->fused_projections(), 2 * 7 + 1);
-  EXPECT_EQ((*lora_decoder)->fused_projections(), 2 * 4 + 1);  // q, v, down carry LoRA
+  for (Adapter adapter : {Adapter::kNone, Adapter::kNf4, Adapter::kLoraDense, Adapter::kLoraNf4}) {
+    LlamaModel model = Load(dir, adapter);
+    auto decoder = FusedDecoder::Create(model);
+    ASSERT_OK(decoder.status());
+    const bool lora = adapter == Adapter::kLoraDense || adapter == Adapter::kLoraNf4;
+    // 7 projections in each of 2 layers and the head; q, v and down carry LoRA.
+    EXPECT_EQ((*decoder)->fused_projections(), lora ? 2 * 4 + 1 : 2 * 7 + 1) << static_cast<int>(adapter);
+  }
 }
 
 TEST(FusedDecodeTest, RefusesBadInputWithAClearError) {
