@@ -87,7 +87,7 @@ absl::Status WatchJob(const std::string& id, client::Client& client, const Outpu
 
 absl::Status SubmitJob(const Args& args, client::Client& client, const Output& out) {
   if (auto s = args.CheckKnown({"dataset", "name", "base-model", "quantize", "priority", "r", "alpha", "dropout", "targets",
-                                "rslora", "epochs", "batch-size", "grad-accum", "lr", "weight-decay", "schedule",
+                                "rslora", "epochs", "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule",
                                 "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "watch", "gradient-checkpointing",
                                 "eval-fraction", "eval-every", "patience", "min-delta", "devices"});
       !s.ok())
@@ -103,7 +103,7 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   r.set_quantize(args.Get("quantize", "nf4"));
   std::map<std::string, double> n;
   for (const char* f : {"priority", "r", "alpha", "dropout", "epochs", "batch-size", "grad-accum", "lr", "weight-decay",
-                        "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "eval-fraction", "eval-every", "patience",
+                        "loraplus-lr-ratio", "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "eval-fraction", "eval-every", "patience",
                         "min-delta", "devices"}) {
     auto v = args.Number(f, 0);
     if (!v.ok()) return v.status();
@@ -123,6 +123,7 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   h->set_gradient_accumulation(static_cast<int32_t>(n["grad-accum"]));
   h->set_learning_rate(n["lr"]);
   h->set_weight_decay(n["weight-decay"]);
+  h->set_loraplus_lr_ratio(n["loraplus-lr-ratio"]);
   h->set_schedule(args.Get("schedule"));
   if (args.Has("warmup-ratio")) h->set_warmup_ratio(n["warmup-ratio"]);
   h->set_max_grad_norm(n["max-grad-norm"]);

@@ -16,6 +16,7 @@ constexpr char kUsage[] =
     "  datasets list | get ID | delete ID\n"
     "  jobs submit --dataset ID --name NAME [--quantize nf4|none] [--r 16] [--alpha 32] [--epochs 3] [--batch-size 4]\n"
     "              [--lr 2e-4] [--max-seq-len 512] [--seed 0] [--priority 0] [--gradient-checkpointing] [--watch]\n"
+    "              [--loraplus-lr-ratio R (LoRA+: lora_B learns at R x lr; 1 = plain LoRA)]\n"
     "              [--devices N (data-parallel ranks on N of the daemon's training devices)]\n"
     "              [--eval-fraction 0.05 [--eval-every N] [--patience P] [--min-delta D]]  (validation slice of the train split)\n"
     "  jobs list | get ID | watch ID | cancel ID\n"

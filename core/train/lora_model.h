@@ -38,7 +38,8 @@ class LoraLinearLayer : public LinearLayer {
 LinearFactory MakeLoraLinearFactory(const LoraConfig& config, LinearFactory base_factory,
                                     std::shared_ptr<LoraModules> modules);
 
-// Every trainable adapter tensor (lora_A and lora_B of each module), in module order.
+// Every trainable adapter tensor, in module order: lora_A then lora_B of each module
+// (even indices are A, odd are B).
 std::vector<at::Tensor> LoraParameters(const LoraModules& modules);
 
 }  // namespace qlorad

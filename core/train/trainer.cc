@@ -86,7 +86,7 @@ std::string RunIdentity(const TrainerOptions& o, const std::vector<TrainingExamp
   std::string text = absl::StrCat(o.epochs, "|", o.batch_size, "|", o.gradient_accumulation, "|", o.learning_rate, "|",
                                   o.weight_decay, "|", o.schedule, "|", o.warmup_ratio, "|", o.max_grad_norm, "|",
                                   o.max_seq_len, "|", o.seed, "|", o.eval_fraction, "|", o.eval_every_steps, "|",
-                                  o.early_stopping_patience, "|", o.early_stopping_min_delta, "|");
+                                  o.early_stopping_patience, "|", o.early_stopping_min_delta, "|", o.loraplus_lr_ratio, "|");
   for (const auto& p : params) absl::StrAppend(&text, p.numel(), ",");
   for (const auto& ex : examples) {
     for (int64_t id : ex.ids) absl::StrAppend(&text, id, " ");
@@ -109,6 +109,28 @@ std::vector<AdamMoments> SaveMoments(torch::optim::AdamW& optimizer, const std::
     out.push_back(m);
   }
   return out;
+}
+
+// AdamW over two groups: lora_A tensors at the scheduled rate, lora_B tensors at
+// loraplus_lr_ratio times it (LoRA+; one rate when the ratio is 1). Moments are keyed by
+// tensor, so checkpoints do not depend on the grouping.
+torch::optim::AdamW MakeOptimizer(const std::vector<at::Tensor>& params, const TrainerOptions& options) {
+  std::vector<at::Tensor> a, b;
+  for (size_t i = 0; i < params.size(); ++i) (i % 2 == 0 ? a : b).push_back(params[i]);
+  auto group_options = [&](double lr) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(lr).betas({0.9, 0.999}).eps(1e-8).weight_decay(options.weight_decay));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(a, group_options(options.learning_rate));
+  groups.emplace_back(b, group_options(options.learning_rate * options.loraplus_lr_ratio));
+  return torch::optim::AdamW(groups, torch::optim::AdamWOptions(options.learning_rate));
+}
+
+void SetLearningRate(torch::optim::AdamW& optimizer, double lr, const TrainerOptions& options) {
+  auto& groups = optimizer.param_groups();
+  for (size_t g = 0; g < groups.size(); ++g)
+    static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(g == 1 ? lr * options.loraplus_lr_ratio : lr);
 }
 
 absl::Status RestoreCheckpoint(const TrainingCheckpoint& c, const std::string& identity, std::vector<at::Tensor>& params,
@@ -151,10 +173,7 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
   if (modules.empty()) return absl::FailedPreconditionError("the model has no LoRA modules to train");
   return CatchTorchErrors("training", [&]() -> absl::StatusOr<TrainingSummary> {
     std::vector<at::Tensor> params = LoraParameters(modules);
-    torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(options.learning_rate)
-                                              .betas({0.9, 0.999})
-                                              .eps(1e-8)
-                                              .weight_decay(options.weight_decay));
+    torch::optim::AdamW optimizer = MakeOptimizer(params, options);
     const std::string identity = RunIdentity(options, all_examples, params);
     QLORAD_RETURN_IF_ERROR(BroadcastParameters(*group, params));
     TrainingSummary summary;
@@ -211,8 +230,7 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
         }
         QLORAD_ASSIGN_OR_RETURN(const double step_loss, AllReduceGradients(*group, params, local_loss, progress.step));
         const double lr = ScheduledLearningRate(options, progress.step, total_steps);
-        for (auto& param_group : optimizer.param_groups())
-          static_cast<torch::optim::AdamWOptions&>(param_group.options()).lr(lr);
+        SetLearningRate(optimizer, lr, options);
         double grad_norm = torch::nn::utils::clip_grad_norm_(params, options.max_grad_norm > 0 ? options.max_grad_norm : 1e30);
         optimizer.step();
         ++progress.step;

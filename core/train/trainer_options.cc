@@ -1,5 +1,7 @@
 #include "core/train/trainer_options.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 
 namespace qlorad {
@@ -9,6 +11,8 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   if (o.batch_size <= 0) return absl::InvalidArgumentError("batch_size: must be positive");
   if (o.gradient_accumulation <= 0) return absl::InvalidArgumentError("gradient_accumulation: must be positive");
   if (!(o.learning_rate > 0)) return absl::InvalidArgumentError("learning_rate: must be positive (hint: 2e-4 is QLoRA's)");
+  if (!(o.loraplus_lr_ratio > 0) || !std::isfinite(o.loraplus_lr_ratio))
+    return absl::InvalidArgumentError("loraplus_lr_ratio: must be a positive number (hint: 1 = plain LoRA, 16 = LoRA+)");
   if (!(o.warmup_ratio >= 0 && o.warmup_ratio < 1)) return absl::InvalidArgumentError("warmup_ratio: must be in [0, 1)");
   if (o.schedule != "constant" && o.schedule != "linear" && o.schedule != "cosine")
     return absl::InvalidArgumentError(absl::StrCat("schedule: '", o.schedule, "' is not constant, linear or cosine"));

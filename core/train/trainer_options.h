@@ -16,6 +16,9 @@ struct TrainerOptions {
   int64_t gradient_accumulation = 1;
   double learning_rate = 2e-4;
   double weight_decay = 0.0;
+  // LoRA+ (Hayou et al., 2024): lora_B's learning rate = ratio × learning_rate, lora_A's
+  // stays learning_rate (the schedule scales both). 1 = plain LoRA; the paper uses ~16.
+  double loraplus_lr_ratio = 1.0;
   std::string schedule = "cosine";  // constant | linear | cosine
   double warmup_ratio = 0.03;
   double max_grad_norm = 0.3;       // <= 0 disables clipping

@@ -60,6 +60,7 @@ service::JobSpec SpecFromProto(const v1::CreateJobRequest& r) {
   SetIfGiven(o.gradient_accumulation, int64_t{h.gradient_accumulation()});
   SetIfGiven(o.learning_rate, h.learning_rate());
   SetIfGiven(o.weight_decay, h.weight_decay());
+  SetIfGiven(o.loraplus_lr_ratio, h.loraplus_lr_ratio());
   SetIfGiven(o.schedule, h.schedule());
   if (h.has_warmup_ratio()) o.warmup_ratio = h.warmup_ratio();
   SetIfGiven(o.max_grad_norm, h.max_grad_norm());

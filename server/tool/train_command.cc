@@ -23,6 +23,7 @@ constexpr char kUsage[] =
     "       [--prompt-format alpaca|chatml|llama3|mistral|plain] [--r 16] [--alpha 32] [--dropout 0.05]\n"
     "       [--targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj] [--rslora]\n"
     "       [--epochs 3] [--batch-size 4] [--grad-accum 1] [--lr 2e-4] [--weight-decay 0] [--schedule cosine]\n"
+    "       [--loraplus-lr-ratio 1]  (LoRA+: lora_B learns at ratio x lr; ~16 in the paper)\n"
     "       [--warmup-ratio 0.03] [--max-grad-norm 0.3] [--max-seq-len 512] [--seed 0] [--quiet]\n"
     "       [--checkpoint-dir DIR [--checkpoint-every N]]  (an existing checkpoint of the same run is resumed)\n"
     "       [--gradient-checkpointing]  (recompute each decoder layer in backward: less activation memory)\n"
@@ -66,6 +67,7 @@ absl::StatusOr<TrainerOptions> TrainerFromFlags(const Flags& flags) {
   QLORAD_ASSIGN_OR_RETURN(o.gradient_accumulation, flags.GetInt("grad-accum", o.gradient_accumulation));
   QLORAD_ASSIGN_OR_RETURN(o.learning_rate, flags.GetDouble("lr", o.learning_rate));
   QLORAD_ASSIGN_OR_RETURN(o.weight_decay, flags.GetDouble("weight-decay", o.weight_decay));
+  QLORAD_ASSIGN_OR_RETURN(o.loraplus_lr_ratio, flags.GetDouble("loraplus-lr-ratio", o.loraplus_lr_ratio));
   o.schedule = flags.GetOr("schedule", o.schedule);
   QLORAD_ASSIGN_OR_RETURN(o.warmup_ratio, flags.GetDouble("warmup-ratio", o.warmup_ratio));
   QLORAD_ASSIGN_OR_RETURN(o.max_grad_norm, flags.GetDouble("max-grad-norm", o.max_grad_norm));
@@ -83,7 +85,7 @@ absl::StatusOr<TrainerOptions> TrainerFromFlags(const Flags& flags) {
 absl::Status Train(const Args& args) {
   std::set<std::string> value_flags = kModelValueFlags, bool_flags = kModelBoolFlags;
   value_flags.insert({"dataset-root", "dataset", "out", "prompt-format", "r", "alpha", "dropout", "targets", "epochs",
-                      "batch-size", "grad-accum", "lr", "weight-decay", "schedule", "warmup-ratio", "max-grad-norm",
+                      "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule", "warmup-ratio", "max-grad-norm",
                       "max-seq-len", "seed", "checkpoint-dir", "checkpoint-every", "eval-fraction", "eval-every",
                       "patience", "min-delta", "world-size", "collective-timeout"});
   bool_flags.insert({"rslora", "quiet", "help", "gradient-checkpointing"});

@@ -39,6 +39,7 @@ TEST(TrainingOptionsTest, ReadsAStoredRowOfEarlierVersions) {
   EXPECT_EQ(o.trainer.seed, 7u);
   EXPECT_TRUE(o.trainer.gradient_checkpointing);
   EXPECT_EQ(o.trainer.max_seq_len, 128);
+  EXPECT_EQ(o.trainer.loraplus_lr_ratio, 1.0);  // written before LoRA+: plain LoRA
 }
 
 TEST(TrainingOptionsTest, WritesTheStoredKeysAndRoundTrips) {
@@ -49,6 +50,7 @@ TEST(TrainingOptionsTest, WritesTheStoredKeysAndRoundTrips) {
   nlohmann::json expected = row;
   expected.erase("base_model");
   expected.erase("adapter_name");
+  expected["trainer"]["loraplus_lr_ratio"] = 1.0;  // keys added since: a row without them reads as their default
   EXPECT_EQ(written, expected) << written.dump();
   ASSERT_OK_AND_ASSIGN(TrainingOptions again, TrainingOptionsFromJson(written));
   EXPECT_EQ(TrainingOptionsToJson(again), written);
