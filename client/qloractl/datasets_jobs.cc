@@ -88,7 +88,7 @@ absl::Status WatchJob(const std::string& id, client::Client& client, const Outpu
 absl::Status SubmitJob(const Args& args, client::Client& client, const Output& out) {
   if (auto s = args.CheckKnown({"dataset", "name", "base-model", "quantize", "priority", "r", "alpha", "dropout", "targets",
                                 "rslora", "epochs", "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule",
-                                "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "watch", "gradient-checkpointing",
+                                "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "watch", "gradient-checkpointing", "packing",
                                 "eval-fraction", "eval-every", "patience", "min-delta", "devices"});
       !s.ok())
     return s;
@@ -130,6 +130,7 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   h->set_max_seq_len(static_cast<int32_t>(n["max-seq-len"]));
   h->set_seed(static_cast<uint64_t>(n["seed"]));
   h->set_gradient_checkpointing(args.Has("gradient-checkpointing"));
+  h->set_packing(args.Has("packing"));
   h->set_eval_fraction(n["eval-fraction"]);
   h->set_eval_every_steps(static_cast<int32_t>(n["eval-every"]));
   h->set_early_stopping_patience(static_cast<int32_t>(n["patience"]));

@@ -17,6 +17,7 @@ constexpr char kUsage[] =
     "  jobs submit --dataset ID --name NAME [--quantize nf4|none] [--r 16] [--alpha 32] [--epochs 3] [--batch-size 4]\n"
     "              [--lr 2e-4] [--max-seq-len 512] [--seed 0] [--priority 0] [--gradient-checkpointing] [--watch]\n"
     "              [--loraplus-lr-ratio R (LoRA+: lora_B learns at R x lr; 1 = plain LoRA)]\n"
+    "              [--packing (batch-size rows of max-seq-len tokens, several whole examples per row)]\n"
     "              [--devices N (data-parallel ranks on N of the daemon's training devices)]\n"
     "              [--eval-fraction 0.05 [--eval-every N] [--patience P] [--min-delta D]]  (validation slice of the train split)\n"
     "  jobs list | get ID | watch ID | cancel ID\n"
@@ -63,7 +64,7 @@ int Fail(const absl::Status& status) {
 int main(int argc, char** argv) {
   using namespace qlorad::ctl;
   auto args = Args::Parse({argv + 1, argv + argc}, {"csv", "allow-small", "no-pii", "rslora", "watch", "raw", "stream",
-                                                    "allow-base-mismatch", "blind", "gradient-checkpointing", "pin", "merge", "help", "h"});
+                                                    "allow-base-mismatch", "blind", "gradient-checkpointing", "packing", "pin", "merge", "help", "h"});
   if (!args.ok()) return Fail(args.status());
   std::vector<std::string> words = args->positionals();
   const bool help = args->Has("help") || args->Has("h");
@@ -88,7 +89,7 @@ int main(int argc, char** argv) {
         rest.erase(it);
         break;
       }
-  auto sub = Args::Parse(rest, {"csv", "allow-small", "no-pii", "rslora", "watch", "raw", "stream", "allow-base-mismatch", "blind", "gradient-checkpointing", "pin", "merge"});
+  auto sub = Args::Parse(rest, {"csv", "allow-small", "no-pii", "rslora", "watch", "raw", "stream", "allow-base-mismatch", "blind", "gradient-checkpointing", "packing", "pin", "merge"});
   if (!sub.ok()) return Fail(sub.status());
   auto client = ConnectFromArgs(*sub);
   if (!client.ok()) return Fail(client.status());

@@ -34,9 +34,38 @@ struct MicroBatchResult {
   int64_t rank_tokens = 0;    // tokens of this rank's shard
 };
 
+// RunMicroBatch with packing: the rows' packs are the unit sharded across ranks (and the
+// global batch's rows for dropout); the loss has the same denominator.
+MicroBatchResult RunPackedMicroBatch(LlamaModel& model, const std::vector<TrainingExample>& examples,
+                                     const std::vector<size_t>& rows, const TrainerOptions& options,
+                                     const Collective& group, uint64_t dropout_seed, int64_t micro_batches) {
+  const GlobalBatchFacts facts = FactsOf(examples, rows, options.max_seq_len);
+  const std::vector<Pack> packs = PackRows(examples, rows, options.max_seq_len);
+  std::vector<size_t> pack_index(packs.size());
+  std::iota(pack_index.begin(), pack_index.end(), 0);
+  int64_t first_pack = 0;
+  std::vector<Pack> mine;
+  for (size_t p : ShardRows(pack_index, group.rank(), group.world_size(), &first_pack)) mine.push_back(packs[p]);
+  std::vector<size_t> my_rows;
+  int64_t packed_len = 0;
+  for (const Pack& pack : packs) packed_len = std::max(packed_len, FactsOf(examples, pack, options.max_seq_len).tokens);
+  for (const Pack& pack : mine) my_rows.insert(my_rows.end(), pack.begin(), pack.end());
+  MicroBatchResult result{0.0, facts.tokens, FactsOf(examples, my_rows, options.max_seq_len).tokens};
+  if (mine.empty() || facts.trained_positions == 0) return result;
+  ScopedTrainingRandom random(MakeSeededGenerator(model->device(), dropout_seed),
+                              {static_cast<int64_t>(packs.size()), first_pack, packed_len});
+  Batch batch = MakePackedBatch(examples, mine, options.max_seq_len);
+  at::Tensor loss = SummedCompletionLoss(model, batch) /
+                    (static_cast<double>(facts.trained_positions) * static_cast<double>(micro_batches));
+  loss.backward();
+  result.loss = loss.item<double>();
+  return result;
+}
+
 MicroBatchResult RunMicroBatch(LlamaModel& model, const std::vector<TrainingExample>& examples, const std::vector<size_t>& rows,
                      const TrainerOptions& options, const Collective& group, uint64_t dropout_seed,
                      int64_t micro_batches) {
+  if (options.packing) return RunPackedMicroBatch(model, examples, rows, options, group, dropout_seed, micro_batches);
   const GlobalBatchFacts facts = FactsOf(examples, rows, options.max_seq_len);
   int64_t first_row = 0;
   const std::vector<size_t> mine = ShardRows(rows, group.rank(), group.world_size(), &first_row);
@@ -50,6 +79,19 @@ MicroBatchResult RunMicroBatch(LlamaModel& model, const std::vector<TrainingExam
   loss.backward();
   result.loss = loss.item<double>();
   return result;
+}
+
+using EpochPlan = std::vector<std::vector<size_t>>;
+
+// Every epoch's global batches, drawn in order from one rng seeded with options.seed
+// (so a resumed run replays the same plan).
+std::vector<EpochPlan> PlanEpochs(const std::vector<TrainingExample>& examples, const TrainerOptions& options) {
+  std::mt19937_64 rng(options.seed);
+  std::vector<EpochPlan> plans;
+  for (int64_t epoch = 0; epoch < options.epochs; ++epoch)
+    plans.push_back(options.packing ? PlanPackedEpoch(examples, options.batch_size, options.max_seq_len, rng)
+                                    : PlanEpoch(examples, options.batch_size, rng));
+  return plans;
 }
 
 absl::Status CheckExamples(const std::vector<TrainingExample>& examples, int64_t vocab) {
@@ -86,7 +128,8 @@ std::string RunIdentity(const TrainerOptions& o, const std::vector<TrainingExamp
   std::string text = absl::StrCat(o.epochs, "|", o.batch_size, "|", o.gradient_accumulation, "|", o.learning_rate, "|",
                                   o.weight_decay, "|", o.schedule, "|", o.warmup_ratio, "|", o.max_grad_norm, "|",
                                   o.max_seq_len, "|", o.seed, "|", o.eval_fraction, "|", o.eval_every_steps, "|",
-                                  o.early_stopping_patience, "|", o.early_stopping_min_delta, "|", o.loraplus_lr_ratio, "|");
+                                  o.early_stopping_patience, "|", o.early_stopping_min_delta, "|", o.loraplus_lr_ratio, "|",
+                                  o.packing ? "packed|" : "");
   for (const auto& p : params) absl::StrAppend(&text, p.numel(), ",");
   for (const auto& ex : examples) {
     for (int64_t id : ex.ids) absl::StrAppend(&text, id, " ");
@@ -200,10 +243,10 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
       QLORAD_ASSIGN_OR_RETURN(summary.last_checkpoint, WriteTrainingCheckpoint(checkpoints, c));
       return summary.last_checkpoint;
     };
-    std::mt19937_64 rng(options.seed);
-    const int64_t batches_per_epoch = (static_cast<int64_t>(examples.size()) + options.batch_size - 1) / options.batch_size;
-    const int64_t steps_per_epoch = (batches_per_epoch + options.gradient_accumulation - 1) / options.gradient_accumulation;
-    const int64_t total_steps = steps_per_epoch * options.epochs;
+    const std::vector<EpochPlan> plans = PlanEpochs(examples, options);
+    int64_t total_steps = 0;
+    for (const EpochPlan& plan : plans)
+      total_steps += (static_cast<int64_t>(plan.size()) + options.gradient_accumulation - 1) / options.gradient_accumulation;
     const auto start = Clock::now();
     const double elapsed_before = progress.elapsed_seconds;
     const int64_t steps_before = progress.step, tokens_before = progress.tokens_seen;
@@ -213,8 +256,8 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
     summary.early_stopped = ShouldStopEarly(progress.eval_losses, options.early_stopping_patience,
                                             options.early_stopping_min_delta);  // a resumed run that had stopped
     for (int64_t epoch = 0; epoch < options.epochs && !summary.cancelled && !summary.early_stopped; ++epoch) {
-      auto plan = PlanEpoch(examples, options.batch_size, rng);  // replayed for finished epochs: same rng stream
       if (epoch < progress.epoch) continue;
+      const EpochPlan& plan = plans[epoch];
       for (size_t first = static_cast<size_t>(progress.next_batch);
            first < plan.size() && !summary.cancelled && !summary.early_stopped; first += options.gradient_accumulation) {
         const size_t last = std::min(plan.size(), first + options.gradient_accumulation);

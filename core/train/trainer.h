@@ -1,5 +1,5 @@
 // The LoRA/QLoRA training loop: completion-only loss over tokenized examples,
-// length-bucketed padded batches, gradient accumulation, AdamW, warm-up +
+// length-bucketed padded batches or packed rows, gradient accumulation, AdamW, warm-up +
 // constant/linear/cosine schedule, gradient-norm clipping, progress events and
 // cancellation. Only the adapter tensors receive gradients and optimizer state.
 #ifndef QLORAD_CORE_TRAIN_TRAINER_H_
@@ -65,8 +65,8 @@ double ScheduledLearningRate(const TrainerOptions& options, int64_t step, int64_
 // (core/util/training_random.h), never from the process-wide one.
 //
 // Data parallelism (`group` with world size N > 1; null = one process): every rank passes
-// the same examples and options; each global batch of options.batch_size rows is split
-// into contiguous shards, one per rank; the loss is the global batch's summed
+// the same examples and options; each global batch of options.batch_size rows (examples,
+// or packed rows with options.packing) is split into contiguous shards, one per rank; the loss is the global batch's summed
 // completion-token NLL over its trained-position count, so N ranks compute the gradient of
 // one rank training the whole batch (dropout masks included); gradients are summed in one
 // flat all-reduce per optimizer step and every rank steps an identical AdamW. Rank 0's

@@ -25,6 +25,11 @@ struct TrainerOptions {
   int64_t max_seq_len = 512;        // longer examples are truncated from the left of the prompt
   uint64_t seed = 0;
   bool gradient_checkpointing = false;  // recompute each decoder layer in backward (less memory, ~1/3 more compute)
+  // Sample packing: a global batch is batch_size rows of up to max_seq_len tokens, each
+  // holding as many whole examples as fit (positions restart per example, attention never
+  // crosses examples), instead of batch_size examples padded to the longest. The loss of
+  // a given set of examples is the same either way; a batch holds more examples.
+  bool packing = false;
   // Validation slice carved from the training examples (validation.h); 0 = none.
   double eval_fraction = 0.0;
   int64_t eval_every_steps = 0;          // 0: at the end of every epoch

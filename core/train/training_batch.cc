@@ -5,6 +5,8 @@
 
 #include <ATen/Functions.h>
 
+#include "core/train/chunked_loss.h"
+
 namespace qlorad {
 
 Batch MakeBatch(const std::vector<TrainingExample>& examples, const std::vector<size_t>& rows, int64_t max_len) {
@@ -13,7 +15,7 @@ Batch MakeBatch(const std::vector<TrainingExample>& examples, const std::vector<
   const int64_t b = static_cast<int64_t>(rows.size());
   auto opts = at::TensorOptions().dtype(at::kLong);
   Batch batch{at::zeros({b, len}, opts), at::zeros({b, len}, opts), at::zeros({b, len}, opts),
-              at::zeros({b, len}, at::TensorOptions().dtype(at::kFloat)), 0};
+              at::zeros({b, len}, at::TensorOptions().dtype(at::kFloat)), {}, {}, 0};
   auto ids = batch.ids.accessor<int64_t, 2>();
   auto mask = batch.mask.accessor<int64_t, 2>();
   auto targets = batch.targets.accessor<int64_t, 2>();
@@ -34,14 +36,97 @@ Batch MakeBatch(const std::vector<TrainingExample>& examples, const std::vector<
   return batch;
 }
 
+namespace {
+
+int64_t TruncatedLength(const TrainingExample& ex, int64_t max_len) {
+  return std::min<int64_t>(static_cast<int64_t>(ex.ids.size()), max_len);
+}
+
+// Adds `length` tokens to the first row of `used` with room (`capacity`), else opens a row
+// while there are fewer than `max_rows`. Returns the row, or -1 when neither is possible.
+int64_t FirstFit(std::vector<int64_t>& used, int64_t length, int64_t capacity, size_t max_rows) {
+  for (size_t r = 0; r < used.size(); ++r)
+    if (used[r] + length <= capacity) {
+      used[r] += length;
+      return static_cast<int64_t>(r);
+    }
+  if (used.size() >= max_rows) return -1;
+  used.push_back(length);
+  return static_cast<int64_t>(used.size()) - 1;
+}
+
+}  // namespace
+
+std::vector<Pack> PackRows(const std::vector<TrainingExample>& examples, const std::vector<size_t>& rows,
+                           int64_t max_len) {
+  std::vector<Pack> packs;
+  std::vector<int64_t> used;
+  for (size_t r : rows) {
+    const int64_t row = FirstFit(used, TruncatedLength(examples[r], max_len), max_len, rows.size());
+    if (row == static_cast<int64_t>(packs.size())) packs.emplace_back();
+    packs[row].push_back(r);
+  }
+  return packs;
+}
+
+Batch MakePackedBatch(const std::vector<TrainingExample>& examples, const std::vector<Pack>& packs, int64_t max_len) {
+  int64_t len = 1;
+  for (const Pack& pack : packs) {
+    int64_t n = 0;
+    for (size_t r : pack) n += TruncatedLength(examples[r], max_len);
+    len = std::max(len, n);
+  }
+  const int64_t b = static_cast<int64_t>(packs.size());
+  auto opts = at::TensorOptions().dtype(at::kLong);
+  Batch batch{at::zeros({b, len}, opts), at::zeros({b, len}, opts), at::zeros({b, len}, opts),
+              at::zeros({b, len}, at::TensorOptions().dtype(at::kFloat)), at::zeros({b, len}, opts), {}, 0};
+  at::Tensor segment = at::full({b, len}, -1, opts);
+  auto ids = batch.ids.accessor<int64_t, 2>();
+  auto mask = batch.mask.accessor<int64_t, 2>();
+  auto targets = batch.targets.accessor<int64_t, 2>();
+  auto weights = batch.weights.accessor<float, 2>();
+  auto positions = batch.positions.accessor<int64_t, 2>();
+  auto segments = segment.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < b; ++i) {
+    int64_t col = 0;
+    for (size_t k = 0; k < packs[i].size(); ++k) {
+      const TrainingExample& ex = examples[packs[i][k]];
+      const int64_t n = static_cast<int64_t>(ex.ids.size()), kept = TruncatedLength(ex, max_len), skip = n - kept;
+      for (int64_t t = 0; t < kept; ++t, ++col) {
+        ids[i][col] = ex.ids[skip + t];
+        mask[i][col] = 1;
+        positions[i][col] = t;
+        segments[i][col] = static_cast<int64_t>(k);
+        if (t + 1 < kept) {  // position t predicts token t + 1 of the same example
+          targets[i][col] = ex.ids[skip + t + 1];
+          weights[i][col] = ex.trainable[skip + t + 1] ? 1.0f : 0.0f;
+        }
+      }
+      batch.tokens += kept;
+    }
+  }
+  at::Tensor same = segment.unsqueeze(2).eq(segment.unsqueeze(1)) & segment.ge(0).unsqueeze(2);
+  at::Tensor causal = at::ones({len, len}, at::TensorOptions().dtype(at::kBool)).tril();
+  at::Tensor self = at::eye(len, at::TensorOptions().dtype(at::kBool));
+  batch.attend = ((same & causal) | self).unsqueeze(1);
+  return batch;
+}
+
 at::Tensor SummedCompletionLoss(LlamaModel& model, const Batch& batch) {
   const c10::Device device = model->device();
-  at::Tensor hidden = model->Hidden({batch.ids.to(device), {}, batch.mask.to(device), nullptr});
+  ForwardInput input{batch.ids.to(device), {}, batch.mask.to(device), nullptr};
+  if (batch.attend.defined()) {
+    input.positions = batch.positions.to(device);
+    input.attend = batch.attend.to(device);
+  }
+  at::Tensor hidden = model->Hidden(input);
   at::Tensor rows = batch.weights.flatten().nonzero().squeeze(1).to(device);
   if (rows.numel() == 0) return hidden.sum().mul(0.0).to(at::kFloat);  // truncation left nothing to train on
   at::Tensor picked_hidden = hidden.flatten(0, 1).index_select(0, rows);
-  at::Tensor logits = model->lm_head().forward(picked_hidden).to(at::kFloat);
   at::Tensor targets = batch.targets.flatten().to(device).index_select(0, rows);
+  const int64_t chunk_rows = HeadChunkRows(model->config().vocab_size);
+  if (rows.numel() > chunk_rows) return ChunkedHeadNll(model->lm_head(), picked_hidden, targets, chunk_rows);
+  at::Tensor logits = model->lm_head().forward(picked_hidden).to(at::kFloat);
   return at::nll_loss(at::log_softmax(logits, -1), targets, {}, at::Reduction::Sum);
 }
 
@@ -59,6 +144,26 @@ std::vector<std::vector<size_t>> PlanEpoch(const std::vector<TrainingExample>& e
   std::vector<std::vector<size_t>> batches;
   for (size_t start = 0; start < order.size(); start += batch_size)
     batches.emplace_back(order.begin() + start, order.begin() + std::min(order.size(), start + batch_size));
+  std::shuffle(batches.begin(), batches.end(), rng);
+  return batches;
+}
+
+std::vector<std::vector<size_t>> PlanPackedEpoch(const std::vector<TrainingExample>& examples, int64_t batch_size,
+                                                 int64_t max_len, std::mt19937_64& rng) {
+  std::vector<size_t> order(examples.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<std::vector<size_t>> batches(1);
+  std::vector<int64_t> used;
+  for (size_t r : order) {
+    const int64_t length = TruncatedLength(examples[r], max_len);
+    if (FirstFit(used, length, max_len, static_cast<size_t>(batch_size)) < 0) {
+      batches.emplace_back();
+      used.assign(1, length);
+    }
+    batches.back().push_back(r);
+  }
+  if (batches.back().empty()) batches.pop_back();
   std::shuffle(batches.begin(), batches.end(), rng);
   return batches;
 }

@@ -35,6 +35,7 @@ void VisitFields(Options& o, Visit&& visit) {
   visit(kTrainer, "learning_rate", o.trainer.learning_rate);
   visit(kTrainer, "weight_decay", o.trainer.weight_decay);
   visit(kTrainer, "loraplus_lr_ratio", o.trainer.loraplus_lr_ratio);
+  visit(kTrainer, "packing", o.trainer.packing);
   visit(kTrainer, "schedule", o.trainer.schedule);
   visit(kTrainer, "warmup_ratio", o.trainer.warmup_ratio);
   visit(kTrainer, "max_grad_norm", o.trainer.max_grad_norm);

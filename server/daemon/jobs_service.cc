@@ -67,6 +67,7 @@ service::JobSpec SpecFromProto(const v1::CreateJobRequest& r) {
   SetIfGiven(o.max_seq_len, int64_t{h.max_seq_len()});
   SetIfGiven(o.seed, h.seed());
   o.gradient_checkpointing = h.gradient_checkpointing();
+  o.packing = h.packing();
   SetIfGiven(o.eval_fraction, h.eval_fraction());
   SetIfGiven(o.eval_every_steps, int64_t{h.eval_every_steps()});
   SetIfGiven(o.early_stopping_patience, int64_t{h.early_stopping_patience()});

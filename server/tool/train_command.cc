@@ -27,6 +27,7 @@ constexpr char kUsage[] =
     "       [--warmup-ratio 0.03] [--max-grad-norm 0.3] [--max-seq-len 512] [--seed 0] [--quiet]\n"
     "       [--checkpoint-dir DIR [--checkpoint-every N]]  (an existing checkpoint of the same run is resumed)\n"
     "       [--gradient-checkpointing]  (recompute each decoder layer in backward: less activation memory)\n"
+    "       [--packing]  (a batch is batch-size rows of max-seq-len tokens, several whole examples per row)\n"
     "       [--eval-fraction 0.05 [--eval-every N] [--patience P] [--min-delta D]]  (validation slice of the train\n"
     "        split, evaluated every N steps or each epoch; early stopping after P evaluations without improvement)\n"
     "  QLoRA: --quantize nf4 (the base is frozen in 4 bits; adapters train in fp32)\n"
@@ -75,6 +76,7 @@ absl::StatusOr<TrainerOptions> TrainerFromFlags(const Flags& flags) {
   QLORAD_ASSIGN_OR_RETURN(long long seed, flags.GetInt("seed", 0));
   o.seed = static_cast<uint64_t>(seed);
   o.gradient_checkpointing = flags.GetBool("gradient-checkpointing");
+  o.packing = flags.GetBool("packing");
   QLORAD_ASSIGN_OR_RETURN(o.eval_fraction, flags.GetDouble("eval-fraction", o.eval_fraction));
   QLORAD_ASSIGN_OR_RETURN(o.eval_every_steps, flags.GetInt("eval-every", o.eval_every_steps));
   QLORAD_ASSIGN_OR_RETURN(o.early_stopping_patience, flags.GetInt("patience", o.early_stopping_patience));
@@ -88,7 +90,7 @@ absl::Status Train(const Args& args) {
                       "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule", "warmup-ratio", "max-grad-norm",
                       "max-seq-len", "seed", "checkpoint-dir", "checkpoint-every", "eval-fraction", "eval-every",
                       "patience", "min-delta", "world-size", "collective-timeout"});
-  bool_flags.insert({"rslora", "quiet", "help", "gradient-checkpointing"});
+  bool_flags.insert({"rslora", "quiet", "help", "gradient-checkpointing", "packing"});
   QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, value_flags, bool_flags));
   if (flags.GetBool("help")) {
     std::printf("%s%s", kUsage, kModelUsage);

@@ -40,6 +40,7 @@ TEST(TrainingOptionsTest, ReadsAStoredRowOfEarlierVersions) {
   EXPECT_TRUE(o.trainer.gradient_checkpointing);
   EXPECT_EQ(o.trainer.max_seq_len, 128);
   EXPECT_EQ(o.trainer.loraplus_lr_ratio, 1.0);  // written before LoRA+: plain LoRA
+  EXPECT_FALSE(o.trainer.packing);               // written before packing: one example per row
 }
 
 TEST(TrainingOptionsTest, WritesTheStoredKeysAndRoundTrips) {
@@ -51,6 +52,7 @@ TEST(TrainingOptionsTest, WritesTheStoredKeysAndRoundTrips) {
   expected.erase("base_model");
   expected.erase("adapter_name");
   expected["trainer"]["loraplus_lr_ratio"] = 1.0;  // keys added since: a row without them reads as their default
+  expected["trainer"]["packing"] = false;
   EXPECT_EQ(written, expected) << written.dump();
   ASSERT_OK_AND_ASSIGN(TrainingOptions again, TrainingOptionsFromJson(written));
   EXPECT_EQ(TrainingOptionsToJson(again), written);
