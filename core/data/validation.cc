@@ -177,7 +177,7 @@ ValidationReport Validator::Finish() {
     r.refused = true;
     r.refusal = absl::StrCat("only ", n, " usable examples (minimum ", options_.min_usable,
                              "; hint: a few hundred precise examples beat thousands of mediocre ones — "
-                             "collect more, or pass the explicit override, which is recorded)");
+                             "collect more, or override with --allow-small (gRPC: allow_small_dataset), which is recorded)");
   } else if (n < options_.warn_below) {
     r.regime = "small";
     r.warnings.push_back(absl::StrCat(n, " usable examples: below ", options_.warn_below, ", results may be unstable"));

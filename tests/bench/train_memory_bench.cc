@@ -1,7 +1,7 @@
 // Training memory and throughput (issue 6): one process per configuration, so the
 // peak RSS (getrusage) is that run's own. Prints the planner's prediction next to
 // the measurement (core/train/memory_planner.h).
-//   train_memory_bench --size 10M|100M|1B|7B [--method qlora|lora] [--batch 1] [--seq 512]
+//   train_memory_bench --size 10M|100M|134M|1B|7B [--method qlora|lora] [--batch 1] [--seq 512]
 //                      [--steps 2] [--gradient-checkpointing] [--work-dir DIR] [--threads N]
 // The model is written once per size (bf16 safetensors, streamed) under --work-dir.
 #include <sys/resource.h>
@@ -41,8 +41,9 @@ int64_t CurrentRssBytes() {
 ModelConfig SizeConfig(const std::string& size) {
   if (size == "10M") return MakeConfig("llama", 4, 256, 4, 4, 688, 32000, true);
   if (size == "100M") return MakeConfig("llama", 12, 768, 12, 4, 2048, 32000, true);
+  if (size == "134M") return MakeConfig("llama", 12, 768, 12, 12, 2048, 32000, false);  // train_vs_torch_eager.py
   if (size == "1B" || size == "7B") return *PresetModelConfig(size);
-  std::fprintf(stderr, "--size must be 10M, 100M, 1B or 7B\n");
+  std::fprintf(stderr, "--size must be 10M, 100M, 134M, 1B or 7B\n");
   std::exit(2);
 }
 
