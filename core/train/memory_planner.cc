@@ -1,11 +1,9 @@
 #include "core/train/memory_planner.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
-#include "core/train/chunked_loss.h"
 #include "core/model/loader.h"
 #include "core/model/random_model.h"  // MakeConfig for the presets
 
@@ -81,8 +79,7 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
   const double lora_per_layer = lora_activation / layers;
   add("activations", in.gradient_checkpointing ? layers * tokens * h * e + per_layer + lora_per_layer
                                                : layers * per_layer + lora_activation);
-  const double loss_rows = std::min(in.loss_token_fraction * tokens, static_cast<double>(HeadChunkRows(c.vocab_size)));
-  add("loss workspace", loss_rows * c.vocab_size * 4 * 3);
+  add("loss workspace", in.loss_token_fraction * tokens * c.vocab_size * 4 * 3);
   double sum = 0;
   for (const auto& [name, bytes] : plan.breakdown) sum += bytes;
   add("allocator slack", kSlack * sum);

@@ -15,8 +15,8 @@
 //    per LoRA-targeted module (dropout mask and output, A·x). With gradient
 //    checkpointing only each layer's input (N·h·e) is kept, plus one layer's full set
 //    during its recomputation.
-//  * loss workspace: logits of the positions the loss reads (loss_token_fraction·N, at
-//    most one chunk of chunked_loss.h) × vocab × 4 × 3 (logits, log-softmax, gradient).
+//  * loss workspace: logits of the positions the loss reads (loss_token_fraction·N)
+//    × vocab × 4 × 3 (logits, log-softmax, gradient).
 //  * runtime: a constant for the process (CPU: libtorch and the allocator's arenas;
 //    CUDA: context + kernels) plus allocator slack (kSlack of the rest).
 // The coefficients are calibrated against peak RSS measured on this machine
