@@ -31,7 +31,7 @@ def train(a, work, name, batch_size, packing, rep):
     out = os.path.join(work, "run-%s-%d" % (name, rep))
     cmd = [h.TOOL, "train", "--model", os.path.join(work, "model"), "--dataset-root", os.path.join(work, "ds"),
            "--dataset", "s", "--out", out, "--quantize", "nf4", "--epochs", "1", "--batch-size", str(batch_size),
-           "--max-seq-len", str(a.max_seq_len), "--r", "16", "--seed", "1", "--quiet"]
+           "--max-seq-len", str(a.max_seq_len), "--r", "16", "--seed", "1", "--prompt-format", "plain", "--quiet"]
     if packing:
         cmd.append("--packing")
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
