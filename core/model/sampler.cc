@@ -81,6 +81,9 @@ SamplingSupport Sampler::Support(const float* data, int64_t vocab) const {
     std::vector<double> weight(vocab, 0.0);
     for (int64_t id : order) weight[id] = weight_of(id);
     nucleus = SelectNucleus(order, weight, options_.top_p * total, before);
+    // Draws walk the nucleus in descending order, as when the whole vocabulary was sorted,
+    // so a seed gives the tokens it gave before.
+    std::sort(order.begin(), order.begin() + nucleus, before);
   }
   order.resize(nucleus);
   for (int64_t id : order) support.weights.push_back(weight_of(id));

@@ -2,7 +2,8 @@
 // sampling from a seeded generator. Deterministic for a fixed seed on any device
 // (the distribution is computed on the CPU in fp32). -inf logits (a grammar mask) are never
 // chosen. Nothing sorts the vocabulary: plain sampling is one pass, top-k a partial sort
-// of k entries, top-p alone a weighted selection (expected linear time).
+// of k entries, top-p alone a weighted selection of the nucleus (expected linear time)
+// and a sort of the nucleus only.
 #ifndef QLORAD_CORE_MODEL_SAMPLER_H_
 #define QLORAD_CORE_MODEL_SAMPLER_H_
 
@@ -40,8 +41,8 @@ class Sampler {
   int64_t Next(const at::Tensor& logits);
   // The support of a non-greedy draw: the finite logits, cut to the top_k largest (ties:
   // lower id first), then to the nucleus: the fewest largest whose softmax mass reaches
-  // top_p. With top_k the ids are in descending order; otherwise in an order of the
-  // sampler's own (deterministic for the logits).
+  // top_p (up to rounding in the sums). Ids in descending order (ties: lower id first)
+  // when top_k or top_p cut anything; otherwise in id order.
   SamplingSupport Support(const float* logits, int64_t vocab) const;
 
  private:

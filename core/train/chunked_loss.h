@@ -1,6 +1,6 @@
 // The completion loss's vocabulary projection in row chunks: summed NLL of `targets`
 // under log_softmax(head(hidden)) without a [rows, vocab] logits tensor alive at once.
-// Forward keeps only `hidden`; backward recomputes each chunk's logits, back-propagates
+// Forward keeps only `hidden` and `targets`; backward recomputes each chunk's logits, back-propagates
 // through the head (its trainable parameters, e.g. a LoRA on lm_head, accumulate .grad as
 // in a plain backward) and frees the chunk before the next. Costs one more head forward.
 // Internal to core/train.

@@ -34,6 +34,17 @@ struct MicroBatchResult {
   int64_t rank_tokens = 0;    // tokens of this rank's shard
 };
 
+// Forward and backward of this rank's `batch` under the run's dropout scope (`shard`: its
+// place in the global batch); returns the loss scaled to the global batch.
+double BackwardShare(LlamaModel& model, const Batch& batch, const GlobalBatchFacts& facts, int64_t micro_batches,
+                     uint64_t dropout_seed, const BatchShard& shard) {
+  ScopedTrainingRandom random(MakeSeededGenerator(model->device(), dropout_seed), shard);
+  at::Tensor loss = SummedCompletionLoss(model, batch) /
+                    (static_cast<double>(facts.trained_positions) * static_cast<double>(micro_batches));
+  loss.backward();
+  return loss.item<double>();
+}
+
 // RunMicroBatch with packing: the rows' packs are the unit sharded across ranks (and the
 // global batch's rows for dropout); the loss has the same denominator.
 MicroBatchResult RunPackedMicroBatch(LlamaModel& model, const std::vector<TrainingExample>& examples,
@@ -52,13 +63,8 @@ MicroBatchResult RunPackedMicroBatch(LlamaModel& model, const std::vector<Traini
   for (const Pack& pack : mine) my_rows.insert(my_rows.end(), pack.begin(), pack.end());
   MicroBatchResult result{0.0, facts.tokens, FactsOf(examples, my_rows, options.max_seq_len).tokens};
   if (mine.empty() || facts.trained_positions == 0) return result;
-  ScopedTrainingRandom random(MakeSeededGenerator(model->device(), dropout_seed),
-                              {static_cast<int64_t>(packs.size()), first_pack, packed_len});
-  Batch batch = MakePackedBatch(examples, mine, options.max_seq_len);
-  at::Tensor loss = SummedCompletionLoss(model, batch) /
-                    (static_cast<double>(facts.trained_positions) * static_cast<double>(micro_batches));
-  loss.backward();
-  result.loss = loss.item<double>();
+  result.loss = BackwardShare(model, MakePackedBatch(examples, mine, options.max_seq_len), facts, micro_batches,
+                              dropout_seed, {static_cast<int64_t>(packs.size()), first_pack, packed_len});
   return result;
 }
 
@@ -71,13 +77,8 @@ MicroBatchResult RunMicroBatch(LlamaModel& model, const std::vector<TrainingExam
   const std::vector<size_t> mine = ShardRows(rows, group.rank(), group.world_size(), &first_row);
   MicroBatchResult result{0.0, facts.tokens, FactsOf(examples, mine, options.max_seq_len).tokens};
   if (mine.empty() || facts.trained_positions == 0) return result;
-  ScopedTrainingRandom random(MakeSeededGenerator(model->device(), dropout_seed),
+  result.loss = BackwardShare(model, MakeBatch(examples, mine, options.max_seq_len), facts, micro_batches, dropout_seed,
                               {static_cast<int64_t>(rows.size()), first_row, facts.padded_len});
-  Batch batch = MakeBatch(examples, mine, options.max_seq_len);
-  at::Tensor loss = SummedCompletionLoss(model, batch) /
-                    (static_cast<double>(facts.trained_positions) * static_cast<double>(micro_batches));
-  loss.backward();
-  result.loss = loss.item<double>();
   return result;
 }
 

@@ -112,10 +112,10 @@ Batch MakePackedBatch(const std::vector<TrainingExample>& examples, const std::v
   return batch;
 }
 
-at::Tensor SummedCompletionLoss(LlamaModel& model, const Batch& batch) {
+at::Tensor SummedCompletionLoss(LlamaModel& model, const Batch& batch, int64_t chunk_rows) {
   const c10::Device device = model->device();
   ForwardInput input{batch.ids.to(device), {}, batch.mask.to(device), nullptr};
-  if (batch.attend.defined()) {
+  if (batch.attend.defined()) {  // packed: the trainer checked max_seq_len against the context limit
     input.positions = batch.positions.to(device);
     input.attend = batch.attend.to(device);
   }
@@ -124,7 +124,7 @@ at::Tensor SummedCompletionLoss(LlamaModel& model, const Batch& batch) {
   if (rows.numel() == 0) return hidden.sum().mul(0.0).to(at::kFloat);  // truncation left nothing to train on
   at::Tensor picked_hidden = hidden.flatten(0, 1).index_select(0, rows);
   at::Tensor targets = batch.targets.flatten().to(device).index_select(0, rows);
-  const int64_t chunk_rows = HeadChunkRows(model->config().vocab_size);
+  if (chunk_rows <= 0) chunk_rows = HeadChunkRows(model->config().vocab_size);
   if (rows.numel() > chunk_rows) return ChunkedHeadNll(model->lm_head(), picked_hidden, targets, chunk_rows);
   at::Tensor logits = model->lm_head().forward(picked_hidden).to(at::kFloat);
   return at::nll_loss(at::log_softmax(logits, -1), targets, {}, at::Reduction::Sum);

@@ -44,7 +44,8 @@ Batch MakePackedBatch(const std::vector<TrainingExample>& examples, const std::v
 // Summed negative log-likelihood over the trained positions of `batch` (fp32 scalar);
 // lm_head runs only on those positions, in row chunks (chunked_loss.h) when there are
 // more than one chunk's worth.
-at::Tensor SummedCompletionLoss(LlamaModel& model, const Batch& batch);
+// `chunk_rows` overrides HeadChunkRows(vocab) (tests).
+at::Tensor SummedCompletionLoss(LlamaModel& model, const Batch& batch, int64_t chunk_rows = 0);
 
 // Shuffled, then grouped so each batch holds examples of similar length. A pure function
 // of the rng's state: every rank plans the same epoch.
@@ -54,8 +55,8 @@ std::vector<std::vector<size_t>> PlanEpoch(const std::vector<TrainingExample>& e
 // Packing's plan: shuffled, then each global batch takes examples in that order while
 // PackRows can place them in at most `batch_size` rows of `max_len` tokens (so a batch
 // holds about batch_size · max_len tokens, however short the examples); the batches are
-// then shuffled. A pure function of the rng's state, as PlanEpoch (which it equals when
-// every example has max_len / k tokens for an integer k: batches of batch_size · k).
+// then shuffled. A pure function of the rng's state, as PlanEpoch. When every example has
+// max_len / k tokens for an integer k, it equals PlanEpoch(examples, batch_size · k, rng).
 std::vector<std::vector<size_t>> PlanPackedEpoch(const std::vector<TrainingExample>& examples, int64_t batch_size,
                                                  int64_t max_len, std::mt19937_64& rng);
 

@@ -1,8 +1,8 @@
 // The sampler's top-k / top-p without a full sort of the vocabulary, against a reference
 // written here from the definitions: sort every finite logit descending (ties: lower id
 // first), cut to top-k, then to the smallest prefix whose softmax mass reaches top-p. The
-// sampler's support must be that set with those weights, and its draws must follow the
-// reference distribution.
+// sampler's support must be that list with those weights, a seed must draw the same
+// tokens as the reference's inverse-CDF draw, and frequencies must follow the distribution.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -50,6 +50,16 @@ Distribution ReferenceDistribution(const std::vector<float>& logits, const Sampl
   return d;
 }
 
+int64_t ReferenceDraw(const Distribution& d, std::mt19937_64& rng) {
+  const double mass = std::accumulate(d.probs.begin(), d.probs.end(), 0.0);
+  double draw = std::uniform_real_distribution<double>(0.0, mass)(rng);
+  for (size_t i = 0; i < d.ids.size(); ++i) {
+    draw -= d.probs[i];
+    if (draw < 0) return d.ids[i];
+  }
+  return d.ids.back();
+}
+
 std::vector<float> RandomLogits(int64_t vocab, double scale, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, static_cast<float>(scale));
@@ -78,21 +88,28 @@ TEST(DecodeSamplerTest, SupportIsTheFullSortNucleus) {
         for (int64_t i = 1; i < vocab; i += 97) logits[i] = logits[i + 1];  // ties
         const Distribution reference = ReferenceDistribution(logits, o);
         const SamplingSupport support = Sampler(o).Support(logits.data(), vocab);
-        ASSERT_EQ(support.ids.size(), reference.ids.size());
-        if (o.top_k > 0) {
-          EXPECT_EQ(support.ids, reference.ids);  // descending, as documented
-        } else {
-          std::vector<int64_t> got = support.ids, want = reference.ids;
-          std::sort(got.begin(), got.end());
-          std::sort(want.begin(), want.end());
-          ASSERT_EQ(got, want);
-        }
+        ASSERT_EQ(support.ids, reference.ids);  // the same ids in the same order
         std::map<int64_t, double> weight;
         for (size_t i = 0; i < reference.ids.size(); ++i) weight[reference.ids[i]] = reference.probs[i];
         for (size_t i = 0; i < support.ids.size(); ++i)
           ASSERT_NEAR(support.weights[i], weight[support.ids[i]], 1e-12 * weight[support.ids[i]]);
       }
     }
+  }
+}
+
+// A seed draws the tokens the full-sort sampler drew (the draw walks the nucleus in the
+// same order), for top-p alone, top-k + top-p and plain sampling.
+TEST(DecodeSamplerTest, ASeedDrawsTheFullSortTokens) {
+  const std::vector<float> logits = RandomLogits(32000, 2.0, 5);
+  for (const SamplingOptions o : {SamplingOptions{0.9, 0, 0.9, 3}, SamplingOptions{1.1, 50, 0.8, 4},
+                                  SamplingOptions{1.0, 0, 1.0, 5}}) {
+    const Distribution reference = ReferenceDistribution(logits, o);
+    Sampler sampler(o);
+    std::mt19937_64 rng(o.seed);
+    const at::Tensor t = AsTensor(logits);
+    for (int draw = 0; draw < 300; ++draw)
+      ASSERT_EQ(sampler.Next(t), ReferenceDraw(reference, rng)) << "top_k " << o.top_k << " top_p " << o.top_p;
   }
 }
 
