@@ -7,6 +7,7 @@
 #include "core/model/random_model.h"
 #include "core/quant/nf4_model.h"
 #include "core/train/lora_model.h"
+#include "tests/core/train/adapted_model.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_paths.h"
@@ -14,10 +15,7 @@
 namespace qlorad {
 namespace {
 
-struct Adapted {
-  LoadedModel loaded;
-  std::shared_ptr<LoraModules> modules = std::make_shared<LoraModules>();
-};
+using Adapted = qlorad::testing::AdaptedModel;
 
 Adapted Load(double dropout, bool quantize) {
   static const std::string dir = [] {
@@ -28,21 +26,7 @@ Adapted Load(double dropout, bool quantize) {
     EXPECT_OK(WriteRandomModel(d, options));
     return d;
   }();
-  Adapted out;
-  at::manual_seed(5);
-  LoraConfig config;
-  config.r = 4;
-  config.alpha = 8;
-  config.dropout = dropout;
-  LoadOptions options;
-  if (quantize) options.linear_factory = MakeQuantizedLinearFactory(QuantOptions{});
-  options.linear_factory = MakeLoraLinearFactory(config, options.linear_factory, out.modules);
-  auto loaded = LoadModel(dir, options);
-  EXPECT_OK(loaded.status());
-  out.loaded = std::move(loaded).value();
-  at::NoGradGuard no_grad;
-  for (auto& [name, layer] : *out.modules) layer->lora_B.normal_(0, 0.05);  // B = 0 would hide A's gradient
-  return out;
+  return qlorad::testing::LoadAdaptedModel(dir, quantize, dropout);
 }
 
 at::Tensor Loss(Adapted& m, const at::Tensor& tokens) {

@@ -13,6 +13,7 @@
 #include "core/model/random_model.h"
 #include "core/quant/nf4_model.h"
 #include "core/train/lora_model.h"
+#include "tests/core/train/adapted_model.h"
 #include "core/train/trainer.h"
 #include "core/train/training_batch.h"
 #include "gmock/gmock.h"
@@ -62,27 +63,10 @@ std::string WriteModel(const std::string& type, int64_t heads, int64_t kv_heads)
   return dir;
 }
 
-struct Adapted {
-  LoadedModel loaded;
-  std::shared_ptr<LoraModules> modules = std::make_shared<LoraModules>();
-};
+using Adapted = qlorad::testing::AdaptedModel;
 
 Adapted Load(const std::string& dir, bool quantize, double dropout = 0) {
-  Adapted out;
-  at::manual_seed(5);
-  LoraConfig config;
-  config.r = 4;
-  config.alpha = 8;
-  config.dropout = dropout;
-  LoadOptions options;
-  if (quantize) options.linear_factory = MakeQuantizedLinearFactory(QuantOptions{});
-  options.linear_factory = MakeLoraLinearFactory(config, options.linear_factory, out.modules);
-  auto loaded = LoadModel(dir, options);
-  EXPECT_OK(loaded.status());
-  out.loaded = std::move(loaded).value();
-  at::NoGradGuard no_grad;
-  for (auto& [name, layer] : *out.modules) layer->lora_B.normal_(0, 0.05);  // B = 0 would hide A's gradient
-  return out;
+  return qlorad::testing::LoadAdaptedModel(dir, quantize, dropout);
 }
 
 struct LossAndGradients {
