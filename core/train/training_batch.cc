@@ -9,33 +9,6 @@
 
 namespace qlorad {
 
-Batch MakeBatch(const std::vector<TrainingExample>& examples, const std::vector<size_t>& rows, int64_t max_len) {
-  int64_t len = 0;
-  for (size_t r : rows) len = std::max<int64_t>(len, std::min<int64_t>(examples[r].ids.size(), max_len));
-  const int64_t b = static_cast<int64_t>(rows.size());
-  auto opts = at::TensorOptions().dtype(at::kLong);
-  Batch batch{at::zeros({b, len}, opts), at::zeros({b, len}, opts), at::zeros({b, len}, opts),
-              at::zeros({b, len}, at::TensorOptions().dtype(at::kFloat)), {}, {}, 0};
-  auto ids = batch.ids.accessor<int64_t, 2>();
-  auto mask = batch.mask.accessor<int64_t, 2>();
-  auto targets = batch.targets.accessor<int64_t, 2>();
-  auto weights = batch.weights.accessor<float, 2>();
-  for (int64_t i = 0; i < b; ++i) {
-    const TrainingExample& ex = examples[rows[i]];
-    const int64_t n = static_cast<int64_t>(ex.ids.size()), skip = std::max<int64_t>(0, n - max_len);
-    for (int64_t t = 0; t < n - skip; ++t) {
-      ids[i][t] = ex.ids[skip + t];
-      mask[i][t] = 1;
-      if (t + 1 < n - skip) {  // position t predicts token t + 1
-        targets[i][t] = ex.ids[skip + t + 1];
-        weights[i][t] = ex.trainable[skip + t + 1] ? 1.0f : 0.0f;
-      }
-    }
-    batch.tokens += n - skip;
-  }
-  return batch;
-}
-
 namespace {
 
 int64_t TruncatedLength(const TrainingExample& ex, int64_t max_len) {
@@ -55,7 +28,56 @@ int64_t FirstFit(std::vector<int64_t>& used, int64_t length, int64_t capacity, s
   return static_cast<int64_t>(used.size()) - 1;
 }
 
+// A zeroed [rows, len] batch (positions too when `packed`) and one writer of examples into
+// it, for both layouts.
+class BatchWriter {
+ public:
+  BatchWriter(int64_t rows, int64_t len, bool packed)
+      : batch_{Zeros(rows, len, at::kLong), Zeros(rows, len, at::kLong), Zeros(rows, len, at::kLong),
+               Zeros(rows, len, at::kFloat), packed ? Zeros(rows, len, at::kLong) : at::Tensor(), {}, 0},
+        ids_(batch_.ids.accessor<int64_t, 2>()),
+        mask_(batch_.mask.accessor<int64_t, 2>()),
+        targets_(batch_.targets.accessor<int64_t, 2>()),
+        weights_(batch_.weights.accessor<float, 2>()) {}
+
+  // Writes the last `max_len` tokens of `ex` into `row` from column `col`: ids, mask, and
+  // as each position's target the next token of the same example (weight 1 where
+  // trainable). Returns the tokens written.
+  int64_t Write(const TrainingExample& ex, int64_t max_len, int64_t row, int64_t col) {
+    const int64_t kept = TruncatedLength(ex, max_len), skip = static_cast<int64_t>(ex.ids.size()) - kept;
+    for (int64_t t = 0; t < kept; ++t) {
+      ids_[row][col + t] = ex.ids[skip + t];
+      mask_[row][col + t] = 1;
+      if (t + 1 < kept) {
+        targets_[row][col + t] = ex.ids[skip + t + 1];
+        weights_[row][col + t] = ex.trainable[skip + t + 1] ? 1.0f : 0.0f;
+      }
+    }
+    batch_.tokens += kept;
+    return kept;
+  }
+
+  Batch& batch() { return batch_; }
+
+ private:
+  static at::Tensor Zeros(int64_t rows, int64_t len, at::ScalarType type) {
+    return at::zeros({rows, len}, at::TensorOptions().dtype(type));
+  }
+
+  Batch batch_;
+  at::TensorAccessor<int64_t, 2> ids_, mask_, targets_;
+  at::TensorAccessor<float, 2> weights_;
+};
+
 }  // namespace
+
+Batch MakeBatch(const std::vector<TrainingExample>& examples, const std::vector<size_t>& rows, int64_t max_len) {
+  int64_t len = 0;
+  for (size_t r : rows) len = std::max(len, TruncatedLength(examples[r], max_len));
+  BatchWriter writer(static_cast<int64_t>(rows.size()), len, /*packed=*/false);
+  for (size_t i = 0; i < rows.size(); ++i) writer.Write(examples[rows[i]], max_len, static_cast<int64_t>(i), 0);
+  return std::move(writer.batch());
+}
 
 std::vector<Pack> PackRows(const std::vector<TrainingExample>& examples, const std::vector<size_t>& rows,
                            int64_t max_len) {
@@ -77,39 +99,26 @@ Batch MakePackedBatch(const std::vector<TrainingExample>& examples, const std::v
     len = std::max(len, n);
   }
   const int64_t b = static_cast<int64_t>(packs.size());
-  auto opts = at::TensorOptions().dtype(at::kLong);
-  Batch batch{at::zeros({b, len}, opts), at::zeros({b, len}, opts), at::zeros({b, len}, opts),
-              at::zeros({b, len}, at::TensorOptions().dtype(at::kFloat)), at::zeros({b, len}, opts), {}, 0};
-  at::Tensor segment = at::full({b, len}, -1, opts);
-  auto ids = batch.ids.accessor<int64_t, 2>();
-  auto mask = batch.mask.accessor<int64_t, 2>();
-  auto targets = batch.targets.accessor<int64_t, 2>();
-  auto weights = batch.weights.accessor<float, 2>();
+  BatchWriter writer(b, len, /*packed=*/true);
+  Batch& batch = writer.batch();
+  at::Tensor segment = at::full({b, len}, -1, at::TensorOptions().dtype(at::kLong));
   auto positions = batch.positions.accessor<int64_t, 2>();
   auto segments = segment.accessor<int64_t, 2>();
   for (int64_t i = 0; i < b; ++i) {
     int64_t col = 0;
     for (size_t k = 0; k < packs[i].size(); ++k) {
-      const TrainingExample& ex = examples[packs[i][k]];
-      const int64_t n = static_cast<int64_t>(ex.ids.size()), kept = TruncatedLength(ex, max_len), skip = n - kept;
+      const int64_t kept = writer.Write(examples[packs[i][k]], max_len, i, col);
       for (int64_t t = 0; t < kept; ++t, ++col) {
-        ids[i][col] = ex.ids[skip + t];
-        mask[i][col] = 1;
         positions[i][col] = t;
         segments[i][col] = static_cast<int64_t>(k);
-        if (t + 1 < kept) {  // position t predicts token t + 1 of the same example
-          targets[i][col] = ex.ids[skip + t + 1];
-          weights[i][col] = ex.trainable[skip + t + 1] ? 1.0f : 0.0f;
-        }
       }
-      batch.tokens += kept;
     }
   }
   at::Tensor same = segment.unsqueeze(2).eq(segment.unsqueeze(1)) & segment.ge(0).unsqueeze(2);
   at::Tensor causal = at::ones({len, len}, at::TensorOptions().dtype(at::kBool)).tril();
   at::Tensor self = at::eye(len, at::TensorOptions().dtype(at::kBool));
   batch.attend = ((same & causal) | self).unsqueeze(1);
-  return batch;
+  return std::move(batch);
 }
 
 at::Tensor SummedCompletionLoss(LlamaModel& model, const Batch& batch, int64_t chunk_rows) {

@@ -170,15 +170,19 @@ TEST(PackingTest, PackedRowsGiveTheUnpackedLossAndGradients) {
   }
 }
 
+std::vector<at::Tensor> Snapshot(Adapted& m) {
+  std::vector<at::Tensor> out;
+  for (const at::Tensor& p : LoraParameters(*m.modules)) out.push_back(p.detach().clone());
+  return out;
+}
+
 std::vector<at::Tensor> Train(const std::string& dir, const std::vector<TrainingExample>& examples,
                               const TrainerOptions& options, TrainingSummary* summary) {
   Adapted m = Load(dir, /*quantize=*/true);
   auto result = TrainLora(m.loaded.model, *m.modules, examples, options, [](const TrainingEvent&) { return true; });
   EXPECT_OK(result.status());
   *summary = *result;
-  std::vector<at::Tensor> out;
-  for (const at::Tensor& p : LoraParameters(*m.modules)) out.push_back(p.detach().clone());
-  return out;
+  return Snapshot(m);
 }
 
 // Examples of 8 tokens in rows of 32: a packed batch of 2 rows holds exactly 8 examples,
@@ -223,11 +227,6 @@ TEST(PackingTest, InterruptedPackedRunResumesBitIdentical) {
   options.gradient_accumulation = 2;
   options.learning_rate = 1e-2;
   options.seed = 6;
-  auto snapshot = [](Adapted& m) {
-    std::vector<at::Tensor> out;
-    for (const at::Tensor& p : LoraParameters(*m.modules)) out.push_back(p.detach().clone());
-    return out;
-  };
   Adapted reference = Load(dir, true, 0.1);
   ASSERT_OK_AND_ASSIGN(TrainingSummary full, TrainLora(reference.loaded.model, *reference.modules, examples, options));
   ASSERT_GE(full.steps, 6);
@@ -248,7 +247,7 @@ TEST(PackingTest, InterruptedPackedRunResumesBitIdentical) {
   ASSERT_OK_AND_ASSIGN(TrainingSummary rest, TrainLora(resumed.loaded.model, *resumed.modules, examples, options, nullptr, ckpt));
   EXPECT_EQ(rest.resumed_from_step, 3);
   EXPECT_EQ(rest.step_losses, full.step_losses);
-  const std::vector<at::Tensor> a = snapshot(resumed), b = snapshot(reference);
+  const std::vector<at::Tensor> a = Snapshot(resumed), b = Snapshot(reference);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << "adapter tensor " << i;
 }
