@@ -67,8 +67,15 @@ SamplingSupport Sampler::Support(const float* data, int64_t vocab) const {
   double max_logit = data[order[0]];
   for (int64_t id : order) max_logit = std::max<double>(max_logit, data[id]);
   auto weight_of = [&](int64_t id) { return std::exp((data[id] - max_logit) / options_.temperature); };
+  // Top-p alone selects over every candidate: their weights, by id, computed once here.
+  const bool select_nucleus = options_.top_p < 1 && !truncated;
+  std::vector<double> weight(select_nucleus ? vocab : 0);
   double total = 0;
-  for (int64_t id : order) total += weight_of(id);
+  for (int64_t id : order) {
+    const double w = weight_of(id);
+    total += w;
+    if (select_nucleus) weight[id] = w;
+  }
   size_t nucleus = order.size();
   if (options_.top_p < 1 && truncated) {  // sorted already: the shortest prefix
     double cumulative = 0;
@@ -77,16 +84,14 @@ SamplingSupport Sampler::Support(const float* data, int64_t vocab) const {
         nucleus = i + 1;
         break;
       }
-  } else if (options_.top_p < 1) {
-    std::vector<double> weight(vocab, 0.0);
-    for (int64_t id : order) weight[id] = weight_of(id);
+  } else if (select_nucleus) {
     nucleus = SelectNucleus(order, weight, options_.top_p * total, before);
     // Draws walk the nucleus in descending order, as when the whole vocabulary was sorted,
     // so a seed gives the tokens it gave before.
     std::sort(order.begin(), order.begin() + nucleus, before);
   }
   order.resize(nucleus);
-  for (int64_t id : order) support.weights.push_back(weight_of(id));
+  for (int64_t id : order) support.weights.push_back(select_nucleus ? weight[id] : weight_of(id));
   return support;
 }
 
