@@ -87,7 +87,7 @@ absl::Status WatchJob(const std::string& id, client::Client& client, const Outpu
 
 absl::Status SubmitJob(const Args& args, client::Client& client, const Output& out) {
   if (auto s = args.CheckKnown({"dataset", "name", "base-model", "quantize", "priority", "r", "alpha", "dropout", "targets",
-                                "rslora", "epochs", "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule",
+                                "rslora", "lora-init", "loftq-iterations", "epochs", "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule",
                                 "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "watch", "gradient-checkpointing", "packing",
                                 "eval-fraction", "eval-every", "patience", "min-delta", "devices"});
       !s.ok())
@@ -102,7 +102,7 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   r.set_base_model(args.Get("base-model"));
   r.set_quantize(args.Get("quantize", "nf4"));
   std::map<std::string, double> n;
-  for (const char* f : {"priority", "r", "alpha", "dropout", "epochs", "batch-size", "grad-accum", "lr", "weight-decay",
+  for (const char* f : {"priority", "r", "alpha", "dropout", "loftq-iterations", "epochs", "batch-size", "grad-accum", "lr", "weight-decay",
                         "loraplus-lr-ratio", "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "eval-fraction", "eval-every", "patience",
                         "min-delta", "devices"}) {
     auto v = args.Number(f, 0);
@@ -117,6 +117,8 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   if (args.Has("dropout")) lora->set_dropout(n["dropout"]);
   for (const auto& t : absl::StrSplit(args.Get("targets"), ',', absl::SkipEmpty())) lora->add_target_modules(std::string(t));
   lora->set_use_rslora(args.Has("rslora"));
+  lora->set_init(args.Get("lora-init"));
+  lora->set_loftq_iterations(static_cast<int32_t>(n["loftq-iterations"]));
   v1::Hyperparameters* h = r.mutable_hyperparameters();
   h->set_epochs(static_cast<int32_t>(n["epochs"]));
   h->set_batch_size(static_cast<int32_t>(n["batch-size"]));

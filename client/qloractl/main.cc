@@ -17,6 +17,8 @@ constexpr char kUsage[] =
     "  jobs submit --dataset ID --name NAME [--quantize nf4|none] [--r 16] [--alpha 32] [--epochs 3] [--batch-size 4]\n"
     "              [--lr 2e-4] [--max-seq-len 512] [--seed 0] [--priority 0] [--gradient-checkpointing] [--watch]\n"
     "              [--loraplus-lr-ratio R (LoRA+: lora_B learns at R x lr; 1 = plain LoRA)]\n"
+    "              [--lora-init kaiming|gaussian|loftq|pissa [--loftq-iterations N]]  (loftq: nf4 bases; loftq/pissa\n"
+    "               fit the adapter to the base weight and train it over its own base, written beside it)\n"
     "              [--packing (batch-size rows of max-seq-len tokens, several whole examples per row)]\n"
     "              [--devices N (data-parallel ranks on N of the daemon's training devices)]\n"
     "              [--eval-fraction 0.05 [--eval-every N] [--patience P] [--min-delta D]]  (validation slice of the train split)\n"

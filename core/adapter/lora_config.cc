@@ -39,6 +39,10 @@ absl::Status LoraConfig::Validate() const {
   if (!(alpha > 0)) return absl::InvalidArgumentError(absl::StrCat("alpha: must be positive, got ", alpha));
   if (!(dropout >= 0 && dropout < 1)) return absl::InvalidArgumentError("dropout: must be in [0, 1)");
   if (target_modules.empty()) return absl::InvalidArgumentError("target_modules: is empty");
+  if (init != "kaiming" && init != "gaussian" && init != "loftq" && init != "pissa")
+    return absl::InvalidArgumentError(absl::StrCat("init: '", init, "' is not one of kaiming, gaussian, loftq, pissa"));
+  if (loftq_iterations < 1 || loftq_iterations > 64)
+    return absl::InvalidArgumentError(absl::StrCat("loftq_iterations: must be in [1, 64], got ", loftq_iterations));
   for (const std::string& name : target_modules)
     if (name != "q_proj" && name != "k_proj" && name != "v_proj" && name != "o_proj" && name != "gate_proj" &&
         name != "up_proj" && name != "down_proj")

@@ -23,6 +23,12 @@ struct LoraConfig {
   double alpha = 32;
   double dropout = 0.05;
   bool use_rslora = false;  // scaling alpha / sqrt(r) instead of alpha / r
+  // How the adapter starts (core/quant/lora_init.h): "kaiming" (PEFT's default: A kaiming
+  // uniform, B = 0), "gaussian" (A ~ N(0, 1/r), B = 0), "loftq" (4-bit base only: the base
+  // is re-quantized so that Q + scaling·BA ≈ W) or "pissa" (BA = the top-r singular part of
+  // W, the base holds the residual). loftq and pissa change the base the adapter belongs to.
+  std::string init = "kaiming";
+  int64_t loftq_iterations = 1;  // LoftQ's alternating quantize/SVD rounds (PEFT's loftq_iter)
   // Module names: a module is targeted if its name equals an entry or ends with "." + entry.
   // Default: every linear projection (the QLoRA paper's setting).
   std::vector<std::string> target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};

@@ -23,6 +23,13 @@ namespace {
 using Json = nlohmann::ordered_json;
 constexpr char kKeyPrefix[] = "base_model.model.";
 
+// PEFT's init_lora_weights: "gaussian" as given. A fitted init (loftq, pissa) is written as
+// true, as PEFT's LoftQ recipe does for the saved adapter: its factors are already in the
+// file, and "loftq"/"pissa" would make PEFT re-fit (and rewrite) the base on load.
+Json InitLoraWeightsJson(const LoraConfig& config) {
+  return config.init == "gaussian" ? Json("gaussian") : Json(true);
+}
+
 // Fields whose presence changes what the adapter computes in ways qlorad does not implement.
 struct Unsupported {
   const char* field;
@@ -242,7 +249,7 @@ absl::Status WritePeftConfig(const std::string& dir, const LoraConfig& config, c
                {"target_modules", targets}, {"exclude_modules", exclude}, {"layers_to_transform", layers},
                {"layers_pattern", layers_pattern}, {"bias", "none"}, {"use_rslora", config.use_rslora},
                {"use_dora", false}, {"modules_to_save", nullptr}, {"fan_in_fan_out", false}, {"inference_mode", true},
-               {"init_lora_weights", true}, {"rank_pattern", rank_pattern}, {"alpha_pattern", alpha_pattern},
+               {"init_lora_weights", InitLoraWeightsJson(config)}, {"rank_pattern", rank_pattern}, {"alpha_pattern", alpha_pattern},
                {"revision", nullptr}};
   return WriteFileAtomically(dir + "/adapter_config.json", json.dump(2) + "\n");
 }

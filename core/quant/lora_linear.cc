@@ -82,7 +82,11 @@ LoraLinearImpl::LoraLinearImpl(const LoraLinearOptions& options, at::Tensor weig
   at::Tensor a = at::empty({options_.r(), in_features_}, opts);
   {
     at::NoGradGuard no_grad;
-    torch::nn::init::kaiming_uniform_(a, std::sqrt(5.0));  // PEFT's initialization
+    if (options_.init() == LoraInit::kGaussian) {
+      torch::nn::init::normal_(a, 0.0, 1.0 / static_cast<double>(options_.r()));  // PEFT's "gaussian"
+    } else {
+      torch::nn::init::kaiming_uniform_(a, std::sqrt(5.0));  // PEFT's default
+    }
   }
   lora_A = register_parameter("lora_A", a);
   lora_B = register_parameter("lora_B", at::zeros({out_features_, options_.r()}, opts));
@@ -92,6 +96,19 @@ LoraLinearImpl::LoraLinearImpl(const LoraLinearOptions& options, at::Tensor weig
     register_buffer("weight", weight_);
     if (bias_.defined()) register_buffer("bias", bias_);
   }
+}
+
+absl::Status LoraLinearImpl::SetFactors(const LowRankFactors& factors) {
+  if (!factors.a.defined() || !factors.b.defined() || factors.a.sizes() != lora_A.sizes() ||
+      factors.b.sizes() != lora_B.sizes())
+    return absl::InvalidArgumentError(absl::StrCat("LoraLinear: initial factors must be A ", c10::str(lora_A.sizes()),
+                                                   " and B ", c10::str(lora_B.sizes())));
+  return CatchTorchErrors("LoraLinear::SetFactors", [&]() -> absl::Status {
+    at::NoGradGuard no_grad;
+    lora_A.copy_(factors.a);
+    lora_B.copy_(factors.b);
+    return absl::OkStatus();
+  });
 }
 
 double LoraLinearImpl::scaling() const {

@@ -1,7 +1,7 @@
 // LoraLinear: a frozen base linear layer plus a trainable low-rank update (PEFT's LoRA):
 //   y = base(x) + scaling · B(A(dropout(x)))
-// with A [r, in] (kaiming_uniform, a = √5), B [out, r] (zeros), scaling = alpha / r or,
-// with rsLoRA, alpha / √r; dropout applies to the LoRA input only. The base is either a
+// with A [r, in] (kaiming_uniform, a = √5, or with init gaussian N(0, 1/r²) as PEFT's
+// "gaussian"), B [out, r] (zeros), scaling = alpha / r or, with rsLoRA, alpha / √r; dropout applies to the LoRA input only. The base is either a
 // full-precision weight (+ bias) held as frozen buffers, or a QuantizedLinear submodule;
 // it is never mutated. Only lora_A and lora_B are parameters.
 //
@@ -18,6 +18,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "absl/status/statusor.h"
+#include "core/quant/lora_init.h"
 #include "core/quant/quantized_linear.h"
 
 namespace qlorad {
@@ -30,6 +31,9 @@ struct LoraLinearOptions {
   TORCH_ARG(bool, use_rslora) = false;
   // dtype of lora_A / lora_B (PEFT keeps adapters in fp32).
   TORCH_ARG(at::ScalarType, dtype) = at::kFloat;
+  // kKaiming or kGaussian here; kLoftq/kPissa layers are created with their derived base
+  // and then given their factors with SetFactors (core/quant/lora_init.h).
+  TORCH_ARG(LoraInit, init) = LoraInit::kKaiming;
 };
 
 class LoraLinear;
@@ -50,6 +54,10 @@ class LoraLinearImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
   // base(x) alone (no adapter).
   at::Tensor BaseForward(const at::Tensor& x);
+
+  // Replaces lora_A / lora_B's values (shapes must match; cast to the adapter dtype and
+  // device). For the fitted initialisations; not a training operation.
+  absl::Status SetFactors(const LowRankFactors& factors);
 
   double scaling() const;
   int64_t in_features() const { return in_features_; }

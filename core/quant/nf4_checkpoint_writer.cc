@@ -4,6 +4,8 @@
 
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -26,7 +28,13 @@ using Json = nlohmann::ordered_json;
 constexpr size_t kStateJsonBytes = 256;
 constexpr uint64_t kMaxShardBytes = 5000000000;  // transformers' default max_shard_size "5GB"
 
-enum class Part { kCopy, kPacked, kAbsmax, kQuantMap, kNestedAbsmax, kNestedQuantMap, kStateJson };
+enum class Part { kCopy, kDenseF32, kPacked, kAbsmax, kQuantMap, kNestedAbsmax, kNestedQuantMap, kStateJson };
+
+// Tensors given instead of read (WriteInitializedBase), keyed by weight name.
+struct GivenWeights {
+  std::map<std::string, Quant4bitState> quantized;
+  std::map<std::string, at::Tensor> dense;
+};
 
 struct OutputTensor {
   TensorSpec spec;
@@ -48,11 +56,15 @@ std::string StateJson(const Quant4bitState& s) {
 }
 
 std::vector<OutputTensor> PlanOutput(const Checkpoint& checkpoint, const std::set<std::string>& quantized,
-                                     const QuantOptions& options) {
+                                     const QuantOptions& options, const GivenWeights& given) {
   std::vector<OutputTensor> out;
   const std::string suffix = absl::StrCat(".quant_state.bitsandbytes__", kernels::QuantTypeName(options.quant_type));
   for (const std::string& name : checkpoint.TensorNames()) {
     const TensorInfo& info = *checkpoint.Get(name)->info;
+    if (given.dense.count(name)) {
+      out.push_back({{name, DType::kF32, info.shape}, Part::kDenseF32, name});
+      continue;
+    }
     if (!quantized.count(name)) {
       out.push_back({{name, info.dtype, info.shape}, Part::kCopy, name});
       continue;
@@ -81,8 +93,9 @@ absl::Status CopyBytes(const at::Tensor& t, absl::Span<uint8_t> out, const std::
 
 class QuantizingFiller {
  public:
-  QuantizingFiller(const Checkpoint& checkpoint, const std::vector<OutputTensor>& plan, const QuantOptions& options)
-      : checkpoint_(checkpoint), plan_(plan), options_(options) {}
+  QuantizingFiller(const Checkpoint& checkpoint, const std::vector<OutputTensor>& plan, const QuantOptions& options,
+                   const GivenWeights& given)
+      : checkpoint_(checkpoint), plan_(plan), options_(options), given_(given) {}
 
   absl::Status Fill(size_t index, absl::Span<uint8_t> out) {
     const OutputTensor& t = plan_[index];
@@ -92,6 +105,16 @@ class QuantizingFiller {
       std::memcpy(out.data(), bytes.data(), bytes.size());
       entry.file->ReleasePages(*entry.info);
       return absl::OkStatus();
+    }
+    if (t.part == Part::kDenseF32) {
+      const at::Tensor& w = given_.dense.at(t.source);
+      if (w.numel() != entry.info->NumElements())
+        return absl::InternalError(absl::StrCat("'", t.source, "': given weight has the wrong size"));
+      return CopyBytes(w.to(at::kFloat), out, t.spec.name);
+    }
+    if (auto it = given_.quantized.find(t.source); it != given_.quantized.end() && t.source != current_) {
+      state_ = it->second.To(at::kCPU);
+      current_ = t.source;
     }
     if (t.source != current_) {  // the group's tensors are consecutive: quantize once
       QLORAD_ASSIGN_OR_RETURN(at::Tensor view, ViewTensor(*entry.file, *entry.info));
@@ -114,7 +137,8 @@ class QuantizingFiller {
         std::memcpy(out.data(), json.data(), json.size());
         return absl::OkStatus();
       }
-      case Part::kCopy: break;
+      case Part::kCopy:
+      case Part::kDenseF32: break;
     }
     return absl::InternalError("unreachable");
   }
@@ -123,22 +147,28 @@ class QuantizingFiller {
   const Checkpoint& checkpoint_;
   const std::vector<OutputTensor>& plan_;
   const QuantOptions& options_;
+  const GivenWeights& given_;
   std::string current_;
   Quant4bitState state_;
 };
 
-absl::Status WriteConfigAndTokenizer(const std::string& model_dir, const std::string& out_dir, const QuantOptions& options,
-                                     const std::string& compute_dtype) {
+// config.json's quantization_config block as transformers writes it for bitsandbytes 4-bit.
+Json QuantizationConfig(const QuantOptions& options, const std::string& compute_dtype) {
+  return {{"quant_method", "bitsandbytes"}, {"_load_in_4bit", true}, {"_load_in_8bit", false},
+          {"load_in_4bit", true}, {"load_in_8bit", false},
+          {"bnb_4bit_quant_type", kernels::QuantTypeName(options.quant_type)},
+          {"bnb_4bit_use_double_quant", options.double_quant}, {"bnb_4bit_compute_dtype", compute_dtype},
+          {"bnb_4bit_quant_storage", "uint8"}, {"llm_int8_skip_modules", nullptr}, {"llm_int8_threshold", 6.0},
+          {"llm_int8_has_fp16_weight", false}, {"llm_int8_enable_fp32_cpu_offload", false}};
+}
+
+// quant: the 4-bit layout written (quantization_config), or none for a dense checkpoint.
+absl::Status WriteConfigAndTokenizer(const std::string& model_dir, const std::string& out_dir,
+                                     const std::optional<QuantOptions>& quant, const std::string& compute_dtype) {
   QLORAD_ASSIGN_OR_RETURN(std::string text, ReadFileToString(model_dir + "/config.json"));
   Json config = Json::parse(text, nullptr, false);
   if (config.is_discarded()) return absl::InvalidArgumentError(model_dir + "/config.json is not valid JSON");
-  const char* type = kernels::QuantTypeName(options.quant_type);
-  config["quantization_config"] = {
-      {"quant_method", "bitsandbytes"}, {"_load_in_4bit", true}, {"_load_in_8bit", false}, {"load_in_4bit", true},
-      {"load_in_8bit", false}, {"bnb_4bit_quant_type", type}, {"bnb_4bit_use_double_quant", options.double_quant},
-      {"bnb_4bit_compute_dtype", compute_dtype}, {"bnb_4bit_quant_storage", "uint8"},
-      {"llm_int8_skip_modules", nullptr}, {"llm_int8_threshold", 6.0}, {"llm_int8_has_fp16_weight", false},
-      {"llm_int8_enable_fp32_cpu_offload", false}};
+  if (quant.has_value()) config["quantization_config"] = QuantizationConfig(*quant, compute_dtype);
   QLORAD_RETURN_IF_ERROR(WriteFileAtomically(out_dir + "/config.json", config.dump(2) + "\n"));
   for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                            "generation_config.json"}) {
@@ -149,36 +179,58 @@ absl::Status WriteConfigAndTokenizer(const std::string& model_dir, const std::st
   return absl::OkStatus();
 }
 
-absl::Status WriteQuantized(const std::string& model_dir, const std::string& tmp_dir, const QuantOptions& options) {
+// quant: the 4-bit layout of every decoder linear weight, or none (dense: only `given.dense`
+// replaces tensors).
+absl::Status WriteCheckpoint(const std::string& model_dir, const std::string& tmp_dir,
+                             const std::optional<QuantOptions>& quant, const GivenWeights& given) {
   QLORAD_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
   QLORAD_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::Open(model_dir));
+  for (const auto& [name, tensor] : given.dense) QLORAD_RETURN_IF_ERROR(checkpoint->Get(name).status());
+  for (const auto& [name, state] : given.quantized) QLORAD_RETURN_IF_ERROR(checkpoint->Get(name).status());
+  const QuantOptions options = quant.value_or(QuantOptions());
   std::set<std::string> quantized;
-  for (int64_t i = 0; i < config.num_hidden_layers; ++i)
+  for (int64_t i = 0; quant.has_value() && i < config.num_hidden_layers; ++i)
     for (const std::string& module : LayerLinearModules(i)) {
       if (HasBnbState(*checkpoint, module))
         return absl::FailedPreconditionError(absl::StrCat("'", model_dir, "' is already quantized (", module, ")"));
       QLORAD_RETURN_IF_ERROR(checkpoint->Get(module + ".weight").status());
       quantized.insert(module + ".weight");
     }
-  std::vector<OutputTensor> plan = PlanOutput(*checkpoint, quantized, options);
+  std::vector<OutputTensor> plan = PlanOutput(*checkpoint, quantized, options, given);
   std::vector<TensorSpec> specs;
   for (const OutputTensor& t : plan) specs.push_back(t.spec);
-  QuantizingFiller filler(*checkpoint, plan, options);
+  QuantizingFiller filler(*checkpoint, plan, options, given);
   QLORAD_RETURN_IF_ERROR(WriteShardedSafetensors(tmp_dir, specs, {{"format", "pt"}}, kMaxShardBytes,
                                                  [&](size_t i, absl::Span<uint8_t> out) {
                                                    return CatchTorchErrors("quantize", [&] { return filler.Fill(i, out); });
                                                  }));
   const std::string compute = config.torch_dtype == "float32" ? "float32" : config.torch_dtype;
-  return WriteConfigAndTokenizer(model_dir, tmp_dir, options, compute);
+  return WriteConfigAndTokenizer(model_dir, tmp_dir, quant, compute);
+}
+
+absl::Status CheckOutputDir(const std::string& out_dir) {
+  if (fs::exists(out_dir) && !fs::is_empty(out_dir))
+    return absl::AlreadyExistsError(absl::StrCat("output directory '", out_dir, "' exists and is not empty"));
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 absl::Status QuantizeCheckpoint(const std::string& model_dir, const std::string& out_dir, const QuantOptions& options) {
-  if (fs::exists(out_dir) && !fs::is_empty(out_dir))
-    return absl::AlreadyExistsError(absl::StrCat("output directory '", out_dir, "' exists and is not empty"));
+  QLORAD_RETURN_IF_ERROR(CheckOutputDir(out_dir));
   return WriteDirectoryAtomically(
-      out_dir, [&](const std::string& tmp_dir) { return WriteQuantized(model_dir, tmp_dir, options); });
+      out_dir, [&](const std::string& tmp_dir) { return WriteCheckpoint(model_dir, tmp_dir, options, GivenWeights()); });
+}
+
+absl::Status WriteInitializedBase(const std::string& model_dir, const std::string& out_dir, const InitializedBase& base) {
+  QLORAD_RETURN_IF_ERROR(CheckOutputDir(out_dir));
+  GivenWeights given;
+  for (const auto& [module, state] : base.quantized) given.quantized.emplace(module + ".weight", state);
+  for (const auto& [module, weight] : base.dense) given.dense.emplace(module + ".weight", weight);
+  if (!given.quantized.empty() && !base.quant.has_value())
+    return absl::InvalidArgumentError("WriteInitializedBase: 4-bit modules given without the 4-bit layout");
+  return WriteDirectoryAtomically(
+      out_dir, [&](const std::string& tmp_dir) { return WriteCheckpoint(model_dir, tmp_dir, base.quant, given); });
 }
 
 }  // namespace qlorad

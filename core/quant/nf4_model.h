@@ -15,7 +15,9 @@
 #ifndef QLORAD_CORE_QUANT_NF4_MODEL_H_
 #define QLORAD_CORE_QUANT_NF4_MODEL_H_
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -80,6 +82,20 @@ QuantizedFootprint MeasureQuantizedFootprint(LlamaModel& model);
 // `out_dir`, with config.json's quantization_config block (as transformers
 // writes it) and the tokenizer files copied. Nothing is left in `out_dir` on failure.
 absl::Status QuantizeCheckpoint(const std::string& model_dir, const std::string& out_dir, const QuantOptions& options);
+
+// The base an adapter with a fitted init (lora_init.h: loftq, pissa) was trained over,
+// keyed by module ("model.layers.0.self_attn.q_proj").
+struct InitializedBase {
+  std::optional<QuantOptions> quant;                // 4-bit base: its layout; none: dense
+  std::map<std::string, Quant4bitState> quantized;  // 4-bit base: the fitted states
+  std::map<std::string, at::Tensor> dense;          // dense base: the fitted weights (written F32)
+};
+// Writes `base` as a model directory loadable like any other: `model_dir`'s checkpoint with
+// the given modules replaced; a 4-bit base in the bitsandbytes layout (the other decoder
+// linear weights quantized with base.quant, exactly as loading quantizes them) with its
+// quantization_config; config.json otherwise unchanged, tokenizer files copied. Nothing is
+// left in `out_dir` on failure; an existing non-empty `out_dir` is ALREADY_EXISTS.
+absl::Status WriteInitializedBase(const std::string& model_dir, const std::string& out_dir, const InitializedBase& base);
 
 }  // namespace qlorad
 

@@ -145,6 +145,15 @@ kernels::Packed4bitView MakeView(const Quant4bitState& state) {
   return v;
 }
 
+QuantOptions OptionsOf(const Quant4bitState& state) {
+  QuantOptions options;
+  options.quant_type = state.quant_type;
+  options.blocksize = state.blocksize;
+  options.double_quant = state.nested();
+  options.nested_blocksize = state.nested_blocksize;
+  return options;
+}
+
 absl::StatusOr<Quant4bitState> Quantize4bitTensor(const at::Tensor& w, const QuantOptions& options) {
   if (!w.defined() || w.numel() == 0) {
     return absl::InvalidArgumentError("Quantize4bitTensor: empty tensor (nothing to quantize)");

@@ -58,6 +58,9 @@ struct Quant4bitState {
   Quant4bitState To(at::Device device) const;
 };
 
+// The options that reproduce `state`'s layout (type, block sizes, double quant).
+QuantOptions OptionsOf(const Quant4bitState& state);
+
 // Quantizes a contiguous floating-point tensor (fp32, bf16, fp16, fp64; any device, computed
 // on the CPU, result on the input's device). INVALID_ARGUMENT for an empty, non-contiguous or
 // non-floating tensor, or a bad blocksize.

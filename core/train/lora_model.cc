@@ -3,23 +3,89 @@
 #include "absl/strings/str_cat.h"
 #include "core/quant/nf4_model.h"
 #include "core/util/status_macros.h"
+#include "core/util/torch_status.h"
 
 namespace qlorad {
 namespace {
 
-absl::StatusOr<std::shared_ptr<LinearLayer>> WrapWithLora(const LoraConfig& config, const std::string& module,
-                                                          std::shared_ptr<LinearLayer> base) {
+absl::Status Named(const std::string& module, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(module, ": ", status.message()));
+}
+
+// The checkpoint's full-precision W (and bias) of spec.module, for the fitted inits.
+absl::StatusOr<std::shared_ptr<LinearLayer>> FullPrecisionWeight(const LoraConfig& config, const LinearSpec& spec) {
+  if (HasBnbState(*spec.checkpoint, spec.module))
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lora.init ", config.init, " needs the full-precision weight, but the checkpoint stores it 4-bit (hint: train "
+        "from the unquantized model directory with quantize nf4)"));
+  return MakeDenseLinear(spec);
+}
+
+// A LoRA layer whose factors and base are fitted to W (init loftq or pissa).
+absl::StatusOr<LoraLinear> FittedLora(const LoraConfig& config, const LinearSpec& spec, const LinearLayer& base,
+                                      const LoraLinearOptions& options, InitErrorTally* tally) {
+  QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<LinearLayer> full, FullPrecisionWeight(config, spec));
+  const auto& dense = static_cast<const DenseLinear&>(*full);
+  std::optional<at::Tensor> bias;
+  if (dense.bias().defined()) bias = dense.bias();
+  const double scaling = config.ScalingFor(spec.module);
+  const int64_t r = options.r();
+  LowRankFactors factors;
+  absl::StatusOr<LoraLinear> lora;
+  at::Tensor plain;
+  if (const auto* quantized = dynamic_cast<const QuantizedLinearLayer*>(&base)) {
+    const Quant4bitState& loaded = quantized->layer()->state();
+    QLORAD_ASSIGN_OR_RETURN(plain, Dequantize4bitTensor(loaded, at::kFloat));
+    Quant4bitState fitted;
+    if (config.init == "loftq") {
+      QLORAD_ASSIGN_OR_RETURN(LoftqInit init,
+                              InitializeLoftq(dense.weight(), r, scaling, OptionsOf(loaded), config.loftq_iterations));
+      factors = std::move(init.factors);
+      fitted = std::move(init.base);
+    } else {
+      QLORAD_ASSIGN_OR_RETURN(PissaInit init, InitializePissa(dense.weight(), r, scaling));
+      factors = std::move(init.factors);
+      QLORAD_ASSIGN_OR_RETURN(fitted, Quantize4bitTensor(init.residual, OptionsOf(loaded)));
+      fitted.dtype = dense.weight().scalar_type();
+    }
+    QLORAD_ASSIGN_OR_RETURN(QuantizedLinear layer, QuantizedLinearImpl::FromState(fitted.To(loaded.device()), bias));
+    lora = LoraLinearImpl::Create(options, std::move(layer));
+  } else if (config.init == "pissa") {
+    QLORAD_ASSIGN_OR_RETURN(PissaInit init, InitializePissa(dense.weight(), r, scaling));
+    factors = std::move(init.factors);
+    lora = LoraLinearImpl::Create(options, init.residual.to(dense.weight().scalar_type()), bias);
+  } else {
+    return absl::InvalidArgumentError("lora.init: loftq needs a 4-bit base (quantize nf4|fp4)");
+  }
+  QLORAD_RETURN_IF_ERROR(lora.status());
+  QLORAD_RETURN_IF_ERROR((*lora)->SetFactors(factors));
+  if (tally != nullptr) {
+    QLORAD_ASSIGN_OR_RETURN(at::Tensor fitted_base, (*lora)->BaseWeight());
+    QLORAD_RETURN_IF_ERROR(CatchTorchErrors("LoRA init error", [&] {
+      TallyInitError(dense.weight(), fitted_base, factors, scaling, plain, *tally);
+      return absl::OkStatus();
+    }));
+  }
+  return lora;
+}
+
+absl::StatusOr<std::shared_ptr<LinearLayer>> WrapWithLora(const LoraConfig& config, const LinearSpec& spec,
+                                                          std::shared_ptr<LinearLayer> base, InitErrorTally* tally) {
+  const std::string& module = spec.module;
   LoraLinearOptions options(config.RankFor(module), config.AlphaFor(module));
   options.dropout(config.dropout).use_rslora(config.use_rslora);
-  absl::StatusOr<LoraLinear> lora = absl::InvalidArgumentError("unsupported base layer for LoRA: " + module);
-  if (auto* quantized = dynamic_cast<QuantizedLinearLayer*>(base.get())) {
+  if (config.init == "gaussian") options.init(LoraInit::kGaussian);
+  absl::StatusOr<LoraLinear> lora = absl::InvalidArgumentError("unsupported base layer for LoRA");
+  if (config.init == "loftq" || config.init == "pissa") {
+    lora = FittedLora(config, spec, *base, options, tally);
+  } else if (auto* quantized = dynamic_cast<QuantizedLinearLayer*>(base.get())) {
     lora = LoraLinearImpl::Create(options, quantized->layer());
   } else if (auto* dense = dynamic_cast<DenseLinear*>(base.get())) {
     std::optional<at::Tensor> bias;
     if (dense->bias().defined()) bias = dense->bias();
     lora = LoraLinearImpl::Create(options, dense->weight(), bias);
   }
-  if (!lora.ok()) return absl::Status(lora.status().code(), absl::StrCat(module, ": ", lora.status().message()));
+  if (!lora.ok()) return Named(module, lora.status());
   return std::shared_ptr<LinearLayer>(std::make_shared<LoraLinearLayer>(std::move(lora).value()));
 }
 
@@ -28,11 +94,11 @@ absl::StatusOr<std::shared_ptr<LinearLayer>> WrapWithLora(const LoraConfig& conf
 LoraLinearLayer::LoraLinearLayer(LoraLinear layer) : layer_(register_module("lora", std::move(layer))) {}
 
 LinearFactory MakeLoraLinearFactory(const LoraConfig& config, LinearFactory base_factory,
-                                    std::shared_ptr<LoraModules> modules) {
-  return [config, base_factory, modules](const LinearSpec& spec) -> absl::StatusOr<std::shared_ptr<LinearLayer>> {
+                                    std::shared_ptr<LoraModules> modules, std::shared_ptr<InitErrorTally> tally) {
+  return [config, base_factory, modules, tally](const LinearSpec& spec) -> absl::StatusOr<std::shared_ptr<LinearLayer>> {
     QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<LinearLayer> base, base_factory ? base_factory(spec) : MakeDenseLinear(spec));
     if (!config.Targets(spec.module)) return base;
-    QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<LinearLayer> wrapped, WrapWithLora(config, spec.module, std::move(base)));
+    QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<LinearLayer> wrapped, WrapWithLora(config, spec, std::move(base), tally.get()));
     modules->insert_or_assign(spec.module, static_cast<LoraLinearLayer*>(wrapped.get())->layer());
     return wrapped;
   };

@@ -3,6 +3,7 @@
 // adapter format (saving, loading) are core/adapter.
 //
 // The base stays frozen and unmodified: y = base(x) + scaling · B(A(dropout(x))).
+// (The fitted inits build a new base beside the checkpoint's; nothing loaded is changed.)
 #ifndef QLORAD_CORE_TRAIN_LORA_MODEL_H_
 #define QLORAD_CORE_TRAIN_LORA_MODEL_H_
 
@@ -35,8 +36,13 @@ class LoraLinearLayer : public LinearLayer {
 
 // Wraps `base_factory` (dense or 4-bit): targeted modules become LoraLinearLayer
 // (recorded in *modules), others stay as the base factory built them.
+// config.init loftq / pissa (core/quant/lora_init.h) give targeted modules a base derived
+// from the checkpoint's full-precision W instead of the base factory's layer (whose 4-bit
+// layout they keep); the base written for such an adapter is WriteInitializedBase's.
+// *tally (optional) sums those modules' step-0 errors.
 LinearFactory MakeLoraLinearFactory(const LoraConfig& config, LinearFactory base_factory,
-                                    std::shared_ptr<LoraModules> modules);
+                                    std::shared_ptr<LoraModules> modules,
+                                    std::shared_ptr<InitErrorTally> tally = nullptr);
 
 // Every trainable adapter tensor, in module order: lora_A then lora_B of each module
 // (even indices are A, odd are B).

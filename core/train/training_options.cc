@@ -26,6 +26,8 @@ void VisitFields(Options& o, Visit&& visit) {
   visit(kLora, "alpha", o.lora.alpha);
   visit(kLora, "dropout", o.lora.dropout);
   visit(kLora, "use_rslora", o.lora.use_rslora);
+  visit(kLora, "init", o.lora.init);
+  visit(kLora, "loftq_iterations", o.lora.loftq_iterations);
   visit(kLora, "target_modules", o.lora.target_modules);
   visit(kLora, "rank_pattern", o.lora.rank_pattern);
   visit(kLora, "alpha_pattern", o.lora.alpha_pattern);
@@ -97,6 +99,10 @@ absl::Status TrainingOptions::Validate() const {
   QLORAD_RETURN_IF_ERROR(ValidatePathName("dataset_id", dataset_id));  // datasets/<id> is read
   QLORAD_RETURN_IF_ERROR(ParseQuantizeSetting(quantize, "quantize").status());
   QLORAD_RETURN_IF_ERROR(Prefixed(lora.Validate(), "lora."));
+  if (lora.init == "loftq" && quantize == "none")
+    return absl::InvalidArgumentError(
+        "lora.init: loftq fits the adapter to a 4-bit base's quantization error; set quantize nf4|fp4, "
+        "or use init pissa on a full-precision base");
   return Prefixed(ValidateTrainerOptions(trainer), "hyperparameters.");
 }
 

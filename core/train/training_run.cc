@@ -16,6 +16,7 @@
 #include "core/tokenizer/prompt_format.h"
 #include "core/tokenizer/tokenizer.h"
 #include "core/train/examples.h"
+#include "core/train/fitted_base.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "core/util/time_util.h"
@@ -24,12 +25,14 @@
 namespace qlorad {
 namespace {
 
-absl::StatusOr<LoadOptions> TrainingLoadOptions(const TrainingRunSpec& spec, std::shared_ptr<LoraModules>& modules) {
+absl::StatusOr<LoadOptions> TrainingLoadOptions(const TrainingRunSpec& spec, std::shared_ptr<LoraModules>& modules,
+                                                std::shared_ptr<InitErrorTally>& tally) {
   LoadOptions options;
   QLORAD_ASSIGN_OR_RETURN(options.device, ParseDevice(spec.device));
   QLORAD_ASSIGN_OR_RETURN(options.linear_factory, MakeBaseLinearFactory(spec.options.quantize, spec.model_dir));
   modules = std::make_shared<LoraModules>();
-  options.linear_factory = MakeLoraLinearFactory(spec.options.lora, options.linear_factory, modules);
+  tally = std::make_shared<InitErrorTally>();
+  options.linear_factory = MakeLoraLinearFactory(spec.options.lora, options.linear_factory, modules, tally);
   return options;
 }
 
@@ -110,7 +113,8 @@ absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const
   QLORAD_ASSIGN_OR_RETURN(nlohmann::json manifest, store->GetManifest(spec.options.dataset_id));
   QLORAD_ASSIGN_OR_RETURN(std::vector<TrainingExample> examples, LoadTrainingExamples(*store, spec.options.dataset_id, format, *tok));
   std::shared_ptr<LoraModules> modules;
-  QLORAD_ASSIGN_OR_RETURN(LoadOptions load, TrainingLoadOptions(spec, modules));
+  std::shared_ptr<InitErrorTally> tally;
+  QLORAD_ASSIGN_OR_RETURN(LoadOptions load, TrainingLoadOptions(spec, modules, tally));
   absl::StatusOr<LoadedModel> loaded;
   {
     // lora_A's kaiming init draws from the process-wide generator: one seeded load at a
@@ -132,12 +136,19 @@ absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const
   result.record = RunRecord(spec, model, manifest, result.summary, started, format, examples.size());
   result.record["distributed"] = std::move(distributed);
   if (group->rank() != 0) return result;
+  std::string adapter_base = spec.model_dir;
+  if (HasFittedBase(spec.options.lora)) {
+    QLORAD_ASSIGN_OR_RETURN(FittedBase fitted, WriteFittedBase(spec.model_dir, spec.output_dir, spec.options.lora, *modules, *tally));
+    adapter_base = fitted.path;
+    result.base_fingerprint = fitted.fingerprint;
+    result.record["base_model"]["initialized"] = std::move(fitted.record);
+  }
   std::map<std::string, std::string> metadata = spec.adapter_metadata;
-  metadata["qlorad_base_fingerprint"] = model.fingerprint;
+  metadata["qlorad_base_fingerprint"] = result.base_fingerprint;
   metadata["qlorad_dataset"] = spec.options.dataset_id;
   // The 4-bit type the adapter was trained against (a pre-quantized base counts): merge reads it.
   metadata["qlorad_base_quantization"] = spec.options.quantize != "none" ? spec.options.quantize : DeclaredQuantization(spec.model_dir);
-  QLORAD_RETURN_IF_ERROR(SavePeftAdapter(spec.output_dir, spec.options.lora, *modules, spec.model_dir, metadata));
+  QLORAD_RETURN_IF_ERROR(SavePeftAdapter(spec.output_dir, spec.options.lora, *modules, adapter_base, metadata));
   QLORAD_RETURN_IF_ERROR(WriteFileAtomically(spec.output_dir + "/training_run.json", result.record.dump(2) + "\n"));
   return result;
 }

@@ -24,6 +24,8 @@ constexpr char kUsage[] =
     "       [--targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj] [--rslora]\n"
     "       [--epochs 3] [--batch-size 4] [--grad-accum 1] [--lr 2e-4] [--weight-decay 0] [--schedule cosine]\n"
     "       [--loraplus-lr-ratio 1]  (LoRA+: lora_B learns at ratio x lr; ~16 in the paper)\n"
+    "       [--lora-init kaiming|gaussian|loftq|pissa [--loftq-iterations 1]]  (loftq: 4-bit bases; loftq and\n"
+    "        pissa fit the adapter to W and write the base it belongs to into ADAPTER_DIR/base_model)\n"
     "       [--warmup-ratio 0.03] [--max-grad-norm 0.3] [--max-seq-len 512] [--seed 0] [--quiet]\n"
     "       [--checkpoint-dir DIR [--checkpoint-every N]]  (an existing checkpoint of the same run is resumed)\n"
     "       [--gradient-checkpointing]  (recompute each decoder layer in backward: less activation memory)\n"
@@ -56,6 +58,8 @@ absl::StatusOr<LoraConfig> LoraFromFlags(const Flags& flags) {
   QLORAD_ASSIGN_OR_RETURN(config.alpha, flags.GetDouble("alpha", DefaultLoraAlpha(config.r)));
   QLORAD_ASSIGN_OR_RETURN(config.dropout, flags.GetDouble("dropout", config.dropout));
   config.use_rslora = flags.GetBool("rslora");
+  config.init = flags.GetOr("lora-init", config.init);
+  QLORAD_ASSIGN_OR_RETURN(config.loftq_iterations, flags.GetInt("loftq-iterations", config.loftq_iterations));
   if (flags.Has("targets")) config.target_modules = absl::StrSplit(flags.GetOr("targets", ""), ',', absl::SkipEmpty());
   return config;
 }
@@ -86,7 +90,7 @@ absl::StatusOr<TrainerOptions> TrainerFromFlags(const Flags& flags) {
 
 absl::Status Train(const Args& args) {
   std::set<std::string> value_flags = kModelValueFlags, bool_flags = kModelBoolFlags;
-  value_flags.insert({"dataset-root", "dataset", "out", "prompt-format", "r", "alpha", "dropout", "targets", "epochs",
+  value_flags.insert({"dataset-root", "dataset", "out", "prompt-format", "r", "alpha", "dropout", "targets", "lora-init", "loftq-iterations", "epochs",
                       "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule", "warmup-ratio", "max-grad-norm",
                       "max-seq-len", "seed", "checkpoint-dir", "checkpoint-every", "eval-fraction", "eval-every",
                       "patience", "min-delta", "world-size", "collective-timeout"});

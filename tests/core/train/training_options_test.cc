@@ -41,6 +41,7 @@ TEST(TrainingOptionsTest, ReadsAStoredRowOfEarlierVersions) {
   EXPECT_EQ(o.trainer.max_seq_len, 128);
   EXPECT_EQ(o.trainer.loraplus_lr_ratio, 1.0);  // written before LoRA+: plain LoRA
   EXPECT_FALSE(o.trainer.packing);               // written before packing: one example per row
+  EXPECT_EQ(o.lora.init, "kaiming");             // written before the init option: PEFT's default
 }
 
 TEST(TrainingOptionsTest, WritesTheStoredKeysAndRoundTrips) {
@@ -53,6 +54,8 @@ TEST(TrainingOptionsTest, WritesTheStoredKeysAndRoundTrips) {
   expected.erase("adapter_name");
   expected["trainer"]["loraplus_lr_ratio"] = 1.0;  // keys added since: a row without them reads as their default
   expected["trainer"]["packing"] = false;
+  expected["lora"]["init"] = "kaiming";
+  expected["lora"]["loftq_iterations"] = 1;
   EXPECT_EQ(written, expected) << written.dump();
   ASSERT_OK_AND_ASSIGN(TrainingOptions again, TrainingOptionsFromJson(written));
   EXPECT_EQ(TrainingOptionsToJson(again), written);
