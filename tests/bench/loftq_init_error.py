@@ -50,7 +50,7 @@ def main():
             start = time.time()
             subprocess.run([TOOL, "train", "--model", model, "--dataset-root", os.path.join(tmp, "ds"), "--dataset", "toy",
                             "--out", out, "--quantize", "nf4", "--r", "16", "--alpha", "32", "--epochs", "1",
-                            "--batch-size", "16", "--lr", "1e-12", "--max-seq-len", "64", "--quiet", *flags], check=True)
+                            "--batch-size", "16", "--lr", "1e-12", "--max-seq-len", "64", "--prompt-format", "alpaca", "--quiet", *flags], check=True)
             wall = time.time() - start
             with open(os.path.join(out, "training_run.json")) as f:
                 e = json.load(f)["base_model"]["initialized"]["step0_error"]
