@@ -87,7 +87,7 @@ absl::Status WatchJob(const std::string& id, client::Client& client, const Outpu
 
 absl::Status SubmitJob(const Args& args, client::Client& client, const Output& out) {
   if (auto s = args.CheckKnown({"dataset", "name", "base-model", "quantize", "priority", "r", "alpha", "dropout", "targets",
-                                "rslora", "lora-init", "loftq-iterations", "epochs", "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule",
+                                "rslora", "dora", "lora-init", "loftq-iterations", "epochs", "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule",
                                 "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "watch", "gradient-checkpointing", "packing",
                                 "eval-fraction", "eval-every", "patience", "min-delta", "devices"});
       !s.ok())
@@ -117,6 +117,7 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   if (args.Has("dropout")) lora->set_dropout(n["dropout"]);
   for (const auto& t : absl::StrSplit(args.Get("targets"), ',', absl::SkipEmpty())) lora->add_target_modules(std::string(t));
   lora->set_use_rslora(args.Has("rslora"));
+  lora->set_use_dora(args.Has("dora"));
   lora->set_init(args.Get("lora-init"));
   lora->set_loftq_iterations(static_cast<int32_t>(n["loftq-iterations"]));
   v1::Hyperparameters* h = r.mutable_hyperparameters();

@@ -17,6 +17,7 @@ constexpr char kUsage[] =
     "  jobs submit --dataset ID --name NAME [--quantize nf4|none] [--r 16] [--alpha 32] [--epochs 3] [--batch-size 4]\n"
     "              [--lr 2e-4] [--max-seq-len 512] [--seed 0] [--priority 0] [--gradient-checkpointing] [--watch]\n"
     "              [--loraplus-lr-ratio R (LoRA+: lora_B learns at R x lr; 1 = plain LoRA)]\n"
+    "              [--dora (DoRA: trained per-row magnitude; serve it merged)]\n"
     "              [--lora-init kaiming|gaussian|loftq|pissa [--loftq-iterations N]]  (loftq: nf4 bases; loftq/pissa\n"
     "               fit the adapter to the base weight and train it over its own base, written beside it)\n"
     "              [--packing (batch-size rows of max-seq-len tokens, several whole examples per row)]\n"
@@ -65,7 +66,7 @@ int Fail(const absl::Status& status) {
 
 int main(int argc, char** argv) {
   using namespace qlorad::ctl;
-  auto args = Args::Parse({argv + 1, argv + argc}, {"csv", "allow-small", "no-pii", "rslora", "watch", "raw", "stream",
+  auto args = Args::Parse({argv + 1, argv + argc}, {"csv", "allow-small", "no-pii", "rslora", "dora", "watch", "raw", "stream",
                                                     "allow-base-mismatch", "blind", "gradient-checkpointing", "packing", "pin", "merge", "help", "h"});
   if (!args.ok()) return Fail(args.status());
   std::vector<std::string> words = args->positionals();
@@ -91,7 +92,7 @@ int main(int argc, char** argv) {
         rest.erase(it);
         break;
       }
-  auto sub = Args::Parse(rest, {"csv", "allow-small", "no-pii", "rslora", "watch", "raw", "stream", "allow-base-mismatch", "blind", "gradient-checkpointing", "packing", "pin", "merge"});
+  auto sub = Args::Parse(rest, {"csv", "allow-small", "no-pii", "rslora", "dora", "watch", "raw", "stream", "allow-base-mismatch", "blind", "gradient-checkpointing", "packing", "pin", "merge"});
   if (!sub.ok()) return Fail(sub.status());
   auto client = ConnectFromArgs(*sub);
   if (!client.ok()) return Fail(client.status());

@@ -28,6 +28,9 @@ struct LoraConfig {
   // is re-quantized so that Q + scaling·BA ≈ W) or "pissa" (BA = the top-r singular part of
   // W, the base holds the residual). loftq and pissa change the base the adapter belongs to.
   std::string init = "kaiming";
+  // DoRA (Liu et al. 2024; PEFT use_dora): y = m ⊙ (W + s·BA)x / ‖W + s·BA‖_row, with a
+  // trained magnitude m per output row (PEFT's lora_magnitude_vector); see lora_linear.h.
+  bool use_dora = false;
   int64_t loftq_iterations = 1;  // LoftQ's alternating quantize/SVD rounds (PEFT's loftq_iter)
   // Module names: a module is targeted if its name equals an entry or ends with "." + entry.
   // Default: every linear projection (the QLoRA paper's setting).

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <type_traits>
 
@@ -36,7 +37,6 @@ struct Unsupported {
   const char* why;
 };
 const Unsupported kUnsupported[] = {
-    {"use_dora", "is set: DoRA adapters are not supported until the training-methods issue supports them"},
     {"modules_to_save",
      "is set: adapters that replace whole base modules are not supported until the training-methods issue supports them"},
     {"lora_bias", "is set: a bias on lora_B is not supported"},
@@ -162,6 +162,10 @@ absl::StatusOr<LoraConfig> ParsePeftConfig(const Json& json) {
     if (!json["use_rslora"].is_boolean()) return absl::InvalidArgumentError("use_rslora must be true or false");
     config.use_rslora = json["use_rslora"].get<bool>();
   }
+  if (json.contains("use_dora") && !json["use_dora"].is_null()) {
+    if (!json["use_dora"].is_boolean()) return absl::InvalidArgumentError("use_dora must be true or false");
+    config.use_dora = json["use_dora"].get<bool>();
+  }
   QLORAD_RETURN_IF_ERROR(ReadSelection(json, config));
   QLORAD_RETURN_IF_ERROR(ReadPattern(json, "rank_pattern", config.rank_pattern, config.rank_pattern_order));
   QLORAD_RETURN_IF_ERROR(ReadPattern(json, "alpha_pattern", config.alpha_pattern, config.alpha_pattern_order));
@@ -198,16 +202,25 @@ absl::StatusOr<std::string> PeftWeightsPath(const std::string& dir) {
                                           "and adapter_model.safetensors)"));
 }
 
-absl::StatusOr<PeftTensorKey> ParsePeftTensorKey(const std::string& name) {
+absl::StatusOr<PeftTensorKey> ParsePeftTensorKey(const std::string& name, bool allow_magnitude) {
   auto refuse = [&](const std::string& why) {
     return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "' ", why));
   };
   if (absl::StrContains(name, ".lora_embedding_"))
     return refuse("is an embedding adapter (lora_embedding_A/B), which qlorad does not support");
-  if (absl::StrContains(name, ".lora_magnitude_vector")) return refuse("is a DoRA magnitude (use_dora), not supported until the training-methods issue supports DoRA");
   if (!absl::StartsWith(name, kKeyPrefix))
     return refuse("is not a PEFT LoRA key (hint: expected base_model.model.<module>.lora_A.weight or .lora_B.weight)");
   const std::string rest = name.substr(sizeof(kKeyPrefix) - 1);
+  for (const char* suffix : {".lora_magnitude_vector", ".lora_magnitude_vector.weight"}) {
+    if (!absl::EndsWith(rest, suffix)) continue;
+    if (!allow_magnitude)
+      return refuse("is a DoRA magnitude (use_dora): the multi-adapter serving engine and GGUF export do not apply "
+                    "DoRA (hint: serve or export a merged model: qlorad-tool merge --adapter DIR)");
+    PeftTensorKey key;
+    key.module = rest.substr(0, rest.size() - std::strlen(suffix));
+    key.is_magnitude = true;
+    return key;
+  }
   size_t at = rest.rfind(".lora_A.");
   const size_t b_at = rest.rfind(".lora_B.");
   const bool is_a = at != std::string::npos && (b_at == std::string::npos || at > b_at);
@@ -233,6 +246,10 @@ std::string PeftTensorName(const std::string& module, bool is_a) {
   return absl::StrCat(kKeyPrefix, module, is_a ? ".lora_A.weight" : ".lora_B.weight");
 }
 
+std::string PeftMagnitudeName(const std::string& module) {
+  return absl::StrCat(kKeyPrefix, module, ".lora_magnitude_vector");
+}
+
 absl::Status WritePeftConfig(const std::string& dir, const LoraConfig& config, const std::string& base_model) {
   Json rank_pattern = Json::object(), alpha_pattern = Json::object();
   for (const std::string& k : config.RankPatternKeys()) rank_pattern[k] = config.rank_pattern.at(k);
@@ -248,7 +265,7 @@ absl::Status WritePeftConfig(const std::string& dir, const LoraConfig& config, c
                {"r", config.r}, {"lora_alpha", config.alpha}, {"lora_dropout", config.dropout},
                {"target_modules", targets}, {"exclude_modules", exclude}, {"layers_to_transform", layers},
                {"layers_pattern", layers_pattern}, {"bias", "none"}, {"use_rslora", config.use_rslora},
-               {"use_dora", false}, {"modules_to_save", nullptr}, {"fan_in_fan_out", false}, {"inference_mode", true},
+               {"use_dora", config.use_dora}, {"modules_to_save", nullptr}, {"fan_in_fan_out", false}, {"inference_mode", true},
                {"init_lora_weights", InitLoraWeightsJson(config)}, {"rank_pattern", rank_pattern}, {"alpha_pattern", alpha_pattern},
                {"revision", nullptr}};
   return WriteFileAtomically(dir + "/adapter_config.json", json.dump(2) + "\n");

@@ -16,8 +16,9 @@ namespace qlorad {
 
 // Reads adapter_config.json with PEFT's semantics (see LoraConfig; target_modules
 // "all-linear" = every projection). Refuses, with the field named: what qlorad does
-// not support (DoRA, modules_to_save, lora_bias, bias != "none", fan_in_fan_out,
-// non-LORA types, ...), patterns that do not compile and inconsistent fields.
+// not support (modules_to_save, lora_bias, bias != "none", fan_in_fan_out,
+// non-LORA types, ...), patterns that do not compile and inconsistent fields. use_dora is
+// read (LoraConfig::use_dora); the serving engine refuses such adapters itself.
 absl::StatusOr<LoraConfig> ReadPeftConfig(const std::string& dir);
 
 // Writes dir/adapter_config.json for `config` (pattern keys in lookup order, so PEFT,
@@ -35,11 +36,16 @@ absl::StatusOr<std::string> PeftWeightsPath(const std::string& dir);
 struct PeftTensorKey {
   std::string module;
   bool is_a = false;
+  bool is_magnitude = false;  // DoRA's lora_magnitude_vector (only with allow_magnitude)
 };
-absl::StatusOr<PeftTensorKey> ParsePeftTensorKey(const std::string& name);
+// PEFT writes DoRA's magnitude as <module>.lora_magnitude_vector (older versions added
+// ".weight"); both are read when allow_magnitude, refused otherwise.
+absl::StatusOr<PeftTensorKey> ParsePeftTensorKey(const std::string& name, bool allow_magnitude = false);
 
 // The key PEFT writes for `module`'s lora_A (is_a) or lora_B weight.
 std::string PeftTensorName(const std::string& module, bool is_a);
+// The key PEFT writes for `module`'s DoRA magnitude.
+std::string PeftMagnitudeName(const std::string& module);
 
 // The safetensors metadata of an adapter (e.g. qlorad_base_fingerprint).
 absl::StatusOr<std::map<std::string, std::string>> ReadPeftMetadata(const std::string& dir);

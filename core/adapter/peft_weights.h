@@ -23,12 +23,14 @@ using LoraModules = std::map<std::string, LoraLinear>;
 absl::Status SavePeftAdapter(const std::string& dir, const LoraConfig& config, const LoraModules& modules,
                              const std::string& base_model, const std::map<std::string, std::string>& metadata);
 
-// The same from plain module name -> {A [r, in], B [out, r]} tensors (any device).
+// The same from plain module name -> {A [r, in], B [out, r]} tensors (any device), and
+// DoRA magnitudes [out] by module (written as <module>.lora_magnitude_vector, PEFT's key).
 absl::Status SavePeftWeights(const std::string& dir, const LoraConfig& config,
                              const std::map<std::string, std::pair<at::Tensor, at::Tensor>>& weights,
-                             const std::string& base_model, const std::map<std::string, std::string>& metadata);
+                             const std::string& base_model, const std::map<std::string, std::string>& metadata,
+                             const std::map<std::string, at::Tensor>& magnitudes = {});
 
-// Copies the adapter's lora_A/lora_B tensors into `modules`. Every tensor must
+// Copies the adapter's lora_A/lora_B (and DoRA magnitude) tensors into `modules`. Every tensor must
 // map to a module of the base with the right shape (errors name the tensor and
 // give a hint); an adapter that applies to zero modules is an error.
 absl::Status LoadPeftWeights(const std::string& dir, LoraModules& modules);

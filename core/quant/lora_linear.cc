@@ -51,9 +51,10 @@ absl::StatusOr<LoraLinear> LoraLinearImpl::Create(const LoraLinearOptions& optio
   }
   return CatchTorchErrors("LoraLinear", [&]() -> absl::StatusOr<LoraLinear> {
     const int64_t in = weight.size(1), out = weight.size(0);
-    return LoraLinear(std::make_shared<LoraLinearImpl>(options, weight.detach(),
-                                                       b.defined() ? b.detach() : b,
-                                                       QuantizedLinear(nullptr), in, out));
+    LoraLinear layer(std::make_shared<LoraLinearImpl>(options, weight.detach(), b.defined() ? b.detach() : b,
+                                                      QuantizedLinear(nullptr), in, out));
+    if (options.use_dora()) QLORAD_RETURN_IF_ERROR(layer->InitializeDora());
+    return layer;
   });
 }
 
@@ -63,8 +64,9 @@ absl::StatusOr<LoraLinear> LoraLinearImpl::Create(const LoraLinearOptions& optio
   if (base.is_empty()) return absl::InvalidArgumentError("LoraLinear: empty quantized base");
   return CatchTorchErrors("LoraLinear", [&]() -> absl::StatusOr<LoraLinear> {
     const int64_t in = base->in_features(), out = base->out_features();
-    return LoraLinear(std::make_shared<LoraLinearImpl>(options, at::Tensor(), at::Tensor(),
-                                                       std::move(base), in, out));
+    LoraLinear layer(std::make_shared<LoraLinearImpl>(options, at::Tensor(), at::Tensor(), std::move(base), in, out));
+    if (options.use_dora()) QLORAD_RETURN_IF_ERROR(layer->InitializeDora());
+    return layer;
   });
 }
 
@@ -98,6 +100,36 @@ LoraLinearImpl::LoraLinearImpl(const LoraLinearOptions& options, at::Tensor weig
   }
 }
 
+absl::Status LoraLinearImpl::InitializeDora() {
+  at::Tensor w = weight_;
+  if (!quantized_.is_empty()) {
+    QLORAD_ASSIGN_OR_RETURN(w, quantized_->DequantizedWeight(at::kFloat));
+  }
+  return CatchTorchErrors("LoraLinear DoRA init", [&]() -> absl::Status {
+    at::NoGradGuard no_grad;
+    const at::Tensor wide = w.to(lora_A.device(), at::promote_types(lora_A.scalar_type(), at::kFloat));
+    base_row_norm_sq_ = register_buffer("base_row_norm_sq", wide.pow(2).sum(1));
+    lora_magnitude = register_parameter("lora_magnitude_vector", DoraWeightNorm().clone());
+    return absl::OkStatus();
+  });
+}
+
+at::Tensor LoraLinearImpl::BaseBias() const { return quantized_.is_empty() ? bias_ : quantized_->bias(); }
+
+at::Tensor LoraLinearImpl::DoraWeightNorm() const {
+  TORCH_CHECK(base_row_norm_sq_.defined(), "LoraLinear: DoraWeightNorm without use_dora");
+  at::NoGradGuard no_grad;
+  const at::ScalarType wide = at::promote_types(lora_A.scalar_type(), at::kFloat);  // fp32, or fp64 adapters
+  const at::Tensor a = lora_A.detach().to(wide), b = lora_B.detach().to(wide);
+  const double s = scaling();
+  // ‖W + s·BA‖²_i = ‖W_i‖² + 2s·Σ_k B_ik (A·W_iᵀ)_k + s²·(B·(A·Aᵀ)·Bᵀ)_ii
+  at::Tensor wa = const_cast<LoraLinearImpl*>(this)->BaseForward(a);  // A·Wᵀ + b: [r, out]
+  if (const at::Tensor bias = BaseBias(); bias.defined()) wa = wa - bias.to(wa.scalar_type());
+  const at::Tensor cross = (b * wa.to(b.scalar_type()).t()).sum(1);
+  const at::Tensor ba_sq = (at::matmul(b, at::matmul(a, a.t())) * b).sum(1);
+  return (base_row_norm_sq_ + cross * (2 * s) + ba_sq * (s * s)).clamp_min(0).sqrt();
+}
+
 absl::Status LoraLinearImpl::SetFactors(const LowRankFactors& factors) {
   if (!factors.a.defined() || !factors.b.defined() || factors.a.sizes() != lora_A.sizes() ||
       factors.b.sizes() != lora_B.sizes())
@@ -107,6 +139,7 @@ absl::Status LoraLinearImpl::SetFactors(const LowRankFactors& factors) {
     at::NoGradGuard no_grad;
     lora_A.copy_(factors.a);
     lora_B.copy_(factors.b);
+    if (lora_magnitude.defined()) lora_magnitude.copy_(DoraWeightNorm());
     return absl::OkStatus();
   });
 }
@@ -130,7 +163,14 @@ at::Tensor LoraLinearImpl::forward(const at::Tensor& x) {
   at::Tensor h = x.to(lora_A.scalar_type());
   h = ShardInvariantDropout(h, options_.dropout(), is_training());
   const at::Tensor delta = at::linear(at::linear(h, lora_A), lora_B) * scaling();
-  return y + delta.to(y.scalar_type());
+  if (!lora_magnitude.defined()) return y + delta.to(y.scalar_type());
+  const at::Tensor gain = lora_magnitude / DoraWeightNorm();  // m / n, gradient to m only
+  // PEFT: the base term uses the dropped-out input when dropout is active.
+  const bool dropped = is_training() && options_.dropout() > 0;
+  at::Tensor base = dropped ? BaseForward(h.to(y.scalar_type())) : y;
+  if (const at::Tensor bias = BaseBias(); bias.defined()) base = base - bias.to(base.scalar_type());
+  const at::Tensor dora = (gain - 1) * base.to(gain.scalar_type()) + gain * delta.to(gain.scalar_type());
+  return y + dora.to(y.scalar_type());
 }
 
 absl::StatusOr<at::Tensor> LoraLinearImpl::BaseWeight() const {
@@ -146,10 +186,14 @@ at::Tensor LoraLinearImpl::DeltaWeight() const {
 
 at::Tensor LoraLinearImpl::Merge(const at::Tensor& weight) const {
   at::NoGradGuard no_grad;
-  return weight.to(at::kFloat) + DeltaWeight().to(weight.device());
+  const at::Tensor merged = weight.to(at::kFloat) + DeltaWeight().to(weight.device());
+  if (!lora_magnitude.defined()) return merged;
+  const at::Tensor gain = lora_magnitude.to(merged.device(), at::kFloat) / merged.norm(2, {1});
+  return merged * gain.unsqueeze(1);
 }
 
 at::Tensor LoraLinearImpl::Unmerge(const at::Tensor& merged) const {
+  TORCH_CHECK(!lora_magnitude.defined(), "LoraLinear: a DoRA merge cannot be undone (W's row norms are not kept)");
   at::NoGradGuard no_grad;
   return merged.to(at::kFloat) - DeltaWeight().to(merged.device());
 }
@@ -157,7 +201,7 @@ at::Tensor LoraLinearImpl::Unmerge(const at::Tensor& merged) const {
 void LoraLinearImpl::pretty_print(std::ostream& stream) const {
   stream << "qlorad::LoraLinear(in_features=" << in_features_ << ", out_features=" << out_features_
          << ", r=" << options_.r() << ", alpha=" << options_.alpha() << ", scaling=" << scaling()
-         << ", dropout=" << options_.dropout() << ", base=" << (quantized() ? "nf4/fp4" : "dense")
+         << ", dropout=" << options_.dropout() << ", dora=" << options_.use_dora() << ", base=" << (quantized() ? "nf4/fp4" : "dense")
          << ")";
 }
 

@@ -3,7 +3,14 @@
 // with A [r, in] (kaiming_uniform, a = √5, or with init gaussian N(0, 1/r²) as PEFT's
 // "gaussian"), B [out, r] (zeros), scaling = alpha / r or, with rsLoRA, alpha / √r; dropout applies to the LoRA input only. The base is either a
 // full-precision weight (+ bias) held as frozen buffers, or a QuantizedLinear submodule;
-// it is never mutated. Only lora_A and lora_B are parameters.
+// it is never mutated. Only lora_A and lora_B (and DoRA's magnitude) are parameters.
+//
+// DoRA (use_dora; PEFT's formula): with m [out] the trained magnitude (initialised to
+// ‖W + s·BA‖ per output row) and n = ‖W + s·BA‖_row computed without gradient (PEFT
+// detaches it: the direction's norm is a constant in backward),
+//   y = base(x) + (m/n − 1) ⊙ (dropout(x)·Wᵀ) + (m/n) ⊙ s·B(A(dropout(x)))
+// i.e. (m/n) ⊙ (W + s·BA)·x + b without dropout. n comes from the cached ‖W‖²_row, one
+// base matmul on A's r rows and r×r products, so W is never dequantized per step.
 //
 //   ASSIGN_OR_RETURN(LoraLinear l, LoraLinearImpl::Create(LoraLinearOptions(16, 32), q));
 #ifndef QLORAD_CORE_QUANT_LORA_LINEAR_H_
@@ -34,6 +41,7 @@ struct LoraLinearOptions {
   // kKaiming or kGaussian here; kLoftq/kPissa layers are created with their derived base
   // and then given their factors with SetFactors (core/quant/lora_init.h).
   TORCH_ARG(LoraInit, init) = LoraInit::kKaiming;
+  TORCH_ARG(bool, use_dora) = false;
 };
 
 class LoraLinear;
@@ -56,8 +64,12 @@ class LoraLinearImpl : public torch::nn::Module {
   at::Tensor BaseForward(const at::Tensor& x);
 
   // Replaces lora_A / lora_B's values (shapes must match; cast to the adapter dtype and
-  // device). For the fitted initialisations; not a training operation.
+  // device). For the fitted initialisations; not a training operation. With DoRA the
+  // magnitude is re-initialised to ‖W + s·BA‖ (as PEFT initialises DoRA after LoftQ/PiSSA).
   absl::Status SetFactors(const LowRankFactors& factors);
+
+  // DoRA: ‖W + s·BA‖ per output row in fp32 (fp64 for fp64 adapters), without gradient. Requires use_dora.
+  at::Tensor DoraWeightNorm() const;
 
   double scaling() const;
   int64_t in_features() const { return in_features_; }
@@ -70,14 +82,17 @@ class LoraLinearImpl : public torch::nn::Module {
   absl::StatusOr<at::Tensor> BaseWeight() const;
   // scaling · B @ A [out, in] in fp32 (no gradient).
   at::Tensor DeltaWeight() const;
-  // Export: a full-precision copy W' = weight + scaling · B @ A (fp32). weight is not
-  // modified; pass BaseWeight() for the layer's own base.
+  // Export: a full-precision copy W' = weight + scaling · B @ A (fp32); with DoRA
+  // W' = m / ‖weight + s·BA‖_row ⊙ (weight + s·BA) (PEFT's merge, norm of the weight
+  // given). weight is not modified; pass BaseWeight() for the layer's own base.
   at::Tensor Merge(const at::Tensor& weight) const;
-  // The inverse: merged - scaling · B @ A (restores the base up to fp32 rounding).
+  // The inverse of a LoRA merge: merged - scaling · B @ A (restores the base up to fp32
+  // rounding). Not defined for DoRA (its merge drops W's row norms).
   at::Tensor Unmerge(const at::Tensor& merged) const;
 
   at::Tensor lora_A;  // [r, in], trainable
   at::Tensor lora_B;  // [out, r], trainable
+  at::Tensor lora_magnitude;  // DoRA only: [out] fp32 (fp64 for fp64 adapters), trainable (PEFT's lora_magnitude_vector)
 
   void pretty_print(std::ostream& stream) const override;
 
@@ -87,6 +102,11 @@ class LoraLinearImpl : public torch::nn::Module {
   at::Tensor bias_;            // dense base bias (buffer) or undefined
   QuantizedLinear quantized_;  // quantized base or empty
   int64_t in_features_, out_features_;
+  at::Tensor base_row_norm_sq_;  // DoRA: ‖W‖² per output row (buffer, the magnitude's dtype)
+
+  // DoRA: caches ‖W‖²_row and registers the magnitude, initialised to ‖W + s·BA‖.
+  absl::Status InitializeDora();
+  at::Tensor BaseBias() const;  // the base's bias or undefined
 };
 
 TORCH_MODULE(LoraLinear);

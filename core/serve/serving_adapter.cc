@@ -66,6 +66,11 @@ absl::StatusOr<std::shared_ptr<const ServingAdapter>> LoadServingAdapter(const s
   adapter->id = id;
   adapter->path = dir;
   QLORAD_ASSIGN_OR_RETURN(adapter->config, ReadPeftConfig(dir));
+  if (adapter->config.use_dora)
+    return absl::FailedPreconditionError(absl::StrCat(
+        dir, "/adapter_config.json: use_dora is true; the multi-adapter serving engine does not apply DoRA's per-row ",
+        "magnitude yet (hint: merge it into the base with qlorad-tool merge and serve the merged model; qlorad-tool ",
+        "logits/generate --adapter apply it)"));
   QLORAD_ASSIGN_OR_RETURN(std::string weights, PeftWeightsPath(dir));
   QLORAD_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(weights));
   auto fingerprint = file->metadata().find("qlorad_base_fingerprint");

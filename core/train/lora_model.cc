@@ -32,10 +32,12 @@ absl::StatusOr<LoraLinear> FittedLora(const LoraConfig& config, const LinearSpec
   const int64_t r = options.r();
   LowRankFactors factors;
   absl::StatusOr<LoraLinear> lora;
-  at::Tensor plain;
+  at::Tensor plain;  // the checkpoint's W quantized as usual, for the tally
   if (const auto* quantized = dynamic_cast<const QuantizedLinearLayer*>(&base)) {
     const Quant4bitState& loaded = quantized->layer()->state();
-    QLORAD_ASSIGN_OR_RETURN(plain, Dequantize4bitTensor(loaded, at::kFloat));
+    if (tally != nullptr) {
+      QLORAD_ASSIGN_OR_RETURN(plain, Dequantize4bitTensor(loaded, at::kFloat));
+    }
     Quant4bitState fitted;
     if (config.init == "loftq") {
       QLORAD_ASSIGN_OR_RETURN(LoftqInit init,
@@ -73,7 +75,7 @@ absl::StatusOr<std::shared_ptr<LinearLayer>> WrapWithLora(const LoraConfig& conf
                                                           std::shared_ptr<LinearLayer> base, InitErrorTally* tally) {
   const std::string& module = spec.module;
   LoraLinearOptions options(config.RankFor(module), config.AlphaFor(module));
-  options.dropout(config.dropout).use_rslora(config.use_rslora);
+  options.dropout(config.dropout).use_rslora(config.use_rslora).use_dora(config.use_dora);
   if (config.init == "gaussian") options.init(LoraInit::kGaussian);
   absl::StatusOr<LoraLinear> lora = absl::InvalidArgumentError("unsupported base layer for LoRA");
   if (config.init == "loftq" || config.init == "pissa") {
@@ -110,6 +112,8 @@ std::vector<at::Tensor> LoraParameters(const LoraModules& modules) {
     params.push_back(layer->lora_A);
     params.push_back(layer->lora_B);
   }
+  for (const auto& [name, layer] : modules)
+    if (layer->lora_magnitude.defined()) params.push_back(layer->lora_magnitude);
   return params;
 }
 

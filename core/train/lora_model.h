@@ -45,7 +45,8 @@ LinearFactory MakeLoraLinearFactory(const LoraConfig& config, LinearFactory base
                                     std::shared_ptr<InitErrorTally> tally = nullptr);
 
 // Every trainable adapter tensor, in module order: lora_A then lora_B of each module
-// (even indices are A, odd are B).
+// (in the first 2 · modules.size() entries, even indices are A, odd are B), then the DoRA
+// magnitude of each DoRA module.
 std::vector<at::Tensor> LoraParameters(const LoraModules& modules);
 
 }  // namespace qlorad

@@ -59,6 +59,10 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
       const int64_t r = in.lora.RankFor(module);
       lora_params += static_cast<double>(r) * (in_features + out);
       lora_activation += tokens * (2.0 * in_features + r) * 4;
+      if (in.lora.use_dora) {  // magnitude [out]; kept: the base term, the scaled update, their sum
+        lora_params += out;
+        lora_activation += tokens * 3.0 * out * 4;
+      }
     }
   const double embed_params = static_cast<double>(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2);
   const double norm_params = static_cast<double>(2 * layers + 1) * h;

@@ -12,7 +12,9 @@
 //    optimizer 8 + an fp32 master copy 4 per param.
 //  * activations kept for backward, per layer: N·(kActivationH·h + kActivationI·i + 2·kv·d)·e
 //    plus the attention scores and probabilities 2·N·a·seq·4 (fp32), plus N·(2·in + r)·4
-//    per LoRA-targeted module (dropout mask and output, A·x). With gradient
+//    per LoRA-targeted module (dropout mask and output, A·x), and with DoRA N·3·out·4 more
+//    (the base term, the scaled update and their sum; estimated, not calibrated) and out
+//    trainable magnitudes. With gradient
 //    checkpointing only each layer's input (N·h·e) is kept, plus one layer's full set
 //    during its recomputation.
 //  * loss workspace: logits of the positions the loss reads (loss_token_fraction·N)

@@ -155,12 +155,14 @@ std::vector<AdamMoments> SaveMoments(torch::optim::AdamW& optimizer, const std::
   return out;
 }
 
-// AdamW over two groups: lora_A tensors at the scheduled rate, lora_B tensors at
-// loraplus_lr_ratio times it (LoRA+; one rate when the ratio is 1). Moments are keyed by
-// tensor, so checkpoints do not depend on the grouping.
-torch::optim::AdamW MakeOptimizer(const std::vector<at::Tensor>& params, const TrainerOptions& options) {
+// AdamW over two groups: lora_A tensors (and DoRA magnitudes, as PEFT's LoRA+ groups
+// them) at the scheduled rate, lora_B tensors (odd indices below 2 · module count,
+// LoraParameters' order) at loraplus_lr_ratio times it (LoRA+; one rate when the ratio is
+// 1). Moments are keyed by tensor, so checkpoints do not depend on the grouping.
+torch::optim::AdamW MakeOptimizer(const std::vector<at::Tensor>& params, size_t pair_tensors,
+                                  const TrainerOptions& options) {
   std::vector<at::Tensor> a, b;
-  for (size_t i = 0; i < params.size(); ++i) (i % 2 == 0 ? a : b).push_back(params[i]);
+  for (size_t i = 0; i < params.size(); ++i) (i < pair_tensors && i % 2 == 1 ? b : a).push_back(params[i]);
   auto group_options = [&](double lr) {
     return std::make_unique<torch::optim::AdamWOptions>(
         torch::optim::AdamWOptions(lr).betas({0.9, 0.999}).eps(1e-8).weight_decay(options.weight_decay));
@@ -217,7 +219,7 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
   if (modules.empty()) return absl::FailedPreconditionError("the model has no LoRA modules to train");
   return CatchTorchErrors("training", [&]() -> absl::StatusOr<TrainingSummary> {
     std::vector<at::Tensor> params = LoraParameters(modules);
-    torch::optim::AdamW optimizer = MakeOptimizer(params, options);
+    torch::optim::AdamW optimizer = MakeOptimizer(params, 2 * modules.size(), options);
     const std::string identity = RunIdentity(options, all_examples, params);
     QLORAD_RETURN_IF_ERROR(BroadcastParameters(*group, params));
     TrainingSummary summary;

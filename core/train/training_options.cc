@@ -26,6 +26,7 @@ void VisitFields(Options& o, Visit&& visit) {
   visit(kLora, "alpha", o.lora.alpha);
   visit(kLora, "dropout", o.lora.dropout);
   visit(kLora, "use_rslora", o.lora.use_rslora);
+  visit(kLora, "use_dora", o.lora.use_dora);
   visit(kLora, "init", o.lora.init);
   visit(kLora, "loftq_iterations", o.lora.loftq_iterations);
   visit(kLora, "target_modules", o.lora.target_modules);

@@ -6,7 +6,7 @@
 //
 // JSON (a job's stored spec; the keys are a stored format, keep them):
 //   {"dataset_id": str, "quantize": "nf4"|"fp4"|"none",
-//    "lora": {"r", "alpha", "dropout", "use_rslora", "init", "loftq_iterations", "target_modules",
+//    "lora": {"r", "alpha", "dropout", "use_rslora", "use_dora", "init", "loftq_iterations", "target_modules",
 //             "rank_pattern", "alpha_pattern"},
 //    "trainer": {"epochs", "batch_size", "gradient_accumulation", "learning_rate", "weight_decay",
 //                "schedule", "warmup_ratio", "max_grad_norm", "max_seq_len", "seed",

@@ -53,6 +53,7 @@ service::JobSpec SpecFromProto(const v1::CreateJobRequest& r) {
   if (l.has_dropout()) t.lora.dropout = l.dropout();
   if (l.target_modules_size() > 0) t.lora.target_modules.assign(l.target_modules().begin(), l.target_modules().end());
   t.lora.use_rslora = l.use_rslora();
+  t.lora.use_dora = l.use_dora();
   SetIfGiven(t.lora.init, l.init());
   SetIfGiven(t.lora.loftq_iterations, int64_t{l.loftq_iterations()});
   const v1::Hyperparameters& h = r.hyperparameters();

@@ -13,7 +13,7 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: qlorad-tool plan (--preset 1B|3B|7B|8B|13B|70B | --model DIR) [--method qlora|lora|full]\n"
-    "         [--r 16] [--targets q_proj,...] [--batch 1] [--seq 512] [--no-gradient-checkpointing]\n"
+    "         [--r 16] [--targets q_proj,...] [--dora] [--batch 1] [--seq 512] [--no-gradient-checkpointing]\n"
     "         [--optimizer adamw|adamw8bit|sgd] [--device cuda|cpu] [--loss-fraction 1.0]\n"
     "         [--tokens-per-second T --train-tokens N]\n";
 
@@ -22,7 +22,7 @@ absl::Status Plan(const Args& args) {
       Flags flags, Flags::Parse(args,
                                 {"preset", "model", "method", "r", "targets", "batch", "seq", "optimizer", "device",
                                  "loss-fraction", "tokens-per-second", "train-tokens"},
-                                {"no-gradient-checkpointing", "help"}));
+                                {"no-gradient-checkpointing", "dora", "help"}));
   if (flags.GetBool("help")) {
     std::fputs(kUsage, stdout);
     return absl::OkStatus();
@@ -36,6 +36,7 @@ absl::Status Plan(const Args& args) {
   in.method = flags.GetOr("method", "qlora");
   QLORAD_ASSIGN_OR_RETURN(in.lora.r, flags.GetInt("r", 16));
   if (flags.Has("targets")) in.lora.target_modules = absl::StrSplit(flags.GetOr("targets", ""), ',', absl::SkipEmpty());
+  in.lora.use_dora = flags.GetBool("dora");
   QLORAD_ASSIGN_OR_RETURN(in.batch, flags.GetInt("batch", 1));
   QLORAD_ASSIGN_OR_RETURN(in.seq_len, flags.GetInt("seq", 512));
   in.gradient_checkpointing = !flags.GetBool("no-gradient-checkpointing");

@@ -21,7 +21,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: qlorad-tool train --dataset-root DIR --dataset ID --out ADAPTER_DIR <model flags>\n"
     "       [--prompt-format alpaca|chatml|llama3|mistral|plain] [--r 16] [--alpha 32] [--dropout 0.05]\n"
-    "       [--targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj] [--rslora]\n"
+    "       [--targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj] [--rslora] [--dora]\n"
     "       [--epochs 3] [--batch-size 4] [--grad-accum 1] [--lr 2e-4] [--weight-decay 0] [--schedule cosine]\n"
     "       [--loraplus-lr-ratio 1]  (LoRA+: lora_B learns at ratio x lr; ~16 in the paper)\n"
     "       [--lora-init kaiming|gaussian|loftq|pissa [--loftq-iterations 1]]  (loftq: 4-bit bases; loftq and\n"
@@ -58,6 +58,7 @@ absl::StatusOr<LoraConfig> LoraFromFlags(const Flags& flags) {
   QLORAD_ASSIGN_OR_RETURN(config.alpha, flags.GetDouble("alpha", DefaultLoraAlpha(config.r)));
   QLORAD_ASSIGN_OR_RETURN(config.dropout, flags.GetDouble("dropout", config.dropout));
   config.use_rslora = flags.GetBool("rslora");
+  config.use_dora = flags.GetBool("dora");
   config.init = flags.GetOr("lora-init", config.init);
   QLORAD_ASSIGN_OR_RETURN(config.loftq_iterations, flags.GetInt("loftq-iterations", config.loftq_iterations));
   if (flags.Has("targets")) config.target_modules = absl::StrSplit(flags.GetOr("targets", ""), ',', absl::SkipEmpty());
@@ -94,7 +95,7 @@ absl::Status Train(const Args& args) {
                       "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule", "warmup-ratio", "max-grad-norm",
                       "max-seq-len", "seed", "checkpoint-dir", "checkpoint-every", "eval-fraction", "eval-every",
                       "patience", "min-delta", "world-size", "collective-timeout"});
-  bool_flags.insert({"rslora", "quiet", "help", "gradient-checkpointing", "packing"});
+  bool_flags.insert({"rslora", "dora", "quiet", "help", "gradient-checkpointing", "packing"});
   QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, value_flags, bool_flags));
   if (flags.GetBool("help")) {
     std::printf("%s%s", kUsage, kModelUsage);

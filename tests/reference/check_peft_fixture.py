@@ -8,7 +8,7 @@ W' = W + scaling * B @ A into the weights in float64 and runs llama_reference.py
 
   --part tool      `qlorad-tool logits --adapter` (one pass and through the KV cache)
                    within 1e-4 of the reference, and the refusals (adapter_model.bin
-                   only, use_dora, modules_to_save, a tensor whose rank disagrees with
+                   only, use_dora without magnitudes, modules_to_save, a tensor whose rank disagrees with
                    the config) name the field or tensor.
   --part serving   the daemon imports the fixture (core/serve LoadServingAdapter) and
                    its greedy continuation equals the reference's; an adapter_model.bin
@@ -136,7 +136,7 @@ def part_tool(tmp):
     refused(model, variant(fixture, os.path.join(tmp, "bin"), bin_only=True),
             ["adapter_model.bin", "safe_serialization=True"], "adapter_model.bin only")
     refused(model, variant(fixture, os.path.join(tmp, "dora"), lambda c: c.update(use_dora=True)),
-            ["use_dora", "training-methods"], "use_dora")
+            ["use_dora", "lora_magnitude_vector"], "use_dora without magnitudes")
     refused(model, variant(fixture, os.path.join(tmp, "mts"), lambda c: c.update(modules_to_save=["lm_head"])),
             ["modules_to_save", "training-methods"], "modules_to_save")
     refused(model, variant(fixture, os.path.join(tmp, "norank"), lambda c: c.update(rank_pattern={})),

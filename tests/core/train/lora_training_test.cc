@@ -154,8 +154,8 @@ TEST(LoraTrainingTest, IncompatibleAdaptersAreRefusedWithTheTensorNamed) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not exist in base model")));
   // Unsupported PEFT features.
   ASSERT_OK(WriteFileAtomically(adapter + "/adapter_config.json",
-                                R"({"peft_type":"LORA","r":4,"lora_alpha":8,"target_modules":["q_proj"],"use_dora":true})"));
-  EXPECT_THAT(ReadPeftConfig(adapter), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("use_dora")));
+                                R"({"peft_type":"LORA","r":4,"lora_alpha":8,"target_modules":["q_proj"],"modules_to_save":["lm_head"]})"));
+  EXPECT_THAT(ReadPeftConfig(adapter), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("modules_to_save")));
 }
 
 }  // namespace

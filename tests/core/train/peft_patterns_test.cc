@@ -170,7 +170,7 @@ TEST(ReadPeftConfig, PeftForms) {
 
 TEST(ReadPeftConfig, RefusalsNameTheField) {
   const std::vector<std::pair<std::string, std::string>> refused = {
-      {R"({"r":4,"lora_alpha":8,"target_modules":["q_proj"],"use_dora":true})", "use_dora"},
+      {R"({"r":4,"lora_alpha":8,"target_modules":["q_proj"],"use_dora":"yes"})", "use_dora"},
       {R"({"r":4,"lora_alpha":8,"target_modules":["q_proj"],"modules_to_save":["lm_head"]})", "modules_to_save"},
       {R"({"r":4,"lora_alpha":8,"target_modules":["q_proj"],"lora_bias":true})", "lora_bias"},
       {R"({"r":4,"lora_alpha":8,"target_modules":["q_proj"],"bias":"all"})", "bias"},
@@ -183,8 +183,10 @@ TEST(ReadPeftConfig, RefusalsNameTheField) {
   };
   for (const auto& [json, field] : refused)
     EXPECT_THAT(ReadConfigText(json), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(field))) << json;
-  EXPECT_THAT(ReadConfigText(R"({"r":4,"lora_alpha":8,"target_modules":["q_proj"],"use_dora":true})"),
+  EXPECT_THAT(ReadConfigText(R"({"r":4,"lora_alpha":8,"target_modules":["q_proj"],"modules_to_save":["x"]})"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("training-methods issue")));
+  ASSERT_OK_AND_ASSIGN(LoraConfig dora, ReadConfigText(R"({"r":4,"lora_alpha":8,"target_modules":["q_proj"],"use_dora":true})"));
+  EXPECT_TRUE(dora.use_dora);  // read; the serving engine refuses it (dora_test)
 }
 
 TEST(PeftWeightsPath, BinOnlyIsRefusedWithAHint) {

@@ -56,6 +56,7 @@ TEST(TrainingOptionsTest, WritesTheStoredKeysAndRoundTrips) {
   expected["trainer"]["packing"] = false;
   expected["lora"]["init"] = "kaiming";
   expected["lora"]["loftq_iterations"] = 1;
+  expected["lora"]["use_dora"] = false;
   EXPECT_EQ(written, expected) << written.dump();
   ASSERT_OK_AND_ASSIGN(TrainingOptions again, TrainingOptionsFromJson(written));
   EXPECT_EQ(TrainingOptionsToJson(again), written);
