@@ -17,7 +17,6 @@ and the model's logits are llama_reference.py run on those W'.
 import json
 import os
 import struct
-import subprocess
 import sys
 import tempfile
 
@@ -25,7 +24,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llama_reference  # noqa: E402
-import nf4_reference  # noqa: E402
+from reference_checks import check, finish, nf4_quant, rel, run  # noqa: E402
 
 TOOL = os.environ.get("QLORAD_TOOL") or sys.exit("QLORAD_TOOL is not set (run through ctest)")
 SOURCE = os.environ.get("QLORAD_SOURCE_DIR") or sys.exit("QLORAD_SOURCE_DIR is not set")
@@ -34,28 +33,12 @@ PROJ = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o
         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
 PREFIX = "base_model.model."
 TOKENS = [1, 17, 923, 4000, 77, 128000, 5]
-failures = []
 
 
-def check(cond, msg):
-    print(("ok   " if cond else "FAIL ") + msg)
-    if not cond:
-        failures.append(msg)
 
 
-def run(args, expect_ok=True):
-    proc = subprocess.run(args, capture_output=True, text=True)
-    if expect_ok and proc.returncode != 0:
-        raise SystemExit(f"command failed: {' '.join(args)}\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
-def nf4_dequant(w):
-    flat = w.reshape(-1).to(torch.float32)
-    packed, absmax = nf4_reference.quantize_4bit(flat, 64, "nf4")
-    q, nested, offset = nf4_reference.double_quantize(absmax)
-    return nf4_reference.dequantize_4bit(packed, nf4_reference.dequantize_double_quant(q, nested, offset),
-                                         flat.numel(), 64, "nf4").reshape(w.shape)
 
 
 def dora_weights(cfg, original, adapter_dir, quantized):
@@ -67,7 +50,7 @@ def dora_weights(cfg, original, adapter_dir, quantized):
     weights = {k: v.double() for k, v in original.items()}
     modules = [f"model.layers.{i}.{p}" for i in range(cfg["num_hidden_layers"]) for p in PROJ]
     for module in modules:
-        w0 = nf4_dequant(original[module + ".weight"].float()).double() if quantized else weights[module + ".weight"]
+        w0 = nf4_quant(original[module + ".weight"].float())[1].double() if quantized else weights[module + ".weight"]
         a = tensors.get(f"{PREFIX}{module}.lora_A.weight")
         if a is None:
             weights[module + ".weight"] = w0
@@ -88,8 +71,6 @@ def qlorad_logits(tmp, *model_args):
         return torch.frombuffer(bytearray(f.read()), dtype=torch.float32).reshape(len(TOKENS), -1).double()
 
 
-def rel(x, ref):
-    return ((x - ref).abs().max() / ref.abs().max()).item()
 
 
 def write_adapter(path, cfg, targets, r=4, alpha=8.0, seed=5):
@@ -151,14 +132,14 @@ def main():
         mags = {k: v for k, v in tensors.items() if k.endswith(".lora_magnitude_vector")}
         check(acfg.get("use_dora") is True and len(mags) == 6,
               f"adapter_config use_dora and one PEFT-keyed magnitude per module ({len(mags)})")
-        moved = [(m.double() - nf4_dequant(original[k[len(PREFIX):-len('.lora_magnitude_vector')] + '.weight'].float())
+        moved = [(m.double() - nf4_quant(original[k[len(PREFIX):-len('.lora_magnitude_vector')] + '.weight'].float())[1]
                   .double().norm(dim=1)).abs().max().item() for k, m in mags.items()]
         check(min(moved) > 1e-4, f"training moved every magnitude off ||W0|| (min max-change {min(moved):.2e})")
         ref = llama_reference.logits_from_weights(cfg, weights, TOKENS)
         served = qlorad_logits(tmp, "--model", base, "--quantize", "nf4", "--adapter", adapter)
         check(rel(served, ref) < 1e-4, f"trained DoRA adapter: qlorad logits = float64 PEFT formula (rel {rel(served, ref):.2e})")
         plain = llama_reference.logits_from_weights(
-            cfg, {k: (nf4_dequant(v.float()).double() if k.endswith("proj.weight") else v) for k, v in original.items()},
+            cfg, {k: (nf4_quant(v.float())[1].double() if k.endswith("proj.weight") else v) for k, v in original.items()},
             TOKENS)
         check(rel(plain, ref) > 1e-3, f"the adapter changes the logits (rel {rel(plain, ref):.2e} from the base)")
 
@@ -187,10 +168,7 @@ def main():
         gguf = run([TOOL, "export-gguf", "--model", base, "--adapter", adapter, "--out", os.path.join(tmp, "a.gguf")],
                    expect_ok=False)
         check(gguf.returncode != 0 and "DoRA" in gguf.stderr, f"GGUF export refuses DoRA ({gguf.stderr.strip()[-120:]})")
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        sys.exit(1)
-    print("all DoRA checks passed")
+    finish("DoRA")
 
 
 if __name__ == "__main__":

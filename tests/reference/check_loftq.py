@@ -18,7 +18,6 @@ nf4_reference.py (bitsandbytes' algorithm) and factors against torch.linalg.svd 
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -27,6 +26,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llama_reference  # noqa: E402
 import nf4_reference  # noqa: E402
+from reference_checks import check, finish, nf4_quant, rel, run  # noqa: E402
 
 TOOL = os.environ.get("QLORAD_TOOL") or sys.exit("QLORAD_TOOL is not set (run through ctest)")
 SOURCE = os.environ.get("QLORAD_SOURCE_DIR") or sys.exit("QLORAD_SOURCE_DIR is not set")
@@ -37,20 +37,10 @@ TARGETS = ["q_proj", "v_proj", "down_proj"]
 R, ALPHA = 4, 8.0
 SCALE = ALPHA / R
 PREFIX = "base_model.model."
-failures = []
 
 
-def check(cond, msg):
-    print(("ok   " if cond else "FAIL ") + msg)
-    if not cond:
-        failures.append(msg)
 
 
-def run(args, expect_ok=True):
-    proc = subprocess.run(args, capture_output=True, text=True)
-    if expect_ok and proc.returncode != 0:
-        raise SystemExit(f"command failed: {' '.join(args)}\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def modules(cfg):
@@ -81,13 +71,6 @@ def bnb_codes_and_dequant(tensors, name):
     return packed, nf4_reference.dequantize_4bit(packed, absmax, n, state["blocksize"], "nf4").reshape(state["shape"])
 
 
-def python_quant(w):
-    """nf4_reference's packed codes and dequantized weight (double quant) of fp32 `w`."""
-    flat = w.reshape(-1).to(torch.float32)
-    packed, absmax = nf4_reference.quantize_4bit(flat, 64, "nf4")
-    q, nested, offset = nf4_reference.double_quantize(absmax)
-    absmax_dq = nf4_reference.dequantize_double_quant(q, nested, offset)
-    return packed, nf4_reference.dequantize_4bit(packed, absmax_dq, flat.numel(), 64, "nf4").reshape(w.shape)
 
 
 def read_adapter(path):
@@ -106,8 +89,6 @@ def optimal_error(residual):
     return s[R:].pow(2).sum().sqrt().item()
 
 
-def rel(x, ref):
-    return ((x - ref).abs().max() / ref.abs().max()).item()
 
 
 def check_loftq_round(name, original, adapter_dir, expected_codes):
@@ -127,7 +108,7 @@ def check_loftq_round(name, original, adapter_dir, expected_codes):
         err = (w - q.double() - delta).norm().item()
         best = optimal_error(w - q.double())
         check(abs(err - best) <= 1e-4 * best, f"{name} {module}: ||W-Q-sBA|| {err:.6g} = optimum {best:.6g}")
-        plain = (w - python_quant(original[module + ".weight"].float())[1].double()).norm().item()
+        plain = (w - nf4_quant(original[module + ".weight"].float())[1].double()).norm().item()
         gain.append(plain / err)
         deltas[module], bases[module] = delta, q.double()
     check(min(gain) > 1.0, f"{name}: every module's error is below plain NF4's (factors {min(gain):.4f}..{max(gain):.4f})")
@@ -166,12 +147,12 @@ def main():
         check(init.get("init") == "loftq" and step0.get("error_reduction_factor", 0) > 1.0,
               f"training_run.json records the init and its step-0 error ({step0})")
         deltas1, _ = check_loftq_round("loftq 1 round", original, one,
-                                       lambda m: python_quant(original[m + ".weight"].float())[0])
+                                       lambda m: nf4_quant(original[m + ".weight"].float())[0])
 
         train(tmp, base, two, "--quantize", "nf4", "--lora-init", "loftq", "--loftq-iterations", "2")
         deltas2, bases2 = check_loftq_round(
             "loftq 2 rounds", original, two,
-            lambda m: python_quant((original[m + ".weight"].double() - deltas1[m]).float())[0])
+            lambda m: nf4_quant((original[m + ".weight"].double() - deltas1[m]).float())[0])
 
         # Served logits over the written base against the float64 reference.
         tokens = [1, 17, 923, 4000, 77, 128000, 5]
@@ -182,7 +163,7 @@ def main():
             served = torch.frombuffer(bytearray(f.read()), dtype=torch.float32).reshape(len(tokens), -1).double()
         loftq_w, plain_w = dict(original), dict(original)
         for m in modules(CFG):
-            plain_w[m + ".weight"] = python_quant(original[m + ".weight"].float())[1]
+            plain_w[m + ".weight"] = nf4_quant(original[m + ".weight"].float())[1]
             loftq_w[m + ".weight"] = bases2[m] + deltas2[m] if m in deltas2 else plain_w[m + ".weight"]
         ref = llama_reference.logits_from_weights(CFG, loftq_w, tokens)
         exact = llama_reference.logits_from_weights(CFG, original, tokens)
@@ -207,13 +188,11 @@ def main():
               f"loftq on a dense base is refused naming lora.init ({bad.stderr.strip()[-160:]})")
         prequantized = os.path.join(tmp, "prequantized")
         run([TOOL, "quantize", "--model", base, "--out", prequantized])
-        bad = train(tmp, prequantized, os.path.join(tmp, "bad2"), "--lora-init", "loftq", expect_ok=False)
-        check(bad.returncode != 0 and "full-precision" in bad.stderr,
+        bad = train(tmp, prequantized, os.path.join(tmp, "bad2"), "--quantize", "nf4", "--lora-init", "loftq",
+                    expect_ok=False)
+        check(bad.returncode != 0 and "stores it 4-bit" in bad.stderr,
               f"loftq from a pre-quantized checkpoint is refused ({bad.stderr.strip()[-160:]})")
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        sys.exit(1)
-    print("all LoftQ/PiSSA checks passed")
+    finish("LoftQ/PiSSA")
 
 
 if __name__ == "__main__":

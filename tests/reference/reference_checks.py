@@ -1,0 +1,43 @@
+"""Shared helpers of the issue-23 reference checks (check_loftq.py, check_dora.py): the
+check/run harness, nf4_reference.py's quantization with double quant, and the logit error."""
+import subprocess
+
+import torch
+
+import nf4_reference
+
+failures = []
+
+
+def check(cond, msg):
+    print(("ok   " if cond else "FAIL ") + msg)
+    if not cond:
+        failures.append(msg)
+
+
+def run(args, expect_ok=True):
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if expect_ok and proc.returncode != 0:
+        raise SystemExit(f"command failed: {' '.join(args)}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def nf4_quant(w):
+    """nf4_reference's packed codes and dequantized weight (blocks of 64, double quant) of `w`."""
+    flat = w.reshape(-1).to(torch.float32)
+    packed, absmax = nf4_reference.quantize_4bit(flat, 64, "nf4")
+    q, nested, offset = nf4_reference.double_quantize(absmax)
+    absmax_dq = nf4_reference.dequantize_double_quant(q, nested, offset)
+    return packed, nf4_reference.dequantize_4bit(packed, absmax_dq, flat.numel(), 64, "nf4").reshape(w.shape)
+
+
+def rel(x, ref):
+    """max |x - ref| / max |ref|."""
+    return ((x - ref).abs().max() / ref.abs().max()).item()
+
+
+def finish(what):
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        raise SystemExit(1)
+    print(f"all {what} checks passed")
