@@ -17,7 +17,7 @@ constexpr char kUsage[] =
     "  jobs submit --dataset ID --name NAME [--quantize nf4|none] [--r 16] [--alpha 32] [--epochs 3] [--batch-size 4]\n"
     "              [--lr 2e-4] [--max-seq-len 512] [--seed 0] [--priority 0] [--gradient-checkpointing] [--watch]\n"
     "              [--loraplus-lr-ratio R (LoRA+: lora_B learns at R x lr; 1 = plain LoRA)]\n"
-    "              [--dora (DoRA: trained per-row magnitude; serve it merged)]\n"
+    "              [--dora (DoRA: a trained magnitude per output row)]\n"
     "              [--lora-init kaiming|gaussian|loftq|pissa [--loftq-iterations N]]  (loftq: nf4 bases; loftq/pissa\n"
     "               fit the adapter to the base weight and train it over its own base, written beside it)\n"
     "              [--packing (batch-size rows of max-seq-len tokens, several whole examples per row)]\n"

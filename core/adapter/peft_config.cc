@@ -214,8 +214,8 @@ absl::StatusOr<PeftTensorKey> ParsePeftTensorKey(const std::string& name, bool a
   for (const char* suffix : {".lora_magnitude_vector", ".lora_magnitude_vector.weight"}) {
     if (!absl::EndsWith(rest, suffix)) continue;
     if (!allow_magnitude)
-      return refuse("is a DoRA magnitude (use_dora): the multi-adapter serving engine and GGUF export do not apply "
-                    "DoRA (hint: serve or export a merged model: qlorad-tool merge --adapter DIR)");
+      return refuse("is a DoRA magnitude (lora_magnitude_vector), which this reader does not take: adapter_config.json "
+                    "does not set use_dora, or the format cannot express DoRA (GGUF LoRA; hint: export a merged model)");
     PeftTensorKey key;
     key.module = rest.substr(0, rest.size() - std::strlen(suffix));
     key.is_magnitude = true;

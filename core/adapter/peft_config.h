@@ -18,7 +18,7 @@ namespace qlorad {
 // "all-linear" = every projection). Refuses, with the field named: what qlorad does
 // not support (modules_to_save, lora_bias, bias != "none", fan_in_fan_out,
 // non-LORA types, ...), patterns that do not compile and inconsistent fields. use_dora is
-// read (LoraConfig::use_dora); the serving engine refuses such adapters itself.
+// read (LoraConfig::use_dora).
 absl::StatusOr<LoraConfig> ReadPeftConfig(const std::string& dir);
 
 // Writes dir/adapter_config.json for `config` (pattern keys in lookup order, so PEFT,

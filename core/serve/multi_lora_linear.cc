@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include "core/quant/nf4_model.h"
 #include "core/serve/sgmv_cuda.h"
 #include "kernels/sgmv.h"
 #include "core/util/status_macros.h"
@@ -70,7 +71,7 @@ at::Tensor MultiLoraLinearLayer::forward(const at::Tensor& x) {
       if (it != group.adapter->modules.end()) by_delta[&it->second] = group.rows;
     }
     if (by_delta.empty()) return y;
-    if (SgmvCudaApplies(x, by_delta)) return SgmvCudaAdd(y.contiguous(), x, by_delta);
+    if (SgmvCudaApplies(x, by_delta)) return ApplyDoraGains(SgmvCudaAdd(y.contiguous(), x, by_delta), groups);
   }
 #endif
   // fp32 CPU: groups of a few rows through the SGMV kernel (each adapter read once per
@@ -99,14 +100,47 @@ at::Tensor MultiLoraLinearLayer::forward(const at::Tensor& x) {
       y.add_(lora, delta.scaling);
     }
   }
-  return small.empty() ? y : CpuSgmv(y, x.contiguous(), small);
+  return ApplyDoraGains(small.empty() ? y : CpuSgmv(y, x.contiguous(), small), groups);
+}
+
+at::Tensor MultiLoraLinearLayer::ApplyDoraGains(at::Tensor y, const std::vector<AdapterRouting::Group>& groups) const {
+  at::Tensor bias;
+  if (const auto* dense = dynamic_cast<const DenseLinear*>(base_.get())) bias = dense->bias();
+  if (const auto* quantized = dynamic_cast<const QuantizedLinearLayer*>(base_.get())) bias = quantized->layer()->bias();
+  for (const auto& group : groups) {
+    auto it = group.adapter->modules.find(module_);
+    if (it == group.adapter->modules.end() || !it->second.row_gain.defined()) continue;
+    const at::Tensor gain = it->second.row_gain.to(y.scalar_type());
+    at::Tensor rows = group.index.defined() ? y.index_select(0, group.index) : y;
+    if (bias.defined()) {
+      const at::Tensor b = bias.to(y.scalar_type());
+      rows = (rows - b) * gain + b;
+    } else {
+      rows = rows * gain;
+    }
+    if (group.index.defined()) {
+      y.index_copy_(0, group.index, rows);
+    } else {
+      y = rows;
+    }
+  }
+  return y;
+}
+
+absl::StatusOr<at::Tensor> BaseLayerWeight(const LinearLayer& layer) {
+  if (const auto* dense = dynamic_cast<const DenseLinear*>(&layer)) return dense->weight().to(at::kFloat);
+  if (const auto* quantized = dynamic_cast<const QuantizedLinearLayer*>(&layer))
+    return quantized->layer()->DequantizedWeight(at::kFloat);
+  return absl::UnimplementedError("DoRA: the base layer is neither dense nor 4-bit");
 }
 
 LinearFactory MakeMultiLoraLinearFactory(LinearFactory base_factory, std::shared_ptr<RoutingSlot> slot,
-                                         std::shared_ptr<BaseModuleShapes> shapes) {
-  return [base_factory, slot, shapes](const LinearSpec& spec) -> absl::StatusOr<std::shared_ptr<LinearLayer>> {
+                                         std::shared_ptr<BaseModuleShapes> shapes,
+                                         std::shared_ptr<BaseModuleLayers> layers) {
+  return [base_factory, slot, shapes, layers](const LinearSpec& spec) -> absl::StatusOr<std::shared_ptr<LinearLayer>> {
     QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<LinearLayer> base, base_factory ? base_factory(spec) : MakeDenseLinear(spec));
     (*shapes)[spec.module] = {spec.out_features, spec.in_features};
+    if (layers != nullptr) (*layers)[spec.module] = base;
     return std::shared_ptr<LinearLayer>(std::make_shared<MultiLoraLinearLayer>(spec.module, std::move(base), slot));
   };
 }

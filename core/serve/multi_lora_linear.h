@@ -2,7 +2,8 @@
 // row, the LoRA delta of that row's adapter. Rows are grouped by adapter and each
 // group's contribution is computed in one pass (gather rows, x·Aᵀ then ·Bᵀ, scale,
 // scatter-add) — the SGMV pattern on the CPU; rows without an adapter pay nothing
-// beyond the shared base matmul. The base is never modified.
+// beyond the shared base matmul. The base is never modified. A DoRA adapter's rows are
+// then rescaled per output column: gain ⊙ (y − b) + b (ModuleDelta::row_gain).
 //
 // Routing: the engine points a RoutingSlot at the batch's AdapterRouting for the
 // duration of one forward (under its model lock); every layer reads it.
@@ -15,6 +16,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "absl/status/statusor.h"
 #include "core/model/loader.h"
 #include "core/serve/serving_adapter.h"
 
@@ -53,15 +55,25 @@ class MultiLoraLinearLayer : public LinearLayer {
  private:
   // The fp32 CPU path: every group through kernels::SgmvF32, in place on y.
   at::Tensor CpuSgmv(at::Tensor y, const at::Tensor& x, const std::vector<AdapterRouting::Group>& groups) const;
+  // DoRA groups' rows of y (base + delta already added) become gain ⊙ (y − b) + b.
+  at::Tensor ApplyDoraGains(at::Tensor y, const std::vector<AdapterRouting::Group>& groups) const;
 
   std::string module_;
   std::shared_ptr<LinearLayer> base_;
   std::shared_ptr<RoutingSlot> slot_;
 };
 
-// Wraps every linear layer `base_factory` builds and records its shape in *shapes.
+// Module name -> the resident base's layer (for DoRA's row norms).
+using BaseModuleLayers = std::map<std::string, std::shared_ptr<LinearLayer>>;
+
+// Wraps every linear layer `base_factory` builds and records its shape in *shapes (and,
+// when given, its base layer in *layers).
 LinearFactory MakeMultiLoraLinearFactory(LinearFactory base_factory, std::shared_ptr<RoutingSlot> slot,
-                                         std::shared_ptr<BaseModuleShapes> shapes);
+                                         std::shared_ptr<BaseModuleShapes> shapes,
+                                         std::shared_ptr<BaseModuleLayers> layers = nullptr);
+
+// A base layer's weight in fp32 [out, in] (dequantized for 4-bit), or UNIMPLEMENTED.
+absl::StatusOr<at::Tensor> BaseLayerWeight(const LinearLayer& layer);
 
 }  // namespace qlorad::serve
 

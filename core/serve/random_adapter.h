@@ -15,7 +15,7 @@
 namespace qlorad::serve {
 
 struct RandomAdapterOptions {
-  LoraConfig lora;            // r, alpha, targets (patterns honoured)
+  LoraConfig lora;            // r, alpha, targets (patterns honoured); use_dora: magnitudes ~ U(0.5, 1.5)
   uint64_t seed = 0;
   double a_std = 0.02;        // A ~ N(0, a_std²)
   double b_std = 0.02;        // B ~ N(0, b_std²)

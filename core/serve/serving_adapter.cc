@@ -24,7 +24,7 @@ absl::Status CheckFingerprint(const std::string& dir, const std::string& recorde
 absl::Status PlaceTensor(const SafetensorsFile& file, const TensorInfo& info, const BaseModuleShapes& base,
                          const LoraConfig& config, const AdapterLoadOptions& options, ServingAdapter& adapter) {
   const std::string& name = info.name;
-  QLORAD_ASSIGN_OR_RETURN(PeftTensorKey key, ParsePeftTensorKey(name));
+  QLORAD_ASSIGN_OR_RETURN(PeftTensorKey key, ParsePeftTensorKey(name, /*allow_magnitude=*/config.use_dora));
   const std::string& module = key.module;
   auto shape = base.find(module);
   if (shape == base.end())
@@ -41,8 +41,9 @@ absl::Status PlaceTensor(const SafetensorsFile& file, const TensorInfo& info, co
   if (r > options.max_rank)
     return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "': rank ", r, " exceeds the server's max rank ",
                                                    options.max_rank, " (hint: raise --max-lora-rank)"));
-  const std::vector<int64_t> expected = key.is_a ? std::vector<int64_t>{r, shape->second.second}
-                                                 : std::vector<int64_t>{shape->second.first, r};
+  const std::vector<int64_t> expected = key.is_magnitude ? std::vector<int64_t>{shape->second.first}
+                                         : key.is_a      ? std::vector<int64_t>{r, shape->second.second}
+                                                         : std::vector<int64_t>{shape->second.first, r};
   if (info.shape != expected)
     return absl::InvalidArgumentError(absl::StrCat("adapter tensor '", name, "' has shape ", info.ShapeString(), " but module '",
                                                    module, "' with rank ", r, " (adapter_config.json r / rank_pattern) needs [",
@@ -51,10 +52,25 @@ absl::Status PlaceTensor(const SafetensorsFile& file, const TensorInfo& info, co
   QLORAD_ASSIGN_OR_RETURN(at::Tensor view, ViewTensor(file, info));
   ModuleDelta& delta = adapter.modules[module];
   at::Tensor placed = view.to(options.device, options.dtype, /*non_blocking=*/false, /*copy=*/true);
-  (key.is_a ? delta.a : delta.b) = placed;
+  (key.is_magnitude ? delta.magnitude : key.is_a ? delta.a : delta.b) = placed;
   delta.scaling = config.ScalingFor(module);
   adapter.bytes += placed.numel() * placed.element_size();
   return absl::OkStatus();
+}
+
+// delta.row_gain = m / ‖W + s·BA‖_row over the resident base's W.
+absl::Status PlaceDoraGain(const std::string& dir, const std::string& module, const AdapterLoadOptions& options,
+                           ModuleDelta& delta) {
+  if (!delta.magnitude.defined())
+    return absl::InvalidArgumentError(absl::StrCat("adapter in '", dir, "': module '", module, "' has no lora_magnitude_vector ",
+                                                   "although use_dora is set (hint: the adapter file is incomplete)"));
+  QLORAD_ASSIGN_OR_RETURN(at::Tensor w, options.base_weight(module));
+  return CatchTorchErrors(absl::StrCat("DoRA row norms of '", module, "'"), [&]() -> absl::Status {
+    const at::Tensor a = delta.a.to(w.device(), at::kFloat), b = delta.b.to(w.device(), at::kFloat);
+    const at::Tensor norm = (w + at::matmul(b, a) * delta.scaling).norm(2, {1});
+    delta.row_gain = (delta.magnitude.to(w.device(), at::kFloat) / norm).to(options.device, options.dtype);
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace
@@ -66,11 +82,10 @@ absl::StatusOr<std::shared_ptr<const ServingAdapter>> LoadServingAdapter(const s
   adapter->id = id;
   adapter->path = dir;
   QLORAD_ASSIGN_OR_RETURN(adapter->config, ReadPeftConfig(dir));
-  if (adapter->config.use_dora)
+  if (adapter->config.use_dora && !options.base_weight)
     return absl::FailedPreconditionError(absl::StrCat(
-        dir, "/adapter_config.json: use_dora is true; the multi-adapter serving engine does not apply DoRA's per-row ",
-        "magnitude yet (hint: merge it into the base with qlorad-tool merge and serve the merged model; qlorad-tool ",
-        "logits/generate --adapter apply it)"));
+        dir, "/adapter_config.json: use_dora is true, and this loader has no access to the base weights DoRA's row ",
+        "norms need (hint: load it through the serving engine, or merge it with qlorad-tool merge)"));
   QLORAD_ASSIGN_OR_RETURN(std::string weights, PeftWeightsPath(dir));
   QLORAD_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(weights));
   auto fingerprint = file->metadata().find("qlorad_base_fingerprint");
@@ -85,10 +100,12 @@ absl::StatusOr<std::shared_ptr<const ServingAdapter>> LoadServingAdapter(const s
   }
   if (adapter->modules.empty())
     return absl::InvalidArgumentError(absl::StrCat("adapter in '", dir, "' applies to zero modules of the resident base"));
-  for (const auto& [module, delta] : adapter->modules)
+  for (auto& [module, delta] : adapter->modules) {
     if (!delta.a.defined() || !delta.b.defined())
       return absl::InvalidArgumentError(absl::StrCat("adapter in '", dir, "': module '", module, "' has only one of lora_A/lora_B",
                                                      " (hint: the adapter file is incomplete)"));
+    if (adapter->config.use_dora) QLORAD_RETURN_IF_ERROR(PlaceDoraGain(dir, module, options, delta));
+  }
   return std::shared_ptr<const ServingAdapter>(std::move(adapter));
 }
 

@@ -6,6 +6,7 @@
 #define QLORAD_CORE_SERVE_SERVING_ADAPTER_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -22,6 +23,11 @@ struct ModuleDelta {
   at::Tensor a;  // [r, in]
   at::Tensor b;  // [out, r]
   double scaling = 1.0;
+  // DoRA only (undefined for LoRA): the magnitude m [out] as stored, and the row gain
+  // m / ‖W + s·BA‖_row [out] over the resident base, in the compute dtype. The served
+  // output of such a row is gain ⊙ (base(x) − b + s·B·A·x) + b.
+  at::Tensor magnitude;
+  at::Tensor row_gain;
 };
 
 struct ServingAdapter {
@@ -43,12 +49,16 @@ struct AdapterLoadOptions {
   int64_t max_rank = 64;
   c10::Device device = c10::Device(c10::kCPU);
   at::ScalarType dtype = at::kFloat;
+  // The resident base's weight of a module, fp32 [out, in] (dequantized for 4-bit): what
+  // a DoRA adapter's row norms are taken over. Unset: DoRA adapters are refused.
+  std::function<absl::StatusOr<at::Tensor>(const std::string& module)> base_weight;
 };
 
 // Reads `dir` with PEFT's semantics (ReadPeftConfig: per-module rank/alpha from
 // rank_pattern/alpha_pattern, rsLoRA, target selection; F16/BF16/F32 tensors
 // converted to options.dtype). Refused, with the tensor or field named and a hint:
-// unsupported adapter_config features (DoRA, modules_to_save, bias != none, ...),
+// unsupported adapter_config features (modules_to_save, bias != none, ...; DoRA
+// without options.base_weight),
 // adapter_model.bin without safetensors, rank above max_rank, a base-fingerprint
 // mismatch without the override, a key that is not a PEFT LoRA key, a module the
 // base does not have or the config does not target, a shape that does not fit the

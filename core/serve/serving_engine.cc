@@ -66,7 +66,7 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Create(const Engin
   QLORAD_ASSIGN_OR_RETURN(load.device, ParseDevice(options.device));
   QLORAD_ASSIGN_OR_RETURN(LinearFactory base,
                           MakeBaseLinearFactory(options.quantize, options.model_dir, {}, &engine->quantized_));
-  load.linear_factory = MakeMultiLoraLinearFactory(base, engine->slot_, engine->shapes_);
+  load.linear_factory = MakeMultiLoraLinearFactory(base, engine->slot_, engine->shapes_, engine->base_layers_);
   QLORAD_ASSIGN_OR_RETURN(engine->loaded_, LoadModel(options.model_dir, load));
   engine->loaded_.model->eval();
   for (const at::Tensor& t : engine->loaded_.model->buffers()) engine->weights_bytes_ += t.numel() * t.element_size();
@@ -76,6 +76,11 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Create(const Engin
   registry.load.max_rank = options.max_lora_rank;
   registry.load.device = engine->loaded_.model->device();
   registry.load.dtype = engine->loaded_.model->dtype();
+  registry.load.base_weight = [layers = engine->base_layers_](const std::string& module) -> absl::StatusOr<at::Tensor> {
+    auto it = layers->find(module);
+    if (it == layers->end()) return absl::NotFoundError(absl::StrCat("module '", module, "' is not in the resident base"));
+    return BaseLayerWeight(*it->second);
+  };
   registry.max_device_adapters = options.max_device_adapters;
   registry.max_host_adapters = options.max_host_adapters;
   engine->adapters_ = std::make_unique<AdapterRegistry>(engine->shapes_.get(), registry);

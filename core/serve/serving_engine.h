@@ -194,6 +194,7 @@ class ServingEngine {
   std::shared_ptr<RoutingSlot> slot_ = std::make_shared<RoutingSlot>();
   RoutingSlot* const routing_slot_ ABSL_PT_GUARDED_BY(model_mu_) = slot_.get();
   std::shared_ptr<BaseModuleShapes> shapes_ = std::make_shared<BaseModuleShapes>();
+  std::shared_ptr<BaseModuleLayers> base_layers_ = std::make_shared<BaseModuleLayers>();  // DoRA's row norms
   std::unique_ptr<AdapterRegistry> adapters_;
   absl::Mutex model_mu_;  // one forward at a time (the batcher's steps and the direct forwards)
   std::unique_ptr<ContinuousBatcher> batcher_;

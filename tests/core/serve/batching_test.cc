@@ -1,5 +1,5 @@
 // Continuous batching with mixed adapters: every row of a batch that mixes 8
-// adapters and base-only rows (prompts of different lengths, chunked prefill)
+// adapters (3 of them DoRA) and base-only rows (prompts of different lengths, chunked prefill)
 // produces the same greedy tokens and logits as that request alone on a model with
 // its adapter merged into a full-precision copy of the base, recomputed without any
 // KV cache. Also: KV blocks are freed on completion and cancel, admission queues
@@ -25,7 +25,8 @@ namespace {
 using ::qlorad::testing::StatusIs;
 using ::testing::HasSubstr;
 
-// Dense layers with W + scaling·B·A folded in (the reference for one adapter).
+// Dense layers with W + scaling·B·A folded in (the reference for one adapter); for DoRA
+// PEFT's merge m / ‖W + s·BA‖_row ⊙ (W + s·BA), from the stored magnitude.
 LinearFactory MergedFactory(std::shared_ptr<const ServingAdapter> adapter) {
   return [adapter](const LinearSpec& spec) -> absl::StatusOr<std::shared_ptr<LinearLayer>> {
     auto built = MakeDenseLinear(spec);
@@ -35,6 +36,7 @@ LinearFactory MergedFactory(std::shared_ptr<const ServingAdapter> adapter) {
     if (it == adapter->modules.end()) return built;
     const ModuleDelta& d = it->second;
     at::Tensor merged = dense->weight() + at::matmul(d.b, d.a) * d.scaling;
+    if (d.magnitude.defined()) merged = merged * (d.magnitude / merged.norm(2, {1})).unsqueeze(1);
     std::optional<at::Tensor> bias;
     if (dense->bias().defined()) bias = dense->bias();
     return std::shared_ptr<LinearLayer>(std::make_shared<DenseLinear>(merged, bias));
@@ -63,9 +65,10 @@ TEST(BatchingTest, MixedAdapterBatchMatchesEachRequestAloneOnAMergedModel) {
   options.prefill_chunk_tokens = 32;  // prompts split across steps while earlier ones decode
   ASSERT_OK_AND_ASSIGN(auto engine, ServingEngine::Create(options));
   std::vector<std::string> ids = {""};  // base-only rows
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < 8; ++i) {  // every third adapter is DoRA: DoRA, LoRA and base rows share batches
     ids.push_back(absl::StrCat("a", i, "@1"));
-    ASSERT_OK(engine->LoadAdapter(ids.back(), fixture.MakeAdapter(engine->fingerprint(), 100 + i)));
+    ASSERT_OK(engine->LoadAdapter(ids.back(), fixture.MakeAdapter(engine->fingerprint(), 100 + i, ServeFixture::Config(),
+                                                                  /*dora=*/i % 3 == 0)));
   }
   constexpr int kRequests = 12;
   constexpr int64_t kNewTokens = 10;
@@ -120,6 +123,27 @@ TEST(BatchingTest, AdaptersChangeOutputsSoTheComparisonCanFail) {
   call.adapter_id = "a@1";
   ASSERT_OK_AND_ASSIGN(GenerateOutcome adapted, engine->Generate(call));
   EXPECT_GT((base.logits[0] - adapted.logits[0]).abs().max().item<double>(), 1e-2);
+}
+
+// A DoRA adapter's outputs differ from its A, B applied as plain LoRA: the magnitude is
+// applied, so the mixed-batch comparison above can fail on it.
+TEST(BatchingTest, DoraMagnitudeChangesOutputs) {
+  ServeFixture fixture;
+  ASSERT_OK_AND_ASSIGN(auto engine, ServingEngine::Create(fixture.EngineOptionsFor(true)));
+  ASSERT_OK(engine->LoadAdapter("d@1", fixture.MakeAdapter(engine->fingerprint(), 5, ServeFixture::Config(), true)));
+  GenerateCall call;
+  call.adapter_id = "d@1";
+  call.prompt_ids = fixture.RandomPrompt(9, 3);
+  call.max_new_tokens = 1;
+  call.keep_logits = true;
+  ASSERT_OK_AND_ASSIGN(GenerateOutcome served, engine->Generate(call));
+  auto as_lora = std::make_shared<ServingAdapter>(*engine->FindAdapter("d@1"));
+  for (auto& [module, delta] : as_lora->modules) delta.magnitude = at::Tensor();
+  LoadOptions load;
+  load.linear_factory = MergedFactory(as_lora);
+  ASSERT_OK_AND_ASSIGN(LoadedModel merged, LoadModel(fixture.model_dir(), load));
+  auto [tokens, logits] = ReferenceGreedy(merged.model, call.prompt_ids, 1);
+  EXPECT_GT((served.logits[0] - logits[0]).abs().max().item<double>(), 1e-2);
 }
 
 TEST(BatchingTest, CancelFreesTheSequenceBlocks) {

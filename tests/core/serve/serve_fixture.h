@@ -47,12 +47,14 @@ class ServeFixture {
     return options;
   }
 
-  // A seeded adapter on every linear layer whose B is large enough to move the logits.
-  std::string MakeAdapter(const std::string& fingerprint, uint64_t seed, ModelConfig config = Config()) {
+  // A seeded adapter on every linear layer whose B is large enough to move the logits
+  // (DoRA with `dora`: magnitudes ~ U(0.5, 1.5)).
+  std::string MakeAdapter(const std::string& fingerprint, uint64_t seed, ModelConfig config = Config(), bool dora = false) {
     const std::string out = absl::StrCat(dir_, "/adapter-", seed, "-", counter_++);
     RandomAdapterOptions options;
     options.lora.r = 8;
     options.lora.alpha = 16;
+    options.lora.use_dora = dora;
     options.seed = seed;
     options.a_std = 0.2;
     options.b_std = 0.2;

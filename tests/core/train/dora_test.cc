@@ -1,6 +1,7 @@
 // DoRA (LoraConfig::use_dora, lora_linear.h). Gradients against central finite
 // differences in float64; the layer against PEFT's formula written out here; merge, PEFT
-// save/load and the serving engine's refusal. The float64 reference of a trained adapter's
+// save/load and the serving loader's refusal without access to the base. Mixed DoRA +
+// LoRA + base batches in the serving engine: serving_batching_test. The float64 reference of a trained adapter's
 // served logits is tests/reference/check_dora.py (ctest dora_reference).
 //
 // PEFT detaches the row norm n = ‖W + s·BA‖ (the DoRA paper's memory-saving choice), so the
