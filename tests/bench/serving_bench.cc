@@ -3,7 +3,7 @@
 //                 [--quantize both|none|nf4] [--load-runs 30] [--threads N] [--repeats 2]
 // Writes (once) a ~110M-parameter Llama with the packaged Llama-2 tokenizer, then per
 // precision: 32 concurrent streams all on the base vs spread over 1, 8 and 32 distinct
-// r=16 adapters (all linear layers), and a single stream; TTFT and inter-token latency
+// r=16 adapters (all linear layers) and over 32 distinct r=16 DoRA adapters, and a single stream; TTFT and inter-token latency
 // p50/p99 of the 32-stream runs. Each scenario reports the best of --repeats runs. Last, adapter load time for an r=16 all-linear adapter
 // of a Llama-3.2-1B-shaped base (tensors validated against the base's module shapes).
 #include <algorithm>
@@ -98,27 +98,33 @@ void BenchPrecision(const std::string& model, const std::string& quantize, int s
     std::exit(1);
   }
   ModelConfig config = *LoadModelConfig(model);
-  std::vector<std::string> ids;
-  for (int i = 0; i < 32; ++i) {
-    const std::string dir = absl::StrCat(model, "/../adapters/r16-", i);
-    RandomAdapterOptions a;
-    a.lora.r = 16;
-    a.seed = i;
-    a.base_fingerprint = (*engine)->fingerprint();
-    if (!std::filesystem::exists(dir + "/adapter_config.json") && !WriteRandomAdapter(dir, config, a).ok()) std::exit(1);
-    ids.push_back(absl::StrCat("bench", i, "@1"));
-    if (!(*engine)->LoadAdapter(ids.back(), dir).ok()) std::exit(1);
-  }
+  std::vector<std::string> ids, dora_ids;
+  for (bool dora : {false, true})
+    for (int i = 0; i < 32; ++i) {
+      const std::string dir = absl::StrCat(model, "/../adapters/r16-", dora ? "dora-" : "", i);
+      RandomAdapterOptions a;
+      a.lora.r = 16;
+      a.lora.use_dora = dora;
+      a.seed = i;
+      a.base_fingerprint = (*engine)->fingerprint();
+      if (!std::filesystem::exists(dir + "/adapter_config.json") && !WriteRandomAdapter(dir, config, a).ok()) std::exit(1);
+      std::vector<std::string>& list = dora ? dora_ids : ids;
+      list.push_back(absl::StrCat(dora ? "dora" : "bench", i, "@1"));
+      if (!(*engine)->LoadAdapter(list.back(), dir).ok()) std::exit(1);
+    }
   RunStreamsOnce(**engine, 4, {}, prompt, 4);  // warm-up
   std::printf("\n[%s] %d streams x %d new tokens, prompt %d tokens\n", quantize.c_str(), streams, tokens, prompt);
   std::printf("%-28s %12s %8s %10s %10s %10s %10s\n", "scenario", "tokens/s", "vs base", "TTFT p50", "TTFT p99",
               "ITL p50", "ITL p99");
   double base_rate = 0;
-  for (int distinct : {0, 1, 8, 32}) {
-    std::vector<std::string> use(ids.begin(), ids.begin() + distinct);
+  for (int distinct : {0, 1, 8, 32, -32}) {  // -32: 32 distinct DoRA adapters
+    const std::vector<std::string>& pool = distinct < 0 ? dora_ids : ids;
+    std::vector<std::string> use(pool.begin(), pool.begin() + std::abs(distinct));
     RunResult r = RunStreams(**engine, streams, use, prompt, tokens);
     if (distinct == 0) base_rate = r.tokens_per_second;
-    const std::string name = distinct == 0 ? "base only" : absl::StrCat(distinct, " distinct adapters");
+    const std::string name = distinct == 0  ? "base only"
+                             : distinct < 0 ? absl::StrCat(-distinct, " distinct DoRA adapters")
+                                            : absl::StrCat(distinct, " distinct adapters");
     std::printf("%-28s %12.1f %8.2f %8.1fms %8.1fms %8.1fms %8.1fms\n", name.c_str(), r.tokens_per_second,
                 r.tokens_per_second / base_rate, 1e3 * Percentile(r.ttft, 0.5), 1e3 * Percentile(r.ttft, 0.99),
                 1e3 * Percentile(r.itl, 0.5), 1e3 * Percentile(r.itl, 0.99));

@@ -1,8 +1,8 @@
 """The second-language client: Python stubs generated from proto/ drive the workflow's core
 calls, including the streaming ones (client-streaming upload, server-streaming WatchJob and
 GenerateStream), plus grpc.health.v1, server reflection, the transport size limit,
-deadlines and client cancellation. The job is submitted with LoRA+ and packing; its resolved
-spec must carry both."""
+deadlines and client cancellation. The job is submitted with LoRA+, packing and DoRA; its
+resolved spec must carry all three, and the DoRA adapter it writes is loaded and served."""
 
 import json
 import os
@@ -50,12 +50,13 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(len(dataset.train_sha256), 64)
         job = self.stub("jobs").CreateJob(jobs.CreateJobRequest(
             dataset_id="yelp", adapter_name="yelp-sentiment", quantize="nf4",
-            lora=jobs.LoraSettings(r=8), hyperparameters=jobs.Hyperparameters(
+            lora=jobs.LoraSettings(r=8, use_dora=True), hyperparameters=jobs.Hyperparameters(
                 epochs=1, batch_size=8, max_seq_len=128, loraplus_lr_ratio=4, packing=True)),
             metadata=self.md("trainer"))
         self.assertEqual(job.status, "queued")
         spec = json.loads(self.stub("jobs").GetJob(jobs.GetJobRequest(job_id=job.job_id), metadata=self.md("viewer")).spec_json)
-        self.assertEqual((spec["trainer"]["loraplus_lr_ratio"], spec["trainer"]["packing"]), (4, True), spec)
+        self.assertEqual((spec["trainer"]["loraplus_lr_ratio"], spec["trainer"]["packing"], spec["lora"]["use_dora"]),
+                         (4, True, True), spec)
         events = list(self.stub("jobs").WatchJob(jobs.WatchJobRequest(job_id=job.job_id), metadata=self.md("viewer")))
         types = [e.type for e in events]
         self.assertIn("progress", types)
