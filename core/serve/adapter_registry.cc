@@ -23,6 +23,8 @@ std::shared_ptr<const ServingAdapter> CopyAdapterTo(const ServingAdapter& adapte
   for (auto& [module, delta] : copy->modules) {
     delta.a = delta.a.to(device);
     delta.b = delta.b.to(device);
+    if (delta.magnitude.defined()) delta.magnitude = delta.magnitude.to(device);  // DoRA
+    if (delta.row_gain.defined()) delta.row_gain = delta.row_gain.to(device);
   }
   return copy;
 }

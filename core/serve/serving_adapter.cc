@@ -60,7 +60,7 @@ absl::Status PlaceTensor(const SafetensorsFile& file, const TensorInfo& info, co
 
 // delta.row_gain = m / ‖W + s·BA‖_row over the resident base's W.
 absl::Status PlaceDoraGain(const std::string& dir, const std::string& module, const AdapterLoadOptions& options,
-                           ModuleDelta& delta) {
+                           ModuleDelta& delta, int64_t& adapter_bytes) {
   if (!delta.magnitude.defined())
     return absl::InvalidArgumentError(absl::StrCat("adapter in '", dir, "': module '", module, "' has no lora_magnitude_vector ",
                                                    "although use_dora is set (hint: the adapter file is incomplete)"));
@@ -69,6 +69,7 @@ absl::Status PlaceDoraGain(const std::string& dir, const std::string& module, co
     const at::Tensor a = delta.a.to(w.device(), at::kFloat), b = delta.b.to(w.device(), at::kFloat);
     const at::Tensor norm = (w + at::matmul(b, a) * delta.scaling).norm(2, {1});
     delta.row_gain = (delta.magnitude.to(w.device(), at::kFloat) / norm).to(options.device, options.dtype);
+    adapter_bytes += delta.row_gain.numel() * delta.row_gain.element_size();
     return absl::OkStatus();
   });
 }
@@ -104,7 +105,7 @@ absl::StatusOr<std::shared_ptr<const ServingAdapter>> LoadServingAdapter(const s
     if (!delta.a.defined() || !delta.b.defined())
       return absl::InvalidArgumentError(absl::StrCat("adapter in '", dir, "': module '", module, "' has only one of lora_A/lora_B",
                                                      " (hint: the adapter file is incomplete)"));
-    if (adapter->config.use_dora) QLORAD_RETURN_IF_ERROR(PlaceDoraGain(dir, module, options, delta));
+    if (adapter->config.use_dora) QLORAD_RETURN_IF_ERROR(PlaceDoraGain(dir, module, options, delta, adapter->bytes));
   }
   return std::shared_ptr<const ServingAdapter>(std::move(adapter));
 }
