@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llama_reference  # noqa: E402
-from reference_checks import check, finish, nf4_quant, rel, run  # noqa: E402
+from reference_checks import check, finish, nf4_quant, rel, run, tiny_model_and_toy_dataset  # noqa: E402
 
 TOOL = os.environ.get("QLORAD_TOOL") or sys.exit("QLORAD_TOOL is not set (run through ctest)")
 SOURCE = os.environ.get("QLORAD_SOURCE_DIR") or sys.exit("QLORAD_SOURCE_DIR is not set")
@@ -107,23 +107,9 @@ def write_adapter(path, cfg, targets, r=4, alpha=8.0, seed=5):
 
 
 def main():
-    if not os.path.exists(os.path.join(TOKENIZER, "tokenizer.json")):
-        raise SystemExit(f"missing {TOKENIZER}: run tests/fixtures/npm/install.sh")
     with tempfile.TemporaryDirectory() as tmp:
-        base = os.path.join(tmp, "base")
-        run([TOOL, "make-model", "--arch", "llama", "--layers", "2", "--hidden", "64", "--heads", "4", "--kv-heads", "2",
-             "--intermediate", "128", "--vocab", "128256", "--dtype", "bf16", "--seed", "12", "--out", base,
-             "--tokenizer", TOKENIZER, "--tie-embeddings"])
-        with open(os.path.join(base, "config.json")) as f:
-            cfg = json.load(f)
+        base, cfg = tiny_model_and_toy_dataset(TOOL, TOKENIZER, tmp, seed=12)
         original = llama_reference.read_checkpoint(base)
-        data = os.path.join(tmp, "data.jsonl")
-        with open(data, "w") as f:
-            for i in range(64):
-                f.write(json.dumps({"text": f"review {i} was {'great' if i % 2 else 'awful'}",
-                                    "label": "positive" if i % 2 else "negative"}) + "\n")
-        run([TOOL, "prepare-data", "--source", data, "--root", os.path.join(tmp, "ds"), "--id", "toy",
-             "--format", "classification", "--allow-small"])
         adapter = os.path.join(tmp, "dora")
         run([TOOL, "train", "--model", base, "--dataset-root", os.path.join(tmp, "ds"), "--dataset", "toy", "--out",
              adapter, "--quantize", "nf4", "--dora", "--prompt-format", "alpaca", "--epochs", "2", "--batch-size", "8",
