@@ -1,5 +1,5 @@
-// Checkpoints and exact resume: an interrupted-and-resumed QLoRA run ends with
-// bit-identical adapter tensors to an uninterrupted one (CPU, same thread count);
+// Checkpoints and exact resume: an interrupted-and-resumed QLoRA run (also with DoRA)
+// ends with bit-identical adapter tensors to an uninterrupted one (CPU, same thread count);
 // corrupt or partial checkpoints are detected and the previous one is used; a
 // checkpoint of a different run is refused.
 #include <ATen/ATen.h>
@@ -40,13 +40,14 @@ const std::string& ModelDir() {
   return dir;
 }
 
-AdapterRun Load() {
+AdapterRun Load(bool dora = false) {
   AdapterRun run;
   at::manual_seed(3);
   LoraConfig config;
   config.r = 4;
   config.alpha = 8;
   config.dropout = 0.1;  // dropout on: resume must reproduce its masks too
+  config.use_dora = dora;  // DoRA: the magnitudes are checkpointed and resumed with A and B
   LoadOptions options;
   options.linear_factory = MakeLoraLinearFactory(config, MakeQuantizedLinearFactory(QuantOptions{}), run.modules);
   auto loaded = LoadModel(ModelDir(), options);
@@ -83,15 +84,15 @@ void ExpectBitIdentical(const std::vector<at::Tensor>& a, const std::vector<at::
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << "adapter tensor " << i << " differs";
 }
 
-TEST(CheckpointResumeTest, InterruptedAndResumedRunIsBitIdentical) {
-  AdapterRun reference = Load();
+void ExpectInterruptedAndResumedRunIsBitIdentical(bool dora) {
+  AdapterRun reference = Load(dora);
   ASSERT_OK_AND_ASSIGN(TrainingSummary full, TrainLora(reference.loaded.model, *reference.modules, Task(), Options()));
   ASSERT_EQ(full.steps, 12);
 
-  const std::string dir = qlorad::testing::MakeTempDir("checkpoint_resume_run");
+  const std::string dir = qlorad::testing::MakeTempDir(dora ? "checkpoint_resume_dora" : "checkpoint_resume_run");
   CheckpointOptions ckpt{dir, 2, 2};
   {  // interrupted after step 5 (mid-epoch, mid-schedule): a checkpoint is written on cancel
-    AdapterRun first = Load();
+    AdapterRun first = Load(dora);
     ASSERT_OK_AND_ASSIGN(TrainingSummary part, TrainLora(first.loaded.model, *first.modules, Task(), Options(),
                                                          [](const TrainingEvent& e) { return e.step < 5; }, ckpt));
     EXPECT_TRUE(part.cancelled);
@@ -100,7 +101,7 @@ TEST(CheckpointResumeTest, InterruptedAndResumedRunIsBitIdentical) {
     EXPECT_TRUE(fs::exists(dir + "/checkpoint-4"));
     EXPECT_FALSE(fs::exists(dir + "/checkpoint-2")) << "only the newest 2 are kept";
   }
-  AdapterRun resumed = Load();  // a fresh process would start here: new random init, overwritten by the checkpoint
+  AdapterRun resumed = Load(dora);  // a fresh process would start here: new random init, overwritten by the checkpoint
   std::vector<int64_t> steps_seen;
   ASSERT_OK_AND_ASSIGN(TrainingSummary rest, TrainLora(resumed.loaded.model, *resumed.modules, Task(), Options(),
                                                        [&](const TrainingEvent& e) {
@@ -114,7 +115,17 @@ TEST(CheckpointResumeTest, InterruptedAndResumedRunIsBitIdentical) {
   EXPECT_EQ(rest.epoch_losses, full.epoch_losses);
   EXPECT_EQ(rest.tokens_seen, full.tokens_seen);
   ExpectBitIdentical(Snapshot(resumed), Snapshot(reference));
+  if (dora) {  // the magnitudes trained, and are part of what was compared
+    const LoraLinear& layer = resumed.modules->begin()->second;
+    ASSERT_TRUE(layer->lora_magnitude.defined());
+    EXPECT_FALSE(at::equal(layer->lora_magnitude, layer->DoraWeightNorm().to(layer->lora_magnitude.scalar_type())));
+    EXPECT_EQ(Snapshot(resumed).size(), 3 * resumed.modules->size());
+  }
 }
+
+TEST(CheckpointResumeTest, InterruptedAndResumedRunIsBitIdentical) { ExpectInterruptedAndResumedRunIsBitIdentical(false); }
+
+TEST(CheckpointResumeTest, InterruptedAndResumedDoraRunIsBitIdentical) { ExpectInterruptedAndResumedRunIsBitIdentical(true); }
 
 TEST(CheckpointResumeTest, CorruptNewestCheckpointFallsBackToThePreviousOne) {
   const std::string dir = qlorad::testing::MakeTempDir("checkpoint_corrupt");
