@@ -1,7 +1,6 @@
 #include "core/quant/lora_init.h"
 
 #include <cmath>
-#include <string>
 #include <tuple>
 
 #include <ATen/core/grad_mode.h>
@@ -26,24 +25,6 @@ absl::Status CheckRank(const at::Tensor& weight, int64_t r) {
 at::Tensor LowRankProduct(const LowRankFactors& f, double scaling) { return at::matmul(f.b, f.a) * scaling; }
 
 }  // namespace
-
-absl::StatusOr<LoraInit> ParseLoraInit(std::string_view name) {
-  if (name == "kaiming") return LoraInit::kKaiming;
-  if (name == "gaussian") return LoraInit::kGaussian;
-  if (name == "loftq") return LoraInit::kLoftq;
-  if (name == "pissa") return LoraInit::kPissa;
-  return absl::InvalidArgumentError(absl::StrCat("init: '", std::string(name), "' is not one of kaiming, gaussian, loftq, pissa"));
-}
-
-std::string_view LoraInitName(LoraInit init) {
-  switch (init) {
-    case LoraInit::kKaiming: return "kaiming";
-    case LoraInit::kGaussian: return "gaussian";
-    case LoraInit::kLoftq: return "loftq";
-    case LoraInit::kPissa: return "pissa";
-  }
-  return "kaiming";
-}
 
 absl::StatusOr<LowRankFactors> TruncatedSvdFactors(const at::Tensor& m, int64_t r, double scaling) {
   QLORAD_RETURN_IF_ERROR(CheckRank(m, r));

@@ -18,7 +18,6 @@
 #define QLORAD_CORE_QUANT_LORA_INIT_H_
 
 #include <cstdint>
-#include <string_view>
 
 #include <ATen/ATen.h>
 
@@ -27,11 +26,8 @@
 
 namespace qlorad {
 
+// LoraConfig::init's values ("kaiming" | "gaussian" | "loftq" | "pissa"; validated there).
 enum class LoraInit { kKaiming, kGaussian, kLoftq, kPissa };
-
-// "kaiming" | "gaussian" | "loftq" | "pissa".
-absl::StatusOr<LoraInit> ParseLoraInit(std::string_view name);
-std::string_view LoraInitName(LoraInit init);
 
 struct LowRankFactors {
   at::Tensor a;  // [r, in]

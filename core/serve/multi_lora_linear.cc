@@ -104,12 +104,13 @@ at::Tensor MultiLoraLinearLayer::forward(const at::Tensor& x) {
 }
 
 at::Tensor MultiLoraLinearLayer::ApplyDoraGains(at::Tensor y, const std::vector<AdapterRouting::Group>& groups) const {
-  at::Tensor bias;
-  if (const auto* dense = dynamic_cast<const DenseLinear*>(base_.get())) bias = dense->bias();
-  if (const auto* quantized = dynamic_cast<const QuantizedLinearLayer*>(base_.get())) bias = quantized->layer()->bias();
   for (const auto& group : groups) {
+    if (!group.adapter->config.use_dora) continue;  // LoRA rows: nothing to look up on the hot path
     auto it = group.adapter->modules.find(module_);
     if (it == group.adapter->modules.end() || !it->second.row_gain.defined()) continue;
+    at::Tensor bias;
+    if (const auto* dense = dynamic_cast<const DenseLinear*>(base_.get())) bias = dense->bias();
+    if (const auto* quantized = dynamic_cast<const QuantizedLinearLayer*>(base_.get())) bias = quantized->layer()->bias();
     const at::Tensor gain = it->second.row_gain.to(y.scalar_type());
     at::Tensor rows = group.index.defined() ? y.index_select(0, group.index) : y;
     if (bias.defined()) {

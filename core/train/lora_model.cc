@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/quant/nf4_model.h"
+#include "core/train/fitted_base.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 
@@ -78,7 +79,7 @@ absl::StatusOr<std::shared_ptr<LinearLayer>> WrapWithLora(const LoraConfig& conf
   options.dropout(config.dropout).use_rslora(config.use_rslora).use_dora(config.use_dora);
   if (config.init == "gaussian") options.init(LoraInit::kGaussian);
   absl::StatusOr<LoraLinear> lora = absl::InvalidArgumentError("unsupported base layer for LoRA");
-  if (config.init == "loftq" || config.init == "pissa") {
+  if (HasFittedBase(config)) {
     lora = FittedLora(config, spec, *base, options, tally);
   } else if (auto* quantized = dynamic_cast<QuantizedLinearLayer*>(base.get())) {
     lora = LoraLinearImpl::Create(options, quantized->layer());
