@@ -57,6 +57,9 @@ void PrintProgress(const v1::Progress& p) {
   std::fprintf(stderr, "\r[%s] step %lld/%lld loss %.4f lr %.2e %.0f tok/s ETA %.0fs   ", bar.c_str(),
                static_cast<long long>(p.step()), static_cast<long long>(p.total_steps()), p.loss(), p.learning_rate(),
                p.tokens_per_second(), p.eta_seconds());
+  if (p.has_dpo())
+    std::fprintf(stderr, "reward acc %.2f margin %.3f%s   ", p.dpo().accuracy(), p.dpo().margin(),
+                 p.has_dpo_eval() ? absl::StrCat(" (validation acc ", absl::SixDigits(p.dpo_eval().accuracy()), ")").c_str() : "");
 }
 
 absl::Status WatchJob(const std::string& id, client::Client& client, const Output& out) {
@@ -89,7 +92,7 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   if (auto s = args.CheckKnown({"dataset", "name", "base-model", "quantize", "priority", "r", "alpha", "dropout", "targets",
                                 "rslora", "dora", "lora-init", "loftq-iterations", "epochs", "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule",
                                 "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "watch", "gradient-checkpointing", "packing",
-                                "eval-fraction", "eval-every", "patience", "min-delta", "devices"});
+                                "eval-fraction", "eval-every", "patience", "min-delta", "devices", "method", "dpo-beta"});
       !s.ok())
     return s;
   v1::CreateJobRequest r;
@@ -101,10 +104,11 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   r.set_adapter_name(*name);
   r.set_base_model(args.Get("base-model"));
   r.set_quantize(args.Get("quantize", "nf4"));
+  r.set_method(args.Get("method"));
   std::map<std::string, double> n;
   for (const char* f : {"priority", "r", "alpha", "dropout", "loftq-iterations", "epochs", "batch-size", "grad-accum", "lr", "weight-decay",
                         "loraplus-lr-ratio", "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "eval-fraction", "eval-every", "patience",
-                        "min-delta", "devices"}) {
+                        "min-delta", "devices", "dpo-beta"}) {
     auto v = args.Number(f, 0);
     if (!v.ok()) return v.status();
     n[f] = *v;
@@ -134,6 +138,7 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   h->set_seed(static_cast<uint64_t>(n["seed"]));
   h->set_gradient_checkpointing(args.Has("gradient-checkpointing"));
   h->set_packing(args.Has("packing"));
+  h->set_dpo_beta(n["dpo-beta"]);
   h->set_eval_fraction(n["eval-fraction"]);
   h->set_eval_every_steps(static_cast<int32_t>(n["eval-every"]));
   h->set_early_stopping_patience(static_cast<int32_t>(n["patience"]));

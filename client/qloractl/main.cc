@@ -12,7 +12,7 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: qloractl [--address HOST:PORT] [--token TOKEN] [--tls-ca PEM] [--tls-cert PEM --tls-key PEM] [-o json] COMMAND\n"
-    "  datasets upload FILE --id ID [--format auto|classification|...] [--csv] [--holdout 0.15] [--seed 42] [--allow-small]\n"
+    "  datasets upload FILE --id ID [--format auto|classification|preference|...] [--csv] [--holdout 0.15] [--seed 42] [--allow-small]\n"
     "  datasets list | get ID | delete ID\n"
     "  jobs submit --dataset ID --name NAME [--quantize nf4|none] [--r 16] [--alpha 32] [--epochs 3] [--batch-size 4]\n"
     "              [--lr 2e-4] [--max-seq-len 512] [--seed 0] [--priority 0] [--gradient-checkpointing] [--watch]\n"

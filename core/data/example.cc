@@ -89,6 +89,17 @@ std::optional<FieldError> ParseChat(const json& object, Example* out) {
   return std::nullopt;
 }
 
+std::optional<FieldError> ParsePreference(const json& object, Example* out) {
+  constexpr std::string_view kHint = "preference lines need \"prompt\", \"chosen\" and \"rejected\"";
+  if (auto e = GetString(object, "prompt", true, kHint, &out->prompt)) return e;
+  if (auto e = GetString(object, "chosen", true, kHint, &out->chosen)) return e;
+  if (auto e = GetString(object, "rejected", true, kHint, &out->rejected)) return e;
+  if (out->chosen == out->rejected)
+    return FieldError{"same_completion", "rejected",
+                      "chosen and rejected are the same text (hint: a pair must show a preference; drop the line)"};
+  return std::nullopt;
+}
+
 std::optional<FieldError> ParseClassification(const json& object, Example* out) {
   if (auto e = GetString(object, "text", true, "classification lines need \"text\" and \"label\"", &out->text))
     return e;
@@ -164,24 +175,27 @@ std::string_view FormatName(DatasetFormat format) {
       return "prompt_completion";
     case DatasetFormat::kClassification:
       return "classification";
+    case DatasetFormat::kPreference:
+      return "preference";
   }
   return "unknown";
 }
 
 absl::StatusOr<DatasetFormat> ParseFormatName(std::string_view name) {
   for (DatasetFormat f : {DatasetFormat::kAuto, DatasetFormat::kAlpaca, DatasetFormat::kChat,
-                          DatasetFormat::kPromptCompletion, DatasetFormat::kClassification}) {
+                          DatasetFormat::kPromptCompletion, DatasetFormat::kClassification, DatasetFormat::kPreference}) {
     if (FormatName(f) == name) return f;
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown dataset format '", ToAbsl(name),
-                   "' (expected auto, alpaca, chat, prompt_completion or classification)"));
+                   "' (expected auto, alpaca, chat, prompt_completion, classification or preference)"));
 }
 
 std::optional<DatasetFormat> DetectFormat(const json& object) {
   if (!object.is_object()) return std::nullopt;
   if (object.contains("messages")) return DatasetFormat::kChat;
   if (object.contains("instruction")) return DatasetFormat::kAlpaca;
+  if (object.contains("chosen") || object.contains("rejected")) return DatasetFormat::kPreference;
   if (object.contains("prompt") || object.contains("completion")) return DatasetFormat::kPromptCompletion;
   if (object.contains("text")) return DatasetFormat::kClassification;
   return std::nullopt;
@@ -210,6 +224,8 @@ std::optional<FieldError> ExampleFromJson(const json& object, DatasetFormat form
       return GetString(object, "completion", true, "prompt/completion lines need both keys", &out->completion);
     case DatasetFormat::kClassification:
       return ParseClassification(object, out);
+    case DatasetFormat::kPreference:
+      return ParsePreference(object, out);
     case DatasetFormat::kAuto:
       break;
   }
@@ -298,6 +314,11 @@ std::string ExampleToJsonLine(const Example& example) {
       AppendField(&out, "prompt", example.prompt, true);
       AppendField(&out, "completion", example.completion);
       break;
+    case DatasetFormat::kPreference:
+      AppendField(&out, "prompt", example.prompt, true);
+      AppendField(&out, "chosen", example.chosen);
+      AppendField(&out, "rejected", example.rejected);
+      break;
     case DatasetFormat::kClassification:
       AppendField(&out, "text", example.text, true);
       AppendField(&out, "label", example.label);
@@ -326,6 +347,11 @@ void ForEachTextField(Example& example, const std::function<void(std::string_vie
       fn("prompt", example.prompt);
       fn("completion", example.completion);
       break;
+    case DatasetFormat::kPreference:
+      fn("prompt", example.prompt);
+      fn("chosen", example.chosen);
+      fn("rejected", example.rejected);
+      break;
     case DatasetFormat::kClassification:
       fn("text", example.text);
       break;
@@ -350,6 +376,7 @@ std::string InputSide(const Example& example) {
       return out;
     }
     case DatasetFormat::kPromptCompletion:
+    case DatasetFormat::kPreference:
       return example.prompt;
     case DatasetFormat::kClassification:
       return example.text;
@@ -372,6 +399,8 @@ std::string_view TargetText(const Example& example) {
       return example.completion;
     case DatasetFormat::kClassification:
       return example.label;
+    case DatasetFormat::kPreference:
+      return example.chosen;
     case DatasetFormat::kAuto:
       break;
   }

@@ -11,6 +11,8 @@
 //   kClassification    {"text": str, "label": str|int}
 //                      or {"text", "label_a", "label_b"} from two annotators, optionally with
 //                      "label" or "resolution" holding the adjudicated label.
+//   kPreference        {"prompt": str, "chosen": str, "rejected": str} (preference tuning, DPO:
+//                      two completions of one prompt, the preferred one first; they must differ)
 // Stored canonical lines carry the same keys plus "source_line" (the line of the
 // original file the example came from), for lineage.
 #ifndef QLORAD_CORE_DATA_EXAMPLE_H_
@@ -28,9 +30,9 @@
 
 namespace qlorad::data {
 
-enum class DatasetFormat { kAuto, kAlpaca, kChat, kPromptCompletion, kClassification };
+enum class DatasetFormat { kAuto, kAlpaca, kChat, kPromptCompletion, kClassification, kPreference };
 
-// "alpaca", "chat", "prompt_completion", "classification" ("auto" for kAuto).
+// "alpaca", "chat", "prompt_completion", "classification", "preference" ("auto" for kAuto).
 std::string_view FormatName(DatasetFormat format);
 // Inverse of FormatName; INVALID_ARGUMENT listing the accepted names.
 absl::StatusOr<DatasetFormat> ParseFormatName(std::string_view name);
@@ -48,8 +50,10 @@ struct Example {
   std::string instruction, input, output;
   // kChat
   std::vector<ChatMessage> messages;
-  // kPromptCompletion
+  // kPromptCompletion (prompt also kPreference's)
   std::string prompt, completion;
+  // kPreference
+  std::string chosen, rejected;
   // kClassification. `label` is the final label; label_a/label_b are the two annotators'.
   std::string text, label;
   std::optional<std::string> label_a, label_b, resolution;
@@ -78,7 +82,7 @@ void ForEachTextField(const Example& example, const std::function<void(std::stri
 // The part a model is conditioned on (instruction+input, prompt, text, non-assistant turns).
 std::string InputSide(const Example& example);
 // The part the format-adherence checks look at: output, completion, last assistant turn,
-// or the label for classification.
+// the label for classification, or the chosen completion.
 std::string_view TargetText(const Example& example);
 
 // Lowercase ASCII, whitespace runs collapsed to one space, trimmed.

@@ -16,6 +16,7 @@
 //   csv_header      the CSV header lacks the required columns (returned by Open())
 //   csv_syntax      a quote in an unquoted field, or an unterminated quoted field
 //   csv_field_count a CSV record has a different number of fields than the header
+//   same_completion a preference line whose chosen and rejected texts are equal
 // Bad lines do not stop the reader: up to ReaderOptions::max_errors of them are
 // collected, then Next() returns one INVALID_ARGUMENT status listing all of them (at EOF,
 // or as soon as max_errors is reached).

@@ -27,6 +27,10 @@ absl::StatusOr<HoldoutItems> ReadHoldout(const data::DatasetStore& datasets, con
         items.task = TaskKind::kGeneration;
         items.prompts.push_back(ex.instruction), items.inputs.push_back(ex.input), items.references.push_back(ex.output);
         break;
+      case data::DatasetFormat::kPreference:
+        return absl::FailedPreconditionError(absl::StrCat(
+            "dataset '", dataset_id, "' holds preference pairs: they are scored by reward accuracy, not by generation",
+            " (hint: qlorad-tool dpo-eval, or the job's DPO metrics)"));
       default:
         return absl::FailedPreconditionError(absl::StrCat("dataset '", dataset_id,
                                                           "': chat datasets are not evaluated yet (hint: use prompt_completion)"));

@@ -160,6 +160,7 @@ at::Tensor LoraLinearImpl::BaseForward(const at::Tensor& x) {
 
 at::Tensor LoraLinearImpl::forward(const at::Tensor& x) {
   at::Tensor y = BaseForward(x);
+  if (!adapter_enabled_) return y;
   at::Tensor h = x.to(lora_A.scalar_type());
   h = ShardInvariantDropout(h, options_.dropout(), is_training());
   const at::Tensor delta = at::linear(at::linear(h, lora_A), lora_B) * scaling();

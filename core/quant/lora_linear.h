@@ -62,6 +62,10 @@ class LoraLinearImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
   // base(x) alone (no adapter).
   at::Tensor BaseForward(const at::Tensor& x);
+  // While disabled, forward is BaseForward (DPO's reference model is the base with the
+  // adapter disabled, as PEFT's disable_adapter()). Parameters are untouched.
+  void set_adapter_enabled(bool enabled) { adapter_enabled_ = enabled; }
+  bool adapter_enabled() const { return adapter_enabled_; }
 
   // Replaces lora_A / lora_B's values (shapes must match; cast to the adapter dtype and
   // device). For the fitted initialisations; not a training operation. With DoRA the
@@ -103,6 +107,7 @@ class LoraLinearImpl : public torch::nn::Module {
   QuantizedLinear quantized_;  // quantized base or empty
   int64_t in_features_, out_features_;
   at::Tensor base_row_norm_sq_;  // DoRA: ‖W‖² per output row (buffer, the magnitude's dtype)
+  bool adapter_enabled_ = true;
 
   // DoRA: caches ‖W‖²_row and registers the magnitude, initialised to ‖W + s·BA‖.
   absl::Status InitializeDora();

@@ -85,7 +85,7 @@ struct Page {
 struct DatasetUpload {
   std::string dataset_id;
   std::string source_path;  // a file the front end staged under uploads/
-  std::string format = "auto";  // auto | alpaca | chat | prompt_completion | classification
+  std::string format = "auto";  // auto | alpaca | chat | prompt_completion | classification | preference
   bool csv = false;
   double holdout_fraction = 0.15;
   uint64_t seed = 42;

@@ -18,10 +18,25 @@
 namespace qlorad::service {
 namespace {
 
-nlohmann::json ProgressJson(const TrainingEvent& e) {
-  return {{"step", e.step}, {"total_steps", e.total_steps}, {"epoch", e.epoch}, {"loss", e.loss},
+nlohmann::json DpoJson(const DpoMetrics& m) {
+  return {{"pairs", m.pairs}, {"loss", m.loss}, {"chosen_reward", m.chosen_reward},
+          {"rejected_reward", m.rejected_reward}, {"margin", m.margin}, {"accuracy", m.accuracy}};
+}
+
+// A progress event's JSON; a DPO job's also carries "dpo" (the step's pairs) and, from
+// its first evaluation on, "dpo_eval" (kept in the job's progress between evaluations).
+nlohmann::json ProgressJson(const TrainingEvent& e, const nlohmann::json& previous) {
+  nlohmann::json out = {{"step", e.step}, {"total_steps", e.total_steps}, {"epoch", e.epoch}, {"loss", e.loss},
           {"learning_rate", e.learning_rate}, {"grad_norm", e.grad_norm}, {"tokens_per_second", e.tokens_per_second},
           {"elapsed_seconds", e.elapsed_seconds}, {"eta_seconds", e.eta_seconds}, {"eval_loss", e.eval_loss}};
+  if (!e.dpo) return out;
+  out["dpo"] = DpoJson(e.dpo_step);
+  if (e.eval_loss >= 0) {
+    out["dpo_eval"] = DpoJson(e.dpo_eval);
+  } else if (previous.is_object() && previous.contains("dpo_eval")) {
+    out["dpo_eval"] = previous["dpo_eval"];
+  }
+  return out;
 }
 
 bool IsRankLoss(const absl::Status& status) {
@@ -75,7 +90,7 @@ void JobQueue::RunJob(JobRow job, const std::vector<int>& slots) {
   spec->adapter_metadata = {{"qlorad_job", job.id}};
   bool user_cancelled = false;
   auto result = RunTrainingOnDevices(*spec, devices, [&](const TrainingEvent& e) {
-    job.progress = ProgressJson(e);
+    job.progress = ProgressJson(e, job.progress);
     job.progress["devices"] = held;
     if (requeues > 0) job.progress["requeues"] = requeues;
     (void)store_->UpdateJob(job);

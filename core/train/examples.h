@@ -27,6 +27,22 @@ absl::StatusOr<std::vector<TrainingExample>> LoadTrainingExamples(const data::Da
                                                                   tokenizer::PromptFormat format,
                                                                   const tokenizer::Tokenizer& tokenizer);
 
+// A preference example's prompt rendered with each completion (prompt/completion
+// rendering: the completion's tokens trainable). FAILED_PRECONDITION for other formats.
+absl::StatusOr<PreferencePair> RenderPreferencePair(const data::Example& example, tokenizer::PromptFormat format,
+                                                    const tokenizer::Tokenizer& tokenizer);
+
+// Every example of `reader` as a pair; errors name `what` and the line.
+absl::StatusOr<std::vector<PreferencePair>> ReadPreferencePairs(data::SplitReader& reader, const std::string& what,
+                                                               tokenizer::PromptFormat format,
+                                                               const tokenizer::Tokenizer& tokenizer);
+
+// The TRAIN split of a preference dataset as pairs (LoadTrainingExamples' counterpart for DPO).
+absl::StatusOr<std::vector<PreferencePair>> LoadPreferencePairs(const data::DatasetStore& store,
+                                                                const std::string& dataset_id,
+                                                                tokenizer::PromptFormat format,
+                                                                const tokenizer::Tokenizer& tokenizer);
+
 }  // namespace qlorad
 
 #endif  // QLORAD_CORE_TRAIN_EXAMPLES_H_

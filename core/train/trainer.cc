@@ -13,6 +13,7 @@
 #include <torch/optim/adamw.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/train/adapter_optimizer.h"
 #include "core/train/data_parallel.h"
 #include "core/train/training_batch.h"
 #include "core/util/sha256.h"
@@ -155,30 +156,6 @@ std::vector<AdamMoments> SaveMoments(torch::optim::AdamW& optimizer, const std::
   return out;
 }
 
-// AdamW over two groups: lora_A tensors (and DoRA magnitudes, as PEFT's LoRA+ groups
-// them) at the scheduled rate, lora_B tensors (odd indices below 2 · module count,
-// LoraParameters' order) at loraplus_lr_ratio times it (LoRA+; one rate when the ratio is
-// 1). Moments are keyed by tensor, so checkpoints do not depend on the grouping.
-torch::optim::AdamW MakeOptimizer(const std::vector<at::Tensor>& params, size_t pair_tensors,
-                                  const TrainerOptions& options) {
-  std::vector<at::Tensor> a, b;
-  for (size_t i = 0; i < params.size(); ++i) (i < pair_tensors && i % 2 == 1 ? b : a).push_back(params[i]);
-  auto group_options = [&](double lr) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(lr).betas({0.9, 0.999}).eps(1e-8).weight_decay(options.weight_decay));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(a, group_options(options.learning_rate));
-  groups.emplace_back(b, group_options(options.learning_rate * options.loraplus_lr_ratio));
-  return torch::optim::AdamW(groups, torch::optim::AdamWOptions(options.learning_rate));
-}
-
-void SetLearningRate(torch::optim::AdamW& optimizer, double lr, const TrainerOptions& options) {
-  auto& groups = optimizer.param_groups();
-  for (size_t g = 0; g < groups.size(); ++g)
-    static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(g == 1 ? lr * options.loraplus_lr_ratio : lr);
-}
-
 absl::Status RestoreCheckpoint(const TrainingCheckpoint& c, const std::string& identity, std::vector<at::Tensor>& params,
                                torch::optim::AdamW& optimizer) {
   if (c.run_identity != identity || c.params.size() != params.size())
@@ -219,7 +196,7 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
   if (modules.empty()) return absl::FailedPreconditionError("the model has no LoRA modules to train");
   return CatchTorchErrors("training", [&]() -> absl::StatusOr<TrainingSummary> {
     std::vector<at::Tensor> params = LoraParameters(modules);
-    torch::optim::AdamW optimizer = MakeOptimizer(params, 2 * modules.size(), options);
+    torch::optim::AdamW optimizer = MakeAdapterOptimizer(params, 2 * modules.size(), options);
     const std::string identity = RunIdentity(options, all_examples, params);
     QLORAD_RETURN_IF_ERROR(BroadcastParameters(*group, params));
     TrainingSummary summary;

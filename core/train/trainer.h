@@ -24,12 +24,30 @@ struct TrainingExample {
   std::vector<uint8_t> trainable;  // 1 = completion token: its prediction is trained
 };
 
+// One preference example for DPO: the same prompt rendered with the preferred (chosen)
+// and the dispreferred (rejected) completion.
+struct PreferencePair {
+  TrainingExample chosen, rejected;
+};
+
+// DPO's metrics over a set of pairs, means as TRL logs them (rewards/chosen,
+// rewards/rejected, rewards/margins, rewards/accuracies); rewards are
+// beta · (log π(y|x) − log π_ref(y|x)) summed over completion tokens.
+struct DpoMetrics {
+  int64_t pairs = 0;
+  double loss = 0, chosen_reward = 0, rejected_reward = 0, margin = 0;
+  double accuracy = 0;  // fraction of pairs whose chosen reward exceeds the rejected one
+};
+
 struct TrainingEvent {
   int64_t step = 0, total_steps = 0, epoch = 0;
   double loss = 0, learning_rate = 0, grad_norm = 0;
   double tokens_per_second = 0, elapsed_seconds = 0, eta_seconds = 0;
   std::string checkpoint_path;  // non-empty when a checkpoint was written after this step
   double eval_loss = -1;        // validation loss computed after this step; -1 = none this step
+  bool dpo = false;             // a DPO run: loss is the DPO loss and the two below are set
+  DpoMetrics dpo_step;          // this step's pairs
+  DpoMetrics dpo_eval;          // the validation pairs, when eval_loss >= 0
 };
 // Called after every optimizer step; returning false cancels training.
 using TrainingCallback = std::function<bool(const TrainingEvent&)>;
@@ -53,6 +71,11 @@ struct TrainingSummary {
   double allreduce_seconds = 0;
   int64_t allreduce_bytes = 0;
   int64_t rank_tokens = 0;  // tokens this rank trained on in this process (not before a resume)
+  // DPO runs: each step's metrics, and the validation pairs' before training and at each
+  // evaluation (in eval_steps' order).
+  std::vector<DpoMetrics> dpo_steps;
+  DpoMetrics dpo_eval_start;
+  std::vector<DpoMetrics> dpo_evals;
 };
 
 // The learning rate at optimizer step `step` (0-based) of `total`.

@@ -13,6 +13,8 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   if (!(o.learning_rate > 0)) return absl::InvalidArgumentError("learning_rate: must be positive (hint: 2e-4 is QLoRA's)");
   if (!(o.loraplus_lr_ratio > 0) || !std::isfinite(o.loraplus_lr_ratio))
     return absl::InvalidArgumentError("loraplus_lr_ratio: must be a positive number (hint: 1 = plain LoRA, 16 = LoRA+)");
+  if (!(o.dpo_beta > 0) || !std::isfinite(o.dpo_beta))
+    return absl::InvalidArgumentError("dpo_beta: must be a positive number (hint: 0.1; higher keeps the adapter closer to the base)");
   if (!(o.warmup_ratio >= 0 && o.warmup_ratio < 1)) return absl::InvalidArgumentError("warmup_ratio: must be in [0, 1)");
   if (o.schedule != "constant" && o.schedule != "linear" && o.schedule != "cosine")
     return absl::InvalidArgumentError(absl::StrCat("schedule: '", o.schedule, "' is not constant, linear or cosine"));

@@ -30,6 +30,9 @@ struct TrainerOptions {
   // crosses examples), instead of batch_size examples padded to the longest. The loss of
   // a given set of examples is the same either way; a batch holds more examples.
   bool packing = false;
+  // DPO (method dpo): the KL penalty's strength beta (TRL's and OpenAI's default 0.1);
+  // unused by SFT.
+  double dpo_beta = 0.1;
   // Validation slice carved from the training examples (validation.h); 0 = none.
   double eval_fraction = 0.0;
   int64_t eval_every_steps = 0;          // 0: at the end of every epoch

@@ -22,6 +22,7 @@ template <typename Options, typename Visit>
 void VisitFields(Options& o, Visit&& visit) {
   visit(kTop, "dataset_id", o.dataset_id);
   visit(kTop, "quantize", o.quantize);
+  visit(kTop, "method", o.method);
   visit(kLora, "r", o.lora.r);
   visit(kLora, "alpha", o.lora.alpha);
   visit(kLora, "dropout", o.lora.dropout);
@@ -39,6 +40,7 @@ void VisitFields(Options& o, Visit&& visit) {
   visit(kTrainer, "weight_decay", o.trainer.weight_decay);
   visit(kTrainer, "loraplus_lr_ratio", o.trainer.loraplus_lr_ratio);
   visit(kTrainer, "packing", o.trainer.packing);
+  visit(kTrainer, "dpo_beta", o.trainer.dpo_beta);
   visit(kTrainer, "schedule", o.trainer.schedule);
   visit(kTrainer, "warmup_ratio", o.trainer.warmup_ratio);
   visit(kTrainer, "max_grad_norm", o.trainer.max_grad_norm);
@@ -104,6 +106,10 @@ absl::Status TrainingOptions::Validate() const {
     return absl::InvalidArgumentError(
         "lora.init: loftq fits the adapter to a 4-bit base's quantization error; set quantize nf4|fp4, "
         "or use init pissa on a full-precision base");
+  if (method != "sft" && method != "dpo")
+    return absl::InvalidArgumentError(absl::StrCat("method: '", method, "' is not sft or dpo"));
+  if (method == "dpo" && trainer.packing)
+    return absl::InvalidArgumentError("hyperparameters.packing: not supported with method dpo (hint: leave packing off)");
   return Prefixed(ValidateTrainerOptions(trainer), "hyperparameters.");
 }
 

@@ -5,13 +5,14 @@
 // field names. Torch-free.
 //
 // JSON (a job's stored spec; the keys are a stored format, keep them):
-//   {"dataset_id": str, "quantize": "nf4"|"fp4"|"none",
+//   {"dataset_id": str, "quantize": "nf4"|"fp4"|"none", "method": "sft"|"dpo",
 //    "lora": {"r", "alpha", "dropout", "use_rslora", "use_dora", "init", "loftq_iterations", "target_modules",
 //             "rank_pattern", "alpha_pattern"},
 //    "trainer": {"epochs", "batch_size", "gradient_accumulation", "learning_rate", "weight_decay",
 //                "schedule", "warmup_ratio", "max_grad_norm", "max_seq_len", "seed",
 //                "gradient_checkpointing", "eval_fraction", "eval_every_steps",
-//                "early_stopping_patience", "early_stopping_min_delta"}}
+//                "early_stopping_patience", "early_stopping_min_delta", "loraplus_lr_ratio",
+//                "packing", "dpo_beta"}}
 // Absent keys keep the defaults (lora.alpha: DefaultLoraAlpha(lora.r)); other keys are ignored.
 #ifndef QLORAD_CORE_TRAIN_TRAINING_OPTIONS_H_
 #define QLORAD_CORE_TRAIN_TRAINING_OPTIONS_H_
@@ -29,10 +30,13 @@ namespace qlorad {
 struct TrainingOptions {
   std::string dataset_id;
   std::string quantize = "nf4";  // nf4 | fp4 (QLoRA) | none (LoRA on a full-precision base)
+  // sft: supervised (completion loss) on any dataset format but preference; dpo: preference
+  // tuning on a preference dataset (dpo_trainer.h), as OpenAI's fine-tuning `method`.
+  std::string method = "sft";
   LoraConfig lora;
   TrainerOptions trainer;
 
-  // INVALID_ARGUMENT naming the field as the API does: "dataset_id: ...", "quantize: ...",
+  // INVALID_ARGUMENT naming the field as the API does: "dataset_id: ...", "quantize: ...", "method: ...",
   // "lora.<field>: ..." and "hyperparameters.<field>: ...".
   absl::Status Validate() const;
 };

@@ -15,6 +15,7 @@
 #include "core/quant/nf4_model.h"
 #include "core/tokenizer/prompt_format.h"
 #include "core/tokenizer/tokenizer.h"
+#include "core/train/dpo_trainer.h"
 #include "core/train/examples.h"
 #include "core/train/fitted_base.h"
 #include "core/util/file_util.h"
@@ -73,6 +74,7 @@ nlohmann::ordered_json RunRecord(const TrainingRunSpec& spec, const LoadedModel&
                        {"holdout_sha256", files.contains("holdout") ? files["holdout"].value("sha256", "") : ""},
                        {"train_examples", examples}};
   record["prompt_format"] = std::string(tokenizer::PromptFormatName(format));
+  record["method"] = spec.options.method;
   record["lora"] = LoraConfigToJson(spec.options.lora);
   record["hyperparameters"] = TrainerOptionsToJson(spec.options.trainer);
   record["hyperparameters"]["optimizer"] = "adamw(0.9, 0.999, eps 1e-8)";
@@ -96,6 +98,35 @@ nlohmann::ordered_json RunRecord(const TrainingRunSpec& spec, const LoadedModel&
   return record;
 }
 
+nlohmann::ordered_json MetricsJson(const DpoMetrics& m) {
+  return {{"pairs", m.pairs}, {"loss", m.loss}, {"chosen_reward", m.chosen_reward},
+          {"rejected_reward", m.rejected_reward}, {"margin", m.margin}, {"accuracy", m.accuracy}};
+}
+
+// training_run.json's "dpo" object: beta, the reference model, the last step's metrics,
+// the validation slice's before training and at each evaluation, and per-step curves.
+nlohmann::ordered_json DpoRecord(const TrainerOptions& options, const TrainingSummary& summary) {
+  nlohmann::ordered_json record;
+  record["beta"] = options.dpo_beta;
+  record["reference"] = "the base model with the adapter disabled; log-probs computed once before step 1";
+  record["loss"] = "sigmoid: -log sigmoid(beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)))";
+  if (!summary.dpo_steps.empty()) record["last_step"] = MetricsJson(summary.dpo_steps.back());
+  if (summary.validation_examples > 0) {
+    record["validation_start"] = MetricsJson(summary.dpo_eval_start);
+    nlohmann::ordered_json evals = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < summary.dpo_evals.size(); ++i) {
+      evals.push_back(MetricsJson(summary.dpo_evals[i]));
+      evals.back()["step"] = summary.eval_steps[i];
+    }
+    record["validation"] = std::move(evals);
+  }
+  std::vector<double> accuracies, margins;
+  for (const DpoMetrics& m : summary.dpo_steps) accuracies.push_back(m.accuracy), margins.push_back(m.margin);
+  record["step_reward_accuracies"] = accuracies;
+  record["step_reward_margins"] = margins;
+  return record;
+}
+
 }  // namespace
 
 absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const TrainingCallback& on_step,
@@ -111,7 +142,17 @@ absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const
   }
   QLORAD_ASSIGN_OR_RETURN(auto store, data::DatasetStore::Open(spec.dataset_root));
   QLORAD_ASSIGN_OR_RETURN(nlohmann::json manifest, store->GetManifest(spec.options.dataset_id));
-  QLORAD_ASSIGN_OR_RETURN(std::vector<TrainingExample> examples, LoadTrainingExamples(*store, spec.options.dataset_id, format, *tok));
+  const bool dpo = spec.options.method == "dpo";
+  if (dpo && group != nullptr && group->world_size() > 1)
+    return absl::UnimplementedError("method dpo: data-parallel training is not built (hint: train DPO on one device)");
+  std::vector<TrainingExample> examples;
+  std::vector<PreferencePair> pairs;
+  if (dpo) {
+    QLORAD_ASSIGN_OR_RETURN(pairs, LoadPreferencePairs(*store, spec.options.dataset_id, format, *tok));
+  } else {
+    QLORAD_ASSIGN_OR_RETURN(examples, LoadTrainingExamples(*store, spec.options.dataset_id, format, *tok));
+  }
+  const size_t train_items = dpo ? pairs.size() : examples.size();
   std::shared_ptr<LoraModules> modules;
   std::shared_ptr<InitErrorTally> tally;
   QLORAD_ASSIGN_OR_RETURN(LoadOptions load, TrainingLoadOptions(spec, modules, tally));
@@ -127,13 +168,19 @@ absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const
   QLORAD_ASSIGN_OR_RETURN(LoadedModel model, std::move(loaded));
   TrainingRunResult result;
   result.base_fingerprint = model.fingerprint;
-  result.examples = static_cast<int64_t>(examples.size());
-  QLORAD_ASSIGN_OR_RETURN(result.summary, TrainLora(model.model, *modules, examples, spec.options.trainer, on_step, spec.checkpoints, group));
+  result.examples = static_cast<int64_t>(train_items);
+  if (dpo) {
+    QLORAD_ASSIGN_OR_RETURN(result.summary, TrainDpo(model.model, *modules, pairs, spec.options.trainer, on_step));
+  } else {
+    QLORAD_ASSIGN_OR_RETURN(result.summary, TrainLora(model.model, *modules, examples, spec.options.trainer, on_step,
+                                                      spec.checkpoints, group));
+  }
   if (result.summary.cancelled) return result;
   std::unique_ptr<Collective> single;
   if (group == nullptr) group = (single = MakeSingleProcessCollective()).get();
   QLORAD_ASSIGN_OR_RETURN(nlohmann::ordered_json distributed, DistributedRecord(*group, result.summary));
-  result.record = RunRecord(spec, model, manifest, result.summary, started, format, examples.size());
+  result.record = RunRecord(spec, model, manifest, result.summary, started, format, train_items);
+  if (dpo) result.record["dpo"] = DpoRecord(spec.options.trainer, result.summary);
   result.record["distributed"] = std::move(distributed);
   if (group->rank() != 0) return result;
   std::string adapter_base = spec.model_dir;

@@ -1,7 +1,8 @@
 // One complete training run, as the daemon's workers and `qlorad-tool train` perform it:
 // read the dataset's TRAIN split, render it through the prompt format, load the base
-// (4-bit for QLoRA) with fresh adapters, train (resuming from checkpoints when the
-// checkpoint directory holds some), then write the PEFT adapter directory and
+// (4-bit for QLoRA) with fresh adapters, train (method sft: TrainLora, resuming from
+// checkpoints when the checkpoint directory holds some; method dpo: TrainDpo on the
+// preference pairs, no resume, one device, and a "dpo" object in the record), then write the PEFT adapter directory and
 // training_run.json (UTC start/end, base path + fingerprint, dataset id + checksums,
 // every hyperparameter, seed, threads, versions, losses, tokens seen, peak RSS, wall time).
 #ifndef QLORAD_CORE_TRAIN_TRAINING_RUN_H_

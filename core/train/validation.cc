@@ -6,19 +6,15 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
 
 namespace qlorad {
 
-absl::StatusOr<TrainValidationSplit> SplitValidation(const std::vector<TrainingExample>& examples, double fraction,
-                                                     uint64_t seed) {
+absl::StatusOr<std::vector<bool>> ValidationMask(size_t n, double fraction, uint64_t seed) {
   if (!(fraction >= 0 && fraction <= 0.5))
     return absl::InvalidArgumentError(absl::StrCat("eval_fraction must be in [0, 0.5], got ", fraction));
-  TrainValidationSplit split;
-  if (fraction == 0) {
-    split.train = examples;
-    return split;
-  }
-  const size_t n = examples.size();
+  std::vector<bool> is_validation(n, false);
+  if (fraction == 0) return is_validation;
   const size_t held = std::max<size_t>(1, static_cast<size_t>(std::ceil(fraction * static_cast<double>(n))));
   if (held >= n)
     return absl::InvalidArgumentError(absl::StrCat("eval_fraction ", fraction, " of ", n,
@@ -27,9 +23,15 @@ absl::StatusOr<TrainValidationSplit> SplitValidation(const std::vector<TrainingE
   std::iota(order.begin(), order.end(), 0);
   std::mt19937_64 rng(seed ^ 0x9e3779b97f4a7c15ull);  // independent of the epoch shuffles
   std::shuffle(order.begin(), order.end(), rng);
-  std::vector<bool> is_validation(n, false);
   for (size_t i = 0; i < held; ++i) is_validation[order[i]] = true;
-  for (size_t i = 0; i < n; ++i) (is_validation[i] ? split.validation : split.train).push_back(examples[i]);
+  return is_validation;
+}
+
+absl::StatusOr<TrainValidationSplit> SplitValidation(const std::vector<TrainingExample>& examples, double fraction,
+                                                     uint64_t seed) {
+  QLORAD_ASSIGN_OR_RETURN(const std::vector<bool> is_validation, ValidationMask(examples.size(), fraction, seed));
+  TrainValidationSplit split;
+  for (size_t i = 0; i < examples.size(); ++i) (is_validation[i] ? split.validation : split.train).push_back(examples[i]);
   return split;
 }
 

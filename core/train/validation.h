@@ -18,7 +18,11 @@ struct TrainValidationSplit {
   std::vector<TrainingExample> validation;  // empty when fraction == 0
 };
 
-// INVALID_ARGUMENT for a fraction outside [0, 0.5] or too few examples to split.
+// Which of n items form the validation slice (true = validation): the seeded selection
+// above. INVALID_ARGUMENT for a fraction outside [0, 0.5] or too few items to split.
+absl::StatusOr<std::vector<bool>> ValidationMask(size_t n, double fraction, uint64_t seed);
+
+// The examples split by ValidationMask(examples.size(), fraction, seed).
 absl::StatusOr<TrainValidationSplit> SplitValidation(const std::vector<TrainingExample>& examples, double fraction,
                                                      uint64_t seed);
 

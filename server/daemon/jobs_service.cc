@@ -3,6 +3,15 @@
 namespace qlorad::server {
 namespace {
 
+void DpoToProto(const nlohmann::json& m, v1::DpoMetrics* out) {
+  out->set_pairs(m.value("pairs", int64_t{0}));
+  out->set_loss(m.value("loss", 0.0));
+  out->set_chosen_reward(m.value("chosen_reward", 0.0));
+  out->set_rejected_reward(m.value("rejected_reward", 0.0));
+  out->set_margin(m.value("margin", 0.0));
+  out->set_accuracy(m.value("accuracy", 0.0));
+}
+
 void ProgressToProto(const nlohmann::json& p, v1::Progress* out) {
   if (!p.is_object()) return;
   out->set_step(p.value("step", int64_t{0}));
@@ -14,6 +23,8 @@ void ProgressToProto(const nlohmann::json& p, v1::Progress* out) {
   out->set_tokens_per_second(p.value("tokens_per_second", 0.0));
   out->set_elapsed_seconds(p.value("elapsed_seconds", 0.0));
   out->set_eta_seconds(p.value("eta_seconds", 0.0));
+  if (auto it = p.find("dpo"); it != p.end() && it->is_object()) DpoToProto(*it, out->mutable_dpo());
+  if (auto it = p.find("dpo_eval"); it != p.end() && it->is_object()) DpoToProto(*it, out->mutable_dpo_eval());
 }
 
 void JobToProto(const service::JobInfo& j, v1::Job* out) {
@@ -47,6 +58,7 @@ service::JobSpec SpecFromProto(const v1::CreateJobRequest& r) {
   TrainingOptions& t = spec.training;
   t.dataset_id = r.dataset_id();
   SetIfGiven(t.quantize, r.quantize());
+  SetIfGiven(t.method, r.method());
   const v1::LoraSettings& l = r.lora();
   SetIfGiven(t.lora.r, int64_t{l.r()});
   t.lora.alpha = l.alpha() != 0 ? l.alpha() : DefaultLoraAlpha(t.lora.r);
@@ -71,6 +83,7 @@ service::JobSpec SpecFromProto(const v1::CreateJobRequest& r) {
   SetIfGiven(o.seed, h.seed());
   o.gradient_checkpointing = h.gradient_checkpointing();
   o.packing = h.packing();
+  SetIfGiven(o.dpo_beta, h.dpo_beta());
   SetIfGiven(o.eval_fraction, h.eval_fraction());
   SetIfGiven(o.eval_every_steps, int64_t{h.eval_every_steps()});
   SetIfGiven(o.early_stopping_patience, int64_t{h.early_stopping_patience()});

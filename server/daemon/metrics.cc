@@ -85,6 +85,8 @@ struct DaemonMetrics::Families {
         learning_rate(BuildGauge().Name("qlorad_training_learning_rate").Help("Current learning rate of a running job.").Register(r)),
         tokens_per_second(BuildGauge().Name("qlorad_training_tokens_per_second").Help("Training throughput of a running job.").Register(r)),
         eta(BuildGauge().Name("qlorad_training_eta_seconds").Help("Estimated time to finish a running job.").Register(r)),
+        dpo_reward_accuracy(BuildGauge().Name("qlorad_training_dpo_reward_accuracy").Help("DPO job: fraction of the step's pairs (split=train) or the validation slice's (split=validation) whose chosen reward exceeds the rejected one.").Register(r)),
+        dpo_reward_margin(BuildGauge().Name("qlorad_training_dpo_reward_margin").Help("DPO job: mean chosen minus rejected reward, beta * log-ratio to the base (split=train|validation).").Register(r)),
         rss(BuildGauge().Name("qlorad_process_resident_memory_bytes").Help("Process RSS.").Register(r)),
         waiting(BuildGauge().Name("qlorad_inference_requests_waiting").Help("Generation requests queued for admission to the running batch.").Register(r)),
         running(BuildGauge().Name("qlorad_inference_requests_running").Help("Sequences in the engine's running batch.").Register(r)),
@@ -130,6 +132,8 @@ struct DaemonMetrics::Families {
   prometheus::Family<prometheus::Gauge>& learning_rate;
   prometheus::Family<prometheus::Gauge>& tokens_per_second;
   prometheus::Family<prometheus::Gauge>& eta;
+  prometheus::Family<prometheus::Gauge>& dpo_reward_accuracy;
+  prometheus::Family<prometheus::Gauge>& dpo_reward_margin;
   prometheus::Family<prometheus::Gauge>& rss;
   prometheus::Family<prometheus::Gauge>& waiting;
   prometheus::Family<prometheus::Gauge>& running;
@@ -298,6 +302,13 @@ void DaemonMetrics::Refresh() {
       f_->learning_rate.Add(labels).Set(p.value("learning_rate", 0.0));
       f_->tokens_per_second.Add(labels).Set(p.value("tokens_per_second", 0.0));
       f_->eta.Add(labels).Set(p.value("eta_seconds", 0.0));
+      for (const char* split : {"train", "validation"}) {
+        auto it = p.find(std::string(split) == "train" ? "dpo" : "dpo_eval");
+        if (it == p.end() || !it->is_object()) continue;
+        const prometheus::Labels split_labels = {{"job_id", job.id}, {"split", split}};
+        f_->dpo_reward_accuracy.Add(split_labels).Set(it->value("accuracy", 0.0));
+        f_->dpo_reward_margin.Add(split_labels).Set(it->value("margin", 0.0));
+      }
     }
     page.page_token = next;
   } while (!page.page_token.empty());
@@ -306,6 +317,11 @@ void DaemonMetrics::Refresh() {
     const prometheus::Labels labels = {{"job_id", gone}};
     for (auto* family : {&f_->step, &f_->total_steps, &f_->loss, &f_->learning_rate, &f_->tokens_per_second, &f_->eta})
       family->Remove(&family->Add(labels));
+    for (const char* split : {"train", "validation"}) {
+      const prometheus::Labels split_labels = {{"job_id", gone}, {"split", split}};
+      for (auto* family : {&f_->dpo_reward_accuracy, &f_->dpo_reward_margin})
+        if (family->Has(split_labels)) family->Remove(&family->Add(split_labels));
+    }
   }
   job_labels_ = running;
   for (const auto& [status, count] : by_status) f_->jobs.Add({{"status", status}}).Set(count);

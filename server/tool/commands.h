@@ -20,6 +20,7 @@ int RunLogits(const Args& args);
 int RunGenerate(const Args& args);
 int RunQuantize(const Args& args);
 int RunTrain(const Args& args);
+int RunDpoEval(const Args& args);
 int RunTokenize(const Args& args);
 int RunPrepareData(const Args& args);
 int RunMerge(const Args& args);

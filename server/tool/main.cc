@@ -28,6 +28,7 @@ const std::map<std::string, Command>& CommandTable() {
       {"logits", {RunLogits, "one forward pass; raw little-endian fp32 logits [tokens, vocab]"}},
       {"generate", {RunGenerate, "generate tokens from a prompt"}},
       {"train", {RunTrain, "train a LoRA/QLoRA adapter on a dataset's train split (PEFT output)"}},
+      {"dpo-eval", {RunDpoEval, "score a preference dataset's hold-out with an adapter vs its base (reward accuracy)"}},
       {"plan", {RunPlan, "predict peak memory (breakdown) and fitting GPUs of a full/LoRA/QLoRA run"}},
       {"quantize", {RunQuantize, "write a bitsandbytes-layout NF4/FP4 copy of a model"}},
       {"tokenize", {RunTokenize, "JSON string per stdin line -> JSON array of token ids per line"}},

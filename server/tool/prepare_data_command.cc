@@ -17,7 +17,7 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: qlorad-tool prepare-data --source FILE --root DIR --id DATASET_ID\n"
-    "         [--format auto|alpaca|chat|prompt_completion|classification] [--csv]\n"
+    "         [--format auto|alpaca|chat|prompt_completion|classification|preference] [--csv]\n"
     "         [--holdout 0.15] [--seed 42] [--no-stratify] [--max-errors 20] [--max-line-bytes N]\n"
     "         [--tokenizer PATH] [--max-seq-len 2048] [--labels a,b,...] [--target-regex RE]\n"
     "         [--json-template JSON] [--disagreement refuse|prefer_a|prefer_b|drop] [--allow-small]\n"

@@ -5,6 +5,7 @@
 
 #include <ATen/Context.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
@@ -24,6 +25,8 @@ constexpr char kUsage[] =
     "       [--targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj] [--rslora] [--dora]\n"
     "       [--epochs 3] [--batch-size 4] [--grad-accum 1] [--lr 2e-4] [--weight-decay 0] [--schedule cosine]\n"
     "       [--loraplus-lr-ratio 1]  (LoRA+: lora_B learns at ratio x lr; ~16 in the paper)\n"
+    "       [--method sft|dpo [--dpo-beta 0.1]]  (dpo: preference pairs {prompt, chosen, rejected}; the reference\n"
+    "        model is the base with the adapter disabled; one process, no checkpoint resume)\n"
     "       [--lora-init kaiming|gaussian|loftq|pissa [--loftq-iterations 1]]  (loftq: 4-bit bases; loftq and\n"
     "        pissa fit the adapter to W and write the base it belongs to into ADAPTER_DIR/base_model)\n"
     "       [--warmup-ratio 0.03] [--max-grad-norm 0.3] [--max-seq-len 512] [--seed 0] [--quiet]\n"
@@ -74,6 +77,7 @@ absl::StatusOr<TrainerOptions> TrainerFromFlags(const Flags& flags) {
   QLORAD_ASSIGN_OR_RETURN(o.learning_rate, flags.GetDouble("lr", o.learning_rate));
   QLORAD_ASSIGN_OR_RETURN(o.weight_decay, flags.GetDouble("weight-decay", o.weight_decay));
   QLORAD_ASSIGN_OR_RETURN(o.loraplus_lr_ratio, flags.GetDouble("loraplus-lr-ratio", o.loraplus_lr_ratio));
+  QLORAD_ASSIGN_OR_RETURN(o.dpo_beta, flags.GetDouble("dpo-beta", o.dpo_beta));
   o.schedule = flags.GetOr("schedule", o.schedule);
   QLORAD_ASSIGN_OR_RETURN(o.warmup_ratio, flags.GetDouble("warmup-ratio", o.warmup_ratio));
   QLORAD_ASSIGN_OR_RETURN(o.max_grad_norm, flags.GetDouble("max-grad-norm", o.max_grad_norm));
@@ -92,7 +96,7 @@ absl::StatusOr<TrainerOptions> TrainerFromFlags(const Flags& flags) {
 absl::Status Train(const Args& args) {
   std::set<std::string> value_flags = kModelValueFlags, bool_flags = kModelBoolFlags;
   value_flags.insert({"dataset-root", "dataset", "out", "prompt-format", "r", "alpha", "dropout", "targets", "lora-init", "loftq-iterations", "epochs",
-                      "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule", "warmup-ratio", "max-grad-norm",
+                      "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule", "warmup-ratio", "max-grad-norm", "method", "dpo-beta",
                       "max-seq-len", "seed", "checkpoint-dir", "checkpoint-every", "eval-fraction", "eval-every",
                       "patience", "min-delta", "world-size", "collective-timeout"});
   bool_flags.insert({"rslora", "dora", "quiet", "help", "gradient-checkpointing", "packing"});
@@ -124,6 +128,7 @@ absl::Status Train(const Args& args) {
   if (group && group->world_size() > 1 && (spec.device == "cuda" || (spec.device == "auto" && at::hasCUDA())))
     spec.device = "cuda:" + std::to_string(rendezvous->local_rank);  // one device per local rank
   spec.options.quantize = flags.GetOr("quantize", "none");
+  spec.options.method = flags.GetOr("method", "sft");
   spec.checkpoints.dir = flags.GetOr("checkpoint-dir", "");
   QLORAD_ASSIGN_OR_RETURN(spec.checkpoints.every_steps, flags.GetInt("checkpoint-every", 0));
   const bool quiet = flags.GetBool("quiet") || (group && group->rank() != 0);
@@ -133,6 +138,10 @@ absl::Status Train(const Args& args) {
                   static_cast<long long>(e.step), static_cast<long long>(e.total_steps), static_cast<long long>(e.epoch),
                   e.loss, e.learning_rate, e.grad_norm, e.tokens_per_second, e.eta_seconds,
                   e.checkpoint_path.empty() ? "" : " checkpoint ", e.checkpoint_path.c_str());
+    if (!quiet && e.dpo)
+      std::printf("  dpo reward-accuracy %.3f margin %.4f chosen %.4f rejected %.4f%s\n", e.dpo_step.accuracy,
+                  e.dpo_step.margin, e.dpo_step.chosen_reward, e.dpo_step.rejected_reward,
+                  e.eval_loss >= 0 ? absl::StrCat(" | validation accuracy ", e.dpo_eval.accuracy, " margin ", e.dpo_eval.margin).c_str() : "");
     std::fflush(stdout);  // progress is read live (pipes are block-buffered)
     return true;
   }, group.get()));
