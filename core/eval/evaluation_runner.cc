@@ -26,7 +26,11 @@ absl::StatusOr<std::vector<std::string>> EvaluationRunner::SystemOutputs(const H
                                                                          const std::string& scoring) {
   std::vector<std::string> outputs;
   for (size_t i = 0; i < items.ids.size(); ++i) {
-    if (items.task == TaskKind::kClassification) {
+    if (items.preference) {
+      QLORAD_ASSIGN_OR_RETURN(std::vector<double> ll, scorer_->CompletionLogLikelihoods(
+                                                          adapter_id, items.prompts[i], {items.chosen[i], items.rejected[i]}));
+      outputs.push_back(ll.size() == 2 && ll[0] > ll[1] ? kPreferredLabel : kDispreferredLabel);
+    } else if (items.task == TaskKind::kClassification) {
       QLORAD_ASSIGN_OR_RETURN(std::string predicted, scorer_->Classify(adapter_id, items.prompts[i], labels, scoring));
       outputs.push_back(predicted);
     } else {
@@ -48,10 +52,15 @@ absl::StatusOr<EvaluationRecord> EvaluationRunner::Evaluate(const EvaluationRequ
   if (train_file.contains("label_distribution"))
     for (auto it = train_file["label_distribution"].begin(); it != train_file["label_distribution"].end(); ++it)
       labels.push_back(it.key());
-  const nlohmann::json settings = {{"prompt_format", scorer_->prompt_format()},
-                                   {"scoring", items.task == TaskKind::kClassification ? request.scoring : "greedy"},
-                                   {"max_new_tokens", kEvalMaxNewTokens}, {"examples", items.ids.size()},
-                                   {"labels", labels}};
+  if (items.preference) labels = {kPreferredLabel, kDispreferredLabel};
+  nlohmann::json settings = {{"prompt_format", scorer_->prompt_format()},
+                             {"scoring", items.task == TaskKind::kClassification ? request.scoring : "greedy"},
+                             {"max_new_tokens", kEvalMaxNewTokens}, {"examples", items.ids.size()},
+                             {"labels", labels}};
+  if (items.preference) {
+    settings["scoring"] = "log_likelihood";
+    settings["task"] = "preference";  // accuracy = share of pairs whose chosen completion is more likely
+  }
   const std::string key = BaselineKey(scorer_->base_fingerprint(), request.holdout_sha256, settings);
   EvaluationInputs inputs{items.ids, items.prompts, items.references, {}, std::nullopt};
   QLORAD_ASSIGN_OR_RETURN(inputs.baseline_outputs, BaselineOutputs(key, items, labels, request.scoring));
@@ -61,6 +70,7 @@ absl::StatusOr<EvaluationRecord> EvaluationRunner::Evaluate(const EvaluationRequ
   RecordOptions options;
   options.task = items.task;
   options.labels = labels;
+  if (items.preference) options.headline_metric = "accuracy";
   options.record_id = request.record_id;
   options.dataset_id = request.dataset_id;
   options.base_fingerprint = scorer_->base_fingerprint();

@@ -28,9 +28,10 @@ absl::StatusOr<HoldoutItems> ReadHoldout(const data::DatasetStore& datasets, con
         items.prompts.push_back(ex.instruction), items.inputs.push_back(ex.input), items.references.push_back(ex.output);
         break;
       case data::DatasetFormat::kPreference:
-        return absl::FailedPreconditionError(absl::StrCat(
-            "dataset '", dataset_id, "' holds preference pairs: they are scored by reward accuracy, not by generation",
-            " (hint: qlorad-tool dpo-eval, or the job's DPO metrics)"));
+        items.preference = true;
+        items.prompts.push_back(ex.prompt), items.inputs.push_back(""), items.references.push_back(kPreferredLabel);
+        items.chosen.push_back(ex.chosen), items.rejected.push_back(ex.rejected);
+        break;
       default:
         return absl::FailedPreconditionError(absl::StrCat("dataset '", dataset_id,
                                                           "': chat datasets are not evaluated yet (hint: use prompt_completion)"));

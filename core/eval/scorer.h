@@ -27,6 +27,15 @@ class Scorer {
   // The greedy completion of `prompt` (+ `input`, Alpaca style) by `adapter_id`.
   virtual absl::StatusOr<std::string> Generate(const std::string& adapter_id, const std::string& prompt,
                                                const std::string& input, int64_t max_new_tokens) = 0;
+  // The summed log-likelihood of each completion of `prompt` (rendered as the trainer
+  // renders prompt/completion and preference examples) under `adapter_id`. Preference
+  // hold-outs need it; the default is UNIMPLEMENTED.
+  virtual absl::StatusOr<std::vector<double>> CompletionLogLikelihoods(const std::string& adapter_id,
+                                                                       const std::string& prompt,
+                                                                       const std::vector<std::string>& completions) {
+    (void)adapter_id, (void)prompt, (void)completions;
+    return absl::UnimplementedError("this scorer does not score completions");
+  }
 };
 
 }  // namespace qlorad::eval

@@ -234,9 +234,7 @@ absl::StatusOr<std::vector<tokenizer::RenderedExample>> ServingEngine::RenderLab
   for (const std::string& label : labels) {
     QLORAD_ASSIGN_OR_RETURN(auto segments, tokenizer::RenderClassification(format_, text, label, *tokenizer_));
     QLORAD_ASSIGN_OR_RETURN(tokenizer::RenderedExample r, tokenizer::TokenizeSegments(segments, *tokenizer_));
-    if (static_cast<int64_t>(r.ids.size()) > options_.max_prompt_tokens)
-      return absl::InvalidArgumentError(absl::StrCat("text: ", r.ids.size(), " tokens exceed the limit of ",
-                                                     options_.max_prompt_tokens));
+    QLORAD_RETURN_IF_ERROR(CheckRenderedLength(r, "text"));
     rendered.push_back(std::move(r));
   }
   return rendered;
@@ -293,15 +291,18 @@ absl::StatusOr<LabelScores> ServingEngine::ConstrainedChoice(const std::string& 
   return LabelScores{prompt_ids, labels, {}, labels[*chosen]};
 }
 
-absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapter_id, const std::string& text,
-                                                       const std::vector<std::string>& labels) {
-  QLORAD_RETURN_IF_ERROR(Admit());
-  ScopedCounter guard(in_flight_);
-  QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(adapter_id));
-  QLORAD_ASSIGN_OR_RETURN(std::vector<tokenizer::RenderedExample> rendered, RenderLabels(text, labels));
+absl::Status ServingEngine::CheckRenderedLength(const tokenizer::RenderedExample& r, const char* field) const {
+  if (static_cast<int64_t>(r.ids.size()) > options_.max_prompt_tokens)
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", r.ids.size(), " tokens exceed the limit of ",
+                                                   options_.max_prompt_tokens));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<double>> ServingEngine::ScoreRendered(const ServingAdapter* adapter,
+                                                                 const std::vector<tokenizer::RenderedExample>& rendered) {
   int64_t longest = 0;
   for (const auto& r : rendered) longest = std::max<int64_t>(longest, r.ids.size());
-  const int64_t b = static_cast<int64_t>(labels.size());
+  const int64_t b = static_cast<int64_t>(rendered.size());
   at::Tensor ids = at::zeros({b, longest}, at::kLong), mask = at::zeros({b, longest}, at::kLong),
              weights = at::zeros({b, longest}, at::kFloat);
   for (int64_t i = 0; i < b; ++i)
@@ -311,13 +312,13 @@ absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapte
       if (t > 0 && rendered[i].trainable[t]) weights[i][t - 1] = 1.0f;  // position t-1 predicts token t
     }
   AdapterRouting routing;
-  routing.rows.assign(b, adapter.get());
+  routing.rows.assign(b, adapter);
   absl::MutexLock lock(&model_mu_);
   routing_slot_->current = &routing;
-  auto scores = CatchTorchErrors("scoring labels", [&]() -> absl::StatusOr<std::vector<double>> {
+  auto scores = CatchTorchErrors("scoring completions", [&]() -> absl::StatusOr<std::vector<double>> {
     at::NoGradGuard no_grad;
     const c10::Device device = loaded_.model->device();
-    // lm_head only where a label token is predicted (the vocabulary is large, labels short).
+    // lm_head only where a completion token is predicted (the vocabulary is large, completions short).
     at::Tensor hidden = loaded_.model->Hidden({ids.to(device), {}, mask.to(device), nullptr});
     at::Tensor rows = weights.flatten().nonzero().squeeze(1);
     at::Tensor logits = loaded_.model->lm_head().forward(hidden.flatten(0, 1).index_select(0, rows.to(device)));
@@ -327,12 +328,38 @@ absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapte
     return std::vector<double>(sums.data_ptr<float>(), sums.data_ptr<float>() + b);
   });
   routing_slot_->current = nullptr;
-  if (!scores.ok()) return scores.status();
+  return scores;
+}
+
+absl::StatusOr<LabelScores> ServingEngine::ScoreLabels(const std::string& adapter_id, const std::string& text,
+                                                       const std::vector<std::string>& labels) {
+  QLORAD_RETURN_IF_ERROR(Admit());
+  ScopedCounter guard(in_flight_);
+  QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(adapter_id));
+  QLORAD_ASSIGN_OR_RETURN(std::vector<tokenizer::RenderedExample> rendered, RenderLabels(text, labels));
+  QLORAD_ASSIGN_OR_RETURN(std::vector<double> scores, ScoreRendered(adapter.get(), rendered));
   const auto& r0 = rendered[0];
   const size_t prompt_len = tokenizer::PromptLength(r0.trainable);
-  LabelScores out{std::vector<int64_t>(r0.ids.begin(), r0.ids.begin() + prompt_len), labels, *scores, ""};
-  out.predicted = labels[std::max_element(scores->begin(), scores->end()) - scores->begin()];
+  LabelScores out{std::vector<int64_t>(r0.ids.begin(), r0.ids.begin() + prompt_len), labels, scores, ""};
+  out.predicted = labels[std::max_element(scores.begin(), scores.end()) - scores.begin()];
   return out;
+}
+
+absl::StatusOr<std::vector<double>> ServingEngine::ScoreCompletions(const std::string& adapter_id,
+                                                                    const std::string& prompt,
+                                                                    const std::vector<std::string>& completions) {
+  if (completions.empty()) return absl::InvalidArgumentError("completions: at least one completion is required");
+  QLORAD_RETURN_IF_ERROR(Admit());
+  ScopedCounter guard(in_flight_);
+  QLORAD_ASSIGN_OR_RETURN(std::shared_ptr<const ServingAdapter> adapter, Pin(adapter_id));
+  std::vector<tokenizer::RenderedExample> rendered;
+  for (const std::string& completion : completions) {
+    QLORAD_ASSIGN_OR_RETURN(auto segments, tokenizer::RenderPromptCompletion(format_, prompt, completion, *tokenizer_));
+    QLORAD_ASSIGN_OR_RETURN(tokenizer::RenderedExample r, tokenizer::TokenizeSegments(segments, *tokenizer_));
+    QLORAD_RETURN_IF_ERROR(CheckRenderedLength(r, "prompt"));
+    rendered.push_back(std::move(r));
+  }
+  return ScoreRendered(adapter.get(), rendered);
 }
 
 absl::StatusOr<std::vector<int64_t>> ServingEngine::ClassificationPromptIds(const std::string& text) const {

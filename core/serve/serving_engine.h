@@ -147,6 +147,12 @@ class ServingEngine {
   absl::StatusOr<LabelScores> ScoreLabels(const std::string& adapter_id, const std::string& text,
                                           const std::vector<std::string>& labels) ABSL_LOCKS_EXCLUDED(model_mu_);
 
+  // Summed log-likelihood of each completion of `prompt`, rendered as the trainer renders
+  // prompt/completion and preference examples, with `adapter_id` ("" = base).
+  absl::StatusOr<std::vector<double>> ScoreCompletions(const std::string& adapter_id, const std::string& prompt,
+                                                       const std::vector<std::string>& completions)
+      ABSL_LOCKS_EXCLUDED(model_mu_);
+
   // Constrained greedy generation over the label set: decoding may only follow the
   // tokenization of some label's completion (label + end of turn); at each step the
   // highest-scoring allowed token is taken until one label is complete. Same prompt
@@ -182,6 +188,12 @@ class ServingEngine {
   // Rendered classification examples for `text`, one per label (ids + trainable mask).
   absl::StatusOr<std::vector<tokenizer::RenderedExample>> RenderLabels(const std::string& text,
                                                                        const std::vector<std::string>& labels) const;
+  // INVALID_ARGUMENT when `r` is longer than max_prompt_tokens (naming `field`).
+  absl::Status CheckRenderedLength(const tokenizer::RenderedExample& r, const char* field) const;
+  // Per rendered example: the summed log-likelihood of its trainable tokens under `adapter`.
+  absl::StatusOr<std::vector<double>> ScoreRendered(const ServingAdapter* adapter,
+                                                    const std::vector<tokenizer::RenderedExample>& rendered)
+      ABSL_LOCKS_EXCLUDED(model_mu_);
 
   EngineOptions options_;
   LoadedModel loaded_;

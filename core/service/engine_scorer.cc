@@ -48,4 +48,10 @@ absl::StatusOr<std::string> EngineScorer::Generate(const std::string& adapter_id
   return o.text;
 }
 
+absl::StatusOr<std::vector<double>> EngineScorer::CompletionLogLikelihoods(const std::string& adapter_id,
+                                                                          const std::string& prompt,
+                                                                          const std::vector<std::string>& completions) {
+  return engine_->ScoreCompletions(adapter_id, prompt, completions);
+}
+
 }  // namespace qlorad::service

@@ -22,6 +22,8 @@ class EngineScorer : public eval::Scorer {
                                        const std::vector<std::string>& labels, const std::string& scoring) override;
   absl::StatusOr<std::string> Generate(const std::string& adapter_id, const std::string& prompt,
                                        const std::string& input, int64_t max_new_tokens) override;
+  absl::StatusOr<std::vector<double>> CompletionLogLikelihoods(const std::string& adapter_id, const std::string& prompt,
+                                                               const std::vector<std::string>& completions) override;
 
  private:
   serve::ServingEngine* engine_;

@@ -48,7 +48,7 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
   if (in.device != "cuda" && in.device != "cpu") return absl::InvalidArgumentError("device must be cuda or cpu");
   if (in.batch <= 0 || in.seq_len <= 0) return absl::InvalidArgumentError("batch and seq_len must be positive");
   const double e = in.device == "cuda" ? 2 : 4;
-  const double tokens = static_cast<double>(in.batch * in.seq_len);
+  const double tokens = static_cast<double>((in.dpo ? 2 : 1) * in.batch * in.seq_len);
   const int64_t layers = c.num_hidden_layers, h = c.hidden_size, kv = c.num_key_value_heads * c.head_dim;
   double linear_params = 0, lora_params = 0, lora_activation = 0;
   for (int64_t layer = 0; layer < layers; ++layer)
@@ -96,7 +96,8 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
 }
 
 std::string FormatPlan(const PlanInput& in, const MemoryPlan& plan) {
-  std::string out = absl::StrCat(in.method, " on ", in.device, ", batch ", in.batch, " x seq ", in.seq_len,
+  std::string out = absl::StrCat(in.method, in.dpo ? " (DPO: 2 rows per pair)" : "", " on ", in.device, ", batch ",
+                                 in.batch, " x seq ", in.seq_len,
                                  in.gradient_checkpointing ? ", gradient checkpointing" : "", ", ", in.optimizer, "; ",
                                  plan.trainable_params, " trainable parameters\n");
   char line[128];

@@ -2,7 +2,7 @@
 // the compute dtype) or QLoRA (NF4 base, blocksize 64, double-quantized scales), with
 // a breakdown a user can check line by line, and the common GPUs the run fits on.
 //
-// The model (all sizes in bytes; N = batch·seq tokens, L layers, h hidden,
+// The model (all sizes in bytes; N = batch·seq tokens (DPO: 2·batch·seq), L layers, h hidden,
 // i intermediate, a heads, d head_dim, kv key/value heads, e = compute element size:
 // 2 on CUDA (bf16), 4 on CPU (fp32)):
 //  * base weights: linear layers at e bytes/param (QLoRA: 0.5) + embeddings, lm_head
@@ -43,6 +43,11 @@ struct PlanInput {
   LoraConfig lora;                  // rank and targets (LoRA/QLoRA)
   int64_t batch = 1;
   int64_t seq_len = 512;
+  // DPO: each of the batch's pairs is two rows (chosen, rejected) in one forward and
+  // backward, so N = 2·batch·seq in every activation and loss term. The reference
+  // log-probs are computed once before training without gradient (one row batch's
+  // forward, below the training peak) and kept as two numbers per pair.
+  bool dpo = false;
   bool gradient_checkpointing = true;
   std::string optimizer = "adamw";  // adamw | adamw8bit | sgd
   std::string device = "cuda";      // cuda (bf16 compute) | cpu (fp32 compute)

@@ -13,7 +13,8 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: qlorad-tool plan (--preset 1B|3B|7B|8B|13B|70B | --model DIR) [--method qlora|lora|full]\n"
-    "         [--r 16] [--targets q_proj,...] [--dora] [--batch 1] [--seq 512] [--no-gradient-checkpointing]\n"
+    "         [--r 16] [--targets q_proj,...] [--dora] [--dpo] [--batch 1] [--seq 512] [--no-gradient-checkpointing]\n"
+    "         (--dpo: a batch of pairs, each a chosen and a rejected row)\n"
     "         [--optimizer adamw|adamw8bit|sgd] [--device cuda|cpu] [--loss-fraction 1.0]\n"
     "         [--tokens-per-second T --train-tokens N]\n";
 
@@ -22,7 +23,7 @@ absl::Status Plan(const Args& args) {
       Flags flags, Flags::Parse(args,
                                 {"preset", "model", "method", "r", "targets", "batch", "seq", "optimizer", "device",
                                  "loss-fraction", "tokens-per-second", "train-tokens"},
-                                {"no-gradient-checkpointing", "dora", "help"}));
+                                {"no-gradient-checkpointing", "dora", "dpo", "help"}));
   if (flags.GetBool("help")) {
     std::fputs(kUsage, stdout);
     return absl::OkStatus();
@@ -37,6 +38,7 @@ absl::Status Plan(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(in.lora.r, flags.GetInt("r", 16));
   if (flags.Has("targets")) in.lora.target_modules = absl::StrSplit(flags.GetOr("targets", ""), ',', absl::SkipEmpty());
   in.lora.use_dora = flags.GetBool("dora");
+  in.dpo = flags.GetBool("dpo");
   QLORAD_ASSIGN_OR_RETURN(in.batch, flags.GetInt("batch", 1));
   QLORAD_ASSIGN_OR_RETURN(in.seq_len, flags.GetInt("seq", 512));
   in.gradient_checkpointing = !flags.GetBool("no-gradient-checkpointing");

@@ -2,7 +2,8 @@
 amazon; 3000 labelled) become preference pairs: prompt = the review, chosen = "The sentiment
 is <correct label>.", rejected = the same sentence with the wrong label. A real daemon on
 the main job's model stores them (format preference: validation, PII, hold-out split) and
-trains a QLoRA adapter with `jobs submit --method dpo`; then `qlorad-tool dpo-eval` scores
+trains a QLoRA adapter with `jobs submit --method dpo` and evaluates it (`qloractl eval`: the
+share of hold-out pairs whose chosen sentence the adapter / the base finds more likely); then `qlorad-tool dpo-eval` scores
 the hold-out split with the registered adapter and with its base (adapter disabled):
 reward accuracy, the adapter's and the base's preference for the chosen sentence, and the
 paired gain, each with a 95% bootstrap interval.
@@ -57,6 +58,9 @@ def main():
                     "--seed", "1", "--eval-fraction", "0.05"]
         d.ctl("jobs", "submit", "--dataset", "prefs", "--name", "dpo", *job_args, "--watch", timeout=7200)
         adapter = d.ctl_json("adapters", "get", "dpo@1")["path"]
+        # The daemon's own evaluation (serving engine, its fp32 base): accuracy = share of hold-out
+        # pairs whose chosen completion is more likely, base vs adapter, paired 95% interval.
+        served = json.loads(d.ctl("-o", "json", "eval", "--dataset", "prefs", "--adapter", "dpo@1", timeout=7200).stdout)
         with open(os.path.join(adapter, "training_run.json")) as f:
             record = json.load(f)
     finally:
@@ -70,6 +74,8 @@ def main():
         " ".join(job_args), record["steps"], record["wall_seconds"], record["train_examples_used"],
         json.dumps(dpo.get("validation_start")), json.dumps(dpo.get("validation", [{}])[-1])))
     print(json.dumps(report, indent=1))
+    print("daemon eval (fp32 base): base %.4f -> adapter %.4f, difference 95%% CI [%.4f, %.4f]" % (
+        served["baseline_value"], served["adapter_value"], served["delta_lower"], served["delta_upper"]))
     print("| hold-out pairs | reward accuracy | adapter prefers chosen | base prefers chosen | gain (paired) | DPO loss |")
     print("|---|---|---|---|---|---|")
     print("| %d | %s | %s | %s | %s | %.4f |" % (

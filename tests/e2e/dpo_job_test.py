@@ -7,6 +7,7 @@ training_run.json holding them and serves a generation. Mismatched method and da
 format are refused at submission (FAILED_PRECONDITION naming the method)."""
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -113,6 +114,19 @@ def main():
         dpo = record.get("dpo", {})
         check(record.get("method") == "dpo" and dpo.get("beta") == 0.2 and "validation" in dpo and "last_step" in dpo,
               "training_run.json holds method, beta, the last step and the validation curve")
+        ev = json.loads(d.ctl("-o", "json", "eval", "--dataset", "prefs", "--adapter", "pref@1", timeout=1200).stdout)
+        rec = json.loads(ev["record_json"])
+        check(ev["headline_metric"] == "accuracy" and rec["settings"].get("task") == "preference"
+              and set(rec["references"]) == {"chosen"}, "the daemon evaluates the preference hold-out (accuracy of preferring chosen)")
+        offline = json.loads(subprocess.run(
+            [h.TOOL, "dpo-eval", "--model", model, "--adapter", adapter["path"], "--dataset-root",
+             os.path.join(d.state_dir, "datasets"), "--dataset", "prefs", "--beta", "0.2", "--resamples", "100"],
+            check=True, capture_output=True, text=True).stdout)
+        served = (ev["baseline_value"], ev["adapter_value"])
+        trained = (offline["base_preference"]["point"], offline["adapter_preference"]["point"])
+        tie = 1.5 / offline["pairs"]  # a near-tie may fall either way between the two fp32 code paths
+        check(abs(served[0] - trained[0]) < tie and abs(served[1] - trained[1]) < tie,
+              "over the daemon's fp32 base, serving engine and training model agree on the base's and the adapter's preference %s vs %s" % (served, trained))
         d.ctl("adapters", "load", "pref@1")
         gen = d.ctl("generate", "--prompt", "Review: a wonderful film", "--adapter", "pref@1", "--max-new-tokens", "4")
         check(gen.returncode == 0, "the DPO adapter serves a generation")

@@ -36,6 +36,17 @@ class FakeScorer : public Scorer {
   absl::StatusOr<std::string> Generate(const std::string&, const std::string&, const std::string&, int64_t) override {
     return absl::UnimplementedError("classification only");
   }
+  // The base scores every completion alike (a tie counts as not preferring chosen); the
+  // adapter scores the completion naming the true label higher.
+  absl::StatusOr<std::vector<double>> CompletionLogLikelihoods(const std::string& adapter_id, const std::string& prompt,
+                                                               const std::vector<std::string>& completions) override {
+    ++calls[adapter_id];
+    std::vector<double> out;
+    auto it = truth_.find(prompt);
+    for (const std::string& c : completions)
+      out.push_back(!adapter_id.empty() && it != truth_.end() && c == "label " + it->second ? -1.0 : -2.0);
+    return out;
+  }
   std::map<std::string, int> calls;
 
  private:
@@ -107,6 +118,31 @@ TEST_F(EvaluationRunnerTest, BaselineOnceThenAdapterRecordAndLifecycleTogether) 
   ASSERT_OK_AND_ASSIGN(EvaluationRecord stored, runner_->Get("eval-2"));
   EXPECT_EQ(stored.id, "eval-2");
   EXPECT_EQ(stored.adapter_id, "s@1");
+}
+
+TEST_F(EvaluationRunnerTest, PreferenceHoldoutScoresWhichCompletionIsMoreLikely) {
+  std::string source;
+  for (const auto& [text, cls] : data::testing::LoadUciSentences(testing::NpmDir()))
+    source += nlohmann::json({{"prompt", text}, {"chosen", "label " + std::to_string(cls)},
+                              {"rejected", "label " + std::to_string(1 - cls)}}).dump() + "\n";
+  data::testing::WriteFile(work_ + "/prefs.jsonl", source);
+  data::IngestOptions o;
+  o.source_path = work_ + "/prefs.jsonl";
+  o.dataset_id = "prefs";
+  ASSERT_OK_AND_ASSIGN(data::IngestResult ingested, datasets_->Ingest(o));
+  EXPECT_EQ(ingested.manifest.value("format", ""), "preference");
+  EvaluationRequest request{"eval-p", "prefs", ingested.manifest["files"]["holdout"].value("sha256", ""),
+                            ingested.manifest, "s@1", "generation", 40, "evaluator"};
+  ASSERT_OK_AND_ASSIGN(EvaluationRecord record, runner_->Evaluate(request));
+  EXPECT_EQ(record.headline_metric, "accuracy");
+  EXPECT_EQ(record.settings.value("task", ""), "preference");
+  EXPECT_EQ(record.settings.value("scoring", ""), "log_likelihood") << "pairs are scored by likelihood whatever was asked";
+  EXPECT_THAT(record.references, ::testing::Each(::testing::Eq("chosen")));
+  EXPECT_THAT(record.baseline.outputs, ::testing::Each(::testing::Eq("rejected"))) << "a tie is not a preference";
+  ASSERT_TRUE(record.adapter.has_value() && record.delta.has_value());
+  EXPECT_THAT(record.adapter->outputs, ::testing::Each(::testing::Eq("chosen")));
+  EXPECT_DOUBLE_EQ(record.delta->point, 1.0);
+  EXPECT_EQ(scorer_->calls["s@1"], 40);
 }
 
 TEST_F(EvaluationRunnerTest, RefusalsAndADeployedAdapterKeepsItsState) {

@@ -16,6 +16,7 @@
 #include "core/train/dpo_loss.h"
 #include "core/train/dpo_trainer.h"
 #include "core/train/lora_model.h"
+#include "core/train/memory_planner.h"
 #include "core/train/training_batch.h"
 #include "core/train/training_options.h"
 #include "gmock/gmock.h"
@@ -297,6 +298,21 @@ TEST(DpoDataFormat, PreferenceLinesParseDetectAndRoundTrip) {
   ASSERT_TRUE(missing.has_value());
   EXPECT_EQ(missing->field, "rejected");
   EXPECT_EQ(data::ParseFormatName("preference").value(), data::DatasetFormat::kPreference);
+}
+
+TEST(DpoPlan, APairIsTwoRows) {
+  PlanInput in;
+  in.config = *PresetModelConfig("7B");
+  in.batch = 8;
+  ASSERT_OK_AND_ASSIGN(MemoryPlan sft_eight_rows, PlanMemory(in));
+  in.batch = 4;
+  ASSERT_OK_AND_ASSIGN(MemoryPlan sft_four_rows, PlanMemory(in));
+  in.dpo = true;
+  ASSERT_OK_AND_ASSIGN(MemoryPlan dpo_four_pairs, PlanMemory(in));
+  EXPECT_EQ(dpo_four_pairs.total_bytes, sft_eight_rows.total_bytes);
+  EXPECT_GT(dpo_four_pairs.total_bytes, sft_four_rows.total_bytes);
+  EXPECT_EQ(dpo_four_pairs.trainable_params, sft_four_rows.trainable_params);
+  EXPECT_THAT(FormatPlan(in, dpo_four_pairs), HasSubstr("DPO"));
 }
 
 }  // namespace
