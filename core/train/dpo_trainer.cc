@@ -21,6 +21,7 @@ namespace qlorad {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using PairPlan = std::vector<std::vector<size_t>>;  // one epoch's batches of pair indices
 
 struct PairSplit {
   std::vector<PreferencePair> train, validation;
@@ -34,16 +35,24 @@ absl::StatusOr<PairSplit> SplitPairs(const std::vector<PreferencePair>& pairs, c
   return split;
 }
 
-// Each epoch's batches of pair indices, length-bucketed on the longer completion of each pair.
-std::vector<std::vector<std::vector<size_t>>> PlanPairEpochs(const std::vector<PreferencePair>& pairs,
-                                                             const TrainerOptions& options) {
+// Each epoch's batches, length-bucketed on the longer completion of each pair.
+std::vector<PairPlan> PlanPairEpochs(const std::vector<PreferencePair>& pairs, const TrainerOptions& options) {
   std::vector<TrainingExample> lengths(pairs.size());
   for (size_t i = 0; i < pairs.size(); ++i)
     lengths[i].ids.resize(std::max(pairs[i].chosen.ids.size(), pairs[i].rejected.ids.size()));
   std::mt19937_64 rng(options.seed);
-  std::vector<std::vector<std::vector<size_t>>> plans;
+  std::vector<PairPlan> plans;
   for (int64_t epoch = 0; epoch < options.epochs; ++epoch) plans.push_back(PlanEpoch(lengths, options.batch_size, rng));
   return plans;
+}
+
+std::vector<double> ToVector(const DpoMetrics& m) {
+  return {static_cast<double>(m.pairs), m.loss, m.chosen_reward, m.rejected_reward, m.margin, m.accuracy};
+}
+
+DpoMetrics FromVector(const std::vector<double>& v) {
+  if (v.size() != 6) return {};
+  return {static_cast<int64_t>(v[0]), v[1], v[2], v[3], v[4], v[5]};
 }
 
 // Sums of one optimizer step's pairs, turned into DpoMetrics at the end.
@@ -100,94 +109,163 @@ absl::StatusOr<DpoMetrics> EvaluatePairs(LlamaModel& model, LoraModules& modules
   return SummarizePreferences(scores, options.dpo_beta);
 }
 
+// Everything one run of the loop reads and updates.
+struct DpoRun {
+  LlamaModel& model;
+  LoraModules& modules;
+  const TrainerOptions& options;
+  const PairSplit& split;
+  const std::vector<TrainingExample>& rows;  // InterleavePairs(split.train)
+  const at::Tensor& reference;               // [train pairs, 2]
+  std::vector<at::Tensor>& params;
+  torch::optim::AdamW& optimizer;
+  TrainerProgress& progress;
+};
+
+// One optimizer step over plan[first, last); returns its event (without evaluation).
+TrainingEvent Step(DpoRun& run, const PairPlan& plan, size_t first, size_t last, int64_t epoch, int64_t total_steps) {
+  const TrainerOptions& options = run.options;
+  int64_t step_pairs = 0;
+  for (size_t i = first; i < last; ++i) step_pairs += static_cast<int64_t>(plan[i].size());
+  run.optimizer.zero_grad();
+  StepTotals totals;
+  for (size_t i = first; i < last; ++i) {
+    const uint64_t dropout_seed = (options.seed * 1000003u + static_cast<uint64_t>(run.progress.step)) * 1009u + (i - first);
+    RunPairMicroBatch(run.model, run.rows, run.reference, plan[i], step_pairs, options, dropout_seed, totals);
+  }
+  TrainingEvent event;
+  event.learning_rate = ScheduledLearningRate(options, run.progress.step, total_steps);
+  SetLearningRate(run.optimizer, event.learning_rate, options);
+  event.grad_norm =
+      torch::nn::utils::clip_grad_norm_(run.params, options.max_grad_norm > 0 ? options.max_grad_norm : 1e30);
+  run.optimizer.step();
+  TrainerProgress& p = run.progress;
+  ++p.step;
+  p.next_batch = static_cast<int64_t>(last);
+  p.tokens_seen += totals.tokens;
+  event.dpo = true;
+  event.dpo_step = totals.Metrics();
+  event.loss = event.dpo_step.loss;
+  event.step = p.step;
+  event.total_steps = total_steps;
+  event.epoch = epoch;
+  p.step_losses.push_back(event.loss);
+  p.dpo_steps.push_back(ToVector(event.dpo_step));
+  p.epoch_loss += event.loss;
+  ++p.epoch_batches;
+  if (last == plan.size()) {  // epoch finished: the next checkpoint starts the next one
+    p.epoch_losses.push_back(p.epoch_loss / std::max<int64_t>(p.epoch_batches, 1));
+    p.epoch = epoch + 1;
+    p.next_batch = 0;
+    p.epoch_loss = 0;
+    p.epoch_batches = 0;
+  }
+  return event;
+}
+
+TrainingSummary SummaryOf(const TrainerProgress& p, TrainingSummary summary) {
+  summary.steps = p.step;
+  summary.step_losses = p.step_losses;
+  summary.epoch_losses = p.epoch_losses;
+  summary.eval_losses = p.eval_losses;
+  summary.eval_steps = p.eval_steps;
+  summary.tokens_seen = p.tokens_seen;
+  for (const auto& v : p.dpo_steps) summary.dpo_steps.push_back(FromVector(v));
+  for (const auto& v : p.dpo_evals) summary.dpo_evals.push_back(FromVector(v));
+  summary.dpo_eval_start = FromVector(p.dpo_eval_start);
+  return summary;
+}
+
 }  // namespace
 
 absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules,
                                          const std::vector<PreferencePair>& pairs, const TrainerOptions& options,
-                                         const TrainingCallback& on_step) {
+                                         const TrainingCallback& on_step, const CheckpointOptions& checkpoints) {
   QLORAD_RETURN_IF_ERROR(CheckDpoOptions(model, modules, options));
   QLORAD_RETURN_IF_ERROR(CheckPairs(pairs, model->config().vocab_size));
-  QLORAD_ASSIGN_OR_RETURN(PairSplit split, SplitPairs(pairs, options));
+  QLORAD_ASSIGN_OR_RETURN(const PairSplit split, SplitPairs(pairs, options));
   QLORAD_ASSIGN_OR_RETURN(const at::Tensor reference,
                           ReferenceLogProbs(model, modules, split.train, options.batch_size, options.max_seq_len));
   TrainingSummary summary;
   summary.train_examples = static_cast<int64_t>(split.train.size());
   summary.validation_examples = static_cast<int64_t>(split.validation.size());
-  if (!split.validation.empty()) {
-    QLORAD_ASSIGN_OR_RETURN(summary.dpo_eval_start, EvaluatePairs(model, modules, split.validation, options));
-  }
   return CatchTorchErrors("DPO training", [&]() -> absl::StatusOr<TrainingSummary> {
     std::vector<at::Tensor> params = LoraParameters(modules);
     torch::optim::AdamW optimizer = MakeAdapterOptimizer(params, 2 * modules.size(), options);
+    const std::string identity =
+        RunIdentity(options, InterleavePairs(pairs), params, absl::StrCat("dpo|", options.dpo_beta, "|"));
+    TrainerProgress progress;
+    if (!checkpoints.dir.empty()) {
+      QLORAD_ASSIGN_OR_RETURN(auto latest, ReadLatestCheckpoint(checkpoints.dir, &summary.skipped_checkpoints));
+      if (latest.has_value()) {
+        QLORAD_RETURN_IF_ERROR(RestoreCheckpoint(*latest, identity, params, optimizer));
+        progress = latest->progress;
+        summary.resumed_from_step = progress.step;
+      }
+    }
+    if (progress.step == 0 && !split.validation.empty()) {
+      QLORAD_ASSIGN_OR_RETURN(const DpoMetrics start, EvaluatePairs(model, modules, split.validation, options));
+      progress.dpo_eval_start = ToVector(start);
+    }
     const std::vector<TrainingExample> rows = InterleavePairs(split.train);
-    const auto plans = PlanPairEpochs(split.train, options);
+    DpoRun run{model, modules, options, split, rows, reference, params, optimizer, progress};
+    int64_t saved_step = -1;
+    auto save = [&]() -> absl::StatusOr<std::string> {
+      saved_step = progress.step;
+      TrainingCheckpoint c{progress, params, SaveMoments(optimizer, params), identity, ""};
+      QLORAD_ASSIGN_OR_RETURN(summary.last_checkpoint, WriteTrainingCheckpoint(checkpoints, c));
+      return summary.last_checkpoint;
+    };
+    const std::vector<PairPlan> plans = PlanPairEpochs(split.train, options);
     int64_t total_steps = 0;
     for (const auto& plan : plans)
       total_steps += (static_cast<int64_t>(plan.size()) + options.gradient_accumulation - 1) / options.gradient_accumulation;
     const auto start = Clock::now();
-    auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
+    const double elapsed_before = progress.elapsed_seconds;
+    const int64_t steps_before = progress.step, tokens_before = progress.tokens_seen;
+    auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(Clock::now() - start).count(); };
     model->train();
     model->set_gradient_checkpointing(options.gradient_checkpointing);
-    double epoch_loss = 0;
-    for (int64_t epoch = 0; epoch < options.epochs && !summary.cancelled && !summary.early_stopped; ++epoch) {
-      const auto& plan = plans[epoch];
-      int64_t epoch_steps = 0;
-      epoch_loss = 0;
-      for (size_t first = 0; first < plan.size() && !summary.cancelled && !summary.early_stopped;
-           first += options.gradient_accumulation) {
+    summary.early_stopped =
+        ShouldStopEarly(progress.eval_losses, options.early_stopping_patience, options.early_stopping_min_delta);
+    for (int64_t epoch = progress.epoch; epoch < options.epochs && !summary.cancelled && !summary.early_stopped; ++epoch) {
+      const PairPlan& plan = plans[epoch];
+      for (size_t first = static_cast<size_t>(progress.next_batch);
+           first < plan.size() && !summary.cancelled && !summary.early_stopped; first += options.gradient_accumulation) {
         const size_t last = std::min(plan.size(), first + options.gradient_accumulation);
-        int64_t step_pairs = 0;
-        for (size_t i = first; i < last; ++i) step_pairs += static_cast<int64_t>(plan[i].size());
-        optimizer.zero_grad();
-        StepTotals totals;
-        for (size_t i = first; i < last; ++i) {
-          const uint64_t dropout_seed = (options.seed * 1000003u + static_cast<uint64_t>(summary.steps)) * 1009u + (i - first);
-          RunPairMicroBatch(model, rows, reference, plan[i], step_pairs, options, dropout_seed, totals);
-        }
-        const double lr = ScheduledLearningRate(options, summary.steps, total_steps);
-        SetLearningRate(optimizer, lr, options);
-        const double grad_norm =
-            torch::nn::utils::clip_grad_norm_(params, options.max_grad_norm > 0 ? options.max_grad_norm : 1e30);
-        optimizer.step();
-        ++summary.steps;
-        ++epoch_steps;
-        summary.tokens_seen += totals.tokens;
-        summary.rank_tokens += totals.tokens;
-        TrainingEvent event;
-        event.dpo = true;
-        event.dpo_step = totals.Metrics();
-        event.step = summary.steps;
-        event.total_steps = total_steps;
-        event.epoch = epoch;
-        event.loss = event.dpo_step.loss;
-        event.learning_rate = lr;
-        event.grad_norm = grad_norm;
-        event.elapsed_seconds = elapsed();
-        event.tokens_per_second = summary.tokens_seen / std::max(event.elapsed_seconds, 1e-9);
-        event.eta_seconds = event.elapsed_seconds / summary.steps * (total_steps - summary.steps);
-        summary.step_losses.push_back(event.loss);
-        summary.dpo_steps.push_back(event.dpo_step);
-        epoch_loss += event.loss;
-        const bool epoch_end = last == plan.size();
-        const bool evaluate = !split.validation.empty() &&
-                              (options.eval_every_steps > 0 ? summary.steps % options.eval_every_steps == 0 : epoch_end);
+        TrainingEvent event = Step(run, plan, first, last, epoch, total_steps);
+        progress.elapsed_seconds = elapsed();
+        event.elapsed_seconds = progress.elapsed_seconds;
+        const double fresh_seconds = std::max(progress.elapsed_seconds - elapsed_before, 1e-9);
+        event.tokens_per_second = (progress.tokens_seen - tokens_before) / fresh_seconds;
+        event.eta_seconds = fresh_seconds / (progress.step - steps_before) * (total_steps - progress.step);
+        const bool evaluate = !split.validation.empty() && (options.eval_every_steps > 0
+                                                                ? progress.step % options.eval_every_steps == 0
+                                                                : progress.next_batch == 0);
         if (evaluate) {
           QLORAD_ASSIGN_OR_RETURN(event.dpo_eval, EvaluatePairs(model, modules, split.validation, options));
           event.eval_loss = event.dpo_eval.loss;
-          summary.eval_losses.push_back(event.eval_loss);
-          summary.eval_steps.push_back(summary.steps);
-          summary.dpo_evals.push_back(event.dpo_eval);
+          progress.eval_losses.push_back(event.eval_loss);
+          progress.eval_steps.push_back(progress.step);
+          progress.dpo_evals.push_back(ToVector(event.dpo_eval));
           summary.early_stopped =
-              ShouldStopEarly(summary.eval_losses, options.early_stopping_patience, options.early_stopping_min_delta);
+              ShouldStopEarly(progress.eval_losses, options.early_stopping_patience, options.early_stopping_min_delta);
         }
-        if (epoch_end) summary.epoch_losses.push_back(epoch_loss / std::max<int64_t>(epoch_steps, 1));
+        const bool periodic = checkpoints.every_steps > 0 && progress.step % checkpoints.every_steps == 0;
+        if (!checkpoints.dir.empty() && (periodic || progress.step == total_steps || summary.early_stopped)) {
+          QLORAD_ASSIGN_OR_RETURN(event.checkpoint_path, save());
+        }
         summary.cancelled = on_step && !on_step(event);
       }
+    }
+    if (summary.cancelled && !checkpoints.dir.empty() && saved_step != progress.step) {
+      QLORAD_RETURN_IF_ERROR(save().status());
     }
     model->eval();
     model->set_gradient_checkpointing(false);
     summary.wall_seconds = elapsed();
-    return summary;
+    summary.rank_tokens = progress.tokens_seen - tokens_before;
+    return SummaryOf(progress, std::move(summary));
   });
 }
 

@@ -21,11 +21,17 @@ namespace qlorad {
 // dropout), as TRL's precompute_ref_log_probs.
 // Events carry dpo_step (and dpo_eval with eval_loss = the validation DPO loss).
 // Deterministic for a fixed seed and thread count, as TrainLora.
-// Not supported (INVALID_ARGUMENT / UNIMPLEMENTED naming the option): packing, data
-// parallelism, and checkpoint resume (a DPO run restarts from step 0).
+// Checkpoints as TrainLora's (`checkpoints`): periodic, on cancellation and at the end; a
+// directory holding a checkpoint of the same run (options, pairs, beta, adapter layout)
+// is resumed, bit-identical to an uninterrupted run on the CPU with the same threads
+// (the DPO metric history travels in the checkpoint; the reference log-probs are
+// recomputed from the frozen base).
+// Not supported (INVALID_ARGUMENT naming the option): packing. Data parallelism is
+// refused by RunTraining.
 absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules,
                                          const std::vector<PreferencePair>& pairs, const TrainerOptions& options,
-                                         const TrainingCallback& on_step = nullptr);
+                                         const TrainingCallback& on_step = nullptr,
+                                         const CheckpointOptions& checkpoints = {});
 
 }  // namespace qlorad
 

@@ -26,7 +26,7 @@ constexpr char kTensors[] = "state.safetensors";
 constexpr char kState[] = "trainer_state.json";
 
 nlohmann::json ProgressToJson(const TrainerProgress& p) {
-  return {{"step", p.step},
+  nlohmann::json j = {{"step", p.step},
           {"epoch", p.epoch},
           {"next_batch", p.next_batch},
           {"tokens_seen", p.tokens_seen},
@@ -37,6 +37,9 @@ nlohmann::json ProgressToJson(const TrainerProgress& p) {
           {"eval_losses", p.eval_losses},
           {"eval_steps", p.eval_steps},
           {"elapsed_seconds", p.elapsed_seconds}};
+  if (!p.dpo_steps.empty() || !p.dpo_eval_start.empty())
+    j["dpo"] = {{"steps", p.dpo_steps}, {"evals", p.dpo_evals}, {"eval_start", p.dpo_eval_start}};
+  return j;
 }
 
 TrainerProgress ProgressFromJson(const nlohmann::json& j) {
@@ -52,6 +55,12 @@ TrainerProgress ProgressFromJson(const nlohmann::json& j) {
   if (j.contains("eval_losses")) p.eval_losses = j.at("eval_losses").get<std::vector<double>>();
   if (j.contains("eval_steps")) p.eval_steps = j.at("eval_steps").get<std::vector<int64_t>>();
   p.elapsed_seconds = j.at("elapsed_seconds").get<double>();
+  if (j.contains("dpo")) {
+    const nlohmann::json& dpo = j.at("dpo");
+    p.dpo_steps = dpo.at("steps").get<std::vector<std::vector<double>>>();
+    p.dpo_evals = dpo.at("evals").get<std::vector<std::vector<double>>>();
+    p.dpo_eval_start = dpo.at("eval_start").get<std::vector<double>>();
+  }
   return p;
 }
 

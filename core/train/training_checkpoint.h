@@ -43,6 +43,10 @@ struct TrainerProgress {
   std::vector<double> eval_losses;  // validation losses so far (early stopping state)
   std::vector<int64_t> eval_steps;
   double elapsed_seconds = 0;
+  // DPO runs: the metrics of each step, of the validation slice before training and at
+  // each evaluation, each as [pairs, loss, chosen_reward, rejected_reward, margin, accuracy].
+  std::vector<std::vector<double>> dpo_steps, dpo_evals;
+  std::vector<double> dpo_eval_start;
 };
 
 struct AdamMoments {

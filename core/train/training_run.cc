@@ -170,7 +170,8 @@ absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const
   result.base_fingerprint = model.fingerprint;
   result.examples = static_cast<int64_t>(train_items);
   if (dpo) {
-    QLORAD_ASSIGN_OR_RETURN(result.summary, TrainDpo(model.model, *modules, pairs, spec.options.trainer, on_step));
+    QLORAD_ASSIGN_OR_RETURN(result.summary, TrainDpo(model.model, *modules, pairs, spec.options.trainer, on_step,
+                                                     spec.checkpoints));
   } else {
     QLORAD_ASSIGN_OR_RETURN(result.summary, TrainLora(model.model, *modules, examples, spec.options.trainer, on_step,
                                                       spec.checkpoints, group));

@@ -26,7 +26,7 @@ constexpr char kUsage[] =
     "       [--epochs 3] [--batch-size 4] [--grad-accum 1] [--lr 2e-4] [--weight-decay 0] [--schedule cosine]\n"
     "       [--loraplus-lr-ratio 1]  (LoRA+: lora_B learns at ratio x lr; ~16 in the paper)\n"
     "       [--method sft|dpo [--dpo-beta 0.1]]  (dpo: preference pairs {prompt, chosen, rejected}; the reference\n"
-    "        model is the base with the adapter disabled; one process, no checkpoint resume)\n"
+    "        model is the base with the adapter disabled; one process)\n"
     "       [--lora-init kaiming|gaussian|loftq|pissa [--loftq-iterations 1]]  (loftq: 4-bit bases; loftq and\n"
     "        pissa fit the adapter to W and write the base it belongs to into ADAPTER_DIR/base_model)\n"
     "       [--warmup-ratio 0.03] [--max-grad-norm 0.3] [--max-seq-len 512] [--seed 0] [--quiet]\n"

@@ -242,6 +242,45 @@ TEST(TrainDpo, IsDeterministicForASeed) {
   EXPECT_EQ(losses[0], losses[1]);
 }
 
+TEST(TrainDpo, AnInterruptedRunResumesBitIdentical) {
+  const std::vector<PreferencePair> pairs = RandomPairs(40, 4);
+  TrainerOptions o = FastOptions();
+  o.epochs = 2;
+  o.batch_size = 4;
+  o.gradient_accumulation = 2;
+  o.eval_fraction = 0.2;
+  o.eval_every_steps = 3;
+  auto run = [&](const std::string& dir, int64_t stop_after, std::vector<at::Tensor>* params) {
+    Adapted m = qlorad::testing::LoadAdaptedModel(ModelDir(), false, 0.1);
+    auto summary = TrainDpo(m.loaded.model, *m.modules, pairs, o,
+                            [&](const TrainingEvent& e) { return stop_after <= 0 || e.step < stop_after; },
+                            CheckpointOptions{dir, 4, 2});
+    EXPECT_OK(summary.status());
+    if (params != nullptr)
+      for (const auto& p : LoraParameters(*m.modules)) params->push_back(p.detach().clone());
+    return summary.ok() ? *summary : TrainingSummary{};
+  };
+  std::vector<at::Tensor> straight_params, resumed_params;
+  const TrainingSummary straight = run(qlorad::testing::MakeTempDir("dpo_resume_a"), 0, &straight_params);
+  const std::string dir = qlorad::testing::MakeTempDir("dpo_resume_b");
+  const TrainingSummary interrupted = run(dir, 5, nullptr);
+  EXPECT_TRUE(interrupted.cancelled);
+  EXPECT_EQ(interrupted.steps, 5);
+  const TrainingSummary resumed = run(dir, 0, &resumed_params);
+  EXPECT_EQ(resumed.resumed_from_step, 5);
+  EXPECT_EQ(resumed.step_losses, straight.step_losses);
+  EXPECT_EQ(resumed.eval_losses, straight.eval_losses);
+  ASSERT_EQ(resumed.dpo_steps.size(), static_cast<size_t>(straight.steps)) << "the metric history travels";
+  EXPECT_EQ(resumed.dpo_steps[2].accuracy, straight.dpo_steps[2].accuracy);
+  EXPECT_EQ(resumed.dpo_eval_start.loss, straight.dpo_eval_start.loss);
+  ASSERT_EQ(resumed_params.size(), straight_params.size());
+  for (size_t i = 0; i < straight_params.size(); ++i) EXPECT_TRUE(resumed_params[i].equal(straight_params[i])) << i;
+  o.dpo_beta = 0.7;  // another run: the checkpoint must not be taken for it
+  Adapted m = qlorad::testing::LoadAdaptedModel(ModelDir(), false, 0.1);
+  EXPECT_THAT(TrainDpo(m.loaded.model, *m.modules, pairs, o, nullptr, CheckpointOptions{dir, 4, 2}).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("different run")));
+}
+
 TEST(TrainDpo, RefusesWhatItCannotDo) {
   Adapted m = qlorad::testing::LoadAdaptedModel(ModelDir(), false, 0.0);
   TrainerOptions o = FastOptions();
