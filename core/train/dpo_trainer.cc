@@ -1,7 +1,6 @@
 #include "core/train/dpo_trainer.h"
 
 #include <algorithm>
-#include <chrono>
 #include <random>
 
 #include <ATen/ATen.h>
@@ -12,6 +11,7 @@
 #include "core/train/dpo_loss.h"
 #include "core/train/lora_model.h"
 #include "core/train/training_batch.h"
+#include "core/train/training_progress.h"
 #include "core/train/validation.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -20,7 +20,6 @@
 namespace qlorad {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using PairPlan = std::vector<std::vector<size_t>>;  // one epoch's batches of pair indices
 
 struct PairSplit {
@@ -36,12 +35,12 @@ absl::StatusOr<PairSplit> SplitPairs(const std::vector<PreferencePair>& pairs, c
 }
 
 // Each epoch's batches, length-bucketed on the longer completion of each pair.
-std::vector<PairPlan> PlanPairEpochs(const std::vector<PreferencePair>& pairs, const TrainerOptions& options) {
+EpochPlans PlanPairEpochs(const std::vector<PreferencePair>& pairs, const TrainerOptions& options) {
   std::vector<TrainingExample> lengths(pairs.size());
   for (size_t i = 0; i < pairs.size(); ++i)
     lengths[i].ids.resize(std::max(pairs[i].chosen.ids.size(), pairs[i].rejected.ids.size()));
   std::mt19937_64 rng(options.seed);
-  std::vector<PairPlan> plans;
+  EpochPlans plans;
   for (int64_t epoch = 0; epoch < options.epochs; ++epoch) plans.push_back(PlanEpoch(lengths, options.batch_size, rng));
   return plans;
 }
@@ -139,27 +138,13 @@ TrainingEvent Step(DpoRun& run, const PairPlan& plan, size_t first, size_t last,
   event.grad_norm =
       torch::nn::utils::clip_grad_norm_(run.params, options.max_grad_norm > 0 ? options.max_grad_norm : 1e30);
   run.optimizer.step();
-  TrainerProgress& p = run.progress;
-  ++p.step;
-  p.next_batch = static_cast<int64_t>(last);
-  p.tokens_seen += totals.tokens;
   event.dpo = true;
   event.dpo_step = totals.Metrics();
   event.loss = event.dpo_step.loss;
-  event.step = p.step;
-  event.total_steps = total_steps;
   event.epoch = epoch;
-  p.step_losses.push_back(event.loss);
-  p.dpo_steps.push_back(ToVector(event.dpo_step));
-  p.epoch_loss += event.loss;
-  ++p.epoch_batches;
-  if (last == plan.size()) {  // epoch finished: the next checkpoint starts the next one
-    p.epoch_losses.push_back(p.epoch_loss / std::max<int64_t>(p.epoch_batches, 1));
-    p.epoch = epoch + 1;
-    p.next_batch = 0;
-    p.epoch_loss = 0;
-    p.epoch_batches = 0;
-  }
+  run.progress.tokens_seen += totals.tokens;
+  run.progress.dpo_steps.push_back(ToVector(event.dpo_step));
+  AdvanceProgress(run.progress, event.loss, last, plan.size(), epoch);
   return event;
 }
 
@@ -216,14 +201,10 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
       QLORAD_ASSIGN_OR_RETURN(summary.last_checkpoint, WriteTrainingCheckpoint(checkpoints, c));
       return summary.last_checkpoint;
     };
-    const std::vector<PairPlan> plans = PlanPairEpochs(split.train, options);
-    int64_t total_steps = 0;
-    for (const auto& plan : plans)
-      total_steps += (static_cast<int64_t>(plan.size()) + options.gradient_accumulation - 1) / options.gradient_accumulation;
-    const auto start = Clock::now();
-    const double elapsed_before = progress.elapsed_seconds;
-    const int64_t steps_before = progress.step, tokens_before = progress.tokens_seen;
-    auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(Clock::now() - start).count(); };
+    const EpochPlans plans = PlanPairEpochs(split.train, options);
+    const int64_t total_steps = TotalSteps(plans, options.gradient_accumulation);
+    const ProgressClock clock(progress);
+    const int64_t tokens_before = progress.tokens_seen;
     model->train();
     model->set_gradient_checkpointing(options.gradient_checkpointing);
     summary.early_stopped =
@@ -234,11 +215,7 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
            first < plan.size() && !summary.cancelled && !summary.early_stopped; first += options.gradient_accumulation) {
         const size_t last = std::min(plan.size(), first + options.gradient_accumulation);
         TrainingEvent event = Step(run, plan, first, last, epoch, total_steps);
-        progress.elapsed_seconds = elapsed();
-        event.elapsed_seconds = progress.elapsed_seconds;
-        const double fresh_seconds = std::max(progress.elapsed_seconds - elapsed_before, 1e-9);
-        event.tokens_per_second = (progress.tokens_seen - tokens_before) / fresh_seconds;
-        event.eta_seconds = fresh_seconds / (progress.step - steps_before) * (total_steps - progress.step);
+        clock.Stamp(progress, total_steps, event);
         const bool evaluate = !split.validation.empty() && (options.eval_every_steps > 0
                                                                 ? progress.step % options.eval_every_steps == 0
                                                                 : progress.next_batch == 0);
@@ -263,7 +240,7 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
     }
     model->eval();
     model->set_gradient_checkpointing(false);
-    summary.wall_seconds = elapsed();
+    summary.wall_seconds = clock.Elapsed();
     summary.rank_tokens = progress.tokens_seen - tokens_before;
     return SummaryOf(progress, std::move(summary));
   });

@@ -3,7 +3,6 @@
 #include "core/train/validation.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -16,6 +15,7 @@
 #include "core/train/adapter_optimizer.h"
 #include "core/train/data_parallel.h"
 #include "core/train/training_batch.h"
+#include "core/train/training_progress.h"
 #include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
@@ -23,8 +23,6 @@
 
 namespace qlorad {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // One micro-batch's share of this rank: forward and backward of its rows, the loss
 // scaled to the global batch (summed NLL / the global batch's trained positions /
@@ -83,13 +81,11 @@ MicroBatchResult RunMicroBatch(LlamaModel& model, const std::vector<TrainingExam
   return result;
 }
 
-using EpochPlan = std::vector<std::vector<size_t>>;
-
 // Every epoch's global batches, drawn in order from one rng seeded with options.seed
 // (so a resumed run replays the same plan).
-std::vector<EpochPlan> PlanEpochs(const std::vector<TrainingExample>& examples, const TrainerOptions& options) {
+EpochPlans PlanEpochs(const std::vector<TrainingExample>& examples, const TrainerOptions& options) {
   std::mt19937_64 rng(options.seed);
-  std::vector<EpochPlan> plans;
+  EpochPlans plans;
   for (int64_t epoch = 0; epoch < options.epochs; ++epoch)
     plans.push_back(options.packing ? PlanPackedEpoch(examples, options.batch_size, options.max_seq_len, rng)
                                     : PlanEpoch(examples, options.batch_size, rng));
@@ -166,21 +162,16 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
       QLORAD_ASSIGN_OR_RETURN(summary.last_checkpoint, WriteTrainingCheckpoint(checkpoints, c));
       return summary.last_checkpoint;
     };
-    const std::vector<EpochPlan> plans = PlanEpochs(examples, options);
-    int64_t total_steps = 0;
-    for (const EpochPlan& plan : plans)
-      total_steps += (static_cast<int64_t>(plan.size()) + options.gradient_accumulation - 1) / options.gradient_accumulation;
-    const auto start = Clock::now();
-    const double elapsed_before = progress.elapsed_seconds;
-    const int64_t steps_before = progress.step, tokens_before = progress.tokens_seen;
-    auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(Clock::now() - start).count(); };
+    const EpochPlans plans = PlanEpochs(examples, options);
+    const int64_t total_steps = TotalSteps(plans, options.gradient_accumulation);
+    const ProgressClock clock(progress);
     model->train();
     model->set_gradient_checkpointing(options.gradient_checkpointing);
     summary.early_stopped = ShouldStopEarly(progress.eval_losses, options.early_stopping_patience,
                                             options.early_stopping_min_delta);  // a resumed run that had stopped
     for (int64_t epoch = 0; epoch < options.epochs && !summary.cancelled && !summary.early_stopped; ++epoch) {
       if (epoch < progress.epoch) continue;
-      const EpochPlan& plan = plans[epoch];
+      const auto& plan = plans[epoch];
       for (size_t first = static_cast<size_t>(progress.next_batch);
            first < plan.size() && !summary.cancelled && !summary.early_stopped; first += options.gradient_accumulation) {
         const size_t last = std::min(plan.size(), first + options.gradient_accumulation);
@@ -199,30 +190,13 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
         SetLearningRate(optimizer, lr, options);
         double grad_norm = torch::nn::utils::clip_grad_norm_(params, options.max_grad_norm > 0 ? options.max_grad_norm : 1e30);
         optimizer.step();
-        ++progress.step;
-        progress.next_batch = static_cast<int64_t>(last);
-        progress.step_losses.push_back(step_loss);
-        progress.epoch_loss += step_loss;
-        ++progress.epoch_batches;
-        if (last == plan.size()) {  // epoch finished: the next checkpoint starts the next one
-          progress.epoch_losses.push_back(progress.epoch_loss / std::max<int64_t>(progress.epoch_batches, 1));
-          progress.epoch = epoch + 1;
-          progress.next_batch = 0;
-          progress.epoch_loss = 0;
-          progress.epoch_batches = 0;
-        }
-        progress.elapsed_seconds = elapsed();
+        AdvanceProgress(progress, step_loss, last, plan.size(), epoch);
         TrainingEvent event;
-        event.step = progress.step;
-        event.total_steps = total_steps;
+        clock.Stamp(progress, total_steps, event);
         event.epoch = epoch;
         event.loss = step_loss;
         event.learning_rate = lr;
         event.grad_norm = grad_norm;
-        event.elapsed_seconds = progress.elapsed_seconds;
-        const double fresh_seconds = std::max(progress.elapsed_seconds - elapsed_before, 1e-9);
-        event.tokens_per_second = (progress.tokens_seen - tokens_before) / fresh_seconds;
-        event.eta_seconds = fresh_seconds / (progress.step - steps_before) * (total_steps - progress.step);
         const bool evaluate = !split.validation.empty() &&
                               (options.eval_every_steps > 0 ? progress.step % options.eval_every_steps == 0
                                                             : progress.next_batch == 0);  // 0: every epoch end
@@ -253,7 +227,7 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
     summary.eval_losses = progress.eval_losses;
     summary.eval_steps = progress.eval_steps;
     summary.tokens_seen = progress.tokens_seen;
-    summary.wall_seconds = elapsed();
+    summary.wall_seconds = clock.Elapsed();
     summary.allreduce_seconds = group->reduce_seconds();
     summary.allreduce_bytes = group->reduced_bytes();
     return summary;

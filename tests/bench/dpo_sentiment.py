@@ -23,15 +23,6 @@ import daemon_harness as h  # noqa: E402
 import loftq_holdout  # noqa: E402  (the main job's model and sentiment data)
 
 
-def write_preferences(classified, path):
-    with open(classified) as f, open(path, "w") as out:
-        for line in f:
-            row = json.loads(line)
-            wrong = "negative" if row["label"] == "positive" else "positive"
-            out.write(json.dumps({"prompt": "Review: " + row["text"], "chosen": "The sentiment is %s." % row["label"],
-                                  "rejected": "The sentiment is %s." % wrong}) + "\n")
-
-
 def interval(ci):
     return "%.4f [%.4f, %.4f]" % (ci["point"], ci["lower"], ci["upper"])
 
@@ -49,7 +40,7 @@ def main():
     loftq_holdout.write_data(classified)
     model = args.model or loftq_holdout.pretrain(work, classified)
     prefs = os.path.join(work, "prefs.jsonl")
-    write_preferences(classified, prefs)
+    h.write_preferences(classified, prefs)
     d = h.Daemon(work, model).start()
     try:
         d.ctl("datasets", "upload", prefs, "--id", "prefs", "--format", "preference")

@@ -51,6 +51,18 @@ def write_sentiment(path, source="imdb", limit=None):
     return path
 
 
+def write_preferences(classified, path):
+    """A classification JSONL as DPO preference pairs: prompt = "Review: <text>", chosen = the
+    sentence naming the correct label, rejected = the same sentence with the other label."""
+    with open(classified) as f, open(path, "w") as out:
+        for line in f:
+            row = json.loads(line)
+            wrong = "negative" if row["label"] == "positive" else "positive"
+            out.write(json.dumps({"prompt": "Review: " + row["text"], "chosen": "The sentiment is %s." % row["label"],
+                                  "rejected": "The sentiment is %s." % wrong}) + "\n")
+    return path
+
+
 class Daemon:
     """One qlorad process. Tokens: one per role, token == role name + '-secret'."""
 

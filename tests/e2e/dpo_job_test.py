@@ -24,17 +24,6 @@ def check(cond, msg):
         failures.append(msg)
 
 
-def write_preferences(path, limit):
-    classified = h.write_sentiment(path + ".cls", limit=limit)
-    with open(classified) as f, open(path, "w") as out:
-        for line in f:
-            row = json.loads(line)
-            wrong = "negative" if row["label"] == "positive" else "positive"
-            out.write(json.dumps({"prompt": "Review: " + row["text"], "chosen": "The sentiment is %s." % row["label"],
-                                  "rejected": "The sentiment is %s." % wrong}) + "\n")
-    return classified
-
-
 def json_stream(text):
     """Every JSON value in `text` (qloractl -o json --watch prints one per event)."""
     decoder, values, at = json.JSONDecoder(), [], 0
@@ -69,7 +58,8 @@ def main():
     work = h.tempdir("qlorad-dpo-job-")
     model = h.make_model(os.path.join(work, "model"))
     prefs = os.path.join(work, "prefs.jsonl")
-    classified = write_preferences(prefs, limit=240)
+    classified = h.write_sentiment(prefs + ".cls", limit=240)
+    h.write_preferences(classified, prefs)
     d = h.Daemon(work, model).start()
     try:
         d.ctl("datasets", "upload", prefs, "--id", "prefs", "--format", "preference")
