@@ -2,7 +2,7 @@
 // peak RSS (getrusage) is that run's own. Prints the planner's prediction next to
 // the measurement (core/train/memory_planner.h).
 //   train_memory_bench --size 10M|100M|134M|1B|7B [--method qlora|lora] [--batch 1] [--seq 512]
-//                      [--steps 2] [--gradient-checkpointing] [--work-dir DIR] [--threads N]
+//                      [--steps 2] [--gradient-checkpointing] [--dora] [--work-dir DIR] [--threads N]
 // The model is written once per size (bf16 safetensors, streamed) under --work-dir.
 #include <sys/resource.h>
 
@@ -61,8 +61,11 @@ int main(int argc, char** argv) {
   const std::string size = Arg(argc, argv, "size", "10M"), method = Arg(argc, argv, "method", "qlora");
   const int64_t batch = std::stoll(Arg(argc, argv, "batch", "1")), seq = std::stoll(Arg(argc, argv, "seq", "512"));
   const int64_t steps = std::stoll(Arg(argc, argv, "steps", "2"));
-  bool checkpointing = false;
-  for (int i = 1; i < argc; ++i) checkpointing |= std::string(argv[i]) == "--gradient-checkpointing";
+  bool checkpointing = false, dora = false;
+  for (int i = 1; i < argc; ++i) {
+    checkpointing |= std::string(argv[i]) == "--gradient-checkpointing";
+    dora |= std::string(argv[i]) == "--dora";
+  }
   at::set_num_threads(std::stoi(Arg(argc, argv, "threads", std::to_string(std::thread::hardware_concurrency()))));
   const std::string dir = Arg(argc, argv, "work-dir", "/tmp/qlorad-train-bench") + "/" + size;
   ModelConfig config = SizeConfig(size);
@@ -76,6 +79,7 @@ int main(int argc, char** argv) {
   }
   const int64_t runtime_rss = CurrentRssBytes();
   LoraConfig lora;  // r=16, alpha 32, dropout 0.05, every linear layer
+  lora.use_dora = dora;
   auto modules = std::make_shared<LoraModules>();
   LoadOptions load;
   load.compute_fingerprint = false;
@@ -114,7 +118,8 @@ int main(int argc, char** argv) {
   std::printf("%s %s (%.0fM params) batch %lld seq %lld%s: %.1f tokens/s, RSS runtime %.0f MB, after load %.0f MB, "
               "peak %.0f MB; planner %.0f MB (%+.1f%%)\n",
               size.c_str(), method.c_str(), config.ParameterCount() / 1e6, static_cast<long long>(batch),
-              static_cast<long long>(seq), checkpointing ? " +gc" : "", tokens_per_second, runtime_rss / 1e6,
+              static_cast<long long>(seq), (std::string(checkpointing ? " +gc" : "") + (dora ? " dora" : "")).c_str(),
+              tokens_per_second, runtime_rss / 1e6,
               loaded_rss / 1e6, peak / 1e6, plan->total_bytes / 1e6, 100.0 * (plan->total_bytes - peak) / peak);
   std::printf("%s", FormatPlan(plan_input, *plan).c_str());
   return 0;
