@@ -18,6 +18,8 @@ constexpr char kUsage[] =
     "              [--lr 2e-4] [--max-seq-len 512] [--seed 0] [--priority 0] [--gradient-checkpointing] [--watch]\n"
     "              [--loraplus-lr-ratio R (LoRA+: lora_B learns at R x lr; 1 = plain LoRA)]\n"
     "              [--dora (DoRA: a trained magnitude per output row)]\n"
+    "              [--method sft|dpo [--dpo-beta 0.1]]  (dpo: preference tuning on a {prompt, chosen, rejected} dataset;\n"
+    "               the reference model is the base with the adapter disabled)\n"
     "              [--lora-init kaiming|gaussian|loftq|pissa [--loftq-iterations N]]  (loftq: nf4 bases; loftq/pissa\n"
     "               fit the adapter to the base weight and train it over its own base, written beside it)\n"
     "              [--packing (batch-size rows of max-seq-len tokens, several whole examples per row)]\n"

@@ -195,7 +195,9 @@ std::optional<DatasetFormat> DetectFormat(const json& object) {
   if (!object.is_object()) return std::nullopt;
   if (object.contains("messages")) return DatasetFormat::kChat;
   if (object.contains("instruction")) return DatasetFormat::kAlpaca;
-  if (object.contains("chosen") || object.contains("rejected")) return DatasetFormat::kPreference;
+  // Preference: both sides, or one of them without a completion (then the missing side is reported).
+  const bool chosen = object.contains("chosen"), rejected = object.contains("rejected");
+  if ((chosen && rejected) || ((chosen || rejected) && !object.contains("completion"))) return DatasetFormat::kPreference;
   if (object.contains("prompt") || object.contains("completion")) return DatasetFormat::kPromptCompletion;
   if (object.contains("text")) return DatasetFormat::kClassification;
   return std::nullopt;

@@ -29,7 +29,9 @@ absl::StatusOr<HoldoutItems> ReadHoldout(const data::DatasetStore& datasets, con
         break;
       case data::DatasetFormat::kPreference:
         items.preference = true;
-        items.prompts.push_back(ex.prompt), items.inputs.push_back(""), items.references.push_back(kPreferredLabel);
+        // inputs: what a human reviewer needs beside the prompt (the scorer reads chosen/rejected).
+        items.prompts.push_back(ex.prompt), items.references.push_back(kPreferredLabel);
+        items.inputs.push_back(absl::StrCat("chosen: ", ex.chosen, "\nrejected: ", ex.rejected));
         items.chosen.push_back(ex.chosen), items.rejected.push_back(ex.rejected);
         break;
       default:

@@ -23,7 +23,7 @@ inline constexpr char kDispreferredLabel[] = "rejected";
 struct HoldoutItems {
   TaskKind task = TaskKind::kClassification;
   std::vector<std::string> ids, prompts, inputs, references;
-  bool preference = false;                     // prompts + chosen / rejected; references "chosen"
+  bool preference = false;  // prompts + chosen / rejected; references "chosen"; inputs show both (for reviewers)
   std::vector<std::string> chosen, rejected;   // preference only
 };
 

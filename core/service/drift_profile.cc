@@ -17,8 +17,14 @@ absl::Status BuildDriftProfile(const data::DatasetStore& datasets, serve::Servin
   while (true) {
     QLORAD_ASSIGN_OR_RETURN(bool more, reader->Next(&example));
     if (!more) break;
-    QLORAD_ASSIGN_OR_RETURN(TrainingExample rendered,
-                            RenderTrainingExample(example, engine.prompt_format(), engine.tokenizer()));
+    TrainingExample rendered;
+    if (example.format == data::DatasetFormat::kPreference) {  // both sides share the prompt
+      QLORAD_ASSIGN_OR_RETURN(PreferencePair pair,
+                              RenderPreferencePair(example, engine.prompt_format(), engine.tokenizer()));
+      rendered = std::move(pair.chosen);
+    } else {
+      QLORAD_ASSIGN_OR_RETURN(rendered, RenderTrainingExample(example, engine.prompt_format(), engine.tokenizer()));
+    }
     // What a request carries: everything before the completion.
     std::vector<int64_t> prompt(rendered.ids.begin(), rendered.ids.begin() + tokenizer::PromptLength(rendered.trainable));
     if (!prompt.empty()) prompts.push_back(std::move(prompt));

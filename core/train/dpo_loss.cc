@@ -13,11 +13,15 @@
 namespace qlorad {
 
 ScopedAdaptersDisabled::ScopedAdaptersDisabled(LoraModules& modules) : modules_(modules) {
-  for (auto& [name, layer] : modules_) layer->set_adapter_enabled(false);
+  for (auto& [name, layer] : modules_) {
+    was_enabled_.push_back(layer->adapter_enabled());
+    layer->set_adapter_enabled(false);
+  }
 }
 
 ScopedAdaptersDisabled::~ScopedAdaptersDisabled() {
-  for (auto& [name, layer] : modules_) layer->set_adapter_enabled(true);
+  size_t i = 0;
+  for (auto& [name, layer] : modules_) layer->set_adapter_enabled(was_enabled_[i++]);
 }
 
 at::Tensor SequenceLogProbs(LlamaModel& model, const Batch& batch) {
@@ -108,11 +112,13 @@ absl::StatusOr<at::Tensor> ScoreScoped(LlamaModel& model, const std::vector<Pref
   if (batch_size < 1) return absl::InvalidArgumentError("batch_size must be >= 1");
   return CatchTorchErrors("scoring preference pairs", [&]() -> absl::StatusOr<at::Tensor> {
     at::NoGradGuard no_grad;
-    const bool was_training = model->is_training();
+    struct EvalMode {  // eval mode for the scoring, the caller's mode again afterwards (also on a throw)
+      LlamaModel& model;
+      const bool was_training = model->is_training();
+      ~EvalMode() { model->train(was_training); }
+    } eval_mode{model};
     model->eval();
-    at::Tensor out = score();
-    if (was_training) model->train();
-    return out;
+    return score();
   });
 }
 

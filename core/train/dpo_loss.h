@@ -20,7 +20,7 @@
 
 namespace qlorad {
 
-// Disables every adapter in `modules` until destruction (then enables them again).
+// Disables every adapter in `modules` until destruction (then restores each one's state).
 class ScopedAdaptersDisabled {
  public:
   explicit ScopedAdaptersDisabled(LoraModules& modules);
@@ -30,6 +30,7 @@ class ScopedAdaptersDisabled {
 
  private:
   LoraModules& modules_;
+  std::vector<bool> was_enabled_;
 };
 
 // Per row of `batch`: the sum of log p(target) over its trained (completion) positions,

@@ -108,6 +108,10 @@ absl::Status TrainingOptions::Validate() const {
         "or use init pissa on a full-precision base");
   if (method != "sft" && method != "dpo")
     return absl::InvalidArgumentError(absl::StrCat("method: '", method, "' is not sft or dpo"));
+  if (method == "dpo" && (lora.init == "loftq" || lora.init == "pissa"))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lora.init: ", lora.init, " moves part of W into the adapter, so with method dpo the reference model (the base ",
+        "with the adapter disabled) would be the residual, not the starting model (hint: kaiming or gaussian)"));
   if (method == "dpo" && trainer.packing)
     return absl::InvalidArgumentError("hyperparameters.packing: not supported with method dpo (hint: leave packing off)");
   return Prefixed(ValidateTrainerOptions(trainer), "hyperparameters.");

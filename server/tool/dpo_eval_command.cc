@@ -24,6 +24,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: qlorad-tool dpo-eval --dataset-root DIR --dataset ID --adapter PEFT_DIR <model flags>\n"
     "       [--beta 0.1] [--prompt-format NAME] [--max-seq-len 512] [--batch-size 8] [--resamples 1000] [--out FILE]\n"
+    "       [--dump-pairs FILE]  (JSONL, one line per pair: token ids, trained masks and the four log-probs)\n"
     "  Scores the dataset's hold-out preference pairs {prompt, chosen, rejected}: per pair the summed\n"
     "  completion log-probs under the adapter (policy) and the base (adapter disabled, reference).\n"
     "  reward_accuracy: (policy - reference) log-ratio of chosen > rejected; adapter_preference / base_preference:\n"

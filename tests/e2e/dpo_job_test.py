@@ -104,6 +104,8 @@ def main():
         dpo = record.get("dpo", {})
         check(record.get("method") == "dpo" and dpo.get("beta") == 0.2 and "validation" in dpo and "last_step" in dpo,
               "training_run.json holds method, beta, the last step and the validation curve")
+        check(os.path.exists(os.path.join(adapter["path"], "drift_profile.json")),
+              "the DPO adapter has a drift profile of its training prompts")
         ev = json.loads(d.ctl("-o", "json", "eval", "--dataset", "prefs", "--adapter", "pref@1", timeout=1200).stdout)
         rec = json.loads(ev["record_json"])
         check(ev["headline_metric"] == "accuracy" and rec["settings"].get("task") == "preference"

@@ -315,6 +315,9 @@ TEST(DpoOptions, MethodIsValidatedAndStored) {
   options.method = "dpo";
   options.trainer.packing = true;
   EXPECT_THAT(options.Validate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("hyperparameters.packing")));
+  options.trainer.packing = false;
+  options.lora.init = "pissa";
+  EXPECT_THAT(options.Validate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lora.init: pissa")));
 }
 
 TEST(DpoDataFormat, PreferenceLinesParseDetectAndRoundTrip) {
@@ -337,6 +340,10 @@ TEST(DpoDataFormat, PreferenceLinesParseDetectAndRoundTrip) {
   ASSERT_TRUE(missing.has_value());
   EXPECT_EQ(missing->field, "rejected");
   EXPECT_EQ(data::ParseFormatName("preference").value(), data::DatasetFormat::kPreference);
+  EXPECT_EQ(data::DetectFormat({{"prompt", "p"}, {"completion", "c"}, {"chosen", "x"}}), data::DatasetFormat::kPromptCompletion)
+      << "a stray key does not turn a prompt/completion line into a pair";
+  EXPECT_EQ(data::DetectFormat({{"prompt", "p"}, {"chosen", "x"}}), data::DatasetFormat::kPreference)
+      << "a pair missing one side is read as a pair, so the error names the missing side";
 }
 
 TEST(DpoPlan, APairIsTwoRows) {
