@@ -42,6 +42,7 @@ TEST(TrainingOptionsTest, ReadsAStoredRowOfEarlierVersions) {
   EXPECT_EQ(o.trainer.loraplus_lr_ratio, 1.0);  // written before LoRA+: plain LoRA
   EXPECT_FALSE(o.trainer.packing);               // written before packing: one example per row
   EXPECT_EQ(o.lora.init, "kaiming");             // written before the init option: PEFT's default
+  EXPECT_EQ(o.method, "sft");                    // written before DPO: supervised
 }
 
 TEST(TrainingOptionsTest, WritesTheStoredKeysAndRoundTrips) {
@@ -57,6 +58,8 @@ TEST(TrainingOptionsTest, WritesTheStoredKeysAndRoundTrips) {
   expected["lora"]["init"] = "kaiming";
   expected["lora"]["loftq_iterations"] = 1;
   expected["lora"]["use_dora"] = false;
+  expected["method"] = "sft";
+  expected["trainer"]["dpo_beta"] = 0.1;
   EXPECT_EQ(written, expected) << written.dump();
   ASSERT_OK_AND_ASSIGN(TrainingOptions again, TrainingOptionsFromJson(written));
   EXPECT_EQ(TrainingOptionsToJson(again), written);
