@@ -16,6 +16,9 @@
 //   {"op": "argmax", "sequences": [[ids]], "margins": bool}
 //       -> {"argmax": [[argmax of the logits after each prefix]], "confidence": [[its softmax probability]],
 //           "margins": ...}
+//   {"op": "probabilities", "sequences": [[ids]], "vocab": V, "out": "FILE"}
+//       -> {"positions": N, "vocab": V}; FILE holds little-endian float32 [N, V]: the full next-token
+//          distribution after each prefix of each sequence, in order (tokens llama.cpp omits are 0).
 // The answer also carries "info": the vocabulary type, BOS/EOS ids, add-BOS flag, and the
 // GGUF's tensor types as llama.cpp's reader sees them. The KV cache is f32 and flash
 // attention off, so an f32 model is computed in f32 end to end.
@@ -73,6 +76,24 @@ async function argmax(sequence, op) {
   return op.margins ? { argmax: argmaxes, confidence: confidences, margins } : { argmax: argmaxes, confidence: confidences };
 }
 
+async function probabilities(sequence, op, vocab) {
+  const rows = [];
+  const next = { token: true, probabilities: true, options: { temperature: 0 } };
+  for (const tokens of op.sequences) {
+    await sequence.clearHistory();
+    const results = await sequence.controlledEvaluate(tokens.map((t) => [t, { generateNext: next }]));
+    for (const r of results) {
+      const row = new Float32Array(vocab);
+      for (const [token, p] of r.next.probabilities) row[token] = p;
+      rows.push(row);
+    }
+  }
+  const out = Buffer.alloc(rows.length * vocab * 4);
+  rows.forEach((row, i) => Buffer.from(row.buffer).copy(out, i * vocab * 4));
+  fs.writeFileSync(op.out, out);
+  return { positions: rows.length, vocab };
+}
+
 async function main() {
   const [requestPath = "-", outPath] = process.argv.slice(2);
   const request = JSON.parse(fs.readFileSync(requestPath === "-" ? 0 : requestPath, "utf8"));
@@ -108,7 +129,8 @@ async function main() {
     }
     if (op.op === "generate") results.push(await generate(sequence, op));
     else if (op.op === "argmax") results.push(await argmax(sequence, op));
-    else throw new Error(`unknown op '${op.op}' (expected tokenize, generate or argmax)`);
+    else if (op.op === "probabilities") results.push(await probabilities(sequence, op, op.vocab));
+    else throw new Error(`unknown op '${op.op}' (expected tokenize, generate, argmax or probabilities)`);
   }
   const text = JSON.stringify({ info, results }) + "\n";
   if (outPath) fs.writeFileSync(outPath, text);
