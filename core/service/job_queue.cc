@@ -115,8 +115,6 @@ absl::StatusOr<JobInfo> JobQueue::SubmitJob(const JobSpec& spec, const std::stri
         dataset->format, ")", spec.training.method == "dpo"
                                   ? " (hint: dpo needs a preference dataset of {prompt, chosen, rejected} lines)"
                                   : " (hint: a preference dataset trains with method dpo)"));
-  if (spec.training.method == "dpo" && spec.devices > 1)
-    return absl::InvalidArgumentError("devices: method dpo trains on one device (data-parallel DPO is not built)");
   QLORAD_ASSIGN_OR_RETURN(int64_t queued, store_->CountJobsWithStatus("queued"));
   if (queued >= options_.max_queued_jobs)
     return absl::ResourceExhaustedError(absl::StrCat("the job queue is full (", queued, " queued; max ",

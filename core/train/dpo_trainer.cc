@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/train/adapter_optimizer.h"
+#include "core/train/data_parallel.h"
 #include "core/train/dpo_loss.h"
 #include "core/train/lora_model.h"
 #include "core/train/training_batch.h"
@@ -54,29 +55,50 @@ DpoMetrics FromVector(const std::vector<double>& v) {
   return {static_cast<int64_t>(v[0]), v[1], v[2], v[3], v[4], v[5]};
 }
 
-// Sums of one optimizer step's pairs, turned into DpoMetrics at the end.
+// Sums of one optimizer step's pairs (this rank's, then every rank's), turned into
+// DpoMetrics at the end.
 struct StepTotals {
-  double loss = 0, chosen = 0, rejected = 0, correct = 0;
-  int64_t pairs = 0, tokens = 0;
+  double loss = 0, chosen = 0, rejected = 0, correct = 0, pairs = 0;
+  int64_t global_tokens = 0, rank_tokens = 0;  // tokens of the step's rows: all ranks' / this rank's
 
   DpoMetrics Metrics() const {
-    const double n = static_cast<double>(std::max<int64_t>(pairs, 1));
-    return {pairs, loss / n, chosen / n, rejected / n, (chosen - rejected) / n, correct / n};
+    const double n = std::max(pairs, 1.0);
+    return {static_cast<int64_t>(pairs), loss / n, chosen / n, rejected / n, (chosen - rejected) / n, correct / n};
   }
 };
 
-// Forward and backward of one micro-batch of pairs; the loss is scaled by 1 / step_pairs
-// so the step's gradient is that of the mean over its pairs.
+// Adds every rank's loss, reward and pair sums (one small all-reduce; nothing with one rank).
+absl::Status SumOverRanks(Collective& group, StepTotals& t, int64_t step) {
+  if (group.world_size() == 1) return absl::OkStatus();
+  at::Tensor sums = at::tensor(std::vector<double>{t.loss, t.chosen, t.rejected, t.correct, t.pairs},
+                               at::TensorOptions().dtype(at::kDouble));
+  QLORAD_RETURN_IF_ERROR(group.AllReduceSum(sums, absl::StrCat("the DPO metrics of step ", step + 1)));
+  const double* v = sums.data_ptr<double>();
+  t.loss = v[0], t.chosen = v[1], t.rejected = v[2], t.correct = v[3], t.pairs = v[4];
+  return absl::OkStatus();
+}
+
+// Forward and backward of this rank's share of one micro-batch of pairs (contiguous
+// pairs, ShardRows); the loss is scaled by 1 / step_pairs (the step's pairs on all ranks)
+// so the summed gradient is that of the mean over the step's pairs. Dropout draws as for
+// the whole micro-batch on one rank (shard-invariant).
 void RunPairMicroBatch(LlamaModel& model, const std::vector<TrainingExample>& rows, const at::Tensor& reference,
                        const std::vector<size_t>& pair_ids, int64_t step_pairs, const TrainerOptions& options,
-                       uint64_t dropout_seed, StepTotals& totals) {
+                       const Collective& group, uint64_t dropout_seed, StepTotals& totals) {
+  std::vector<size_t> all_rows;
+  for (size_t p : pair_ids) all_rows.insert(all_rows.end(), {2 * p, 2 * p + 1});
+  const GlobalBatchFacts facts = FactsOf(rows, all_rows, options.max_seq_len);
+  totals.global_tokens += facts.tokens;
+  int64_t first_pair = 0;
+  const std::vector<size_t> mine = ShardRows(pair_ids, group.rank(), group.world_size(), &first_pair);
+  if (mine.empty()) return;
   std::vector<size_t> row_ids;
-  for (size_t p : pair_ids) row_ids.insert(row_ids.end(), {2 * p, 2 * p + 1});
+  for (size_t p : mine) row_ids.insert(row_ids.end(), {2 * p, 2 * p + 1});
   const Batch batch = MakeBatch(rows, row_ids, options.max_seq_len);
   ScopedTrainingRandom random(MakeSeededGenerator(model->device(), dropout_seed),
-                              {static_cast<int64_t>(row_ids.size()), 0, batch.ids.size(1)});
+                              {static_cast<int64_t>(all_rows.size()), 2 * first_pair, facts.padded_len});
   const at::Tensor policy = SequenceLogProbs(model, batch).view({-1, 2});
-  std::vector<int64_t> index(pair_ids.begin(), pair_ids.end());
+  std::vector<int64_t> index(mine.begin(), mine.end());
   const at::Tensor ref = reference.index_select(0, at::tensor(index)).to(policy.device(), at::kFloat);
   const DpoTerms terms = DpoLoss(policy.select(1, 0), policy.select(1, 1), ref.select(1, 0), ref.select(1, 1),
                                  options.dpo_beta);
@@ -85,8 +107,8 @@ void RunPairMicroBatch(LlamaModel& model, const std::vector<TrainingExample>& ro
   totals.chosen += terms.chosen_rewards.sum().item<double>();
   totals.rejected += terms.rejected_rewards.sum().item<double>();
   totals.correct += terms.chosen_rewards.gt(terms.rejected_rewards).sum().item<double>();
-  totals.pairs += static_cast<int64_t>(pair_ids.size());
-  totals.tokens += batch.tokens;
+  totals.pairs += static_cast<double>(mine.size());
+  totals.rank_tokens += batch.tokens;
 }
 
 absl::Status CheckDpoOptions(LlamaModel& model, const LoraModules& modules, const TrainerOptions& options) {
@@ -119,10 +141,14 @@ struct DpoRun {
   std::vector<at::Tensor>& params;
   torch::optim::AdamW& optimizer;
   TrainerProgress& progress;
+  Collective& group;
+  int64_t rank_tokens = 0;  // this rank's tokens in this process
 };
 
-// One optimizer step over plan[first, last); returns its event (without evaluation).
-TrainingEvent Step(DpoRun& run, const PairPlan& plan, size_t first, size_t last, int64_t epoch, int64_t total_steps) {
+// One optimizer step over plan[first, last) (gradients and metrics summed over the ranks);
+// returns its event (without evaluation).
+absl::StatusOr<TrainingEvent> Step(DpoRun& run, const PairPlan& plan, size_t first, size_t last, int64_t epoch,
+                                   int64_t total_steps) {
   const TrainerOptions& options = run.options;
   int64_t step_pairs = 0;
   for (size_t i = first; i < last; ++i) step_pairs += static_cast<int64_t>(plan[i].size());
@@ -130,8 +156,12 @@ TrainingEvent Step(DpoRun& run, const PairPlan& plan, size_t first, size_t last,
   StepTotals totals;
   for (size_t i = first; i < last; ++i) {
     const uint64_t dropout_seed = (options.seed * 1000003u + static_cast<uint64_t>(run.progress.step)) * 1009u + (i - first);
-    RunPairMicroBatch(run.model, run.rows, run.reference, plan[i], step_pairs, options, dropout_seed, totals);
+    RunPairMicroBatch(run.model, run.rows, run.reference, plan[i], step_pairs, options, run.group, dropout_seed, totals);
   }
+  QLORAD_RETURN_IF_ERROR(
+      AllReduceGradients(run.group, run.params, totals.loss / static_cast<double>(step_pairs), run.progress.step)
+          .status());
+  QLORAD_RETURN_IF_ERROR(SumOverRanks(run.group, totals, run.progress.step));
   TrainingEvent event;
   event.learning_rate = ScheduledLearningRate(options, run.progress.step, total_steps);
   SetLearningRate(run.optimizer, event.learning_rate, options);
@@ -142,7 +172,8 @@ TrainingEvent Step(DpoRun& run, const PairPlan& plan, size_t first, size_t last,
   event.dpo_step = totals.Metrics();
   event.loss = event.dpo_step.loss;
   event.epoch = epoch;
-  run.progress.tokens_seen += totals.tokens;
+  run.progress.tokens_seen += totals.global_tokens;
+  run.rank_tokens += totals.rank_tokens;
   run.progress.dpo_steps.push_back(ToVector(event.dpo_step));
   AdvanceProgress(run.progress, event.loss, last, plan.size(), epoch);
   return event;
@@ -165,13 +196,15 @@ TrainingSummary SummaryOf(const TrainerProgress& p, TrainingSummary summary) {
 
 absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules,
                                          const std::vector<PreferencePair>& pairs, const TrainerOptions& options,
-                                         const TrainingCallback& on_step, const CheckpointOptions& checkpoints) {
+                                         const TrainingCallback& on_step, const CheckpointOptions& checkpoints,
+                                         Collective* group) {
   QLORAD_RETURN_IF_ERROR(CheckDpoOptions(model, modules, options));
   QLORAD_RETURN_IF_ERROR(CheckPairs(pairs, model->config().vocab_size));
+  std::unique_ptr<Collective> single;
+  if (group == nullptr) group = (single = MakeSingleProcessCollective()).get();
   QLORAD_ASSIGN_OR_RETURN(const PairSplit split, SplitPairs(pairs, options));
-  QLORAD_ASSIGN_OR_RETURN(const at::Tensor reference,
-                          ReferenceLogProbs(model, modules, split.train, options.batch_size, options.max_seq_len));
   TrainingSummary summary;
+  summary.world_size = group->world_size();
   summary.train_examples = static_cast<int64_t>(split.train.size());
   summary.validation_examples = static_cast<int64_t>(split.validation.size());
   return CatchTorchErrors("DPO training", [&]() -> absl::StatusOr<TrainingSummary> {
@@ -179,6 +212,10 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
     torch::optim::AdamW optimizer = MakeAdapterOptimizer(params, 2 * modules.size(), options);
     const std::string identity =
         RunIdentity(options, InterleavePairs(pairs), params, absl::StrCat("dpo|", options.dpo_beta, "|"));
+    QLORAD_RETURN_IF_ERROR(BroadcastParameters(*group, params));
+    // Every rank scores every train pair with the base (the same numbers everywhere).
+    QLORAD_ASSIGN_OR_RETURN(const at::Tensor reference,
+                            ReferenceLogProbs(model, modules, split.train, options.batch_size, options.max_seq_len));
     TrainerProgress progress;
     if (!checkpoints.dir.empty()) {
       QLORAD_ASSIGN_OR_RETURN(auto latest, ReadLatestCheckpoint(checkpoints.dir, &summary.skipped_checkpoints));
@@ -188,15 +225,19 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
         summary.resumed_from_step = progress.step;
       }
     }
+    QLORAD_RETURN_IF_ERROR(CheckRanksAgree(*group, identity, progress.step));
     if (progress.step == 0 && !split.validation.empty()) {
       QLORAD_ASSIGN_OR_RETURN(const DpoMetrics start, EvaluatePairs(model, modules, split.validation, options));
       progress.dpo_eval_start = ToVector(start);
     }
     const std::vector<TrainingExample> rows = InterleavePairs(split.train);
-    DpoRun run{model, modules, options, split, rows, reference, params, optimizer, progress};
+    DpoRun run{model, modules, options, split, rows, reference, params, optimizer, progress, *group};
     int64_t saved_step = -1;
+    // Every rank has finished the step (the barrier); rank 0 alone writes.
     auto save = [&]() -> absl::StatusOr<std::string> {
       saved_step = progress.step;
+      QLORAD_RETURN_IF_ERROR(group->Barrier(absl::StrCat("before the checkpoint of step ", progress.step)));
+      if (group->rank() != 0) return std::string();
       TrainingCheckpoint c{progress, params, SaveMoments(optimizer, params), identity, ""};
       QLORAD_ASSIGN_OR_RETURN(summary.last_checkpoint, WriteTrainingCheckpoint(checkpoints, c));
       return summary.last_checkpoint;
@@ -204,7 +245,6 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
     const EpochPlans plans = PlanPairEpochs(split.train, options);
     const int64_t total_steps = TotalSteps(plans, options.gradient_accumulation);
     const ProgressClock clock(progress);
-    const int64_t tokens_before = progress.tokens_seen;
     model->train();
     model->set_gradient_checkpointing(options.gradient_checkpointing);
     summary.early_stopped =
@@ -214,7 +254,7 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
       for (size_t first = static_cast<size_t>(progress.next_batch);
            first < plan.size() && !summary.cancelled && !summary.early_stopped; first += options.gradient_accumulation) {
         const size_t last = std::min(plan.size(), first + options.gradient_accumulation);
-        TrainingEvent event = Step(run, plan, first, last, epoch, total_steps);
+        QLORAD_ASSIGN_OR_RETURN(TrainingEvent event, Step(run, plan, first, last, epoch, total_steps));
         clock.Stamp(progress, total_steps, event);
         const bool evaluate = !split.validation.empty() && (options.eval_every_steps > 0
                                                                 ? progress.step % options.eval_every_steps == 0
@@ -232,7 +272,8 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
         if (!checkpoints.dir.empty() && (periodic || progress.step == total_steps || summary.early_stopped)) {
           QLORAD_ASSIGN_OR_RETURN(event.checkpoint_path, save());
         }
-        summary.cancelled = on_step && !on_step(event);
+        const bool stop_here = on_step && !on_step(event);
+        QLORAD_ASSIGN_OR_RETURN(summary.cancelled, AnyRankStops(*group, stop_here, progress.step));
       }
     }
     if (summary.cancelled && !checkpoints.dir.empty() && saved_step != progress.step) {
@@ -241,7 +282,9 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
     model->eval();
     model->set_gradient_checkpointing(false);
     summary.wall_seconds = clock.Elapsed();
-    summary.rank_tokens = progress.tokens_seen - tokens_before;
+    summary.rank_tokens = run.rank_tokens;
+    summary.allreduce_seconds = group->reduce_seconds();
+    summary.allreduce_bytes = group->reduced_bytes();
     return SummaryOf(progress, std::move(summary));
   });
 }

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/model/llama.h"
+#include "core/train/collective.h"
 #include "core/train/trainer.h"
 
 namespace qlorad {
@@ -26,12 +27,15 @@ namespace qlorad {
 // is resumed, bit-identical to an uninterrupted run on the CPU with the same threads
 // (the DPO metric history travels in the checkpoint; the reference log-probs are
 // recomputed from the frozen base).
-// Not supported (INVALID_ARGUMENT naming the option): packing. Data parallelism is
-// refused by RunTraining.
+// Data parallelism as TrainLora's (`group`, world size N): each micro-batch's pairs are split
+// into contiguous shards, one per rank; gradients and the step's DPO sums are all-reduced,
+// so N ranks train the adapter one rank would (dropout included); every rank computes the
+// reference log-probs and the validation metrics on all pairs; rank 0 writes checkpoints.
+// Not supported (INVALID_ARGUMENT naming the option): packing.
 absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules,
                                          const std::vector<PreferencePair>& pairs, const TrainerOptions& options,
                                          const TrainingCallback& on_step = nullptr,
-                                         const CheckpointOptions& checkpoints = {});
+                                         const CheckpointOptions& checkpoints = {}, Collective* group = nullptr);
 
 }  // namespace qlorad
 

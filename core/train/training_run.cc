@@ -143,8 +143,6 @@ absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const
   QLORAD_ASSIGN_OR_RETURN(auto store, data::DatasetStore::Open(spec.dataset_root));
   QLORAD_ASSIGN_OR_RETURN(nlohmann::json manifest, store->GetManifest(spec.options.dataset_id));
   const bool dpo = spec.options.method == "dpo";
-  if (dpo && group != nullptr && group->world_size() > 1)
-    return absl::UnimplementedError("method dpo: data-parallel training is not built (hint: train DPO on one device)");
   std::vector<TrainingExample> examples;
   std::vector<PreferencePair> pairs;
   if (dpo) {
@@ -171,7 +169,7 @@ absl::StatusOr<TrainingRunResult> RunTraining(const TrainingRunSpec& spec, const
   result.examples = static_cast<int64_t>(train_items);
   if (dpo) {
     QLORAD_ASSIGN_OR_RETURN(result.summary, TrainDpo(model.model, *modules, pairs, spec.options.trainer, on_step,
-                                                     spec.checkpoints));
+                                                     spec.checkpoints, group));
   } else {
     QLORAD_ASSIGN_OR_RETURN(result.summary, TrainLora(model.model, *modules, examples, spec.options.trainer, on_step,
                                                       spec.checkpoints, group));

@@ -2,7 +2,7 @@
 // read the dataset's TRAIN split, render it through the prompt format, load the base
 // (4-bit for QLoRA) with fresh adapters, train (method sft: TrainLora, resuming from
 // checkpoints when the checkpoint directory holds some; method dpo: TrainDpo on the
-// preference pairs, resumed likewise, on one device, with a "dpo" object in the record), then write the PEFT adapter directory and
+// preference pairs, resumed and data-parallel likewise, with a "dpo" object in the record), then write the PEFT adapter directory and
 // training_run.json (UTC start/end, base path + fingerprint, dataset id + checksums,
 // every hyperparameter, seed, threads, versions, losses, tokens seen, peak RSS, wall time).
 #ifndef QLORAD_CORE_TRAIN_TRAINING_RUN_H_
