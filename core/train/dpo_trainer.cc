@@ -216,15 +216,10 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
     // Every rank scores every train pair with the base (the same numbers everywhere).
     QLORAD_ASSIGN_OR_RETURN(const at::Tensor reference,
                             ReferenceLogProbs(model, modules, split.train, options.batch_size, options.max_seq_len));
-    TrainerProgress progress;
-    if (!checkpoints.dir.empty()) {
-      QLORAD_ASSIGN_OR_RETURN(auto latest, ReadLatestCheckpoint(checkpoints.dir, &summary.skipped_checkpoints));
-      if (latest.has_value()) {
-        QLORAD_RETURN_IF_ERROR(RestoreCheckpoint(*latest, identity, params, optimizer));
-        progress = latest->progress;
-        summary.resumed_from_step = progress.step;
-      }
-    }
+    RunCheckpoints saved(checkpoints, identity, *group, params, optimizer);
+    QLORAD_ASSIGN_OR_RETURN(std::optional<TrainerProgress> resumed, saved.Resume(&summary.skipped_checkpoints));
+    TrainerProgress progress = resumed.value_or(TrainerProgress{});
+    summary.resumed_from_step = progress.step;
     QLORAD_RETURN_IF_ERROR(CheckRanksAgree(*group, identity, progress.step));
     if (progress.step == 0 && !split.validation.empty()) {
       QLORAD_ASSIGN_OR_RETURN(const DpoMetrics start, EvaluatePairs(model, modules, split.validation, options));
@@ -232,16 +227,6 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
     }
     const std::vector<TrainingExample> rows = InterleavePairs(split.train);
     DpoRun run{model, modules, options, split, rows, reference, params, optimizer, progress, *group};
-    int64_t saved_step = -1;
-    // Every rank has finished the step (the barrier); rank 0 alone writes.
-    auto save = [&]() -> absl::StatusOr<std::string> {
-      saved_step = progress.step;
-      QLORAD_RETURN_IF_ERROR(group->Barrier(absl::StrCat("before the checkpoint of step ", progress.step)));
-      if (group->rank() != 0) return std::string();
-      TrainingCheckpoint c{progress, params, SaveMoments(optimizer, params), identity, ""};
-      QLORAD_ASSIGN_OR_RETURN(summary.last_checkpoint, WriteTrainingCheckpoint(checkpoints, c));
-      return summary.last_checkpoint;
-    };
     const EpochPlans plans = PlanPairEpochs(split.train, options);
     const int64_t total_steps = TotalSteps(plans, options.gradient_accumulation);
     const ProgressClock clock(progress);
@@ -268,17 +253,15 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
           summary.early_stopped =
               ShouldStopEarly(progress.eval_losses, options.early_stopping_patience, options.early_stopping_min_delta);
         }
-        const bool periodic = checkpoints.every_steps > 0 && progress.step % checkpoints.every_steps == 0;
-        if (!checkpoints.dir.empty() && (periodic || progress.step == total_steps || summary.early_stopped)) {
-          QLORAD_ASSIGN_OR_RETURN(event.checkpoint_path, save());
+        if (saved.Due(progress.step, total_steps, summary.early_stopped)) {
+          QLORAD_ASSIGN_OR_RETURN(event.checkpoint_path, saved.Save(progress));
         }
         const bool stop_here = on_step && !on_step(event);
         QLORAD_ASSIGN_OR_RETURN(summary.cancelled, AnyRankStops(*group, stop_here, progress.step));
       }
     }
-    if (summary.cancelled && !checkpoints.dir.empty() && saved_step != progress.step) {
-      QLORAD_RETURN_IF_ERROR(save().status());
-    }
+    if (summary.cancelled) QLORAD_RETURN_IF_ERROR(saved.SaveUnlessSaved(progress));
+    summary.last_checkpoint = saved.last_written();
     model->eval();
     model->set_gradient_checkpointing(false);
     summary.wall_seconds = clock.Elapsed();

@@ -16,7 +16,6 @@
 #include "core/train/data_parallel.h"
 #include "core/train/training_batch.h"
 #include "core/train/training_progress.h"
-#include "core/util/sha256.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "core/util/training_random.h"
@@ -142,26 +141,11 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
     summary.world_size = group->world_size();
     summary.train_examples = static_cast<int64_t>(examples.size());
     summary.validation_examples = static_cast<int64_t>(split.validation.size());
-    TrainerProgress progress;
-    if (!checkpoints.dir.empty()) {
-      QLORAD_ASSIGN_OR_RETURN(auto latest, ReadLatestCheckpoint(checkpoints.dir, &summary.skipped_checkpoints));
-      if (latest.has_value()) {
-        QLORAD_RETURN_IF_ERROR(RestoreCheckpoint(*latest, identity, params, optimizer));
-        progress = latest->progress;
-        summary.resumed_from_step = progress.step;
-      }
-    }
+    RunCheckpoints saved(checkpoints, identity, *group, params, optimizer);
+    QLORAD_ASSIGN_OR_RETURN(std::optional<TrainerProgress> resumed, saved.Resume(&summary.skipped_checkpoints));
+    TrainerProgress progress = resumed.value_or(TrainerProgress{});
+    summary.resumed_from_step = progress.step;
     QLORAD_RETURN_IF_ERROR(CheckRanksAgree(*group, identity, progress.step));
-    int64_t saved_step = -1;
-    // Every rank has finished step p.step (the barrier); rank 0 alone writes (write-then-rename).
-    auto save = [&](const TrainerProgress& p) -> absl::StatusOr<std::string> {
-      saved_step = p.step;
-      QLORAD_RETURN_IF_ERROR(group->Barrier(absl::StrCat("before the checkpoint of step ", p.step)));
-      if (group->rank() != 0) return std::string();
-      TrainingCheckpoint c{p, params, SaveMoments(optimizer, params), identity, ""};
-      QLORAD_ASSIGN_OR_RETURN(summary.last_checkpoint, WriteTrainingCheckpoint(checkpoints, c));
-      return summary.last_checkpoint;
-    };
     const EpochPlans plans = PlanEpochs(examples, options);
     const int64_t total_steps = TotalSteps(plans, options.gradient_accumulation);
     const ProgressClock clock(progress);
@@ -208,17 +192,15 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
           summary.early_stopped =
               ShouldStopEarly(progress.eval_losses, options.early_stopping_patience, options.early_stopping_min_delta);
         }
-        const bool periodic = checkpoints.every_steps > 0 && progress.step % checkpoints.every_steps == 0;
-        if (!checkpoints.dir.empty() && (periodic || progress.step == total_steps || summary.early_stopped)) {
-          QLORAD_ASSIGN_OR_RETURN(event.checkpoint_path, save(progress));
+        if (saved.Due(progress.step, total_steps, summary.early_stopped)) {
+          QLORAD_ASSIGN_OR_RETURN(event.checkpoint_path, saved.Save(progress));
         }
         const bool stop_here = on_step && !on_step(event);
         QLORAD_ASSIGN_OR_RETURN(summary.cancelled, AnyRankStops(*group, stop_here, progress.step));
       }
     }
-    if (summary.cancelled && !checkpoints.dir.empty() && saved_step != progress.step) {
-      QLORAD_RETURN_IF_ERROR(save(progress).status());
-    }
+    if (summary.cancelled) QLORAD_RETURN_IF_ERROR(saved.SaveUnlessSaved(progress));
+    summary.last_checkpoint = saved.last_written();
     model->eval();
     model->set_gradient_checkpointing(false);
     summary.steps = progress.step;
