@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/train/chunked_loss.h"
+#include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 
 namespace qlorad {
@@ -124,29 +125,30 @@ absl::StatusOr<at::Tensor> ScoreScoped(LlamaModel& model, const std::vector<Pref
 
 }  // namespace
 
+absl::StatusOr<at::Tensor> PolicyLogProbs(LlamaModel& model, const std::vector<PreferencePair>& pairs,
+                                          int64_t batch_size, int64_t max_seq_len) {
+  const std::vector<TrainingExample> rows = InterleavePairs(pairs);
+  return ScoreScoped(model, pairs, batch_size,
+                     [&] { return ScoreRows(model, rows, batch_size, max_seq_len).view({-1, 2}); });
+}
+
 absl::StatusOr<at::Tensor> ReferenceLogProbs(LlamaModel& model, LoraModules& modules,
                                              const std::vector<PreferencePair>& pairs, int64_t batch_size,
                                              int64_t max_seq_len) {
-  const std::vector<TrainingExample> rows = InterleavePairs(pairs);
-  return ScoreScoped(model, pairs, batch_size, [&] {
-    ScopedAdaptersDisabled reference(modules);
-    return ScoreRows(model, rows, batch_size, max_seq_len).view({-1, 2});
-  });
+  ScopedAdaptersDisabled reference(modules);
+  return PolicyLogProbs(model, pairs, batch_size, max_seq_len);
+}
+
+PreferenceScores ToPreferenceScores(const at::Tensor& policy, const at::Tensor& reference) {
+  return PreferenceScores{Column(policy, 0), Column(policy, 1), Column(reference, 0), Column(reference, 1)};
 }
 
 absl::StatusOr<PreferenceScores> ScorePreferences(LlamaModel& model, LoraModules& modules,
                                                   const std::vector<PreferencePair>& pairs, int64_t batch_size,
                                                   int64_t max_seq_len) {
-  const std::vector<TrainingExample> rows = InterleavePairs(pairs);
-  at::Tensor reference;
-  auto both = ScoreScoped(model, pairs, batch_size, [&] {
-    const at::Tensor policy = ScoreRows(model, rows, batch_size, max_seq_len);
-    ScopedAdaptersDisabled disabled(modules);
-    reference = ScoreRows(model, rows, batch_size, max_seq_len);
-    return policy;
-  });
-  if (!both.ok()) return both.status();
-  return PreferenceScores{Column(*both, 0), Column(*both, 1), Column(reference, 0), Column(reference, 1)};
+  QLORAD_ASSIGN_OR_RETURN(const at::Tensor policy, PolicyLogProbs(model, pairs, batch_size, max_seq_len));
+  QLORAD_ASSIGN_OR_RETURN(const at::Tensor reference, ReferenceLogProbs(model, modules, pairs, batch_size, max_seq_len));
+  return ToPreferenceScores(policy, reference);
 }
 
 DpoMetrics SummarizePreferences(const PreferenceScores& s, double beta) {

@@ -56,11 +56,18 @@ absl::StatusOr<PreferenceScores> ScorePreferences(LlamaModel& model, LoraModules
                                                   const std::vector<PreferencePair>& pairs, int64_t batch_size,
                                                   int64_t max_seq_len);
 
-// The reference (adapters disabled) log-probs of every pair, [P, 2] fp64 on the CPU
+// The policy's (the model as it is) log-probs of every pair, [P, 2] fp64 on the CPU
 // (column 0 chosen, 1 rejected), in eval mode without gradient.
+absl::StatusOr<at::Tensor> PolicyLogProbs(LlamaModel& model, const std::vector<PreferencePair>& pairs,
+                                          int64_t batch_size, int64_t max_seq_len);
+
+// PolicyLogProbs with the adapters disabled: the reference model's.
 absl::StatusOr<at::Tensor> ReferenceLogProbs(LlamaModel& model, LoraModules& modules,
                                              const std::vector<PreferencePair>& pairs, int64_t batch_size,
                                              int64_t max_seq_len);
+
+// The scores of pairs from their [P, 2] policy and reference log-probs.
+PreferenceScores ToPreferenceScores(const at::Tensor& policy, const at::Tensor& reference);
 
 // DpoMetrics (trainer.h) of scored pairs at `beta`.
 DpoMetrics SummarizePreferences(const PreferenceScores& scores, double beta);

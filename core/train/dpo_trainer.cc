@@ -123,19 +123,18 @@ absl::Status CheckDpoOptions(LlamaModel& model, const LoraModules& modules, cons
   return absl::OkStatus();
 }
 
-absl::StatusOr<DpoMetrics> EvaluatePairs(LlamaModel& model, LoraModules& modules,
-                                         const std::vector<PreferencePair>& pairs, const TrainerOptions& options) {
-  QLORAD_ASSIGN_OR_RETURN(PreferenceScores scores,
-                          ScorePreferences(model, modules, pairs, options.batch_size, options.max_seq_len));
-  return SummarizePreferences(scores, options.dpo_beta);
+// The validation pairs' metrics under the current adapter; `reference`: their
+// ReferenceLogProbs (the base is frozen, so computed once per run).
+absl::StatusOr<DpoMetrics> EvaluatePairs(LlamaModel& model, const std::vector<PreferencePair>& pairs,
+                                         const at::Tensor& reference, const TrainerOptions& options) {
+  QLORAD_ASSIGN_OR_RETURN(const at::Tensor policy, PolicyLogProbs(model, pairs, options.batch_size, options.max_seq_len));
+  return SummarizePreferences(ToPreferenceScores(policy, reference), options.dpo_beta);
 }
 
 // Everything one run of the loop reads and updates.
 struct DpoRun {
   LlamaModel& model;
-  LoraModules& modules;
   const TrainerOptions& options;
-  const PairSplit& split;
   const std::vector<TrainingExample>& rows;  // InterleavePairs(split.train)
   const at::Tensor& reference;               // [train pairs, 2]
   std::vector<at::Tensor>& params;
@@ -213,20 +212,26 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
     const std::string identity =
         RunIdentity(options, InterleavePairs(pairs), params, absl::StrCat("dpo|", options.dpo_beta, "|"));
     QLORAD_RETURN_IF_ERROR(BroadcastParameters(*group, params));
-    // Every rank scores every train pair with the base (the same numbers everywhere).
+    // Every rank scores every train and validation pair with the base (the same numbers everywhere).
     QLORAD_ASSIGN_OR_RETURN(const at::Tensor reference,
                             ReferenceLogProbs(model, modules, split.train, options.batch_size, options.max_seq_len));
+    at::Tensor validation_reference;
+    if (!split.validation.empty()) {
+      QLORAD_ASSIGN_OR_RETURN(validation_reference, ReferenceLogProbs(model, modules, split.validation,
+                                                                      options.batch_size, options.max_seq_len));
+    }
     RunCheckpoints saved(checkpoints, identity, *group, params, optimizer);
     QLORAD_ASSIGN_OR_RETURN(std::optional<TrainerProgress> resumed, saved.Resume(&summary.skipped_checkpoints));
     TrainerProgress progress = resumed.value_or(TrainerProgress{});
     summary.resumed_from_step = progress.step;
     QLORAD_RETURN_IF_ERROR(CheckRanksAgree(*group, identity, progress.step));
     if (progress.step == 0 && !split.validation.empty()) {
-      QLORAD_ASSIGN_OR_RETURN(const DpoMetrics start, EvaluatePairs(model, modules, split.validation, options));
+      QLORAD_ASSIGN_OR_RETURN(const DpoMetrics start,
+                              EvaluatePairs(model, split.validation, validation_reference, options));
       progress.dpo_eval_start = ToVector(start);
     }
     const std::vector<TrainingExample> rows = InterleavePairs(split.train);
-    DpoRun run{model, modules, options, split, rows, reference, params, optimizer, progress, *group};
+    DpoRun run{model, options, rows, reference, params, optimizer, progress, *group};
     const EpochPlans plans = PlanPairEpochs(split.train, options);
     const int64_t total_steps = TotalSteps(plans, options.gradient_accumulation);
     const ProgressClock clock(progress);
@@ -245,7 +250,8 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
                                                                 ? progress.step % options.eval_every_steps == 0
                                                                 : progress.next_batch == 0);
         if (evaluate) {
-          QLORAD_ASSIGN_OR_RETURN(event.dpo_eval, EvaluatePairs(model, modules, split.validation, options));
+          QLORAD_ASSIGN_OR_RETURN(event.dpo_eval,
+                                  EvaluatePairs(model, split.validation, validation_reference, options));
           event.eval_loss = event.dpo_eval.loss;
           progress.eval_losses.push_back(event.eval_loss);
           progress.eval_steps.push_back(progress.step);
