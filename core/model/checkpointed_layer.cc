@@ -1,5 +1,7 @@
 #include "core/model/checkpointed_layer.h"
 
+#include <vector>
+
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -23,6 +25,17 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["mask"] = context.mask.defined() ? context.mask : at::Tensor();
     ctx->saved_data["has_mask"] = context.mask.defined();
     ctx->saved_data["layer_index"] = context.layer_index;
+    ctx->saved_data["packed"] = context.segments.defined();
+    if (context.segments.defined()) {
+      std::vector<at::Tensor> gathers, attends;
+      for (const PackedSegments::Group& group : context.segments.groups) {
+        gathers.push_back(group.gather);
+        attends.push_back(group.attend);
+      }
+      ctx->saved_data["segment_gathers"] = gathers;
+      ctx->saved_data["segment_attends"] = attends;
+      ctx->saved_data["segment_scatter"] = context.segments.scatter;
+    }
     ctx->saved_data["num_params"] = static_cast<int64_t>(params.size());
     ctx->save_for_backward({x});
     return layer->forward(x, context);  // autograd is off inside Function::forward
@@ -36,6 +49,12 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     context.sin = ctx->saved_data["sin"].toTensor();
     if (ctx->saved_data["has_mask"].toBool()) context.mask = ctx->saved_data["mask"].toTensor();
     context.layer_index = ctx->saved_data["layer_index"].toInt();
+    if (ctx->saved_data["packed"].toBool()) {
+      const std::vector<at::Tensor> gathers = ctx->saved_data["segment_gathers"].toTensorVector();
+      const std::vector<at::Tensor> attends = ctx->saved_data["segment_attends"].toTensorVector();
+      for (size_t g = 0; g < gathers.size(); ++g) context.segments.groups.push_back({gathers[g], attends[g]});
+      context.segments.scatter = ctx->saved_data["segment_scatter"].toTensor();
+    }
     // Replay the forward's random stream (dropout), then give the caller's stream back.
     at::Generator generator = TrainingGenerator(x.device());
     at::Tensor current = generator.get_state();

@@ -10,7 +10,7 @@
 namespace qlorad {
 namespace {
 
-// Plain causal attention (no explicit mask) in fp32 on the CPU outside autograd and
+// Plain causal attention (no explicit mask, not packed) in fp32 on the CPU outside autograd and
 // outside training takes the kernel that never forms the tokens × keys score matrix
 // (kernels/decode_ops.h). Training keeps one path so that a checkpointed layer's
 // no-grad forward and its recomputation agree bit for bit.
@@ -18,7 +18,7 @@ bool UseCausalKernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
                      bool training) {
   if (training) return false;
   const bool autograd = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
-  return !ctx.mask.defined() && !autograd && q.device().is_cpu() && q.scalar_type() == at::kFloat &&
+  return !ctx.mask.defined() && !ctx.segments.defined() && !autograd && q.device().is_cpu() && q.scalar_type() == at::kFloat &&
          k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat;
 }
 
@@ -71,7 +71,7 @@ AttentionImpl::AttentionImpl(const ModelConfig& config, Projections projections)
 }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const AttentionContext& ctx) {
-  const int64_t batch = x.size(0), tokens = x.size(1), groups = heads_ / kv_heads_;
+  const int64_t batch = x.size(0), tokens = x.size(1);
   at::Tensor q = proj_.q->forward(x).view({batch, tokens, heads_, head_dim_}).transpose(1, 2);
   at::Tensor k = proj_.k->forward(x).view({batch, tokens, kv_heads_, head_dim_}).transpose(1, 2);
   at::Tensor v = proj_.v->forward(x).view({batch, tokens, kv_heads_, head_dim_}).transpose(1, 2);
@@ -79,18 +79,49 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const AttentionContext& c
   k = RotaryEmbedding::Apply(k, ctx.cos, ctx.sin);
   if (ctx.cache != nullptr) std::tie(k, v) = ctx.cache->Append(ctx.layer_index, k, v);
   if (UseCausalKernel(q, k, v, ctx, is_training())) return proj_.o->forward(CausalAttentionCpu(q, k, v));
-  const int64_t keys = k.size(2);
+  if (ctx.segments.defined()) return proj_.o->forward(SegmentAttention(q, k, v, ctx.segments));
+  return proj_.o->forward(MaskedAttention(q, k, v, ctx.mask));
+}
+
+at::Tensor AttentionImpl::MaskedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                          at::Tensor mask) const {
+  const int64_t batch = q.size(0), tokens = q.size(2), keys = k.size(2), groups = heads_ / kv_heads_;
   // Query heads grouped over their shared kv head: [B, Hkv, G, T, D] x [B, Hkv, 1, D, S].
   at::Tensor qg = q.reshape({batch, kv_heads_, groups, tokens, head_dim_});
   at::Tensor scores = at::matmul(qg, k.unsqueeze(2).transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim_));
-  at::Tensor mask = ctx.mask;
-  if (!mask.defined()) mask = at::ones({tokens, keys}, x.options().dtype(at::kBool)).tril(keys - tokens);
+  if (!mask.defined()) mask = at::ones({tokens, keys}, q.options().dtype(at::kBool)).tril(keys - tokens);
   scores = scores.masked_fill(mask.view({mask.dim() == 4 ? mask.size(0) : 1, 1, 1, tokens, keys}).logical_not(),
                               -std::numeric_limits<float>::infinity());
   at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(v.scalar_type());
   at::Tensor out = at::matmul(probs, v.unsqueeze(2));  // [B, Hkv, G, T, D]
-  out = out.reshape({batch, heads_, tokens, head_dim_}).transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_});
-  return proj_.o->forward(out);
+  return out.reshape({batch, heads_, tokens, head_dim_}).transpose(1, 2).reshape({batch, tokens, heads_ * head_dim_});
+}
+
+at::Tensor AttentionImpl::SegmentAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                           const PackedSegments& segments) const {
+  const int64_t batch = q.size(0), tokens = q.size(2);
+  // [B, H, T, D] as [B·T, H, D] rows, gathered per group into [n, H, L, D].
+  auto token_rows = [&](const at::Tensor& t) { return t.transpose(1, 2).reshape({batch * tokens, t.size(1), head_dim_}); };
+  const at::Tensor q_rows = token_rows(q), k_rows = token_rows(k), v_rows = token_rows(v);
+  std::vector<at::Tensor> outputs;
+  for (const PackedSegments::Group& group : segments.groups) {
+    const int64_t n = group.gather.size(0), longest = group.gather.size(1);
+    const at::Tensor index = group.gather.flatten();
+    auto per_example = [&](const at::Tensor& rows) {
+      return rows.index_select(0, index).view({n, longest, rows.size(1), head_dim_}).transpose(1, 2);
+    };
+    outputs.push_back(MaskedAttention(per_example(q_rows), per_example(k_rows), per_example(v_rows), group.attend)
+                          .reshape({n * longest, heads_ * head_dim_}));
+  }
+  const at::Tensor all = outputs.size() == 1 ? outputs[0] : at::cat(outputs, 0);
+  return all.index_select(0, segments.scatter).view({batch, tokens, heads_ * head_dim_});
+}
+
+PackedSegments PackedSegments::To(const c10::Device& device) const {
+  PackedSegments out;
+  for (const Group& group : groups) out.groups.push_back({group.gather.to(device), group.attend.to(device)});
+  out.scatter = scatter.to(device);
+  return out;
 }
 
 MlpImpl::MlpImpl(Projections projections) : proj_(std::move(projections)) {

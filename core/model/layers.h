@@ -3,6 +3,7 @@
 #define QLORAD_CORE_MODEL_LAYERS_H_
 
 #include <memory>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
@@ -28,10 +29,27 @@ class RMSNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
+// Padding-free packed sequences: several examples laid end to end in the [B, T] tokens,
+// each attending only to its own earlier tokens. Attention runs per example: the tokens
+// are gathered into groups of examples of similar length ([n, L] each, L = the group's
+// longest), attended with the group's mask, and scattered back, so its cost is about
+// Σ length² rather than B·T². Undefined (no groups) when not packed.
+struct PackedSegments {
+  struct Group {
+    at::Tensor gather;  // int64 [n, L]: each example's tokens as flat indices into B·T (padding: any valid index)
+    at::Tensor attend;  // bool [n, 1, L, L]: causal over the example's real tokens; padding slots also see themselves
+  };
+  std::vector<Group> groups;
+  at::Tensor scatter;  // int64 [B·T]: each token's row in the groups' [n·L] outputs, concatenated in order
+  bool defined() const { return scatter.defined(); }
+  PackedSegments To(const c10::Device& device) const;
+};
+
 // Per-forward inputs shared by every layer.
 struct AttentionContext {
   at::Tensor cos, sin;   // [B, 1, T, D]
   at::Tensor mask;       // bool [B or 1, 1, T, S]: true = may attend; undefined = plain causal over S = T
+  PackedSegments segments;  // overrides `mask` when defined (training only: no cache)
   KvStore* cache = nullptr;
   int64_t layer_index = 0;
 };
@@ -47,6 +65,12 @@ class AttentionImpl : public torch::nn::Module {
   const Projections& projections() const { return proj_; }
 
  private:
+  // q [B, H, T, D], k/v [B, Hkv, S, D], mask as AttentionContext::mask -> [B, T, H·D].
+  at::Tensor MaskedAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tensor mask) const;
+  // As MaskedAttention over S = T, each example of `segments` attending only to itself.
+  at::Tensor SegmentAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              const PackedSegments& segments) const;
+
   Projections proj_;
   int64_t heads_, kv_heads_, head_dim_;
 };

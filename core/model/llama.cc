@@ -31,7 +31,10 @@ AttentionContext LlamaModelImpl::MakeContext(const ForwardInput& input, int64_t 
   AttentionContext ctx;
   std::tie(ctx.cos, ctx.sin) = rope_.CosSin(positions.to(device()), dtype());
   ctx.cache = input.cache;
-  if (input.attend.defined()) {
+  if (input.segments.defined()) {
+    TORCH_CHECK(input.cache == nullptr, "packed segments are for training and scoring (no KV cache)");
+    ctx.segments = input.segments.To(device());
+  } else if (input.attend.defined()) {
     ctx.mask = input.attend.to(device());
   } else if (input.attention_mask.defined()) {
     auto bool_options = at::TensorOptions().dtype(at::kBool).device(device());

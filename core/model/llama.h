@@ -27,6 +27,9 @@ struct ForwardInput {
   // Optional explicit mask, bool [B, 1, T, S], true = may attend; overrides the causal
   // mask built from attention_mask (rows of a batch with different pasts: paged serving).
   at::Tensor attend = {};
+  // Optional: padding-free packed examples (layers.h), with `positions` restarting per
+  // example; overrides the masks. Training and scoring only (no cache).
+  PackedSegments segments = {};
 };
 
 class LlamaModelImpl : public torch::nn::Module {

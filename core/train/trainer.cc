@@ -43,8 +43,8 @@ double BackwardShare(LlamaModel& model, const Batch& batch, const GlobalBatchFac
   return loss.item<double>();
 }
 
-// RunMicroBatch with packing: the rows' packs are the unit sharded across ranks (and the
-// global batch's rows for dropout); the loss has the same denominator.
+// RunMicroBatch with packing: the rows' packs are the unit sharded across ranks, and the
+// packs' row layout is the grid dropout draws over; the loss has the same denominator.
 MicroBatchResult RunPackedMicroBatch(LlamaModel& model, const std::vector<TrainingExample>& examples,
                                      const std::vector<size_t>& rows, const TrainerOptions& options,
                                      const Collective& group, uint64_t dropout_seed, int64_t micro_batches) {
@@ -61,8 +61,10 @@ MicroBatchResult RunPackedMicroBatch(LlamaModel& model, const std::vector<Traini
   for (const Pack& pack : mine) my_rows.insert(my_rows.end(), pack.begin(), pack.end());
   MicroBatchResult result{0.0, facts.tokens, FactsOf(examples, my_rows, options.max_seq_len).tokens};
   if (mine.empty() || facts.trained_positions == 0) return result;
-  result.loss = BackwardShare(model, MakePackedBatch(examples, mine, options.max_seq_len), facts, micro_batches,
-                              dropout_seed, {static_cast<int64_t>(packs.size()), first_pack, packed_len});
+  const Batch batch = MakePackedBatch(examples, mine, options.max_seq_len);
+  BatchShard shard{static_cast<int64_t>(packs.size()), first_pack, packed_len};
+  if (batch.grid_rows.defined()) shard.token_index = (batch.grid_rows + first_pack) * packed_len + batch.grid_columns;
+  result.loss = BackwardShare(model, batch, facts, micro_batches, dropout_seed, shard);
   return result;
 }
 

@@ -34,7 +34,7 @@ class BatchWriter {
  public:
   BatchWriter(int64_t rows, int64_t len, bool packed)
       : batch_{Zeros(rows, len, at::kLong), Zeros(rows, len, at::kLong), Zeros(rows, len, at::kLong),
-               Zeros(rows, len, at::kFloat), packed ? Zeros(rows, len, at::kLong) : at::Tensor(), {}, 0},
+               Zeros(rows, len, at::kFloat), packed ? Zeros(rows, len, at::kLong) : at::Tensor(), {}, {}, {}, 0},
         ids_(batch_.ids.accessor<int64_t, 2>()),
         mask_(batch_.mask.accessor<int64_t, 2>()),
         targets_(batch_.targets.accessor<int64_t, 2>()),
@@ -91,42 +91,94 @@ std::vector<Pack> PackRows(const std::vector<TrainingExample>& examples, const s
   return packs;
 }
 
-Batch MakePackedBatch(const std::vector<TrainingExample>& examples, const std::vector<Pack>& packs, int64_t max_len) {
-  int64_t len = 1;
-  for (const Pack& pack : packs) {
-    int64_t n = 0;
-    for (size_t r : pack) n += TruncatedLength(examples[r], max_len);
-    len = std::max(len, n);
+namespace {
+
+struct Span {
+  int64_t start = 0, length = 0;  // an example's columns in the packed row
+};
+
+// attend [n, 1, L, L] of a PackedSegments group for examples of `lengths` tokens.
+at::Tensor SegmentAttend(const std::vector<int64_t>& lengths, int64_t longest) {
+  const auto long_options = at::TensorOptions().dtype(at::kLong);
+  const at::Tensor index = at::arange(longest, long_options);
+  const at::Tensor causal = index.unsqueeze(1).ge(index.unsqueeze(0));                             // [L, L]
+  const at::Tensor valid = index.unsqueeze(0).lt(at::tensor(lengths, long_options).unsqueeze(1));  // [n, L]
+  const at::Tensor self = at::eye(longest, at::TensorOptions().dtype(at::kBool));
+  return ((causal.unsqueeze(0) & valid.unsqueeze(1)) | self.unsqueeze(0)).unsqueeze(1);
+}
+
+// Examples grouped by length for attention: sorted, a new group whenever an example is
+// longer than max(1.5 × the group's shortest, shortest + 16), so a group's padded area
+// stays near its real one with a handful of groups. Fills `scatter` ([tokens]).
+PackedSegments GroupSegments(const std::vector<Span>& spans, at::Tensor scatter) {
+  std::vector<size_t> order;
+  for (size_t e = 0; e < spans.size(); ++e)
+    if (spans[e].length > 0) order.push_back(e);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return spans[a].length < spans[b].length; });
+  PackedSegments segments;
+  auto scatters = scatter.accessor<int64_t, 1>();
+  int64_t offset = 0;  // the group's first row in the concatenated outputs
+  for (size_t begin = 0; begin < order.size();) {
+    const int64_t shortest = spans[order[begin]].length;
+    size_t end = begin;
+    while (end < order.size() && spans[order[end]].length <= std::max(shortest * 3 / 2, shortest + 16)) ++end;
+    const int64_t n = static_cast<int64_t>(end - begin), longest = spans[order[end - 1]].length;
+    at::Tensor gather = at::zeros({n, longest}, at::TensorOptions().dtype(at::kLong));
+    auto gathers = gather.accessor<int64_t, 2>();
+    std::vector<int64_t> lengths;
+    for (int64_t i = 0; i < n; ++i) {
+      const Span& span = spans[order[begin + i]];
+      for (int64_t t = 0; t < span.length; ++t) {
+        gathers[i][t] = span.start + t;
+        scatters[span.start + t] = offset + i * longest + t;
+      }
+      lengths.push_back(span.length);
+    }
+    segments.groups.push_back({gather, SegmentAttend(lengths, longest)});
+    offset += n * longest;
+    begin = end;
   }
-  const int64_t b = static_cast<int64_t>(packs.size());
-  BatchWriter writer(b, len, /*packed=*/true);
+  segments.scatter = scatter;
+  return segments;
+}
+
+}  // namespace
+
+Batch MakePackedBatch(const std::vector<TrainingExample>& examples, const std::vector<Pack>& packs, int64_t max_len) {
+  int64_t total = 0;
+  for (const Pack& pack : packs)
+    for (size_t r : pack) total += TruncatedLength(examples[r], max_len);
+  BatchWriter writer(1, std::max<int64_t>(total, 1), /*packed=*/true);
   Batch& batch = writer.batch();
-  at::Tensor segment = at::full({b, len}, -1, at::TensorOptions().dtype(at::kLong));
+  if (total == 0) return std::move(batch);
+  const auto long_options = at::TensorOptions().dtype(at::kLong);
+  batch.grid_rows = at::empty({total}, long_options);
+  batch.grid_columns = at::empty({total}, long_options);
   auto positions = batch.positions.accessor<int64_t, 2>();
-  auto segments = segment.accessor<int64_t, 2>();
-  for (int64_t i = 0; i < b; ++i) {
-    int64_t col = 0;
-    for (size_t k = 0; k < packs[i].size(); ++k) {
-      const int64_t kept = writer.Write(examples[packs[i][k]], max_len, i, col);
-      for (int64_t t = 0; t < kept; ++t, ++col) {
-        positions[i][col] = t;
-        segments[i][col] = static_cast<int64_t>(k);
+  auto grid_rows = batch.grid_rows.accessor<int64_t, 1>(), grid_columns = batch.grid_columns.accessor<int64_t, 1>();
+  std::vector<Span> spans;
+  int64_t col = 0;
+  for (size_t p = 0; p < packs.size(); ++p) {
+    int64_t pack_col = 0;
+    for (size_t r : packs[p]) {
+      spans.push_back({col, writer.Write(examples[r], max_len, 0, col)});
+      for (int64_t t = 0; t < spans.back().length; ++t, ++col, ++pack_col) {
+        positions[0][col] = t;
+        grid_rows[col] = static_cast<int64_t>(p);
+        grid_columns[col] = pack_col;
       }
     }
   }
-  at::Tensor same = segment.unsqueeze(2).eq(segment.unsqueeze(1)) & segment.ge(0).unsqueeze(2);
-  at::Tensor causal = at::ones({len, len}, at::TensorOptions().dtype(at::kBool)).tril();
-  at::Tensor self = at::eye(len, at::TensorOptions().dtype(at::kBool));
-  batch.attend = ((same & causal) | self).unsqueeze(1);
+  batch.segments = GroupSegments(spans, at::empty({total}, long_options));
   return std::move(batch);
 }
 
 at::Tensor SummedCompletionLoss(LlamaModel& model, const Batch& batch, int64_t chunk_rows) {
   const c10::Device device = model->device();
   ForwardInput input{batch.ids.to(device), {}, batch.mask.to(device), nullptr};
-  if (batch.attend.defined()) {  // packed: the trainer checked max_seq_len against the context limit
+  if (batch.positions.defined()) {  // packed: the trainer checked max_seq_len against the context limit
     input.positions = batch.positions.to(device);
-    input.attend = batch.attend.to(device);
+    input.segments = batch.segments;  // moved to the device by the model
   }
   at::Tensor hidden = model->Hidden(input);
   at::Tensor rows = batch.weights.flatten().nonzero().squeeze(1).to(device);

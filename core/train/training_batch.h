@@ -18,10 +18,13 @@ namespace qlorad {
 
 struct Batch {
   at::Tensor ids, mask, targets, weights;  // [B, T]; weights = 1 on trained target positions
-  // Packed rows only (else undefined): positions restarting at 0 in each example [B, T],
-  // and attend [B, 1, T, T], true where a token may attend: earlier-or-same tokens of its
-  // own example (block-diagonal causal); a padding position attends only to itself.
-  at::Tensor positions, attend;
+  // Packed only (else undefined): positions restarting at 0 in each example [B, T], and
+  // the examples as segments that attend only within themselves (block-diagonal causal).
+  at::Tensor positions;
+  PackedSegments segments;
+  // Packed only: each token's pack and column in the packs' row layout [packs, longest
+  // pack] (where shard-invariant dropout draws its masks; see BatchShard::token_index).
+  at::Tensor grid_rows, grid_columns;
   int64_t tokens = 0;
 };
 
@@ -37,8 +40,9 @@ using Pack = std::vector<size_t>;
 std::vector<Pack> PackRows(const std::vector<TrainingExample>& examples, const std::vector<size_t>& rows,
                            int64_t max_len);
 
-// `packs` laid out as rows (see Batch::positions/attend). Every example's loss terms,
-// attention and positions equal those of MakeBatch with one example per row.
+// `packs` laid out padding-free: every example end to end in one row [1, tokens], in pack
+// order (see Batch::positions/segments). Every example's loss terms, attention and
+// positions equal those of MakeBatch with one example per row.
 Batch MakePackedBatch(const std::vector<TrainingExample>& examples, const std::vector<Pack>& packs, int64_t max_len);
 
 // Summed negative log-likelihood over the trained positions of `batch` (fp32 scalar);

@@ -48,8 +48,15 @@ at::Tensor ShardInvariantDropout(const at::Tensor& x, double p, bool train) {
   at::Generator generator = TrainingGenerator(x.device());
   at::Tensor mask;
   const Scope* scope = current_scope;
-  if (scope != nullptr && x.dim() == 3 && scope->shard.global_rows >= scope->shard.row_offset + x.size(0) &&
-      scope->shard.global_len >= x.size(1)) {
+  if (scope != nullptr && x.dim() == 3 && scope->shard.token_index.defined() && x.size(0) == 1 &&
+      x.size(1) == scope->shard.token_index.numel()) {
+    const BatchShard& s = scope->shard;
+    mask = at::empty({s.global_rows * s.global_len, x.size(2)}, x.options())
+               .bernoulli_(1.0 - p, generator)
+               .index_select(0, s.token_index.to(x.device()))
+               .unsqueeze(0);
+  } else if (scope != nullptr && x.dim() == 3 && !scope->shard.token_index.defined() &&
+             scope->shard.global_rows >= scope->shard.row_offset + x.size(0) && scope->shard.global_len >= x.size(1)) {
     const BatchShard& s = scope->shard;
     mask = at::empty({s.global_rows, s.global_len, x.size(2)}, x.options())
                .bernoulli_(1.0 - p, generator)

@@ -23,6 +23,9 @@ struct BatchShard {
   int64_t global_rows = 0;  // rows of the global batch (all ranks)
   int64_t row_offset = 0;   // this shard's first row in it
   int64_t global_len = 0;   // the global batch's padded length (>= this shard's)
+  // Optional, for a shard laid out as one row [1, N] (padding-free packing): each of its
+  // tokens' flat index into the global [global_rows, global_len] grid; row_offset unused.
+  at::Tensor token_index = {};
 };
 
 // Installs `generator` and `shard` for this thread until destruction (nestable: the

@@ -120,13 +120,27 @@ at::Tensor Bools(std::vector<int64_t> values) { return at::tensor(values, at::kL
 TEST(PackingTest, PackedBatchLayout) {
   std::vector<TrainingExample> examples = {{{5, 6, 7}, {0, 1, 1}}, {{8, 9}, {0, 1}}, {{10, 11, 12, 13}, {0, 0, 1, 1}}};
   const Batch batch = MakePackedBatch(examples, {{0, 1}, {2}}, 8);
-  ASSERT_EQ(batch.ids.sizes(), (at::IntArrayRef{2, 5}));
-  EXPECT_TRUE(at::equal(batch.positions[0], at::tensor({0, 1, 2, 0, 1}, at::kLong)));
-  EXPECT_TRUE(at::equal(batch.positions[1].slice(0, 0, 4), at::tensor({0, 1, 2, 3}, at::kLong)));
-  // Token 3 (first of the second example) sees itself only; token 4 sees 3 and 4.
-  EXPECT_TRUE(at::equal(batch.attend[0][0][3], Bools({0, 0, 0, 1, 0})));
-  EXPECT_TRUE(at::equal(batch.attend[0][0][4], Bools({0, 0, 0, 1, 1})));
-  EXPECT_TRUE(at::equal(batch.attend[1][0][4], Bools({0, 0, 0, 0, 1})));  // padding: itself
+  // Padding-free: the three examples end to end in one row, positions restarting.
+  ASSERT_EQ(batch.ids.sizes(), (at::IntArrayRef{1, 9}));
+  EXPECT_TRUE(at::equal(batch.ids[0], at::tensor({5, 6, 7, 8, 9, 10, 11, 12, 13}, at::kLong)));
+  EXPECT_TRUE(at::equal(batch.positions[0], at::tensor({0, 1, 2, 0, 1, 0, 1, 2, 3}, at::kLong)));
+  // Attention runs per example: here one group (similar lengths), shortest first; each
+  // example's tokens gathered from 0 (padding slots: any index) and scattered back.
+  ASSERT_EQ(batch.segments.groups.size(), 1u);
+  const PackedSegments::Group& group = batch.segments.groups[0];
+  ASSERT_EQ(group.gather.sizes(), (at::IntArrayRef{3, 4}));
+  EXPECT_TRUE(at::equal(group.gather[0].slice(0, 0, 2), at::tensor({3, 4}, at::kLong)));
+  EXPECT_TRUE(at::equal(group.gather[1].slice(0, 0, 3), at::tensor({0, 1, 2}, at::kLong)));
+  EXPECT_TRUE(at::equal(group.gather[2], at::tensor({5, 6, 7, 8}, at::kLong)));
+  EXPECT_TRUE(at::equal(batch.segments.scatter, at::tensor({4, 5, 6, 0, 1, 8, 9, 10, 11}, at::kLong)));
+  // The 2-token example's second token sees its first and itself; its padding slots see
+  // the real tokens and themselves (never an all-masked row; their outputs are dropped).
+  EXPECT_TRUE(at::equal(group.attend[0][0][1], Bools({1, 1, 0, 0})));
+  EXPECT_TRUE(at::equal(group.attend[0][0][3], Bools({1, 1, 0, 1})));
+  EXPECT_TRUE(at::equal(group.attend[2][0][3], Bools({1, 1, 1, 1})));
+  // Dropout's grid: the packs as rows.
+  EXPECT_TRUE(at::equal(batch.grid_rows, at::tensor({0, 0, 0, 0, 0, 1, 1, 1, 1}, at::kLong)));
+  EXPECT_TRUE(at::equal(batch.grid_columns, at::tensor({0, 1, 2, 3, 4, 0, 1, 2, 3}, at::kLong)));
   // The last token of an example predicts nothing (no target across examples).
   EXPECT_EQ(batch.weights[0][2].item<float>(), 0.0f);
   EXPECT_EQ(batch.weights[0][1].item<float>(), 1.0f);
@@ -134,19 +148,39 @@ TEST(PackingTest, PackedBatchLayout) {
   EXPECT_EQ(batch.tokens, 9);
 }
 
-// The same rows packed and padded: summed loss and every adapter gradient agree, for
+// Outside training and autograd (validation, scoring), the packed forward must not take
+// the plain-causal attention kernel: its final hidden states equal the unpacked ones.
+TEST(PackingTest, PackedForwardOutsideTrainingEqualsUnpacked) {
+  const std::vector<TrainingExample> examples = RandomExamples(6, 0, 40, 5);
+  const std::vector<size_t> rows = {0, 1, 2, 3, 4, 5};
+  const Batch padded = MakeBatch(examples, rows, 64), packed = MakePackedBatch(examples, {{0, 1, 2}, {3, 4, 5}}, 64);
+  ASSERT_GE(packed.segments.groups.size(), 2u) << "the test needs lengths far apart";
+  Adapted m = Load(WriteModel("llama", 4, 2), /*quantize=*/false);
+  m.loaded.model->eval();
+  at::NoGradGuard no_grad;
+  const at::Tensor unpacked_hidden = m.loaded.model->Hidden({padded.ids, {}, padded.mask, nullptr});
+  ForwardInput input{packed.ids, packed.positions, packed.mask, nullptr};
+  input.segments = packed.segments;
+  const at::Tensor packed_hidden = m.loaded.model->Hidden(input);
+  const at::Tensor mask = padded.mask.flatten().nonzero().squeeze(1);
+  const at::Tensor expected = unpacked_hidden.flatten(0, 1).index_select(0, mask);
+  EXPECT_LT(MaxRelativeDifference(packed_hidden[0], expected), 1e-5);
+}
+
+// The same rows packed (padding-free) and padded: summed loss and every adapter gradient agree, for
 // Llama (GQA, Llama-3 rope scaling) and Qwen2 (q/k/v biases), dense and NF4 bases, with
 // and without gradient checkpointing. (RoPE scores depend only on position differences,
 // so this would also hold with positions continuing across examples, up to rounding;
 // PackedBatchLayout checks the restart.)
 TEST(PackingTest, PackedRowsGiveTheUnpackedLossAndGradients) {
-  const std::vector<TrainingExample> examples = RandomExamples(12, 0, 14, 7);
+  const std::vector<TrainingExample> examples = RandomExamples(12, 0, 30, 7);
   std::vector<size_t> rows(examples.size());
   for (size_t i = 0; i < rows.size(); ++i) rows[i] = i;
-  const Batch padded = MakeBatch(examples, rows, 32);
-  const std::vector<Pack> packs = PackRows(examples, rows, 32);
+  const Batch padded = MakeBatch(examples, rows, 64);
+  const std::vector<Pack> packs = PackRows(examples, rows, 64);
   ASSERT_LT(packs.size(), rows.size() / 2) << "the test needs several examples per row";
-  const Batch packed = MakePackedBatch(examples, packs, 32);
+  const Batch packed = MakePackedBatch(examples, packs, 64);
+  ASSERT_GE(packed.segments.groups.size(), 2u) << "the test needs attention groups of different lengths";
   for (const auto& [type, kv_heads] : std::vector<std::pair<std::string, int64_t>>{{"llama", 2}, {"qwen2", 4}}) {
     const std::string dir = WriteModel(type, 4, kv_heads);
     for (bool quantize : {false, true}) {
@@ -154,7 +188,7 @@ TEST(PackingTest, PackedRowsGiveTheUnpackedLossAndGradients) {
         SCOPED_TRACE(type + (quantize ? " nf4" : " dense") + (checkpointing ? " checkpointed" : ""));
         Adapted a = Load(dir, quantize), b = Load(dir, quantize);
         const LossAndGradients reference = Backward(a, padded, checkpointing);
-        // Packed, then packed with the vocabulary loss in chunks of 7 of its ~20 loss rows.
+        // Packed, then packed with the vocabulary loss in chunks of 7 of its loss rows.
         for (int64_t chunk_rows : {0, 7}) {
           const LossAndGradients result = Backward(b, packed, checkpointing, chunk_rows);
           EXPECT_NEAR(result.loss, reference.loss, 1e-5 * std::abs(reference.loss)) << "chunk rows " << chunk_rows;
@@ -257,9 +291,9 @@ TEST(PackingTest, ATooLongExampleIsTruncatedAsUnpacked) {
   const std::vector<Pack> packs = PackRows(examples, {0, 1, 2}, 12);
   ASSERT_EQ(packs.size(), 3u);  // 12 tokens each after truncation: one per row
   const Batch packed = MakePackedBatch(examples, packs, 12), padded = MakeBatch(examples, {0, 1, 2}, 12);
-  EXPECT_TRUE(at::equal(packed.ids, padded.ids));
-  EXPECT_TRUE(at::equal(packed.targets, padded.targets));
-  EXPECT_TRUE(at::equal(packed.weights, padded.weights));
+  EXPECT_TRUE(at::equal(packed.ids.view({3, 12}), padded.ids));
+  EXPECT_TRUE(at::equal(packed.targets.view({3, 12}), padded.targets));
+  EXPECT_TRUE(at::equal(packed.weights.view({3, 12}), padded.weights));
 }
 
 }  // namespace
