@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include "kernels/bf16.h"
+#include "kernels/internal/avx2_util.h"
 #include "kernels/internal/matvec_impl.h"
 
 #define QLORAD_AVX2 __attribute__((target("avx2,fma")))
@@ -11,12 +12,6 @@ namespace qlorad::kernels::internal {
 namespace {
 
 constexpr int64_t kPrefetchBytes = 2048;
-
-QLORAD_AVX2 inline float HorizontalSum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
-}
 
 // Weight formats: 8 consecutive weights widened to fp32 (exactly), and one weight.
 struct F32 {
@@ -76,7 +71,7 @@ QLORAD_AVX2 void Row(const MatvecArgs& a, int64_t o) {
     __m256 sum = acc[0][b];
 #pragma GCC unroll 8
     for (int u = 1; u < U; ++u) sum = _mm256_add_ps(sum, acc[u][b]);
-    float total = HorizontalSum(sum);
+    float total = HorizontalSumAvx2(sum);
     for (int64_t j = i; j < in; ++j) total += Format::One(w + j) * a.x[b * a.x_stride + j];
     a.y[b * a.y_stride + o] = total * scale + bias;
   }

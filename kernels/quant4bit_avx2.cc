@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "kernels/bf16.h"
+#include "kernels/internal/avx2_util.h"
 #include "kernels/internal/quant4bit_impl.h"
 #include "kernels/quant_tables.h"
 
@@ -195,13 +196,6 @@ QLORAD_AVX2 void DequantizeRangeImpl(const Packed4bitView& w, int64_t begin, int
   }
 }
 
-QLORAD_AVX2 inline float HorizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 // NB batch rows at once: each 32-weight group (16 bytes) is decoded once, scaled by its
 // block's absmax and FMA'd into the accumulators of every batch row. Small NB spread the
 // FMAs over C independent accumulators per row so FMA latency does not serialize them.
@@ -251,7 +245,7 @@ QLORAD_AVX2 void GemmTileNb(const Packed4bitView& w, int64_t in, const GemmTile&
       __m256 sum = acc[b][0];
 #pragma GCC unroll 4
       for (int c = 1; c < C; ++c) sum = _mm256_add_ps(sum, acc[b][c]);
-      t.y[b * t.ldy + o] = HorizontalSum(sum) + (t.bias ? t.bias[o] : 0.0f);
+      t.y[b * t.ldy + o] = HorizontalSumAvx2(sum) + (t.bias ? t.bias[o] : 0.0f);
     }
   }
 }

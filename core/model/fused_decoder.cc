@@ -13,6 +13,7 @@
 #include "kernels/bf16.h"
 #include "kernels/decode_ops.h"
 #include "kernels/gemm4bit.h"
+#include "kernels/gemm4bit_q8.h"
 #include "kernels/matvec.h"
 #include "kernels/parallel.h"
 
@@ -25,21 +26,34 @@ const float* Fp32CpuData(const at::Tensor& t) {
   return t.data_ptr<float>();
 }
 
+// The NF4 serving head's block size (bitsandbytes' default for weights).
+constexpr int64_t kHeadNf4Blocksize = 64;
+
 // Rows per ParallelFor chunk: about 16 KB of weights, so chunks stay balanced.
 int64_t RowGrain(int64_t in) { return std::max<int64_t>(4, 4096 / std::max<int64_t>(1, in)); }
 
 }  // namespace
 
 absl::StatusOr<HeadPrecision> ParseHeadPrecision(const std::string& name) {
-  for (HeadPrecision p : {HeadPrecision::kFp32, HeadPrecision::kBf16, HeadPrecision::kInt8})
+  for (HeadPrecision p : {HeadPrecision::kFp32, HeadPrecision::kBf16, HeadPrecision::kInt8, HeadPrecision::kNf4})
     if (name == HeadPrecisionName(p)) return p;
-  return absl::InvalidArgumentError(absl::StrCat("serve head precision '", name, "' (hint: fp32, bf16 or int8)"));
+  return absl::InvalidArgumentError(absl::StrCat("serve head precision '", name, "' (hint: fp32, bf16, int8 or nf4)"));
+}
+
+absl::StatusOr<FusedDecoderOptions> ParseFusedDecoderOptions(const std::string& head, const std::string& activations) {
+  FusedDecoderOptions options;
+  QLORAD_ASSIGN_OR_RETURN(options.head, ParseHeadPrecision(head));
+  if (activations != "fp32" && activations != "int8")
+    return absl::InvalidArgumentError(absl::StrCat("--activations '", activations, "' (hint: fp32 or int8)"));
+  options.int8_activations = activations == "int8";
+  return options;
 }
 
 const char* HeadPrecisionName(HeadPrecision precision) {
   switch (precision) {
     case HeadPrecision::kBf16: return "bf16";
     case HeadPrecision::kInt8: return "int8";
+    case HeadPrecision::kNf4: return "nf4";
     case HeadPrecision::kFp32: break;
   }
   return "fp32";
@@ -115,6 +129,26 @@ absl::Status FusedDecoder::ReduceHeadPrecision() {
     head_.matrix = kernels::WeightMatrix{kernels::WeightFormat::kBf16, head_bf16_.data(), in, in, nullptr};
     return absl::OkStatus();
   }
+  if (options_.head == HeadPrecision::kNf4) {
+    if (in % kHeadNf4Blocksize != 0)
+      return absl::FailedPreconditionError(absl::StrCat("--serve-head nf4 needs a hidden size that is a multiple of ",
+                                                        kHeadNf4Blocksize, "; this model's is ", in,
+                                                        " (hint: --serve-head int8)"));
+    head_nf4_.resize(kernels::PackedBytes(rows * in));
+    head_scale_.resize(kernels::NumBlocks(rows * in, kHeadNf4Blocksize));
+    QLORAD_RETURN_IF_ERROR(kernels::Quantize4bit(kernels::QuantType::kNF4, absl::MakeConstSpan(weight, rows * in),
+                                                 kHeadNf4Blocksize, absl::MakeSpan(head_nf4_),
+                                                 absl::MakeSpan(head_scale_)));
+    kernels::Packed4bitView view;
+    view.type = kernels::QuantType::kNF4;
+    view.packed = head_nf4_;
+    view.numel = rows * in;
+    view.blocksize = kHeadNf4Blocksize;
+    view.scales.absmax = head_scale_;
+    head_.packed4bit = view;
+    head_.matrix = {};
+    return absl::OkStatus();
+  }
   head_int8_.resize(rows * in);
   head_scale_.resize(rows);
   kernels::ParallelFor(rows, 64, [&](int64_t begin, int64_t end) {
@@ -170,8 +204,18 @@ void FusedDecoder::Project(std::initializer_list<Output> outputs, const float* x
   }
   if (units == 0) return;
   const int64_t in = outputs.begin()->projection->in;
+  bool int8_x = any_4bit && options_.int8_activations;
+  for (const Output& output : outputs) {
+    const Projection& p = *output.projection;
+    if (p.fused() && p.packed4bit.has_value()) int8_x &= kernels::Gemm4bitQ8Supports(*p.packed4bit, in);
+  }
   kernels::Gemm4bitInput packed;
-  if (any_4bit) {
+  kernels::Q8Input quantized;
+  if (int8_x) {
+    if (q8_values_.size() < static_cast<size_t>(batch * in)) q8_values_.resize(batch * in);
+    if (q8_scales_.size() < static_cast<size_t>(batch * in / kernels::kQ8Group)) q8_scales_.resize(batch * in / kernels::kQ8Group);
+    quantized = kernels::QuantizeQ8Input(x, batch, in, q8_values_.data(), q8_scales_.data());
+  } else if (any_4bit) {
     if (packed_x_.size() < static_cast<size_t>(batch * in)) packed_x_.resize(batch * in);
     packed = kernels::PackGemm4bitInput(x, batch, in, packed_x_.data());
   }
@@ -187,7 +231,9 @@ void FusedDecoder::Project(std::initializer_list<Output> outputs, const float* x
       const int64_t row_begin = 4 * (lo - first), row_end = std::min(p.out, 4 * (hi - first));
       first += quads;
       if (lo >= hi) continue;
-      if (p.packed4bit.has_value()) {
+      if (p.packed4bit.has_value() && int8_x) {
+        kernels::Gemm4bitQ8Rows(*p.packed4bit, quantized, p.bias, output.y, p.out, row_begin, row_end);
+      } else if (p.packed4bit.has_value()) {
         kernels::Gemm4bitRows(*p.packed4bit, packed, p.bias, output.y, p.out, row_begin, row_end);
       } else {
         kernels::MatvecRows(p.matrix, x, p.in, batch, p.bias, output.y, p.out, row_begin, row_end);

@@ -34,15 +34,24 @@ namespace qlorad {
 // kFp32 reads the model's own weight; the others read a serving copy made at Create
 // (the model's weight is kept, unchanged, for training and the libtorch path):
 // kBf16 rounds each weight to bfloat16 (half the bytes), kInt8 keeps int8 codes with one
-// fp32 scale per row = max|w| / 127 (a quarter of the bytes).
-enum class HeadPrecision { kFp32, kBf16, kInt8 };
-// "fp32", "bf16", "int8"; INVALID_ARGUMENT naming the accepted values otherwise.
+// fp32 scale per row = max|w| / 127 (a quarter of the bytes), kNf4 quantizes it to NF4
+// in blocks of 64 with an fp32 absmax each (about an eighth; then streamed by the 4-bit
+// kernels like the layers, int8 activations included when asked for).
+enum class HeadPrecision { kFp32, kBf16, kInt8, kNf4 };
+// "fp32", "bf16", "int8", "nf4"; INVALID_ARGUMENT naming the accepted values otherwise.
 absl::StatusOr<HeadPrecision> ParseHeadPrecision(const std::string& name);
 const char* HeadPrecisionName(HeadPrecision precision);
 
 struct FusedDecoderOptions {
   HeadPrecision head = HeadPrecision::kFp32;
+  // True: 4-bit projections take int8 activations and integer dot products
+  // (kernels/gemm4bit_q8.h: approximate, its error bound stated there) wherever the
+  // shapes allow (in and the block size multiples of 64); else fp32 x (--activations).
+  bool int8_activations = false;
 };
+// From the tools' --serve-head and --activations (fp32|int8) values; INVALID_ARGUMENT
+// naming the flag and the accepted values otherwise.
+absl::StatusOr<FusedDecoderOptions> ParseFusedDecoderOptions(const std::string& head, const std::string& activations);
 
 class FusedDecoder {
  public:
@@ -104,12 +113,15 @@ class FusedDecoder {
   std::vector<uint16_t> head_bf16_;  // serving copies of the head (HeadPrecision)
   std::vector<int8_t> head_int8_;
   std::vector<float> head_scale_;
+  std::vector<uint8_t> head_nf4_;
   int fused_projections_ = 0;
 
   // Scratch, sized for the largest batch/capacity seen; no allocation in steady state.
   int buffer_batch_ = 0;
   int64_t buffer_capacity_ = 0;
   std::vector<float> hidden_, normed_, q_, k_, v_, attn_, delta_, gate_, up_, scores_, packed_x_;
+  std::vector<int8_t> q8_values_;
+  std::vector<float> q8_scales_;
   at::Tensor logits_;
 };
 

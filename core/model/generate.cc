@@ -41,7 +41,7 @@ absl::StatusOr<GenerationResult> Generate(LlamaModel& model, const std::vector<i
     auto cache = model->NewCache(1, std::max<int64_t>(capacity, 1));
     std::unique_ptr<FusedDecoder> fused;
     if (options.fused_decode && model->device().is_cpu() && model->dtype() == at::kFloat) {
-      QLORAD_ASSIGN_OR_RETURN(fused, FusedDecoder::Create(model, {options.serve_head}));
+      QLORAD_ASSIGN_OR_RETURN(fused, FusedDecoder::Create(model, options.fused));
     }
     auto long_options = at::TensorOptions().dtype(at::kLong);
     at::Tensor input = at::tensor(prompt, long_options).unsqueeze(0);

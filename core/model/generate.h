@@ -21,8 +21,9 @@ struct GenerationOptions {
   // fp32 on the CPU: decode steps after the prefill run through FusedDecoder
   // (fused_decoder.h; equal up to fp32 summation order). false: libtorch for every step.
   bool fused_decode = true;
-  // Storage of the vocabulary head on the fused path (fused_decoder.h, --serve-head).
-  HeadPrecision serve_head = HeadPrecision::kFp32;
+  // The fused path's head storage and activation precision (fused_decoder.h,
+  // --serve-head, --activations).
+  FusedDecoderOptions fused = {};
 };
 
 enum class FinishReason { kLength, kStop, kCancelled };

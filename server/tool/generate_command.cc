@@ -18,12 +18,16 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: qlorad-tool generate --prompt-tokens 1,5,9 [--max-tokens N] [--temperature T]\n"
-    "       [--top-k K] [--top-p P] [--seed S] [--stop 2,7] [--serve-head fp32|bf16|int8] <model flags>\n"
-    "  --serve-head  storage of the vocabulary head on the fused CPU decode path (default fp32)\n";
+    "       [--top-k K] [--top-p P] [--seed S] [--stop 2,7] [--serve-head fp32|bf16|int8|nf4]\n"
+    "       [--activations fp32|int8] <model flags>\n"
+    "  --serve-head   storage of the vocabulary head on the fused CPU decode path (default fp32)\n"
+    "  --activations  int8: 4-bit layers (--quantize nf4, --serve-head nf4) take 8-bit activations\n"
+    "                 and integer dot products on that path (approximate; default fp32)\n";
 
 absl::Status GenerateTokens(const Args& args) {
   std::set<std::string> value_flags = kModelValueFlags, bool_flags = kModelBoolFlags;
-  value_flags.insert({"prompt-tokens", "max-tokens", "temperature", "top-k", "top-p", "seed", "stop", "serve-head"});
+  value_flags.insert({"prompt-tokens", "max-tokens", "temperature", "top-k", "top-p", "seed", "stop", "serve-head",
+                      "activations"});
   bool_flags.insert("help");
   QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, value_flags, bool_flags));
   if (flags.GetBool("help")) {
@@ -40,7 +44,8 @@ absl::Status GenerateTokens(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(gen.sampling.top_p, flags.GetDouble("top-p", 1.0));
   QLORAD_ASSIGN_OR_RETURN(long long seed, flags.GetInt("seed", 0));
   gen.sampling.seed = static_cast<uint64_t>(seed);
-  QLORAD_ASSIGN_OR_RETURN(gen.serve_head, ParseHeadPrecision(flags.GetOr("serve-head", "fp32")));
+  QLORAD_ASSIGN_OR_RETURN(gen.fused, ParseFusedDecoderOptions(flags.GetOr("serve-head", "fp32"),
+                                                               flags.GetOr("activations", "fp32")));
   if (flags.Has("stop")) {
     QLORAD_ASSIGN_OR_RETURN(std::vector<long long> stop, ParseIntList("stop", flags.GetOr("stop", "")));
     gen.stop_token_ids.assign(stop.begin(), stop.end());

@@ -20,13 +20,16 @@ namespace qlorad::tool {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: qlorad-tool logits --tokens 1,5,9 --out FILE [--incremental [--fused]] <model flags>\n"
+    "usage: qlorad-tool logits --tokens 1,5,9 --out FILE [--incremental [--fused [--serve-head H]\n"
+    "       [--activations fp32|int8]]] <model flags>\n"
     "  --incremental  decode token by token through the KV cache instead of one pass\n"
-    "  --fused        ... through the fused CPU decode kernels (fp32 on the CPU only)\n";
+    "  --fused        ... through the fused CPU decode kernels (fp32 on the CPU only), with the\n"
+    "                 head and activation precisions of `qlorad-tool generate`\n";
 
 // Every position's logits, one FusedDecoder step per token.
-absl::StatusOr<at::Tensor> FusedForward(LlamaModel& model, const std::vector<int64_t>& tokens) {
-  QLORAD_ASSIGN_OR_RETURN(std::unique_ptr<FusedDecoder> decoder, FusedDecoder::Create(model));
+absl::StatusOr<at::Tensor> FusedForward(LlamaModel& model, const std::vector<int64_t>& tokens,
+                                        const FusedDecoderOptions& options) {
+  QLORAD_ASSIGN_OR_RETURN(std::unique_ptr<FusedDecoder> decoder, FusedDecoder::Create(model, options));
   auto cache = model->NewCache(1, static_cast<int64_t>(tokens.size()));
   std::vector<at::Tensor> rows;
   for (int64_t token : tokens) {
@@ -50,7 +53,7 @@ absl::StatusOr<at::Tensor> Forward(LlamaModel& model, const std::vector<int64_t>
 
 absl::Status Logits(const Args& args) {
   std::set<std::string> value_flags = kModelValueFlags, bool_flags = kModelBoolFlags;
-  value_flags.insert({"tokens", "out"});
+  value_flags.insert({"tokens", "out", "serve-head", "activations"});
   bool_flags.insert({"incremental", "fused", "help"});
   QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, value_flags, bool_flags));
   if (flags.GetBool("help")) {
@@ -70,7 +73,11 @@ absl::Status Logits(const Args& args) {
                                                    " (hint: at most ", loaded.config.ContextLimit(), " tokens)"));
   if (flags.GetBool("fused") && !flags.GetBool("incremental"))
     return absl::InvalidArgumentError("--fused: decodes token by token (hint: add --incremental)");
-  QLORAD_ASSIGN_OR_RETURN(at::Tensor logits, flags.GetBool("fused") ? FusedForward(loaded.model, tokens)
+  if ((flags.Has("serve-head") || flags.Has("activations")) && !flags.GetBool("fused"))
+    return absl::InvalidArgumentError("--serve-head/--activations: fused path only (hint: add --incremental --fused)");
+  QLORAD_ASSIGN_OR_RETURN(FusedDecoderOptions fused, ParseFusedDecoderOptions(flags.GetOr("serve-head", "fp32"),
+                                                                                flags.GetOr("activations", "fp32")));
+  QLORAD_ASSIGN_OR_RETURN(at::Tensor logits, flags.GetBool("fused") ? FusedForward(loaded.model, tokens, fused)
                                                                      : Forward(loaded.model, tokens, flags.GetBool("incremental")));
   at::Tensor cpu = logits.to(at::kCPU, at::kFloat).contiguous();
   return WriteFileAtomically(out, std::string_view(static_cast<const char*>(cpu.data_ptr()), cpu.nbytes()));

@@ -13,6 +13,7 @@ the bytes each token reads; fp32 GEMM FLOP/s over 2 * parameters for prefill).
 usage: python3 tests/bench/decode_vs_llama_cpp.py --llama-bench PATH [--reps 5] [--threads 2]
        [--model DIR] [--tool build/server/qlorad-tool] [--bench build/tests/bench/model_bench]
        [--reduced-heads bf16,int8]   (extra qlorad rows with that --serve-head, in the same rotation)
+       [--int8-activation-heads fp32,int8,nf4]   (extra NF4 rows with --activations int8 and that head)
 """
 import argparse
 import json
@@ -36,10 +37,10 @@ def run(args, env=None):
     return proc.stdout
 
 
-def qlorad_run(bench, model, quantize, threads, head="fp32"):
+def qlorad_run(bench, model, quantize, threads, head="fp32", activations="fp32"):
     env = dict(os.environ, QLORAD_KERNEL_THREADS=str(threads))
     out = run([bench, "--model", model, "--prompt", "512", "--decode-prompt", "1", "--decode", "128",
-               "--reps", "1", "--quantize", quantize, "--serve-head", head], env)
+               "--reps", "1", "--quantize", quantize, "--serve-head", head, "--activations", activations], env)
     number = lambda pattern: float(re.search(pattern, out).group(1))
     return {
         "pp": number(r"prefill 512 tokens: ([\d.]+) tokens/s"),
@@ -64,7 +65,7 @@ def stats(values):
 def bytes_per_token(quantized, head_precision="fp32"):
     """Weight bytes one decode step reads: every linear layer and the head (embeddings: one row)."""
     linear = 12 * (4 * 768 * 768 + 3 * 768 * 2048)
-    head = 32000 * 768 * {"fp32": 4, "bf16": 2, "int8": 1 + 4 / 768}[head_precision]
+    head = 32000 * 768 * {"fp32": 4, "bf16": 2, "int8": 1 + 4 / 768, "nf4": 0.5 + 4 / 64}[head_precision]
     if quantized == "nf4":  # 4-bit codes + double-quantized blocksize-64 scales (0.5165 B/param)
         return linear * 0.5165 + head
     if quantized == "q4_0":  # 18 bytes per 32 weights, head too (--pure)
@@ -79,6 +80,8 @@ def main():
     p.add_argument("--threads", default="2")
     p.add_argument("--model")
     p.add_argument("--reduced-heads", default="", help="comma-separated --serve-head values for extra rows")
+    p.add_argument("--int8-activation-heads", default="",
+                   help="comma-separated --serve-head values for extra NF4 rows with --activations int8")
     p.add_argument("--tool", default=os.path.join(SOURCE, "build", "server", "qlorad-tool"))
     p.add_argument("--bench", default=os.path.join(SOURCE, "build", "tests", "bench", "model_bench"))
     a = p.parse_args()
@@ -92,7 +95,9 @@ def main():
         run([a.tool, "export-gguf", "--model", model, "--out", ggufs["q4_0"], "--type", "q4_0", "--pure",
              "--no-modelfile"])
         heads = [h for h in a.reduced_heads.split(",") if h]
-        rows = {k: [] for k in ["q_f32", "l_f32", "q_nf4", "l_q4_0"] + [f"q_{q}_{h}" for h in heads for q in ("f32", "nf4")]}
+        a8_heads = [h for h in a.int8_activation_heads.split(",") if h]
+        rows = {k: [] for k in ["q_f32", "l_f32", "q_nf4", "l_q4_0"] + [f"q_{q}_{h}" for h in heads for q in ("f32", "nf4")]
+                + [f"q_nf4_{h}_a8" for h in a8_heads]}
         for rep in range(a.reps):
             rows["q_f32"].append(qlorad_run(a.bench, model, "none", a.threads))
             rows["l_f32"].append(llama_run(a.llama_bench, ggufs["f32"], a.threads))
@@ -102,6 +107,8 @@ def main():
             rows["l_q4_0"].append(llama_run(a.llama_bench, ggufs["q4_0"], a.threads))
             for h in heads:
                 rows[f"q_nf4_{h}"].append(qlorad_run(a.bench, model, "nf4", a.threads, h))
+            for h in a8_heads:
+                rows[f"q_nf4_{h}_a8"].append(qlorad_run(a.bench, model, "nf4", a.threads, h, "int8"))
             print(f"rep {rep + 1}/{a.reps}: " + ", ".join(
                 f"{k} pp {v[-1]['pp']:.0f} tg {v[-1]['tg']:.1f}" for k, v in rows.items()), flush=True)
     ours = [r for k, v in rows.items() if k.startswith("q_") for r in v]
@@ -127,6 +134,11 @@ def main():
              read * 1e9 / bytes_per_token("f32", h))
         line(f"decode tg128, NF4 layers + {h} head vs Q4_0 pure", rows[f"q_nf4_{h}"], rows["l_q4_0"], "tg",
              read * 1e9 / bytes_per_token("nf4", h))
+    for h in a8_heads:
+        line(f"decode tg128, NF4 layers + {h} head, int8 activations vs Q4_0 pure", rows[f"q_nf4_{h}_a8"],
+             rows["l_q4_0"], "tg", read * 1e9 / bytes_per_token("nf4", h))
+        line(f"prefill 512, NF4 + {h} head, int8 activations vs Q4_0 pure", rows[f"q_nf4_{h}_a8"], rows["l_q4_0"],
+             "pp", gemm * 1e9 / (2 * params))
     lt = stats([r["tg_libtorch"] for r in rows["q_f32"]])
     print(f"\nqlorad fp32 decode on the libtorch path (before the fused kernels), same runs: {lt[0]:.1f} "
           f"({lt[1]:.1f}-{lt[2]:.1f}) tokens/s")

@@ -3,14 +3,15 @@
 //   prefill ≤ GEMM FLOP/s / (2 · params) tokens/s,  decode ≤ bandwidth / weight bytes.
 // Usage: model_bench [--model DIR] [--device cpu] [--prompt 512] [--decode 64] [--threads N]
 //                    [--kv-heads 4] [--reps 1] [--decode-prompt N] [--quantize none|nf4]
-//                    [--serve-head fp32|bf16|int8]
+//                    [--serve-head fp32|bf16|int8|nf4] [--activations fp32|int8]
 // --threads sets ATen's intra-op threads (default 1: OpenBLAS threads GEMMs itself).
 // Without --model it writes a ~100M-parameter Llama-shaped model (12 heads, --kv-heads
 // key/value heads) to a temp dir. Decode is timed on the libtorch path and on the fused
 // path (fused_decoder.h), alternating, --reps times each, after a prefill of
 // --decode-prompt tokens (default --prompt; 1 = from an empty cache, as llama-bench's
 // tg). The read-bandwidth floor is a threaded sum over 1 GB (kernels' pool), measured
-// in the same run. --quantize nf4 loads the linear layers as NF4 (double quant).
+// in the same run. --quantize nf4 loads the linear layers as NF4 (double quant);
+// --activations int8 feeds them 8-bit activations (kernels/gemm4bit_q8.h) on the fused path.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -78,8 +79,8 @@ double ReadGBps() {
 
 // Decodes `steps` greedy tokens after `next` on the libtorch path or the fused one.
 double DecodeSeconds(qlorad::LlamaModel& model, qlorad::KvCache& cache, at::Tensor next, int64_t steps, bool fused,
-                     qlorad::HeadPrecision head) {
-  auto decoder = qlorad::FusedDecoder::Create(model, {head});
+                     qlorad::FusedDecoderOptions options) {
+  auto decoder = qlorad::FusedDecoder::Create(model, options);
   auto start = Clock::now();
   for (int64_t i = 0; i < steps; ++i) {
     if (fused) {
@@ -129,8 +130,10 @@ int main(int argc, char** argv) {
 
   const double gflops = GemmGflops(*device), bandwidth = MemcpyGBps(), read = ReadGBps();
   const int reps = std::stoi(Arg(argc, argv, "reps", "1"));
-  auto head = ParseHeadPrecision(Arg(argc, argv, "serve-head", "fp32"));
-  if (!head.ok()) return std::fprintf(stderr, "%s\n", std::string(head.status().message()).c_str()), 1;
+  const std::string activations = Arg(argc, argv, "activations", "fp32");
+  auto parsed = ParseFusedDecoderOptions(Arg(argc, argv, "serve-head", "fp32"), activations);
+  if (!parsed.ok()) return std::fprintf(stderr, "%s\n", std::string(parsed.status().message()).c_str()), 1;
+  const FusedDecoderOptions fused_options = *parsed;
   const int64_t decode_prompt = std::stoll(Arg(argc, argv, "decode-prompt", std::to_string(prompt)));
   at::NoGradGuard no_grad;
   auto ids = at::randint(0, config.vocab_size, {1, prompt}, at::TensorOptions().dtype(at::kLong));
@@ -148,7 +151,7 @@ int main(int argc, char** argv) {
         logits = loaded->model->forward({ids.narrow(1, 0, decode_prompt), {}, {}, cache.get()});
       }
       at::Tensor next = logits[0][-1].argmax().view({1, 1});
-      (fused ? fused_rates : torch_rates).push_back(decode / DecodeSeconds(loaded->model, *cache, next, decode, fused, *head));
+      (fused ? fused_rates : torch_rates).push_back(decode / DecodeSeconds(loaded->model, *cache, next, decode, fused, fused_options));
     }
   }
   auto median = [](std::vector<double> v) { std::sort(v.begin(), v.end()); return v[v.size() / 2]; };
@@ -170,7 +173,7 @@ int main(int argc, char** argv) {
     const auto& rates = fused ? fused_rates : torch_rates;
     std::printf("decode %lld tokens after %lld, %s path%s: %.1f tokens/s median of %d (%s) (fp32 read floor %.1f tokens/s, %.0f%% of it)\n",
                 static_cast<long long>(decode), static_cast<long long>(decode_prompt), fused ? "fused" : "libtorch",
-                fused ? (std::string(" (head ") + HeadPrecisionName(*head) + ")").c_str() : "",
+                fused ? (std::string(" (head ") + HeadPrecisionName(fused_options.head) + ", " + activations + " activations)").c_str() : "",
                 median(rates), reps, range(rates).c_str(), decode_floor, 100 * median(rates) / decode_floor);
   }
   return 0;

@@ -1,6 +1,7 @@
 """4-bit quality against a float64 reference (issue 18): qlorad's NF4 (what `--quantize nf4`
 serves) and llama.cpp's Q4_0 (qlorad's `export-gguf --type q4_0`, run by llama.cpp through npm
-node-llama-cpp), each beside its full-precision path, on a model with trained weights.
+node-llama-cpp), each beside its full-precision path, on a model with trained weights; also
+qlorad's fused decode with 8-bit activations (`--activations int8`) and each serving head.
 
 The model: the main job's default model (`--model DIR`, else pretrained here for 240 s as
 tests/bench/loftq_holdout.py does). Positions: EVAL_TOKENS tokens from the middle of three
@@ -80,6 +81,10 @@ def main():
         "qlorad fp32": torch.cat([qlorad_logprobs(model, s, "--dtype", "f32") for s in sequences]),
         "qlorad NF4": torch.cat([qlorad_logprobs(model, s, "--quantize", "nf4") for s in sequences]),
     }
+    fused = ["--quantize", "nf4", "--incremental", "--fused", "--activations", "int8"]
+    for head in ("fp32", "int8", "nf4"):
+        systems[f"qlorad NF4, int8 activations, {head} head (fused decode)"] = \
+            torch.cat([qlorad_logprobs(model, s, *fused, "--serve-head", head) for s in sequences])
     for type_ in ("f32", "q4_0"):
         gguf = os.path.join(work, f"model-{type_}.gguf")
         fx.export_gguf(model, gguf, type_)

@@ -10,16 +10,12 @@
 #include "kernels/cpu_isa.h"
 #include "kernels/decode_ops.h"
 #include "kernels/matvec.h"
+#include "tests/testing/cpu_isas.h"
 
 namespace qlorad::kernels {
 namespace {
 
-std::vector<CpuIsa> IsasOfThisCpu() {
-  std::vector<CpuIsa> isas;
-  for (auto isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512})
-    if (static_cast<int>(isa) <= static_cast<int>(DetectedIsa())) isas.push_back(isa);
-  return isas;
-}
+using ::qlorad::testing::IsasOfThisCpu;
 
 std::vector<float> Random(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);

@@ -1,0 +1,73 @@
+#include "kernels/gemm4bit_q8.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/internal/gemm4bit_q8_impl.h"
+#include "kernels/internal/quant4bit_impl.h"
+
+namespace qlorad::kernels {
+
+namespace internal {
+
+void Int8CodeBook(QuantType type, int8_t* book) {
+  const float* code = CodeOf(type);
+  for (int i = 0; i < 16; ++i) book[i] = static_cast<int8_t>(std::lround(127.0f * code[i]));
+}
+
+void Q8RowsScalar(const Packed4bitView& w, const Q8Input& x, const float* bias, float* y, int64_t ldy, int64_t o0,
+                  int64_t o1) {
+  int8_t book[16];
+  Int8CodeBook(w.type, book);
+  const int64_t in = x.in;
+  for (int64_t o = o0; o < o1; ++o) {
+    for (int64_t b = 0; b < x.batch; ++b) {
+      const int8_t* xq = x.values + b * in;
+      const float* xs = x.scales + b * (in / kQ8Group);
+      float acc = 0.0f;
+      for (int64_t c = 0; c < in / 64; ++c) {
+        const uint8_t* bytes = w.packed.data() + (o * in + 64 * c) / 2;
+        int32_t sums[2] = {0, 0};
+        for (int j = 0; j < 32; ++j)
+          sums[j / 16] += book[bytes[j] >> 4] * xq[64 * c + j] + book[bytes[j] & 15] * xq[64 * c + 32 + j];
+        const float w_scale = w.scales.Get((o * in + 64 * c) / w.blocksize) / 127.0f;
+        acc += w_scale * (static_cast<float>(sums[0]) * xs[2 * c] + static_cast<float>(sums[1]) * xs[2 * c + 1]);
+      }
+      y[b * ldy + o] = acc + (bias != nullptr ? bias[o] : 0.0f);
+    }
+  }
+}
+
+}  // namespace internal
+
+bool Gemm4bitQ8Supports(const Packed4bitView& w, int64_t in) { return in % 64 == 0 && w.blocksize % 64 == 0; }
+
+Q8Input QuantizeQ8Input(const float* x, int64_t batch, int64_t in, int8_t* values, float* scales) {
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t g = 0; g < in / kQ8Group; ++g) {
+      const float* src = x + b * in + g * kQ8Group;
+      float absmax = 0.0f;
+      for (int64_t i = 0; i < kQ8Group; ++i) absmax = std::max(absmax, std::fabs(src[i]));
+      const float scale = absmax / 127.0f, inverse = absmax > 0.0f ? 127.0f / absmax : 0.0f;
+      scales[b * (in / kQ8Group) + g] = scale;
+      // Column i of this group: chunk c = i / 64, even columns first, then odd ones.
+      for (int64_t i = 0; i < kQ8Group; ++i) {
+        const int64_t col = g * kQ8Group + i, chunk = col / 64, within = col % 64;
+        const int64_t slot = chunk * 64 + (within % 2) * 32 + within / 2;
+        values[b * in + slot] = static_cast<int8_t>(std::lround(src[i] * inverse));
+      }
+    }
+  }
+  return {ActiveIsa(), values, scales, batch, in};
+}
+
+void Gemm4bitQ8Rows(const Packed4bitView& w, const Q8Input& x, const float* bias, float* y, int64_t ldy, int64_t o0,
+                    int64_t o1) {
+  if (x.isa >= CpuIsa::kAvx2) {
+    internal::Q8RowsAvx2(w, x, bias, y, ldy, o0, o1);
+  } else {
+    internal::Q8RowsScalar(w, x, bias, y, ldy, o0, o1);
+  }
+}
+
+}  // namespace qlorad::kernels
