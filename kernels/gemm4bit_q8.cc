@@ -23,7 +23,7 @@ void Q8RowsScalar(const Packed4bitView& w, const Q8Input& x, const float* bias, 
   for (int64_t o = o0; o < o1; ++o) {
     for (int64_t b = 0; b < x.batch; ++b) {
       const int8_t* xq = x.values + b * in;
-      const float* xs = x.scales + b * (in / kQ8Group);
+      const float* xs = x.scales + b * (in / 8);
       float acc = 0.0f;
       for (int64_t c = 0; c < in / 64; ++c) {
         const uint8_t* bytes = w.packed.data() + (o * in + 64 * c) / 2;
@@ -31,7 +31,7 @@ void Q8RowsScalar(const Packed4bitView& w, const Q8Input& x, const float* bias, 
         for (int j = 0; j < 32; ++j)
           sums[j / 16] += book[bytes[j] >> 4] * xq[64 * c + j] + book[bytes[j] & 15] * xq[64 * c + 32 + j];
         const float w_scale = w.scales.Get((o * in + 64 * c) / w.blocksize) / 127.0f;
-        acc += w_scale * (static_cast<float>(sums[0]) * xs[2 * c] + static_cast<float>(sums[1]) * xs[2 * c + 1]);
+        acc += w_scale * (static_cast<float>(sums[0]) * xs[8 * c] + static_cast<float>(sums[1]) * xs[8 * c + 4]);
       }
       y[b * ldy + o] = acc + (bias != nullptr ? bias[o] : 0.0f);
     }
@@ -49,7 +49,8 @@ Q8Input QuantizeQ8Input(const float* x, int64_t batch, int64_t in, int8_t* value
       float absmax = 0.0f;
       for (int64_t i = 0; i < kQ8Group; ++i) absmax = std::max(absmax, std::fabs(src[i]));
       const float scale = absmax / 127.0f, inverse = absmax > 0.0f ? 127.0f / absmax : 0.0f;
-      scales[b * (in / kQ8Group) + g] = scale;
+      float* chunk_scales = scales + b * (in / 8) + (g / 2) * 8 + (g % 2) * 4;
+      for (int i = 0; i < 4; ++i) chunk_scales[i] = scale;
       // Column i of this group: chunk c = i / 64, even columns first, then odd ones.
       for (int64_t i = 0; i < kQ8Group; ++i) {
         const int64_t col = g * kQ8Group + i, chunk = col / 64, within = col % 64;

@@ -25,7 +25,9 @@ inline constexpr int64_t kQ8Group = 32;
 
 // x quantized for Gemm4bitQ8Rows: for batch row b and 64-value chunk c, 32 int8 of the
 // even columns 64c, 64c + 2, ... then 32 of the odd ones (the high and low nibbles of the
-// chunk's 32 packed weight bytes) at values + b·in + 64c; scales[b·in/32 + g] per group.
+// chunk's 32 packed weight bytes) at values + b·in + 64c; the chunk's two group scales
+// s0 (columns 64c .. 64c + 31) and s1 as 8 floats [s0 ×4, s1 ×4] at scales + (b·in/64 + c)·8
+// (the vector the AVX2 kernel multiplies with, loaded as is).
 struct Q8Input {
   CpuIsa isa = CpuIsa::kScalar;
   const int8_t* values = nullptr;
@@ -37,7 +39,8 @@ struct Q8Input {
 bool Gemm4bitQ8Supports(const Packed4bitView& w, int64_t in);
 
 // Quantizes x [batch, in] (row-major, in % 64 == 0) into values (batch · in bytes) and
-// scales (batch · in / 32 floats), both owned by the caller.
+// scales (Q8ScaleFloats(batch, in) floats), both owned by the caller.
+inline int64_t Q8ScaleFloats(int64_t batch, int64_t in) { return batch * in / 8; }
 Q8Input QuantizeQ8Input(const float* x, int64_t batch, int64_t in, int8_t* values, float* scales);
 
 // For weight rows o in [o0, o1) and every batch row b of x:

@@ -21,38 +21,64 @@ namespace {
 
 constexpr int kMaxTileRows = 4;
 
-// Weight row o against batch rows [b0, b0 + NB).
-template <int NB>
+// Weight rows [o, o + R) against batch rows [b0, b0 + NB): each x chunk loaded once
+// serves R rows.
+template <int NB, int R>
 QLORAD_AVX2 void RowTile(const Packed4bitView& w, const Q8Input& x, __m256i book, int64_t o, int64_t b0,
                          const float* bias, float* y, int64_t ldy) {
-  const int64_t in = x.in, groups = in / kQ8Group;
+  const int64_t in = x.in;
   const __m256i low_nibbles = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-  const uint8_t* row = w.packed.data() + o * in / 2;
-  __m256 acc[NB];
+  __m256 acc[R][NB];
+#pragma GCC unroll 2
+  for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
-  for (int b = 0; b < NB; ++b) acc[b] = _mm256_setzero_ps();
+    for (int b = 0; b < NB; ++b) acc[r][b] = _mm256_setzero_ps();
+  }
   for (int64_t c = 0; c < in / 64; ++c) {
-    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * c));
-    const __m256i w_even = _mm256_shuffle_epi8(book, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles));
-    const __m256i w_odd = _mm256_shuffle_epi8(book, _mm256_and_si256(bytes, low_nibbles));
-    const __m256i abs_even = _mm256_sign_epi8(w_even, w_even), abs_odd = _mm256_sign_epi8(w_odd, w_odd);
-    const __m256 w_scale = _mm256_set1_ps(w.scales.Get((o * in + 64 * c) / w.blocksize) * (1.0f / 127.0f));
+    __m256i w_even[R], w_odd[R], abs_even[R], abs_odd[R];
+    __m256 w_scale[R];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.packed.data() + (o + r) * in / 2 + 32 * c));
+      w_even[r] = _mm256_shuffle_epi8(book, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles));
+      w_odd[r] = _mm256_shuffle_epi8(book, _mm256_and_si256(bytes, low_nibbles));
+      abs_even[r] = _mm256_sign_epi8(w_even[r], w_even[r]);
+      abs_odd[r] = _mm256_sign_epi8(w_odd[r], w_odd[r]);
+      w_scale[r] = _mm256_set1_ps(w.scales.Get(((o + r) * in + 64 * c) / w.blocksize) * (1.0f / 127.0f));
+    }
 #pragma GCC unroll 4
     for (int b = 0; b < NB; ++b) {
       const int8_t* xq = x.values + (b0 + b) * in + 64 * c;
       const __m256i x_even = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
       const __m256i x_odd = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
-      const __m256i even = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_even, _mm256_sign_epi8(x_even, w_even)), ones);
-      const __m256i odd = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_odd, _mm256_sign_epi8(x_odd, w_odd)), ones);
-      const float* xs = x.scales + (b0 + b) * groups + 2 * c;
-      const __m256 x_scale = _mm256_set_m128(_mm_set1_ps(xs[1]), _mm_set1_ps(xs[0]));
-      acc[b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(even, odd)), _mm256_mul_ps(x_scale, w_scale),
-                               acc[b]);
+      const __m256 x_scale = _mm256_loadu_ps(x.scales + ((b0 + b) * (in / 64) + c) * 8);
+#pragma GCC unroll 2
+      for (int r = 0; r < R; ++r) {
+        const __m256i even =
+            _mm256_madd_epi16(_mm256_maddubs_epi16(abs_even[r], _mm256_sign_epi8(x_even, w_even[r])), ones);
+        const __m256i odd = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_odd[r], _mm256_sign_epi8(x_odd, w_odd[r])), ones);
+        acc[r][b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(even, odd)), _mm256_mul_ps(x_scale, w_scale[r]),
+                                    acc[r][b]);
+      }
     }
   }
+#pragma GCC unroll 2
+  for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
-  for (int b = 0; b < NB; ++b)
-    y[(b0 + b) * ldy + o] = HorizontalSumAvx2(acc[b]) + (bias != nullptr ? bias[o] : 0.0f);
+    for (int b = 0; b < NB; ++b)
+      y[(b0 + b) * ldy + o + r] = HorizontalSumAvx2(acc[r][b]) + (bias != nullptr ? bias[o + r] : 0.0f);
+  }
+}
+
+// Pairs of weight rows for up to two batch rows (registers allow it), single rows beyond.
+template <int NB>
+QLORAD_AVX2 void Rows(const Packed4bitView& w, const Q8Input& x, __m256i book, int64_t o0, int64_t o1, int64_t b0,
+                      const float* bias, float* y, int64_t ldy) {
+  int64_t o = o0;
+  if constexpr (NB <= 2) {
+    for (; o + 2 <= o1; o += 2) RowTile<NB, 2>(w, x, book, o, b0, bias, y, ldy);
+  }
+  for (; o < o1; ++o) RowTile<NB, 1>(w, x, book, o, b0, bias, y, ldy);
 }
 
 }  // namespace
@@ -63,14 +89,12 @@ QLORAD_AVX2 void Q8RowsAvx2(const Packed4bitView& w, const Q8Input& x, const flo
   Int8CodeBook(w.type, table);
   const __m128i half = _mm_load_si128(reinterpret_cast<const __m128i*>(table));
   const __m256i book = _mm256_set_m128i(half, half);
-  for (int64_t o = o0; o < o1; ++o) {
-    for (int64_t b0 = 0; b0 < x.batch; b0 += kMaxTileRows) {
-      switch (std::min<int64_t>(kMaxTileRows, x.batch - b0)) {
-        case 1: RowTile<1>(w, x, book, o, b0, bias, y, ldy); break;
-        case 2: RowTile<2>(w, x, book, o, b0, bias, y, ldy); break;
-        case 3: RowTile<3>(w, x, book, o, b0, bias, y, ldy); break;
-        default: RowTile<4>(w, x, book, o, b0, bias, y, ldy); break;
-      }
+  for (int64_t b0 = 0; b0 < x.batch; b0 += kMaxTileRows) {
+    switch (std::min<int64_t>(kMaxTileRows, x.batch - b0)) {
+      case 1: Rows<1>(w, x, book, o0, o1, b0, bias, y, ldy); break;
+      case 2: Rows<2>(w, x, book, o0, o1, b0, bias, y, ldy); break;
+      case 3: Rows<3>(w, x, book, o0, o1, b0, bias, y, ldy); break;
+      default: Rows<4>(w, x, book, o0, o1, b0, bias, y, ldy); break;
     }
   }
 }

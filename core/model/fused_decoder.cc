@@ -213,7 +213,8 @@ void FusedDecoder::Project(std::initializer_list<Output> outputs, const float* x
   kernels::Q8Input quantized;
   if (int8_x) {
     if (q8_values_.size() < static_cast<size_t>(batch * in)) q8_values_.resize(batch * in);
-    if (q8_scales_.size() < static_cast<size_t>(batch * in / kernels::kQ8Group)) q8_scales_.resize(batch * in / kernels::kQ8Group);
+    const size_t scale_floats = static_cast<size_t>(kernels::Q8ScaleFloats(batch, in));
+    if (q8_scales_.size() < scale_floats) q8_scales_.resize(scale_floats);
     quantized = kernels::QuantizeQ8Input(x, batch, in, q8_values_.data(), q8_scales_.data());
   } else if (any_4bit) {
     if (packed_x_.size() < static_cast<size_t>(batch * in)) packed_x_.resize(batch * in);

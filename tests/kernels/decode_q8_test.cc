@@ -76,7 +76,7 @@ struct Case {
 std::vector<float> RunQ8(const Quantized& q, const std::vector<float>& x, const std::vector<float>& bias,
                          const Case& c) {
   std::vector<int8_t> values(x.size());
-  std::vector<float> scales(x.size() / kQ8Group), y(c.batch * c.out, -1.0f);
+  std::vector<float> scales(Q8ScaleFloats(c.batch, c.in)), y(c.batch * c.out, -1.0f);
   const Q8Input input = QuantizeQ8Input(x.data(), c.batch, c.in, values.data(), scales.data());
   // Two row ranges, as the fused decoder's threads call it.
   Gemm4bitQ8Rows(q.view, input, bias.data(), y.data(), c.out, 0, c.out / 2);
@@ -160,11 +160,15 @@ TEST(DecodeQ8Test, QuantizedInputLayoutAndRounding) {
   std::vector<float> x(128);
   for (int i = 0; i < 128; ++i) x[i] = static_cast<float>(i % 64) - (i < 64 ? 0.0f : 70.0f);
   std::vector<int8_t> values(128);
-  std::vector<float> scales(4);
+  std::vector<float> scales(Q8ScaleFloats(1, 128));
   const Q8Input input = QuantizeQ8Input(x.data(), 1, 128, values.data(), scales.data());
   EXPECT_EQ(input.batch, 1);
-  EXPECT_FLOAT_EQ(scales[0], 31.0f / 127.0f);  // group 0: 0..31
-  EXPECT_FLOAT_EQ(scales[3], 38.0f / 127.0f);  // group 3: -38 .. -7
+  // Per 64-value chunk [s0 ×4, s1 ×4]: group 0 holds 0 .. 31, group 1 32 .. 63, group 3 -38 .. -7.
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_FLOAT_EQ(scales[i], 31.0f / 127.0f);
+    EXPECT_FLOAT_EQ(scales[4 + i], 63.0f / 127.0f);
+    EXPECT_FLOAT_EQ(scales[12 + i], 38.0f / 127.0f);
+  }
   // Chunk 0: even columns 0, 2, .. 62 first, then odd ones 1, 3, ...
   EXPECT_EQ(values[0], 0);
   EXPECT_EQ(values[1], static_cast<int8_t>(std::lround(2 * 127.0f / 31.0f)));
