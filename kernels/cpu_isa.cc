@@ -50,6 +50,15 @@ CpuIsa DetectedIsa() {
   return detected;
 }
 
+bool Avx512VnniSupported() {
+  static const bool supported = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vnni");
+  }();
+  return supported;
+}
+
 CpuIsa ActiveIsa() {
   const auto cap = static_cast<CpuIsa>(g_testing_cap.load(std::memory_order_relaxed));
   return std::min(DetectedIsa(), cap);

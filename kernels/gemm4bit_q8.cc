@@ -64,7 +64,9 @@ Q8Input QuantizeQ8Input(const float* x, int64_t batch, int64_t in, int8_t* value
 
 void Gemm4bitQ8Rows(const Packed4bitView& w, const Q8Input& x, const float* bias, float* y, int64_t ldy, int64_t o0,
                     int64_t o1) {
-  if (x.isa >= CpuIsa::kAvx2) {
+  if (x.isa >= CpuIsa::kAvx512 && Avx512VnniSupported()) {
+    internal::Q8RowsAvx512Vnni(w, x, bias, y, ldy, o0, o1);
+  } else if (x.isa >= CpuIsa::kAvx2) {
     internal::Q8RowsAvx2(w, x, bias, y, ldy, o0, o1);
   } else {
     internal::Q8RowsScalar(w, x, bias, y, ldy, o0, o1);

@@ -9,8 +9,9 @@
 // block's absmax (the code book's rounding; NF4's own rounding is up to ~0.16 of it) and
 // each activation by at most 0.5/127 of its group's max|x|. What that does to a model's
 // logits is measured against float64 in tests/bench/RESULTS.md (quant_quality).
-// The instruction set is chosen at run time: AVX2 (vpshufb code-book lookup, vpmaddubsw)
-// where present, else scalar; both compute the same integer sums.
+// The instruction set is chosen at run time: AVX-512 VNNI (vpshufb code-book lookup,
+// vpdpbusd) where present, else AVX2 (vpshufb, vpmaddubsw), else scalar; all compute the
+// same integer sums.
 #ifndef QLORAD_KERNELS_GEMM4BIT_Q8_H_
 #define QLORAD_KERNELS_GEMM4BIT_Q8_H_
 

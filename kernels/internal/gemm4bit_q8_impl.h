@@ -1,4 +1,4 @@
-// Internal: scalar and AVX2 bodies of Gemm4bitQ8Rows (gemm4bit_q8.h); arguments are the
+// Internal: scalar, AVX2 and AVX-512 VNNI bodies of Gemm4bitQ8Rows (gemm4bit_q8.h); arguments are the
 // public function's, unchecked.
 #ifndef QLORAD_KERNELS_INTERNAL_GEMM4BIT_Q8_IMPL_H_
 #define QLORAD_KERNELS_INTERNAL_GEMM4BIT_Q8_IMPL_H_
@@ -16,6 +16,8 @@ void Q8RowsScalar(const Packed4bitView& w, const Q8Input& x, const float* bias, 
                   int64_t o1);
 void Q8RowsAvx2(const Packed4bitView& w, const Q8Input& x, const float* bias, float* y, int64_t ldy, int64_t o0,
                 int64_t o1);
+void Q8RowsAvx512Vnni(const Packed4bitView& w, const Q8Input& x, const float* bias, float* y, int64_t ldy,
+                      int64_t o0, int64_t o1);
 
 }  // namespace qlorad::kernels::internal
 

@@ -90,6 +90,7 @@ std::vector<Case> Cases() {
     for (int batch : {1, 2, 3, 4, 5, 6}) {
       cases.push_back({type, 13, 768, 64, batch});
       cases.push_back({type, 7, 128, 128, batch});
+      cases.push_back({type, 9, 192, 64, batch});  // an odd number of 64-value chunks
     }
   return cases;
 }

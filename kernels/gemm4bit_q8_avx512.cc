@@ -1,0 +1,125 @@
+// AVX-512 VNNI body of the 8-bit-activation 4-bit matmul (gemm4bit_q8.h), compiled per
+// function with __attribute__((target)) and only called where Avx512VnniSupported().
+//
+// One zmm holds two 64-weight chunks (64 packed bytes). The code book is looked up with
+// vpshufb as unsigned bytes, book + 128 in [1, 255], so that vpdpbusd (u8 × s8, four
+// products summed into each int32 lane, exact) multiplies them with the signed int8 x:
+//   Σ (w + 128) · x = Σ w · x + 128 · Σ x.
+// The correction 128 · Σ x depends on x alone: computed once per x chunk pair (vpdpbusd
+// of 0x80 bytes with x) and used, negated, as every row's starting accumulator. Lanes
+// 0–3, 4–7, 8–11, 12–15 hold the groups s0, s1 of chunk c and s0, s1 of chunk c + 1, the
+// layout of Q8Input's scales, so 16 consecutive floats scale the pair.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 bug 105593, as gemm4bit_avx512.cc
+#pragma GCC diagnostic ignored "-Wuninitialized"        // the same bug, in _mm512_broadcast_i32x4
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <algorithm>
+
+#include "kernels/internal/gemm4bit_q8_impl.h"
+
+#define QLORAD_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+namespace qlorad::kernels::internal {
+namespace {
+
+constexpr int kMaxTileRows = 4;
+
+// The bytes of chunks c and c + 1 of a row (or of an x row), or of chunk c alone with
+// zeros above when `pair` is false. 64 bytes either way.
+QLORAD_AVX512_VNNI inline __m512i LoadChunks(const void* p, bool pair) {
+  return pair ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(0xFFFFFFFFull, p);
+}
+
+// x's even (or odd) values of chunks c and c + 1: 32 bytes at p and 32 at p + 64.
+QLORAD_AVX512_VNNI inline __m512i LoadXHalves(const int8_t* p, bool pair) {
+  const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i high = pair ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64)) : _mm256_setzero_si256();
+  return _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+}
+
+// Weight rows [o, o + R) against batch rows [b0, b0 + NB).
+template <int NB, int R>
+QLORAD_AVX512_VNNI void RowTile(const Packed4bitView& w, const Q8Input& x, __m512i book, int64_t o, int64_t b0,
+                                const float* bias, float* y, int64_t ldy) {
+  const int64_t in = x.in, chunks = in / 64;
+  const __m512i low_nibbles = _mm512_set1_epi8(0x0F), offset = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512 acc[R][NB];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
+  }
+  for (int64_t c = 0; c < chunks; c += 2) {
+    const bool pair = c + 1 < chunks;
+    __m512i w_even[R], w_odd[R];
+    __m512 w_scale[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const int64_t first = (o + r) * in + 64 * c;
+      const __m512i bytes = LoadChunks(w.packed.data() + first / 2, pair);
+      w_even[r] = _mm512_shuffle_epi8(book, _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low_nibbles));
+      w_odd[r] = _mm512_shuffle_epi8(book, _mm512_and_si512(bytes, low_nibbles));
+      const float s0 = w.scales.Get(first / w.blocksize) * (1.0f / 127.0f);
+      const float s1 = pair ? w.scales.Get((first + 64) / w.blocksize) * (1.0f / 127.0f) : 0.0f;
+      w_scale[r] = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+    }
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) {
+      const int8_t* xq = x.values + (b0 + b) * in + 64 * c;
+      const __m512i x_even = LoadXHalves(xq, pair), x_odd = LoadXHalves(xq + 32, pair);
+      const float* scale_ptr = x.scales + ((b0 + b) * chunks + c) * 8;
+      const __m512 x_scale = pair ? _mm512_loadu_ps(scale_ptr) : _mm512_maskz_loadu_ps(0x00FF, scale_ptr);
+      const __m512i x_sum128 =
+          _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, x_even), offset, x_odd);
+      const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), x_sum128);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const __m512i sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, w_even[r], x_even), w_odd[r], x_odd);
+        acc[r][b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(x_scale, w_scale[r]), acc[r][b]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b)
+      y[(b0 + b) * ldy + o + r] = _mm512_reduce_add_ps(acc[r][b]) + (bias != nullptr ? bias[o + r] : 0.0f);
+  }
+}
+
+// Four weight rows per x load for up to two batch rows, two for three or four, one for
+// the remainder (the tile's accumulators and weights must stay in the 32 registers).
+template <int NB>
+QLORAD_AVX512_VNNI void Rows(const Packed4bitView& w, const Q8Input& x, __m512i book, int64_t o0, int64_t o1,
+                             int64_t b0, const float* bias, float* y, int64_t ldy) {
+  int64_t o = o0;
+  if constexpr (NB <= 2) {
+    for (; o + 4 <= o1; o += 4) RowTile<NB, 4>(w, x, book, o, b0, bias, y, ldy);
+  }
+  for (; o + 2 <= o1; o += 2) RowTile<NB, 2>(w, x, book, o, b0, bias, y, ldy);
+  for (; o < o1; ++o) RowTile<NB, 1>(w, x, book, o, b0, bias, y, ldy);
+}
+
+}  // namespace
+
+QLORAD_AVX512_VNNI void Q8RowsAvx512Vnni(const Packed4bitView& w, const Q8Input& x, const float* bias, float* y,
+                                         int64_t ldy, int64_t o0, int64_t o1) {
+  int8_t table[16];
+  Int8CodeBook(w.type, table);
+  alignas(16) uint8_t unsigned_table[16];
+  for (int i = 0; i < 16; ++i) unsigned_table[i] = static_cast<uint8_t>(table[i] + 128);
+  const __m512i book =
+      _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(unsigned_table)));
+  for (int64_t b0 = 0; b0 < x.batch; b0 += kMaxTileRows) {
+    switch (std::min<int64_t>(kMaxTileRows, x.batch - b0)) {
+      case 1: Rows<1>(w, x, book, o0, o1, b0, bias, y, ldy); break;
+      case 2: Rows<2>(w, x, book, o0, o1, b0, bias, y, ldy); break;
+      case 3: Rows<3>(w, x, book, o0, o1, b0, bias, y, ldy); break;
+      default: Rows<4>(w, x, book, o0, o1, b0, bias, y, ldy); break;
+    }
+  }
+}
+
+}  // namespace qlorad::kernels::internal
