@@ -40,6 +40,18 @@ void Q8RowsScalar(const Packed4bitView& w, const Q8Input& x, const float* bias, 
 
 }  // namespace internal
 
+namespace {
+
+// std::nearbyint for |v| < 2^22 in the default rounding mode, without a libm call: adding
+// 1.5 · 2^23 leaves no fraction bits, so the FPU rounds (ties to even) and the subtraction
+// is exact. Needs strict fp32 semantics (no -ffast-math), as this library is built.
+inline float RoundToNearestEven(float v) {
+  constexpr float kShift = 12582912.0f;  // 1.5 · 2^23
+  return (v + kShift) - kShift;
+}
+
+}  // namespace
+
 bool Gemm4bitQ8Supports(const Packed4bitView& w, int64_t in) { return in % 64 == 0 && w.blocksize % 64 == 0; }
 
 Q8Input QuantizeQ8Input(const float* x, int64_t batch, int64_t in, int8_t* values, float* scales) {
@@ -55,7 +67,7 @@ Q8Input QuantizeQ8Input(const float* x, int64_t batch, int64_t in, int8_t* value
       for (int64_t i = 0; i < kQ8Group; ++i) {
         const int64_t col = g * kQ8Group + i, chunk = col / 64, within = col % 64;
         const int64_t slot = chunk * 64 + (within % 2) * 32 + within / 2;
-        values[b * in + slot] = static_cast<int8_t>(std::lround(src[i] * inverse));
+        values[b * in + slot] = static_cast<int8_t>(RoundToNearestEven(src[i] * inverse));
       }
     }
   }

@@ -1,7 +1,7 @@
 // 4-bit matmul for decode with 8-bit activations and integer dot products (the scheme of
 // llama.cpp's Q4_0 × Q8_0 and IQ4_NL, applied to bitsandbytes' NF4/FP4 layout):
 //   - x is quantized per group of 32 values to int8 with one fp32 scale per group,
-//     q = round(x · 127 / max|x|), scale = max|x| / 127;
+//     q = round(x · (127 / max|x|)) (to nearest, ties to even), scale = max|x| / 127;
 //   - the 16-entry code book is held as int8, round(127 · code);
 //   - each 32-weight group's product is an exact int32 sum, then scaled by the weight
 //     block's absmax / 127 and the x group's scale, and accumulated in fp32.

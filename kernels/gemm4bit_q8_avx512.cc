@@ -25,6 +25,7 @@ namespace qlorad::kernels::internal {
 namespace {
 
 constexpr int kMaxTileRows = 4;
+constexpr int kPrefetchBytes = 4096;
 
 // The bytes of chunks c and c + 1 of a row (or of an x row), or of chunk c alone with
 // zeros above when `pair` is false. 64 bytes either way.
@@ -39,8 +40,24 @@ QLORAD_AVX512_VNNI inline __m512i LoadXHalves(const int8_t* p, bool pair) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
 }
 
+// The weight scales of chunks c and c + 1 of the row starting at element `first`, each
+// over 8 lanes and divided by 127 (the code book's scale). kPlain64: plain fp32 absmax in
+// blocks of 64, two consecutive floats; otherwise any scale form through Get().
+template <bool kPlain64>
+QLORAD_AVX512_VNNI inline __m512 WeightScales(const Packed4bitView& w, int64_t first, bool pair) {
+  if constexpr (kPlain64) {
+    const __m512 two = _mm512_maskz_loadu_ps(pair ? 0x3 : 0x1, w.scales.absmax.data() + first / 64);
+    const __m512i spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_mul_ps(_mm512_permutexvar_ps(spread, two), _mm512_set1_ps(1.0f / 127.0f));
+  } else {
+    const float s0 = w.scales.Get(first / w.blocksize) * (1.0f / 127.0f);
+    const float s1 = pair ? w.scales.Get((first + 64) / w.blocksize) * (1.0f / 127.0f) : 0.0f;
+    return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+  }
+}
+
 // Weight rows [o, o + R) against batch rows [b0, b0 + NB).
-template <int NB, int R>
+template <bool kPlain64, int NB, int R>
 QLORAD_AVX512_VNNI void RowTile(const Packed4bitView& w, const Q8Input& x, __m512i book, int64_t o, int64_t b0,
                                 const float* bias, float* y, int64_t ldy) {
   const int64_t in = x.in, chunks = in / 64;
@@ -58,12 +75,11 @@ QLORAD_AVX512_VNNI void RowTile(const Packed4bitView& w, const Q8Input& x, __m51
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const int64_t first = (o + r) * in + 64 * c;
+      _mm_prefetch(reinterpret_cast<const char*>(w.packed.data() + first / 2) + kPrefetchBytes, _MM_HINT_T0);
       const __m512i bytes = LoadChunks(w.packed.data() + first / 2, pair);
       w_even[r] = _mm512_shuffle_epi8(book, _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low_nibbles));
       w_odd[r] = _mm512_shuffle_epi8(book, _mm512_and_si512(bytes, low_nibbles));
-      const float s0 = w.scales.Get(first / w.blocksize) * (1.0f / 127.0f);
-      const float s1 = pair ? w.scales.Get((first + 64) / w.blocksize) * (1.0f / 127.0f) : 0.0f;
-      w_scale[r] = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+      w_scale[r] = WeightScales<kPlain64>(w, first, pair);
     }
 #pragma GCC unroll 4
     for (int b = 0; b < NB; ++b) {
@@ -91,15 +107,28 @@ QLORAD_AVX512_VNNI void RowTile(const Packed4bitView& w, const Q8Input& x, __m51
 
 // Four weight rows per x load for up to two batch rows, two for three or four, one for
 // the remainder (the tile's accumulators and weights must stay in the 32 registers).
-template <int NB>
+template <bool kPlain64, int NB>
 QLORAD_AVX512_VNNI void Rows(const Packed4bitView& w, const Q8Input& x, __m512i book, int64_t o0, int64_t o1,
                              int64_t b0, const float* bias, float* y, int64_t ldy) {
   int64_t o = o0;
   if constexpr (NB <= 2) {
-    for (; o + 4 <= o1; o += 4) RowTile<NB, 4>(w, x, book, o, b0, bias, y, ldy);
+    for (; o + 4 <= o1; o += 4) RowTile<kPlain64, NB, 4>(w, x, book, o, b0, bias, y, ldy);
   }
-  for (; o + 2 <= o1; o += 2) RowTile<NB, 2>(w, x, book, o, b0, bias, y, ldy);
-  for (; o < o1; ++o) RowTile<NB, 1>(w, x, book, o, b0, bias, y, ldy);
+  for (; o + 2 <= o1; o += 2) RowTile<kPlain64, NB, 2>(w, x, book, o, b0, bias, y, ldy);
+  for (; o < o1; ++o) RowTile<kPlain64, NB, 1>(w, x, book, o, b0, bias, y, ldy);
+}
+
+template <bool kPlain64>
+QLORAD_AVX512_VNNI void AllRows(const Packed4bitView& w, const Q8Input& x, __m512i book, int64_t o0, int64_t o1,
+                                const float* bias, float* y, int64_t ldy) {
+  for (int64_t b0 = 0; b0 < x.batch; b0 += kMaxTileRows) {
+    switch (std::min<int64_t>(kMaxTileRows, x.batch - b0)) {
+      case 1: Rows<kPlain64, 1>(w, x, book, o0, o1, b0, bias, y, ldy); break;
+      case 2: Rows<kPlain64, 2>(w, x, book, o0, o1, b0, bias, y, ldy); break;
+      case 3: Rows<kPlain64, 3>(w, x, book, o0, o1, b0, bias, y, ldy); break;
+      default: Rows<kPlain64, 4>(w, x, book, o0, o1, b0, bias, y, ldy); break;
+    }
+  }
 }
 
 }  // namespace
@@ -112,13 +141,10 @@ QLORAD_AVX512_VNNI void Q8RowsAvx512Vnni(const Packed4bitView& w, const Q8Input&
   for (int i = 0; i < 16; ++i) unsigned_table[i] = static_cast<uint8_t>(table[i] + 128);
   const __m512i book =
       _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(unsigned_table)));
-  for (int64_t b0 = 0; b0 < x.batch; b0 += kMaxTileRows) {
-    switch (std::min<int64_t>(kMaxTileRows, x.batch - b0)) {
-      case 1: Rows<1>(w, x, book, o0, o1, b0, bias, y, ldy); break;
-      case 2: Rows<2>(w, x, book, o0, o1, b0, bias, y, ldy); break;
-      case 3: Rows<3>(w, x, book, o0, o1, b0, bias, y, ldy); break;
-      default: Rows<4>(w, x, book, o0, o1, b0, bias, y, ldy); break;
-    }
+  if (!w.scales.nested() && w.blocksize == 64) {
+    AllRows<true>(w, x, book, o0, o1, bias, y, ldy);
+  } else {
+    AllRows<false>(w, x, book, o0, o1, bias, y, ldy);
   }
 }
 

@@ -108,22 +108,42 @@ QLORAD_AVX2 void MatvecRowsAvx2(const MatvecArgs& a) {
   RowsOfFormat<F32>(a);
 }
 
+// 32 columns per pass over the rows (a 64-value head row in two passes of one 128-byte
+// run each); two rows per step into separate accumulators; scalar columns at the end.
 QLORAD_AVX2 void WeightedRowSumAvx2(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out) {
-  int64_t c = 0;
-  for (; c + 8 <= cols; c += 8) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int64_t c0 = 0;
+  for (; c0 + 32 <= cols; c0 += 32) {
+    __m256 even[4], odd[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) even[k] = odd[k] = _mm256_setzero_ps();
     int64_t r = 0;
-    for (; r + 4 <= rows; r += 4)
-      #pragma GCC unroll 8
-      for (int k = 0; k < 4; ++k)
-        acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(p[r + k]), _mm256_loadu_ps(m + (r + k) * m_stride + c), acc[k]);
-    for (; r < rows; ++r) acc[0] = _mm256_fmadd_ps(_mm256_set1_ps(p[r]), _mm256_loadu_ps(m + r * m_stride + c), acc[0]);
-    _mm256_storeu_ps(out + c, _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; r + 2 <= rows; r += 2) {
+      const float* row0 = m + r * m_stride + c0;
+      const float* row1 = row0 + m_stride;
+      const __m256 p0 = _mm256_set1_ps(p[r]), p1 = _mm256_set1_ps(p[r + 1]);
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {
+        even[k] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(row0 + 8 * k), even[k]);
+        odd[k] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(row1 + 8 * k), odd[k]);
+      }
+    }
+    if (r < rows) {
+      const __m256 p0 = _mm256_set1_ps(p[r]);
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) even[k] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(m + r * m_stride + c0 + 8 * k), even[k]);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) _mm256_storeu_ps(out + c0 + 8 * k, _mm256_add_ps(even[k], odd[k]));
   }
-  for (; c < cols; ++c) {
+  for (; c0 + 8 <= cols; c0 += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t r = 0; r < rows; ++r) acc = _mm256_fmadd_ps(_mm256_set1_ps(p[r]), _mm256_loadu_ps(m + r * m_stride + c0), acc);
+    _mm256_storeu_ps(out + c0, acc);
+  }
+  for (; c0 < cols; ++c0) {
     float sum = 0.0f;
-    for (int64_t r = 0; r < rows; ++r) sum += p[r] * m[r * m_stride + c];
-    out[c] = sum;
+    for (int64_t r = 0; r < rows; ++r) sum += p[r] * m[r * m_stride + c0];
+    out[c0] = sum;
   }
 }
 

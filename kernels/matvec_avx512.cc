@@ -8,6 +8,8 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 
+#include <algorithm>
+
 #include "kernels/bf16.h"
 #include "kernels/internal/matvec_impl.h"
 
@@ -127,21 +129,39 @@ QLORAD_AVX512 void MatvecRowsAvx512(const MatvecArgs& a) {
 
 // Four rows' products go to separate accumulators (independent FMA chains) and are
 // added at the end of each 16-column slice.
+// Up to 64 columns per pass over the rows, so that each row is read as one sequential
+// run (a head's 64-value row is one pass); two rows per step into separate accumulators.
 QLORAD_AVX512 void WeightedRowSumAvx512(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p,
                                         float* out) {
-  for (int64_t c = 0; c < cols; c += 16) {
-    const __mmask16 mask =
-        cols - c >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (cols - c)) - 1);
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t c0 = 0; c0 < cols; c0 += 64) {
+    __mmask16 mask[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      const int64_t left = std::clamp<int64_t>(cols - c0 - 16 * k, 0, 16);
+      mask[k] = static_cast<__mmask16>((1u << left) - 1);
+    }
+    __m512 even[4], odd[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) even[k] = odd[k] = _mm512_setzero_ps();
     int64_t r = 0;
-    for (; r + 4 <= rows; r += 4)
-      #pragma GCC unroll 8
+    for (; r + 2 <= rows; r += 2) {
+      const float* row0 = m + r * m_stride + c0;
+      const float* row1 = row0 + m_stride;
+      const __m512 p0 = _mm512_set1_ps(p[r]), p1 = _mm512_set1_ps(p[r + 1]);
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {
+        even[k] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(mask[k], row0 + 16 * k), even[k]);
+        odd[k] = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(mask[k], row1 + 16 * k), odd[k]);
+      }
+    }
+    if (r < rows) {
+      const __m512 p0 = _mm512_set1_ps(p[r]);
+#pragma GCC unroll 4
       for (int k = 0; k < 4; ++k)
-        acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(p[r + k]), _mm512_maskz_loadu_ps(mask, m + (r + k) * m_stride + c), acc[k]);
-    for (; r < rows; ++r)
-      acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(p[r]), _mm512_maskz_loadu_ps(mask, m + r * m_stride + c), acc[0]);
-    const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-    _mm512_mask_storeu_ps(out + c, mask, sum);
+        even[k] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(mask[k], m + r * m_stride + c0 + 16 * k), even[k]);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) _mm512_mask_storeu_ps(out + c0 + 16 * k, mask[k], _mm512_add_ps(even[k], odd[k]));
   }
 }
 

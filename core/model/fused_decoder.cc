@@ -79,6 +79,14 @@ FusedDecoder::Projection FusedDecoder::MakeProjection(LinearLayer& layer) {
     if (p.matrix.data == nullptr) p.packed4bit = weight->packed4bit;
     p.bias = weight->bias;
   }
+  if (p.packed4bit.has_value() && options_.int8_activations && p.packed4bit->scales.nested() &&
+      kernels::Gemm4bitQ8Supports(*p.packed4bit, p.in)) {
+    const kernels::AbsmaxView& nested = p.packed4bit->scales;
+    std::vector<float>& plain = plain_scales_.emplace_back(nested.codes.size());
+    for (size_t b = 0; b < plain.size(); ++b) plain[b] = nested.Get(static_cast<int64_t>(b));
+    p.packed4bit->scales = kernels::AbsmaxView{};
+    p.packed4bit->scales.absmax = plain;
+  }
   if (p.fused()) ++fused_projections_;
   return p;
 }

@@ -14,6 +14,7 @@
 #ifndef QLORAD_CORE_MODEL_FUSED_DECODER_H_
 #define QLORAD_CORE_MODEL_FUSED_DECODER_H_
 
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,9 @@ struct FusedDecoderOptions {
   // True: 4-bit projections take int8 activations and integer dot products
   // (kernels/gemm4bit_q8.h: approximate, its error bound stated there) wherever the
   // shapes allow (in and the block size multiples of 64); else fp32 x (--activations).
+  // Those projections' double-quantized block scales are then decoded once into plain
+  // fp32 (4 bytes per 64 weights, ~0.4 bit per weight more than the resident form),
+  // which the 8-bit kernels read as vectors instead of decoding per block.
   bool int8_activations = false;
 };
 // From the tools' --serve-head and --activations (fp32|int8) values; INVALID_ARGUMENT
@@ -114,6 +118,7 @@ class FusedDecoder {
   std::vector<int8_t> head_int8_;
   std::vector<float> head_scale_;
   std::vector<uint8_t> head_nf4_;
+  std::deque<std::vector<float>> plain_scales_;  // decoded block scales (int8_activations)
   int fused_projections_ = 0;
 
   // Scratch, sized for the largest batch/capacity seen; no allocation in steady state.

@@ -4,8 +4,11 @@
 //   (b) fused NF4 matmul, batch 1..8, [4096,4096] / [11008,4096] / [4096,11008], vs fp32
 //       at::matmul on the dequantized weight                         goal >= 4x at batch 1
 //   (c) quantize (NF4 + double quant) seconds per billion parameters
+//   (d) NF4 matmul with 8-bit activations (gemm4bit_q8.h) at batch 1 on the 134M decode
+//       shapes, as the fused decoder calls it (rows split across the kernel threads):
+//       GB/s of packed weights read vs the threaded read bandwidth, each ISA body
 //
-//   nf4_bench [--quick] [--threads N] [--isa scalar|avx2|avx512]
+//   nf4_bench [--quick] [--threads N] [--isa scalar|avx2|avx512] [--only-q8]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +25,7 @@
 #include "kernels/blockwise8bit.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/gemm4bit.h"
+#include "kernels/gemm4bit_q8.h"
 #include "kernels/parallel.h"
 #include "kernels/quant4bit.h"
 #include "kernels/quant_tables.h"
@@ -212,14 +216,82 @@ void BenchQuantize(int64_t n) {
   std::printf("  (of which double quant of the absmax: %.3f s per billion)\n", tdq * 1e9 / n);
 }
 
+// Threaded sum over `bytes` (the pool's threads): the read-bandwidth reference of (d).
+double ThreadedReadSeconds(const std::vector<uint8_t>& buffer) {
+  const int64_t words = static_cast<int64_t>(buffer.size() / 8);
+  const auto* data = reinterpret_cast<const uint64_t*>(buffer.data());
+  std::vector<uint64_t> sums(64 * 1024, 0);
+  return BestSeconds([&] {
+    k::ParallelFor(words, 1 << 16, [&](int64_t b, int64_t e) {
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (int64_t i = b; i + 4 <= e; i += 4) {
+        s0 += data[i];
+        s1 += data[i + 1];
+        s2 += data[i + 2];
+        s3 += data[i + 3];
+      }
+      sums[(b >> 16) % sums.size()] += s0 + s1 + s2 + s3;
+    });
+  }, 0.5, 5);
+}
+
+void BenchQ8(const std::vector<std::pair<int64_t, int64_t>>& shapes, bool plain_scales) {
+  std::printf("\n(d) NF4 x int8-activation matmul, batch 1, %d kernel threads, %s scales: packed weight GB/s\n",
+              k::NumThreads(), plain_scales ? "plain fp32" : "double-quant");
+  std::vector<uint8_t> read_buffer(int64_t{1} << 30, 1);
+  const double read_gbps = 1e-9 * static_cast<double>(read_buffer.size()) / ThreadedReadSeconds(read_buffer);
+  read_buffer = {};
+  std::printf("  threaded read reference: %.1f GB/s\n  shape             ", read_gbps);
+  std::vector<k::CpuIsa> isas;
+  for (k::CpuIsa isa : {k::CpuIsa::kAvx512, k::CpuIsa::kAvx2, k::CpuIsa::kScalar})
+    if (isa <= k::ActiveIsa()) isas.push_back(isa);
+  for (k::CpuIsa isa : isas) std::printf("  %-8s GB/s (share)", k::CpuIsaName(isa));
+  std::printf("\n");
+  for (auto [out, in] : shapes) {
+    // Several copies of W so that one call's weights are not in the last-level cache.
+    const int64_t n = out * in, copies = std::max<int64_t>(1, (int64_t{256} << 20) / (n / 2));
+    std::vector<Quantized> q;
+    for (int64_t c = 0; c < copies; ++c) q.push_back(QuantizeNf4(RandomVector(n)));
+    const std::vector<float> x = RandomVector(in);
+    std::vector<int8_t> values(in);
+    std::vector<float> scales(k::Q8ScaleFloats(1, in)), y(out);
+    int64_t next = 0;
+    std::vector<std::function<void()>> fns;
+    for (k::CpuIsa isa : isas) {
+      fns.push_back([&, isa] {
+        k::LimitIsaForTesting(isa);
+        const k::Q8Input input = k::QuantizeQ8Input(x.data(), 1, in, values.data(), scales.data());
+        const Quantized& weights = q[next++ % copies];
+        k::Packed4bitView w = weights.View(n);
+        if (plain_scales) {
+          w.scales = k::AbsmaxView{};
+          w.scales.absmax = weights.absmax;
+        }
+        const int64_t quads = (out + 3) / 4;
+        k::ParallelFor(quads, std::max<int64_t>(4, 4096 / in) / 4 + 1, [&](int64_t b, int64_t e) {
+          k::Gemm4bitQ8Rows(w, input, nullptr, y.data(), out, 4 * b, std::min(out, 4 * e));
+        });
+      });
+    }
+    const std::vector<double> t = BestInterleaved(fns, 1.0, 20);
+    k::LimitIsaForTesting(k::CpuIsa::kAvx512);
+    const double gb = 1e-9 * (static_cast<double>(n) / 2 + static_cast<double>(n) / 64);
+    std::printf("  [%5lld, %5lld]  ", static_cast<long long>(out), static_cast<long long>(in));
+    for (double sec : t) std::printf("  %8.1f      (%3.0f%%)", gb / sec, 100 * gb / sec / read_gbps);
+    std::printf("\n");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, only_q8 = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") {
       quick = true;
+    } else if (a == "--only-q8") {
+      only_q8 = true;
     } else if (a == "--threads" && i + 1 < argc) {
       k::SetNumThreads(std::atoi(argv[++i]));
     } else if (a == "--isa" && i + 1 < argc) {
@@ -227,7 +299,7 @@ int main(int argc, char** argv) {
       k::LimitIsaForTesting(isa == "scalar" ? k::CpuIsa::kScalar
                             : isa == "avx2" ? k::CpuIsa::kAvx2 : k::CpuIsa::kAvx512);
     } else {
-      std::fprintf(stderr, "usage: nf4_bench [--quick] [--threads N] [--isa scalar|avx2|avx512]\n");
+      std::fprintf(stderr, "usage: nf4_bench [--quick] [--threads N] [--isa scalar|avx2|avx512] [--only-q8]\n");
       return 2;
     }
   }
@@ -236,6 +308,13 @@ int main(int argc, char** argv) {
   std::printf("nf4_bench: kernels: %s (quantize/dequantize: %s), threads: %d\n",
               k::CpuIsaName(k::ActiveIsa()),
               k::ActiveIsa() >= k::CpuIsa::kAvx2 ? "avx2" : "scalar", k::NumThreads());
+  // The 134M model's decode shapes: q/k/v/o, gate/up, down, the vocabulary head.
+  const std::vector<std::pair<int64_t, int64_t>> q8_shapes = {{768, 768}, {2048, 768}, {768, 2048}, {32000, 768}};
+  if (only_q8) {
+    BenchQ8(q8_shapes, true);
+    BenchQ8(q8_shapes, false);
+    return 0;
+  }
   BenchDequant(quick ? (int64_t{1} << 22) : (int64_t{1} << 25));
   BenchMatmul(4096, 4096, quick ? 2 : 8);
   if (!quick) {
@@ -243,5 +322,7 @@ int main(int argc, char** argv) {
     BenchMatmul(4096, 11008, 8);
   }
   BenchQuantize(quick ? (int64_t{1} << 22) : 4096 * 11008);
+  BenchQ8(q8_shapes, true);
+  BenchQ8(q8_shapes, false);
   return 0;
 }

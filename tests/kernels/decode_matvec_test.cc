@@ -3,6 +3,7 @@
 // has, batch 1..8, row lengths with and without a vector tail, row strides > in.
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -99,28 +100,31 @@ TEST(DecodeMatvecTest, EveryFormatIsaBatchAndShapeEqualsDoubleLoops) {
 }
 
 TEST(DecodeMatvecTest, AttentionEqualsSoftmaxWeightedValues) {
-  const int64_t length = 45, d = 24, stride = 40;
-  const std::vector<float> q = Random(d, 1), keys = Random(length * stride, 2), values = Random(length * stride, 3);
-  const float scale = 0.2f;
-  std::vector<double> score(length);
-  double max_score = -INFINITY, total = 0;
-  for (int64_t s = 0; s < length; ++s) {
-    double dot = 0;
-    for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(q[i]) * keys[s * stride + i];
-    score[s] = dot * scale;
-    max_score = std::max(max_score, score[s]);
-  }
-  for (double& s : score) total += (s = std::exp(s - max_score));
-  for (CpuIsa isa : IsasOfThisCpu()) {
-    const CpuIsa previous = LimitIsaForTesting(isa);
-    std::vector<float> scratch(length), out(d);
-    AttendOneQuery(q.data(), keys.data(), values.data(), length, d, stride, scale, scratch.data(), out.data());
-    for (int64_t c = 0; c < d; ++c) {
-      double want = 0;
-      for (int64_t s = 0; s < length; ++s) want += score[s] / total * values[s * stride + c];
-      EXPECT_NEAR(out[c], want, 1e-5) << CpuIsaName(isa) << " column " << c;
+  // Head sizes below, at and above one 64-column pass, odd lengths (a row left over).
+  for (auto [length, d, stride] : {std::tuple<int64_t, int64_t, int64_t>{45, 24, 40}, {45, 64, 64}, {8, 64, 64},
+                                   {37, 100, 128}, {1, 128, 128}}) {
+    const std::vector<float> q = Random(d, 1), keys = Random(length * stride, 2), values = Random(length * stride, 3);
+    const float scale = 0.2f;
+    std::vector<double> score(length);
+    double max_score = -INFINITY, total = 0;
+    for (int64_t s = 0; s < length; ++s) {
+      double dot = 0;
+      for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(q[i]) * keys[s * stride + i];
+      score[s] = dot * scale;
+      max_score = std::max(max_score, score[s]);
     }
-    LimitIsaForTesting(previous);
+    for (double& s : score) total += (s = std::exp(s - max_score));
+    for (CpuIsa isa : IsasOfThisCpu()) {
+      const CpuIsa previous = LimitIsaForTesting(isa);
+      std::vector<float> scratch(length), out(d);
+      AttendOneQuery(q.data(), keys.data(), values.data(), length, d, stride, scale, scratch.data(), out.data());
+      for (int64_t c = 0; c < d; ++c) {
+        double want = 0;
+        for (int64_t s = 0; s < length; ++s) want += score[s] / total * values[s * stride + c];
+        EXPECT_NEAR(out[c], want, 1e-5) << CpuIsaName(isa) << " d " << d << " length " << length << " column " << c;
+      }
+      LimitIsaForTesting(previous);
+    }
   }
 }
 

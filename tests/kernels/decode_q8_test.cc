@@ -55,14 +55,14 @@ double Int8Weight(const Quantized& q, int64_t i) {
   return std::round(127.0 * code[nibble]) / 127.0 * q.absmax[i / q.view.blocksize];
 }
 
-// x as the 8-bit path sees it, recomputed here: round(x · 127 / max|x|) · max|x| / 127 per 32 values.
+// x as the 8-bit path sees it, recomputed here: nearbyint(x · (127 / max|x|)) · max|x| / 127 per 32 values.
 std::vector<double> Int8Activations(const std::vector<float>& x) {
   std::vector<double> out(x.size());
   for (size_t g = 0; g < x.size(); g += 32) {
     double absmax = 0;
     for (size_t i = g; i < g + 32; ++i) absmax = std::max(absmax, std::fabs(static_cast<double>(x[i])));
     for (size_t i = g; i < g + 32; ++i)
-      out[i] = absmax > 0 ? std::round(x[i] * (127.0f / static_cast<float>(absmax))) * (absmax / 127.0) : 0.0;
+      out[i] = absmax > 0 ? std::nearbyint(x[i] * (127.0f / static_cast<float>(absmax))) * (absmax / 127.0) : 0.0;
   }
   return out;
 }
@@ -172,9 +172,27 @@ TEST(DecodeQ8Test, QuantizedInputLayoutAndRounding) {
   }
   // Chunk 0: even columns 0, 2, .. 62 first, then odd ones 1, 3, ...
   EXPECT_EQ(values[0], 0);
-  EXPECT_EQ(values[1], static_cast<int8_t>(std::lround(2 * 127.0f / 31.0f)));
-  EXPECT_EQ(values[32], static_cast<int8_t>(std::lround(1 * 127.0f / 31.0f)));
-  EXPECT_EQ(values[16], static_cast<int8_t>(std::lround(32 * 127.0f / 63.0f)));  // column 32: group 1
+  EXPECT_EQ(values[1], static_cast<int8_t>(std::nearbyint(2 * (127.0f / 31.0f))));
+  EXPECT_EQ(values[32], static_cast<int8_t>(std::nearbyint(1 * (127.0f / 31.0f))));
+  EXPECT_EQ(values[16], static_cast<int8_t>(std::nearbyint(32 * (127.0f / 63.0f))));  // column 32: group 1
+}
+
+TEST(DecodeQ8Test, RoundsHalvesToEven) {
+  // max|x| = 127 in each group, so q = x; columns 2, 4, 6, 8 hold the halves.
+  std::vector<float> x(64, 0.0f);
+  x[0] = x[32] = 127.0f;
+  x[2] = 2.5f;
+  x[4] = -3.5f;
+  x[6] = 0.5f;
+  x[8] = -126.5f;
+  std::vector<int8_t> values(64);
+  std::vector<float> scales(Q8ScaleFloats(1, 64));
+  QuantizeQ8Input(x.data(), 1, 64, values.data(), scales.data());
+  EXPECT_EQ(values[0], 127);
+  EXPECT_EQ(values[1], 2);
+  EXPECT_EQ(values[2], -4);
+  EXPECT_EQ(values[3], 0);
+  EXPECT_EQ(values[4], -126);
 }
 
 }  // namespace
