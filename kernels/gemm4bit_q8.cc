@@ -9,6 +9,17 @@
 namespace qlorad::kernels {
 
 namespace internal {
+namespace {
+
+// std::nearbyint for |v| < 2^22 in the default rounding mode, without a libm call: adding
+// 1.5 · 2^23 leaves no fraction bits, so the FPU rounds (ties to even) and the subtraction
+// is exact. Needs strict fp32 semantics (no -ffast-math), as this library is built.
+inline float RoundToNearestEven(float v) {
+  constexpr float kShift = 12582912.0f;  // 1.5 · 2^23
+  return (v + kShift) - kShift;
+}
+
+}  // namespace
 
 void Int8CodeBook(QuantType type, int8_t* book) {
   const float* code = CodeOf(type);
@@ -38,23 +49,7 @@ void Q8RowsScalar(const Packed4bitView& w, const Q8Input& x, const float* bias, 
   }
 }
 
-}  // namespace internal
-
-namespace {
-
-// std::nearbyint for |v| < 2^22 in the default rounding mode, without a libm call: adding
-// 1.5 · 2^23 leaves no fraction bits, so the FPU rounds (ties to even) and the subtraction
-// is exact. Needs strict fp32 semantics (no -ffast-math), as this library is built.
-inline float RoundToNearestEven(float v) {
-  constexpr float kShift = 12582912.0f;  // 1.5 · 2^23
-  return (v + kShift) - kShift;
-}
-
-}  // namespace
-
-bool Gemm4bitQ8Supports(const Packed4bitView& w, int64_t in) { return in % 64 == 0 && w.blocksize % 64 == 0; }
-
-Q8Input QuantizeQ8Input(const float* x, int64_t batch, int64_t in, int8_t* values, float* scales) {
+void QuantizeQ8Scalar(const float* x, int64_t batch, int64_t in, int8_t* values, float* scales) {
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t g = 0; g < in / kQ8Group; ++g) {
       const float* src = x + b * in + g * kQ8Group;
@@ -71,7 +66,20 @@ Q8Input QuantizeQ8Input(const float* x, int64_t batch, int64_t in, int8_t* value
       }
     }
   }
-  return {ActiveIsa(), values, scales, batch, in};
+}
+
+}  // namespace internal
+
+bool Gemm4bitQ8Supports(const Packed4bitView& w, int64_t in) { return in % 64 == 0 && w.blocksize % 64 == 0; }
+
+Q8Input QuantizeQ8Input(const float* x, int64_t batch, int64_t in, int8_t* values, float* scales) {
+  const CpuIsa isa = ActiveIsa();
+  if (isa >= CpuIsa::kAvx2) {
+    internal::QuantizeQ8Avx2(x, batch, in, values, scales);
+  } else {
+    internal::QuantizeQ8Scalar(x, batch, in, values, scales);
+  }
+  return {isa, values, scales, batch, in};
 }
 
 void Gemm4bitQ8Rows(const Packed4bitView& w, const Q8Input& x, const float* bias, float* y, int64_t ldy, int64_t o0,

@@ -83,6 +83,41 @@ QLORAD_AVX2 void Rows(const Packed4bitView& w, const Q8Input& x, __m256i book, i
 
 }  // namespace
 
+// As QuantizeQ8Scalar: the same max|x|, scale and inverse in fp32, x · inverse rounded by
+// vcvtps2dq in the default rounding mode (to nearest, ties to even); the even/odd column
+// split is done on the 64 int32 results of a chunk.
+QLORAD_AVX2 void QuantizeQ8Avx2(const float* x, int64_t batch, int64_t in, int8_t* values, float* scales) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  alignas(32) int32_t rounded[64];
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t c = 0; c < in / 64; ++c) {
+      const float* src = x + b * in + 64 * c;
+      float* chunk_scales = scales + (b * (in / 64) + c) * 8;
+      for (int g = 0; g < 2; ++g) {
+        __m256 v[4], max_abs = _mm256_setzero_ps();
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+          v[k] = _mm256_loadu_ps(src + 32 * g + 8 * k);
+          max_abs = _mm256_max_ps(max_abs, _mm256_andnot_ps(sign, v[k]));
+        }
+        const float absmax = HorizontalMaxAvx2(max_abs);
+        const float scale = absmax / 127.0f, inverse = absmax > 0.0f ? 127.0f / absmax : 0.0f;
+        for (int i = 0; i < 4; ++i) chunk_scales[4 * g + i] = scale;
+        const __m256 factor = _mm256_set1_ps(inverse);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k)
+          _mm256_store_si256(reinterpret_cast<__m256i*>(rounded + 32 * g + 8 * k),
+                             _mm256_cvtps_epi32(_mm256_mul_ps(v[k], factor)));
+      }
+      int8_t* out = values + b * in + 64 * c;
+      for (int i = 0; i < 32; ++i) {
+        out[i] = static_cast<int8_t>(rounded[2 * i]);
+        out[32 + i] = static_cast<int8_t>(rounded[2 * i + 1]);
+      }
+    }
+  }
+}
+
 QLORAD_AVX2 void Q8RowsAvx2(const Packed4bitView& w, const Q8Input& x, const float* bias, float* y, int64_t ldy,
                             int64_t o0, int64_t o1) {
   alignas(16) int8_t table[16];
