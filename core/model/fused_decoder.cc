@@ -196,14 +196,49 @@ void FusedDecoder::EnsureBuffers(int batch, int64_t capacity) {
   if (scores_.size() < scores) scores_.resize(scores);
 }
 
+FusedDecoder::ProjectionInput FusedDecoder::PrepareInput(std::initializer_list<Output> outputs, const float* x,
+                                                         int batch) {
+  ProjectionInput input;
+  input.x = x;
+  input.batch = batch;
+  const int64_t in = outputs.begin()->projection->in;
+  bool any_4bit = false, int8_x = options_.int8_activations;
+  for (const Output& output : outputs) {
+    const Projection& p = *output.projection;
+    if (!p.fused() || !p.packed4bit.has_value()) continue;
+    any_4bit = true;
+    int8_x &= kernels::Gemm4bitQ8Supports(*p.packed4bit, in);
+  }
+  input.int8 = any_4bit && int8_x;
+  if (input.int8) {
+    if (q8_values_.size() < static_cast<size_t>(batch * in)) q8_values_.resize(batch * in);
+    const size_t scale_floats = static_cast<size_t>(kernels::Q8ScaleFloats(batch, in));
+    if (q8_scales_.size() < scale_floats) q8_scales_.resize(scale_floats);
+    input.quantized = kernels::QuantizeQ8Input(x, batch, in, q8_values_.data(), q8_scales_.data());
+  } else if (any_4bit) {
+    if (packed_x_.size() < static_cast<size_t>(batch * in)) packed_x_.resize(batch * in);
+    input.packed = kernels::PackGemm4bitInput(x, batch, in, packed_x_.data());
+  }
+  return input;
+}
+
+void FusedDecoder::RunRows(const Projection& p, const ProjectionInput& input, float* y, int64_t row_begin,
+                           int64_t row_end) {
+  if (p.packed4bit.has_value() && input.int8) {
+    kernels::Gemm4bitQ8Rows(*p.packed4bit, input.quantized, p.bias, y, p.out, row_begin, row_end);
+  } else if (p.packed4bit.has_value()) {
+    kernels::Gemm4bitRows(*p.packed4bit, input.packed, p.bias, y, p.out, row_begin, row_end);
+  } else {
+    kernels::MatvecRows(p.matrix, input.x, p.in, input.batch, p.bias, y, p.out, row_begin, row_end);
+  }
+}
+
 void FusedDecoder::Project(std::initializer_list<Output> outputs, const float* x, int batch) {
   int64_t units = 0;
-  bool any_4bit = false;
   for (const Output& output : outputs) {
     const Projection& p = *output.projection;
     if (p.fused()) {
       units += (p.out + 3) / 4;
-      any_4bit |= p.packed4bit.has_value();
       continue;
     }
     at::Tensor in = at::from_blob(const_cast<float*>(x), {batch, p.in}, at::TensorOptions().dtype(at::kFloat));
@@ -211,44 +246,35 @@ void FusedDecoder::Project(std::initializer_list<Output> outputs, const float* x
     std::memcpy(output.y, result.data_ptr<float>(), sizeof(float) * batch * p.out);
   }
   if (units == 0) return;
-  const int64_t in = outputs.begin()->projection->in;
-  bool int8_x = any_4bit && options_.int8_activations;
-  for (const Output& output : outputs) {
-    const Projection& p = *output.projection;
-    if (p.fused() && p.packed4bit.has_value()) int8_x &= kernels::Gemm4bitQ8Supports(*p.packed4bit, in);
-  }
-  kernels::Gemm4bitInput packed;
-  kernels::Q8Input quantized;
-  if (int8_x) {
-    if (q8_values_.size() < static_cast<size_t>(batch * in)) q8_values_.resize(batch * in);
-    const size_t scale_floats = static_cast<size_t>(kernels::Q8ScaleFloats(batch, in));
-    if (q8_scales_.size() < scale_floats) q8_scales_.resize(scale_floats);
-    quantized = kernels::QuantizeQ8Input(x, batch, in, q8_values_.data(), q8_scales_.data());
-  } else if (any_4bit) {
-    if (packed_x_.size() < static_cast<size_t>(batch * in)) packed_x_.resize(batch * in);
-    packed = kernels::PackGemm4bitInput(x, batch, in, packed_x_.data());
-  }
+  const ProjectionInput input = PrepareInput(outputs, x, batch);
   // Every fused output's rows, in quads (the 4-bit kernel decodes four rows together),
   // numbered one after the other and split across the threads.
-  kernels::ParallelFor(units, RowGrain(in) / 4 + 1, [&](int64_t begin, int64_t end) {
+  kernels::ParallelFor(units, RowGrain(outputs.begin()->projection->in) / 4 + 1, [&](int64_t begin, int64_t end) {
     int64_t first = 0;
     for (const Output& output : outputs) {
       const Projection& p = *output.projection;
       if (!p.fused()) continue;
       const int64_t quads = (p.out + 3) / 4;
-      const int64_t lo = std::max(begin, first), hi = std::min(end, first + quads);
-      const int64_t row_begin = 4 * (lo - first), row_end = std::min(p.out, 4 * (hi - first));
+      const int64_t start = first, lo = std::max(begin, start), hi = std::min(end, start + quads);
       first += quads;
-      if (lo >= hi) continue;
-      if (p.packed4bit.has_value() && int8_x) {
-        kernels::Gemm4bitQ8Rows(*p.packed4bit, quantized, p.bias, output.y, p.out, row_begin, row_end);
-      } else if (p.packed4bit.has_value()) {
-        kernels::Gemm4bitRows(*p.packed4bit, packed, p.bias, output.y, p.out, row_begin, row_end);
-      } else {
-        kernels::MatvecRows(p.matrix, x, p.in, batch, p.bias, output.y, p.out, row_begin, row_end);
-      }
+      if (lo < hi) RunRows(p, input, output.y, 4 * (lo - start), std::min(p.out, 4 * (hi - start)));
     }
   });
+}
+
+bool FusedDecoder::ProjectGatedUnit(const Projection& gate, const Projection& up, const float* x, int batch) {
+  if (!gate.fused() || !up.fused() || gate.out != up.out) return false;
+  const ProjectionInput input = PrepareInput({{&gate, gate_.data()}, {&up, up_.data()}}, x, batch);
+  const int64_t width = gate.out;
+  kernels::ParallelFor((width + 3) / 4, RowGrain(gate.in) / 8 + 1, [&](int64_t begin, int64_t end) {
+    const int64_t row_begin = 4 * begin, row_end = std::min(width, 4 * end);
+    RunRows(gate, input, gate_.data(), row_begin, row_end);
+    RunRows(up, input, up_.data(), row_begin, row_end);
+    for (int b = 0; b < batch; ++b)
+      kernels::SwiGluInPlace(gate_.data() + b * width + row_begin, up_.data() + b * width + row_begin,
+                             row_end - row_begin);
+  });
+  return true;
 }
 
 void FusedDecoder::Attend(KvCache& cache, int64_t layer, int batch) {
@@ -293,8 +319,10 @@ void FusedDecoder::RunStep(KvCache& cache, absl::Span<const int64_t> tokens) {
     for (int64_t j = 0; j < batch * hidden; ++j) hidden_[j] += delta_[j];
     for (int b = 0; b < batch; ++b)
       kernels::RmsNorm(hidden_.data() + b * hidden, layer.post_norm, hidden, norm_eps_, normed_.data() + b * hidden);
-    Project({{&layer.gate, gate_.data()}, {&layer.up, up_.data()}}, normed_.data(), batch);
-    kernels::SwiGluInPlace(gate_.data(), up_.data(), batch * config_.intermediate_size);
+    if (!ProjectGatedUnit(layer.gate, layer.up, normed_.data(), batch)) {
+      Project({{&layer.gate, gate_.data()}, {&layer.up, up_.data()}}, normed_.data(), batch);
+      kernels::SwiGluInPlace(gate_.data(), up_.data(), batch * config_.intermediate_size);
+    }
     Project({{&layer.down, delta_.data()}}, gate_.data(), batch);
     for (int64_t j = 0; j < batch * hidden; ++j) hidden_[j] += delta_[j];
   }

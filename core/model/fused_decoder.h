@@ -2,7 +2,8 @@
 // decoder step runs as a few fork-join regions per layer over raw weight pointers
 // (kernels/matvec.h, kernels/decode_ops.h): q/k/v in one pass, rope in place, the
 // new key/value written straight into the KvCache, attention per head, o, gate/up in
-// one pass, SwiGLU, down, and the vocabulary head. Prefill stays on libtorch
+// one pass with SwiGLU applied by each thread to the rows it computed, down, and the
+// vocabulary head. Prefill stays on libtorch
 // (LlamaModel::forward) and shares the same KvCache, so the two paths can alternate.
 //
 // Projections whose layer offers a StreamableWeight (linear.h: dense fp32, NF4/FP4) take
@@ -26,6 +27,8 @@
 #include "absl/types/span.h"
 #include "core/model/kv_cache.h"
 #include "core/model/llama.h"
+#include "kernels/gemm4bit.h"
+#include "kernels/gemm4bit_q8.h"
 #include "kernels/matvec.h"
 #include "kernels/quant4bit.h"
 
@@ -100,8 +103,23 @@ class FusedDecoder {
   absl::Status ReduceHeadPrecision();
   Projection MakeProjection(LinearLayer& layer);
   void EnsureBuffers(int batch, int64_t capacity);
-  // outputs[j].y = x · W_jᵀ for every j; dense ones share one ParallelFor.
+  // x in the form the outputs' fused kernels take: fp32, packed for the 4-bit kernel,
+  // or quantized to int8 (FusedDecoderOptions::int8_activations), in scratch buffers.
+  struct ProjectionInput {
+    const float* x = nullptr;
+    int batch = 0;
+    bool int8 = false;
+    kernels::Gemm4bitInput packed;
+    kernels::Q8Input quantized;
+  };
+  ProjectionInput PrepareInput(std::initializer_list<Output> outputs, const float* x, int batch);
+  // y[b, o] = (x · pᵀ)[b, o] for rows o in [row_begin, row_end) of fused projection p.
+  void RunRows(const Projection& p, const ProjectionInput& input, float* y, int64_t row_begin, int64_t row_end);
+  // outputs[j].y = x · W_jᵀ for every j; fused ones share one ParallelFor.
   void Project(std::initializer_list<Output> outputs, const float* x, int batch);
+  // gate_ = SiLU(x · gateᵀ) ⊙ (x · upᵀ), with each thread applying SwiGLU to the rows it
+  // computed (no serial pass). False (nothing done) unless both are fused and equally wide.
+  bool ProjectGatedUnit(const Projection& gate, const Projection& up, const float* x, int batch);
   void Attend(KvCache& cache, int64_t layer, int batch);
   void RunStep(KvCache& cache, absl::Span<const int64_t> tokens);
 
