@@ -20,6 +20,8 @@ namespace qlorad::kernels::internal {
 namespace {
 
 constexpr int kMaxTileRows = 4;
+// Software prefetch distance along the weight rows (one prefetch per 64-byte line).
+constexpr int kPrefetchBytes = 4096;
 
 // Weight rows [o, o + R) against batch rows [b0, b0 + NB): each x chunk loaded once
 // serves R rows.
@@ -39,7 +41,9 @@ QLORAD_AVX2 void RowTile(const Packed4bitView& w, const Q8Input& x, __m256i book
     __m256 w_scale[R];
 #pragma GCC unroll 2
     for (int r = 0; r < R; ++r) {
-      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.packed.data() + (o + r) * in / 2 + 32 * c));
+      const uint8_t* row_bytes = w.packed.data() + (o + r) * in / 2 + 32 * c;
+      if (c % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(row_bytes) + kPrefetchBytes, _MM_HINT_T0);
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row_bytes));
       w_even[r] = _mm256_shuffle_epi8(book, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_nibbles));
       w_odd[r] = _mm256_shuffle_epi8(book, _mm256_and_si256(bytes, low_nibbles));
       abs_even[r] = _mm256_sign_epi8(w_even[r], w_even[r]);
