@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/blockwise8bit.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/gemm4bit.h"
 #include "kernels/gemm4bit_q8.h"
@@ -175,6 +176,45 @@ TEST(DecodeQ8Test, QuantizedInputLayoutAndRounding) {
   EXPECT_EQ(values[1], static_cast<int8_t>(std::nearbyint(2 * (127.0f / 31.0f))));
   EXPECT_EQ(values[32], static_cast<int8_t>(std::nearbyint(1 * (127.0f / 31.0f))));
   EXPECT_EQ(values[16], static_cast<int8_t>(std::nearbyint(32 * (127.0f / 63.0f))));  // column 32: group 1
+}
+
+// The fused decoder hands the kernels plain fp32 scales decoded from bitsandbytes' double
+// quantization (AbsmaxView::Get per block): the result must be bit-identical to the
+// kernels reading the double-quant form itself, on every body (the plain-scale fast path
+// and the general one), for blocks of 64 and of 128.
+TEST(DecodeQ8Test, DecodedPlainScalesGiveBitIdenticalResults) {
+  for (CpuIsa isa : IsasOfThisCpu()) {
+    const CpuIsa previous = LimitIsaForTesting(isa);
+    for (int64_t blocksize : {64, 128}) {
+      for (int batch : {1, 2, 5}) {
+        SCOPED_TRACE(std::string(CpuIsaName(isa)) + " blocksize " + std::to_string(blocksize) + " batch " +
+                     std::to_string(batch));
+        const Case c{QuantType::kNF4, 11, 320, blocksize, batch};
+        Quantized q = Quantize(c.type, Random(c.out * c.in, 40 + batch, 0.05f), blocksize);
+        std::vector<uint8_t> codes(q.absmax.size());
+        std::vector<float> nested(NumBlocks(static_cast<int64_t>(q.absmax.size()), 256));
+        const absl::StatusOr<float> offset =
+            DoubleQuantizeAbsmax(q.absmax, 256, absl::MakeConstSpan(kDynamicMapSigned, 256), absl::MakeSpan(codes),
+                                 absl::MakeSpan(nested));
+        ASSERT_TRUE(offset.ok()) << offset.status();
+        Quantized double_quant = q;
+        double_quant.view.scales = AbsmaxView{};
+        double_quant.view.scales.codes = codes;
+        double_quant.view.scales.nested_absmax = nested;
+        double_quant.view.scales.nested_code = absl::MakeConstSpan(kDynamicMapSigned, 256);
+        double_quant.view.scales.offset = *offset;
+        std::vector<float> decoded(codes.size());
+        for (size_t b = 0; b < decoded.size(); ++b) decoded[b] = double_quant.view.scales.Get(static_cast<int64_t>(b));
+        Quantized plain = q;
+        plain.view.scales = AbsmaxView{};
+        plain.view.scales.absmax = decoded;
+        const std::vector<float> x = Random(batch * c.in, 300 + batch, 1.0f), bias = Random(c.out, 8, 0.1f);
+        const std::vector<float> from_codes = RunQ8(double_quant, x, bias, c), from_plain = RunQ8(plain, x, bias, c);
+        for (size_t i = 0; i < from_codes.size(); ++i) ASSERT_EQ(from_codes[i], from_plain[i]) << "output " << i;
+      }
+    }
+    LimitIsaForTesting(previous);
+  }
 }
 
 TEST(DecodeQ8Test, RoundsHalvesToEven) {
