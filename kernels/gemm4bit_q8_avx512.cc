@@ -5,8 +5,9 @@
 // vpshufb as unsigned bytes, book + 128 in [1, 255], so that vpdpbusd (u8 × s8, four
 // products summed into each int32 lane, exact) multiplies them with the signed int8 x:
 //   Σ (w + 128) · x = Σ w · x + 128 · Σ x.
-// The correction 128 · Σ x depends on x alone: computed once per x chunk pair (vpdpbusd
-// of 0x80 bytes with x) and used, negated, as every row's starting accumulator. Lanes
+// The correction 128 · Σ x depends on x alone: computed per x chunk pair in each row
+// tile (vpdpbusd of 0x80 bytes with x, shared by the tile's rows) and used, negated, as
+// the starting accumulator of every row in the tile. Lanes
 // 0–3, 4–7, 8–11, 12–15 hold the groups s0, s1 of chunk c and s0, s1 of chunk c + 1, the
 // layout of Q8Input's scales, so 16 consecutive floats scale the pair.
 #pragma GCC diagnostic push
@@ -27,8 +28,8 @@ namespace {
 constexpr int kMaxTileRows = 4;
 constexpr int kPrefetchBytes = 4096;
 
-// The bytes of chunks c and c + 1 of a row (or of an x row), or of chunk c alone with
-// zeros above when `pair` is false. 64 bytes either way.
+// The packed weight bytes of chunks c and c + 1 of a row, or of chunk c alone with zeros
+// above when `pair` is false. 64 bytes either way.
 QLORAD_AVX512_VNNI inline __m512i LoadChunks(const void* p, bool pair) {
   return pair ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(0xFFFFFFFFull, p);
 }

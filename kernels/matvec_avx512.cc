@@ -127,8 +127,6 @@ QLORAD_AVX512 void MatvecRowsAvx512(const MatvecArgs& a) {
   RowsOfFormat<F32>(a);
 }
 
-// Four rows' products go to separate accumulators (independent FMA chains) and are
-// added at the end of each 16-column slice.
 // Up to 64 columns per pass over the rows, so that each row is read as one sequential
 // run (a head's 64-value row is one pass); two rows per step into separate accumulators.
 QLORAD_AVX512 void WeightedRowSumAvx512(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p,
