@@ -4,14 +4,30 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu_isa.h"
+#include "kernels/internal/decode_ops_impl.h"
 #include "kernels/matvec.h"
 #include "kernels/parallel.h"
 
 namespace qlorad::kernels {
 
-void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
+namespace {
+
+float SumOfSquares(const float* x, int64_t n) {
+  switch (ActiveIsa()) {
+    case CpuIsa::kAvx512: return internal::SumOfSquaresAvx512(x, n);
+    case CpuIsa::kAvx2: return internal::SumOfSquaresAvx2(x, n);
+    case CpuIsa::kScalar: break;
+  }
   float sum = 0.0f;
   for (int64_t i = 0; i < n; ++i) sum += x[i] * x[i];
+  return sum;
+}
+
+}  // namespace
+
+void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
+  const float sum = SumOfSquares(x, n);
   const float inv = 1.0f / std::sqrt(sum / static_cast<float>(n) + eps);
   for (int64_t i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
 }
@@ -31,7 +47,34 @@ void ApplyRope(float* x, int64_t heads, int64_t head_dim, const float* inv_freq,
   }
 }
 
+void RopeCosSin(const float* inv_freq, int64_t half, int64_t position, float* cos_sin) {
+  const float pos = static_cast<float>(position);
+  for (int64_t i = 0; i < half; ++i) {
+    const float angle = pos * inv_freq[i];
+    cos_sin[2 * i] = std::cos(angle);
+    cos_sin[2 * i + 1] = std::sin(angle);
+  }
+}
+
+void ApplyRopeCosSin(float* x, int64_t heads, int64_t head_dim, const float* cos_sin) {
+  const int64_t half = head_dim / 2;
+  for (int64_t h = 0; h < heads; ++h) {
+    float* v = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
+      const float lo = v[i], hi = v[i + half];
+      v[i] = lo * c - hi * s;
+      v[i + half] = hi * c + lo * s;
+    }
+  }
+}
+
 void SwiGluInPlace(float* gate, const float* up, int64_t n) {
+  switch (ActiveIsa()) {
+    case CpuIsa::kAvx512: return internal::SwiGluAvx512(gate, up, n);
+    case CpuIsa::kAvx2: return internal::SwiGluAvx2(gate, up, n);
+    case CpuIsa::kScalar: break;
+  }
   for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 

@@ -12,6 +12,10 @@ namespace qlorad::kernels::internal {
 namespace {
 
 constexpr int64_t kPrefetchBytes = 2048;
+// WeightedRowSum reads short runs of rows (one head's cached values, often cold after the
+// weights streamed through): each row's 32 columns (two cache lines) are prefetched this
+// many rows ahead.
+constexpr int64_t kWeightedRowsAhead = 8;
 
 // Weight formats: 8 consecutive weights widened to fp32 (exactly), and one weight.
 struct F32 {
@@ -121,6 +125,10 @@ QLORAD_AVX2 void WeightedRowSumAvx2(const float* m, int64_t rows, int64_t cols, 
       const float* row0 = m + r * m_stride + c0;
       const float* row1 = row0 + m_stride;
       const __m256 p0 = _mm256_set1_ps(p[r]), p1 = _mm256_set1_ps(p[r + 1]);
+      for (int line = 0; line < 32; line += 16) {
+        _mm_prefetch(reinterpret_cast<const char*>(row0 + kWeightedRowsAhead * m_stride + line), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(row1 + kWeightedRowsAhead * m_stride + line), _MM_HINT_T0);
+      }
 #pragma GCC unroll 4
       for (int k = 0; k < 4; ++k) {
         even[k] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(row0 + 8 * k), even[k]);

@@ -19,6 +19,9 @@ namespace qlorad::kernels::internal {
 namespace {
 
 constexpr int64_t kPrefetchBytes = 2048;
+// WeightedRowSum reads short runs of rows (one head's cached values, often cold after the
+// weights streamed through): each row is prefetched this many rows ahead.
+constexpr int64_t kWeightedRowsAhead = 8;
 
 // _mm512_reduce_add_ps without GCC 12's uninitialized-register warning (bug 105593):
 // through memory, once per output row.
@@ -148,6 +151,8 @@ QLORAD_AVX512 void WeightedRowSumAvx512(const float* m, int64_t rows, int64_t co
       const __m512 p0 = _mm512_set1_ps(p[r]), p1 = _mm512_set1_ps(p[r + 1]);
 #pragma GCC unroll 4
       for (int k = 0; k < 4; ++k) {
+        _mm_prefetch(reinterpret_cast<const char*>(row0 + kWeightedRowsAhead * m_stride + 16 * k), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(row1 + kWeightedRowsAhead * m_stride + 16 * k), _MM_HINT_T0);
         even[k] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(mask[k], row0 + 16 * k), even[k]);
         odd[k] = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(mask[k], row1 + 16 * k), odd[k]);
       }

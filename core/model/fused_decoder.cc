@@ -100,6 +100,7 @@ absl::Status FusedDecoder::Init() {
     return absl::FailedPreconditionError("the embeddings and final norm must be contiguous fp32 CPU tensors");
   at::Tensor inv_freq = model_->rope().inv_freq().contiguous();
   inv_freq_.assign(inv_freq.data_ptr<float>(), inv_freq.data_ptr<float>() + inv_freq.numel());
+  rope_cos_sin_.resize(2 * inv_freq_.size());
   for (int64_t i = 0; i < static_cast<int64_t>(model_->layers().size()); ++i) {
     DecoderLayerImpl& decoder_layer = *model_->layers()[i];
     Layer layer;
@@ -307,13 +308,14 @@ void FusedDecoder::RunStep(KvCache& cache, absl::Span<const int64_t> tokens) {
   EnsureBuffers(batch, cache.capacity());
   for (int b = 0; b < batch; ++b)
     std::memcpy(hidden_.data() + b * hidden, embed_ + tokens[b] * hidden, sizeof(float) * hidden);
+  kernels::RopeCosSin(inv_freq_.data(), static_cast<int64_t>(inv_freq_.size()), position, rope_cos_sin_.data());
   for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
     const Layer& layer = layers_[i];
     for (int b = 0; b < batch; ++b)
       kernels::RmsNorm(hidden_.data() + b * hidden, layer.input_norm, hidden, norm_eps_, normed_.data() + b * hidden);
     Project({{&layer.q, q_.data()}, {&layer.k, k_.data()}, {&layer.v, v_.data()}}, normed_.data(), batch);
-    kernels::ApplyRope(q_.data(), batch * config_.num_attention_heads, config_.head_dim, inv_freq_.data(), position);
-    kernels::ApplyRope(k_.data(), batch * config_.num_key_value_heads, config_.head_dim, inv_freq_.data(), position);
+    kernels::ApplyRopeCosSin(q_.data(), batch * config_.num_attention_heads, config_.head_dim, rope_cos_sin_.data());
+    kernels::ApplyRopeCosSin(k_.data(), batch * config_.num_key_value_heads, config_.head_dim, rope_cos_sin_.data());
     Attend(cache, i, batch);
     Project({{&layer.o, delta_.data()}}, attn_.data(), batch);
     for (int64_t j = 0; j < batch * hidden; ++j) hidden_[j] += delta_[j];

@@ -130,6 +130,7 @@ class FusedDecoder {
   const float* final_norm_ = nullptr;
   float norm_eps_ = 0.0f;
   std::vector<float> inv_freq_;
+  std::vector<float> rope_cos_sin_;  // this step's RopeCosSin, shared by every layer
   std::vector<Layer> layers_;
   Projection head_;
   std::vector<uint16_t> head_bf16_;  // serving copies of the head (HeadPrecision)

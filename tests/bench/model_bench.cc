@@ -4,6 +4,7 @@
 // Usage: model_bench [--model DIR] [--device cpu] [--prompt 512] [--decode 64] [--threads N]
 //                    [--kv-heads 4] [--reps 1] [--decode-prompt N] [--quantize none|nf4]
 //                    [--serve-head fp32|bf16|int8|nf4] [--activations fp32|int8]
+//                    [--paths both|fused|libtorch]   (which decode paths to time)
 // --threads sets ATen's intra-op threads (default 1: OpenBLAS threads GEMMs itself).
 // Without --model it writes a ~100M-parameter Llama-shaped model (12 heads, --kv-heads
 // key/value heads) to a temp dir. Decode is timed on the libtorch path and on the fused
@@ -140,8 +141,12 @@ int main(int argc, char** argv) {
   auto cache = loaded->model->NewCache(1, std::max(prompt, decode_prompt) + decode);
   loaded->model->forward({ids.narrow(1, 0, 16), {}, {}, cache.get()});  // warm-up
   std::vector<double> prefill_rates, torch_rates, fused_rates;
+  const std::string paths = Arg(argc, argv, "paths", "both");
+  std::vector<bool> decode_paths;
+  if (paths != "fused") decode_paths.push_back(false);
+  if (paths != "libtorch") decode_paths.push_back(true);
   for (int rep = 0; rep < reps; ++rep) {
-    for (bool fused : {false, true}) {
+    for (bool fused : decode_paths) {
       cache->Reset();
       auto start = Clock::now();
       at::Tensor logits = loaded->model->forward({ids, {}, {}, cache.get()});
@@ -169,7 +174,7 @@ int main(int argc, char** argv) {
   std::printf("prefill %lld tokens: %.1f tokens/s median of %zu (%s) (GEMM floor %.1f tokens/s, %.0f%% of it)\n",
               static_cast<long long>(prompt), median(prefill_rates), prefill_rates.size(), range(prefill_rates).c_str(),
               prefill_floor, 100 * median(prefill_rates) / prefill_floor);
-  for (bool fused : {false, true}) {
+  for (bool fused : decode_paths) {
     const auto& rates = fused ? fused_rates : torch_rates;
     std::printf("decode %lld tokens after %lld, %s path%s: %.1f tokens/s median of %d (%s) (fp32 read floor %.1f tokens/s, %.0f%% of it)\n",
                 static_cast<long long>(decode), static_cast<long long>(decode_prompt), fused ? "fused" : "libtorch",

@@ -1,6 +1,7 @@
 // kernels/matvec.h and kernels/decode_ops.h against plain double-precision loops written
 // here (not qlorad's scalar kernels): every weight format, every instruction set this CPU
 // has, batch 1..8, row lengths with and without a vector tail, row strides > in.
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <tuple>
@@ -128,29 +129,49 @@ TEST(DecodeMatvecTest, AttentionEqualsSoftmaxWeightedValues) {
   }
 }
 
-TEST(DecodeMatvecTest, RmsNormRopeAndSwiGluEqualTheirFormulas) {
-  const int64_t n = 40;
-  const std::vector<float> x = Random(n, 4), weight = Random(n, 5), up = Random(n, 6);
-  std::vector<float> out(n);
-  RmsNorm(x.data(), weight.data(), n, 1e-5f, out.data());
-  double mean_square = 0;
-  for (float v : x) mean_square += static_cast<double>(v) * v / n;
-  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(out[i], weight[i] * x[i] / std::sqrt(mean_square + 1e-5), 1e-5);
+TEST(DecodeMatvecTest, RmsNormAndSwiGluEqualTheirFormulasOnEveryIsa) {
+  for (int64_t n : {7, 40, 2048}) {  // vector tails; a decoder's intermediate width
+    std::vector<float> x = Random(n, 4), weight = Random(n, 5), up = Random(n, 6);
+    for (int64_t i = 0; i < n; i += 5) x[i] *= 30.0f;  // silu's saturated ends, e^±90 clamped
+    x[0] = 0.0f;
+    x[n - 1] = -100.0f;
+    double mean_square = 0;
+    for (float v : x) mean_square += static_cast<double>(v) * v / n;
+    for (CpuIsa isa : IsasOfThisCpu()) {
+      const CpuIsa previous = LimitIsaForTesting(isa);
+      std::vector<float> out(n);
+      RmsNorm(x.data(), weight.data(), n, 1e-5f, out.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = weight[i] * x[i] / std::sqrt(mean_square + 1e-5);
+        EXPECT_NEAR(out[i], want, 1e-5 * std::max(1.0, std::abs(want))) << CpuIsaName(isa) << " n " << n << " i " << i;
+      }
+      std::vector<float> gate = x;
+      SwiGluInPlace(gate.data(), up.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = x[i] / (1 + std::exp(-static_cast<double>(x[i]))) * up[i];
+        EXPECT_NEAR(gate[i], want, 1e-6 * std::max(1.0, std::abs(want))) << CpuIsaName(isa) << " n " << n << " x " << x[i];
+      }
+      LimitIsaForTesting(previous);
+    }
+  }
+}
 
-  std::vector<float> gate = x;
-  SwiGluInPlace(gate.data(), up.data(), n);
-  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(gate[i], x[i] / (1 + std::exp(-static_cast<double>(x[i]))) * up[i], 1e-5);
-
+TEST(DecodeMatvecTest, RopeEqualsItsFormulaDirectAndThroughCosSin) {
   const int64_t heads = 2, d = 20, position = 37;
+  const std::vector<float> x = Random(heads * d, 4);
   const std::vector<float> inv_freq = {1.0f, 0.5f, 0.25f, 0.1f, 0.05f, 0.01f, 0.005f, 0.001f, 1e-4f, 1e-5f};
-  std::vector<float> rotated = x;
+  std::vector<float> rotated = x, through_table = x, cos_sin(d);
   ApplyRope(rotated.data(), heads, d, inv_freq.data(), position);
+  RopeCosSin(inv_freq.data(), d / 2, position, cos_sin.data());
+  ApplyRopeCosSin(through_table.data(), heads, d, cos_sin.data());
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t i = 0; i < d / 2; ++i) {
       const double angle = static_cast<double>(static_cast<float>(position) * inv_freq[i]);
       const double lo = x[h * d + i], hi = x[h * d + i + d / 2];
-      EXPECT_NEAR(rotated[h * d + i], lo * std::cos(angle) - hi * std::sin(angle), 1e-5);
-      EXPECT_NEAR(rotated[h * d + i + d / 2], hi * std::cos(angle) + lo * std::sin(angle), 1e-5);
+      for (const std::vector<float>* result : {&rotated, &through_table}) {
+        EXPECT_NEAR((*result)[h * d + i], lo * std::cos(angle) - hi * std::sin(angle), 1e-5);
+        EXPECT_NEAR((*result)[h * d + i + d / 2], hi * std::cos(angle) + lo * std::sin(angle), 1e-5);
+      }
     }
 }
 
