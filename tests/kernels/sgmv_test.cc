@@ -16,9 +16,12 @@ std::vector<float> Random(size_t n, std::mt19937& rng) {
   return v;
 }
 
-TEST(SgmvTest, MatchesAPlainLoopOnRandomInputs) {
+// Decode (1 token per row), short and longer prefill runs.
+class SgmvTokensTest : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(SgmvTokensTest, MatchesAPlainLoopOnRandomInputs) {
   std::mt19937 rng(3);
-  const int64_t in = 37, out = 53, rows = 9, tokens = 3;
+  const int64_t in = 37, out = 53, rows = 9, tokens = GetParam();
   std::vector<float> x = Random(rows * tokens * in, rng), y = Random(rows * tokens * out, rng);
   std::vector<double> expected(y.begin(), y.end());
   struct Adapter {
@@ -49,6 +52,8 @@ TEST(SgmvTest, MatchesAPlainLoopOnRandomInputs) {
   ASSERT_TRUE(SgmvF32(items, in, out).ok());
   for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], expected[i], 1e-3 * (1 + std::abs(expected[i]))) << i;
 }
+
+INSTANTIATE_TEST_SUITE_P(DecodeAndPrefill, SgmvTokensTest, ::testing::Values(1, 3, 12));
 
 TEST(SgmvTest, RefusesBadItems) {
   float v = 0;
