@@ -18,6 +18,7 @@ int RunPretrain(const Args& args);
 int RunPlan(const Args& args);
 int RunLogits(const Args& args);
 int RunGenerate(const Args& args);
+int RunChooseServeHead(const Args& args);
 int RunQuantize(const Args& args);
 int RunTrain(const Args& args);
 int RunDpoEval(const Args& args);

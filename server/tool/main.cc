@@ -27,6 +27,7 @@ const std::map<std::string, Command>& CommandTable() {
       {"make-adapter", {RunMakeAdapter, "write a seeded random PEFT LoRA adapter for a model (fixtures)"}},
       {"logits", {RunLogits, "one forward pass; raw little-endian fp32 logits [tokens, vocab]"}},
       {"generate", {RunGenerate, "generate tokens from a prompt"}},
+      {"choose-serve-head", {RunChooseServeHead, "hold-out check of each --serve-head precision vs fp32; picks one"}},
       {"train", {RunTrain, "train a LoRA/QLoRA adapter on a dataset's train split (PEFT output)"}},
       {"dpo-eval", {RunDpoEval, "score a preference dataset's hold-out with an adapter vs its base (reward accuracy)"}},
       {"plan", {RunPlan, "predict peak memory (breakdown) and fitting GPUs of a full/LoRA/QLoRA run"}},
@@ -41,7 +42,7 @@ const std::map<std::string, Command>& CommandTable() {
 
 void PrintUsage(std::FILE* to) {
   std::fprintf(to, "usage: qlorad-tool <command> [flags]   (qlorad-tool <command> --help)\n\ncommands:\n");
-  for (const auto& [name, command] : CommandTable()) std::fprintf(to, "  %-12s %s\n", name.c_str(), command.help);
+  for (const auto& [name, command] : CommandTable()) std::fprintf(to, "  %-18s %s\n", name.c_str(), command.help);
 }
 
 }  // namespace
