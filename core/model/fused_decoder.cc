@@ -69,6 +69,13 @@ absl::StatusOr<std::unique_ptr<FusedDecoder>> FusedDecoder::Create(LlamaModel mo
   return decoder;
 }
 
+HeadPrecision DefaultServeHead(LlamaModel& model) {
+  const std::optional<StreamableWeight> head = model->lm_head().Streamable();
+  const bool dense_fp32 = head.has_value() && head->dense.data != nullptr &&
+                          head->dense.format == kernels::WeightFormat::kF32;
+  return dense_fp32 && model->device().is_cpu() ? HeadPrecision::kInt8 : HeadPrecision::kFp32;
+}
+
 FusedDecoder::Projection FusedDecoder::MakeProjection(LinearLayer& layer) {
   Projection p;
   p.layer = &layer;

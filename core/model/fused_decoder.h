@@ -56,6 +56,13 @@ struct FusedDecoderOptions {
   // which the 8-bit kernels read as vectors instead of decoding per block.
   bool int8_activations = false;
 };
+// The head `qlorad-tool generate` serves with when --serve-head is not given: kInt8 when
+// the model's lm_head is a dense fp32 CPU layer (the fused path can copy it), else kFp32.
+// int8 was chosen with `qlorad-tool choose-serve-head` on the main job's sentiment task:
+// hold-out macro-F1 within 0.01 of the fp32 head's and ≥ 99 % of its greedy tokens, with
+// an NF4 and with an fp32 base (tests/bench/RESULTS.md); bf16 and nf4 were outside.
+HeadPrecision DefaultServeHead(LlamaModel& model);
+
 // From the tools' --serve-head and --activations (fp32|int8) values; INVALID_ARGUMENT
 // naming the flag and the accepted values otherwise.
 absl::StatusOr<FusedDecoderOptions> ParseFusedDecoderOptions(const std::string& head, const std::string& activations);

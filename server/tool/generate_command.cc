@@ -20,7 +20,8 @@ constexpr char kUsage[] =
     "usage: qlorad-tool generate --prompt-tokens 1,5,9 [--max-tokens N] [--temperature T]\n"
     "       [--top-k K] [--top-p P] [--seed S] [--stop 2,7] [--serve-head fp32|bf16|int8|nf4]\n"
     "       [--activations fp32|int8] <model flags>\n"
-    "  --serve-head   storage of the vocabulary head on the fused CPU decode path (default fp32)\n"
+    "  --serve-head   storage of the vocabulary head on the fused CPU decode path (default int8 where\n"
+    "                 the head is a dense fp32 CPU layer, else fp32; choose-serve-head checks a deployment)\n"
     "  --activations  int8: 4-bit layers (--quantize nf4, --serve-head nf4) take 8-bit activations\n"
     "                 and integer dot products on that path (approximate; default fp32)\n";
 
@@ -46,12 +47,14 @@ absl::Status GenerateTokens(const Args& args) {
   gen.sampling.seed = static_cast<uint64_t>(seed);
   QLORAD_ASSIGN_OR_RETURN(gen.fused, ParseFusedDecoderOptions(flags.GetOr("serve-head", "fp32"),
                                                                flags.GetOr("activations", "fp32")));
+  const bool default_head = !flags.Has("serve-head");
   if (flags.Has("stop")) {
     QLORAD_ASSIGN_OR_RETURN(std::vector<long long> stop, ParseIntList("stop", flags.GetOr("stop", "")));
     gen.stop_token_ids.assign(stop.begin(), stop.end());
   }
   QLORAD_ASSIGN_OR_RETURN(ToolModel model, LoadModelFromFlags(flags, "auto"));
   LoadedModel& loaded = model.loaded;
+  if (default_head) gen.fused.head = DefaultServeHead(loaded.model);
   if (model.quantized) {
     QuantizedFootprint footprint = MeasureQuantizedFootprint(loaded.model);
     std::printf("4-bit linear layers: %.1fM parameters in %.1f MB (%.3f bytes/parameter)\n", footprint.parameters / 1e6,
@@ -62,8 +65,9 @@ absl::Status GenerateTokens(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(GenerationResult result,
                           Generate(loaded.model, std::vector<int64_t>(prompt.begin(), prompt.end()), gen));
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("model: %s (%s, fingerprint %s, device %s)\n", model_dir.c_str(), loaded.config.architecture.c_str(),
-              loaded.fingerprint.c_str(), loaded.model->device().str().c_str());
+  std::printf("model: %s (%s, fingerprint %s, device %s, serve head %s)\n", model_dir.c_str(),
+              loaded.config.architecture.c_str(), loaded.fingerprint.c_str(), loaded.model->device().str().c_str(),
+              HeadPrecisionName(gen.fused.head));
   std::printf("prompt: [%s]\ngenerated: [%s]\n", absl::StrJoin(prompt, ",").c_str(),
               absl::StrJoin(result.tokens, ",").c_str());
   if (auto tok = tokenizer::Tokenizer::Load(model_dir); tok.ok()) {

@@ -129,8 +129,8 @@ def qlorad_tokenize(model_dir, texts, special):
 
 
 def qlorad_generate(model_dir, prompt, max_tokens, adapter=None):
-    """Greedy continuation with stopping disabled (--stop -1), f32 on the CPU."""
-    args = [TOOL, "generate", "--model", model_dir, "--device", "cpu", "--dtype", "f32", "--prompt-tokens",
+    """Greedy continuation with stopping disabled (--stop -1), f32 on the CPU, fp32 head."""
+    args = [TOOL, "generate", "--model", model_dir, "--device", "cpu", "--dtype", "f32", "--serve-head", "fp32", "--prompt-tokens",
             ",".join(map(str, prompt)), "--max-tokens", max_tokens, "--temperature", "0", "--stop", "-1"]
     out = run(args + (["--adapter", adapter] if adapter else []))
     match = re.search(r"^generated: \[([0-9,]*)\]$", out, re.M)
