@@ -24,6 +24,24 @@ float SumOfSquares(const float* x, int64_t n) {
   return sum;
 }
 
+// scores[i] = softmax(scale · scores)[i], i < n.
+void ScaledSoftmax(float* scores, int64_t n, float scale) {
+  switch (ActiveIsa()) {
+    case CpuIsa::kAvx512: return internal::ScaledSoftmaxAvx512(scores, n, scale);
+    case CpuIsa::kAvx2: return internal::ScaledSoftmaxAvx2(scores, n, scale);
+    case CpuIsa::kScalar: break;
+  }
+  float max_score = -INFINITY;
+  for (int64_t s = 0; s < n; ++s) max_score = std::max(max_score, scores[s] * scale);
+  float total = 0.0f;
+  for (int64_t s = 0; s < n; ++s) {
+    scores[s] = std::exp(scores[s] * scale - max_score);
+    total += scores[s];
+  }
+  const float inv_total = 1.0f / total;
+  for (int64_t s = 0; s < n; ++s) scores[s] *= inv_total;
+}
+
 }  // namespace
 
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
@@ -81,15 +99,7 @@ void SwiGluInPlace(float* gate, const float* up, int64_t n) {
 void AttendOneQuery(const float* q, const float* keys, const float* values, int64_t length, int64_t d,
                     int64_t row_stride, float scale, float* scores, float* out) {
   MatvecRows(keys, d, row_stride, q, d, 1, nullptr, scores, length, 0, length);
-  float max_score = -INFINITY;
-  for (int64_t s = 0; s < length; ++s) max_score = std::max(max_score, scores[s] * scale);
-  float total = 0.0f;
-  for (int64_t s = 0; s < length; ++s) {
-    scores[s] = std::exp(scores[s] * scale - max_score);
-    total += scores[s];
-  }
-  const float inv_total = 1.0f / total;
-  for (int64_t s = 0; s < length; ++s) scores[s] *= inv_total;
+  ScaledSoftmax(scores, length, scale);
   WeightedRowSum(values, length, d, row_stride, scores, out);
 }
 

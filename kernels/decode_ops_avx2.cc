@@ -2,6 +2,9 @@
 // __attribute__((target)) and only called when cpu_isa.h reports AVX2.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "kernels/internal/decode_ops_impl.h"
 
 #define QLORAD_AVX2 __attribute__((target("avx2,fma")))
@@ -36,6 +39,37 @@ QLORAD_AVX2 void SwiGluAvx2(float* gate, const float* up, int64_t n) {
     const __m256 g = _mm256_maskload_ps(gate + i, mask);
     const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, Exp(_mm256_sub_ps(_mm256_setzero_ps(), g))));
     _mm256_maskstore_ps(gate + i, mask, _mm256_mul_ps(silu, _mm256_maskload_ps(up + i, mask)));
+  }
+}
+
+QLORAD_AVX2 void ScaledSoftmaxAvx2(float* scores, int64_t n, float scale) {
+  const __m256 s = _mm256_set1_ps(scale), lowest = _mm256_set1_ps(-INFINITY);
+  __m256 high = lowest;
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i mask = TailMask(n - i);
+    const __m256 x = _mm256_mul_ps(_mm256_maskload_ps(scores + i, mask), s);
+    high = _mm256_max_ps(high, _mm256_blendv_ps(lowest, x, _mm256_castsi256_ps(mask)));
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, high);
+  float top_value = lanes[0];
+  for (float lane : lanes) top_value = std::max(top_value, lane);
+  const __m256 top = _mm256_set1_ps(top_value);
+  __m256 total = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i mask = TailMask(n - i);
+    const __m256 e = _mm256_and_ps(Exp(_mm256_sub_ps(_mm256_mul_ps(_mm256_maskload_ps(scores + i, mask), s), top)),
+                                   _mm256_castsi256_ps(mask));
+    _mm256_maskstore_ps(scores + i, mask, e);
+    total = _mm256_add_ps(total, e);
+  }
+  _mm256_store_ps(lanes, total);
+  float sum = 0.0f;
+  for (float lane : lanes) sum += lane;
+  const __m256 inverse = _mm256_set1_ps(1.0f / sum);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i mask = TailMask(n - i);
+    _mm256_maskstore_ps(scores + i, mask, _mm256_mul_ps(_mm256_maskload_ps(scores + i, mask), inverse));
   }
 }
 

@@ -39,6 +39,28 @@ QLORAD_AVX512 void SwiGluAvx512(float* gate, const float* up, int64_t n) {
   }
 }
 
+QLORAD_AVX512 void ScaledSoftmaxAvx512(float* scores, int64_t n, float scale) {
+  const __m512 s = _mm512_set1_ps(scale);
+  __m512 high = _mm512_set1_ps(-INFINITY);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    high = _mm512_mask_max_ps(high, mask, high, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, scores + i), s));
+  }
+  const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(high));
+  __m512 total = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 e = Exp(_mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, scores + i), s), top));
+    _mm512_mask_storeu_ps(scores + i, mask, e);
+    total = _mm512_mask_add_ps(total, mask, total, e);
+  }
+  const __m512 inverse = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(total));
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(scores + i, mask, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, scores + i), inverse));
+  }
+}
+
 QLORAD_AVX512 float SumOfSquaresAvx512(const float* x, int64_t n) {
   __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
   int64_t i = 0;

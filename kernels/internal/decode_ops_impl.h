@@ -18,6 +18,10 @@ inline constexpr float kLn2Lo = -2.12194440e-4f;
 inline constexpr float kExpPoly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
                                       4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
 
+// scores[i] = e^(scale · scores[i] − m) / Σ_j e^(scale · scores[j] − m), m the largest
+// scale · scores[j]; n >= 1 (decode_ops.cc's attention softmax).
+void ScaledSoftmaxAvx2(float* scores, int64_t n, float scale);
+void ScaledSoftmaxAvx512(float* scores, int64_t n, float scale);
 void SwiGluAvx2(float* gate, const float* up, int64_t n);
 void SwiGluAvx512(float* gate, const float* up, int64_t n);
 float SumOfSquaresAvx2(const float* x, int64_t n);

@@ -101,9 +101,10 @@ TEST(DecodeMatvecTest, EveryFormatIsaBatchAndShapeEqualsDoubleLoops) {
 }
 
 TEST(DecodeMatvecTest, AttentionEqualsSoftmaxWeightedValues) {
-  // Head sizes below, at and above one 64-column pass, odd lengths (a row left over).
+  // Head sizes below, at and above one 64-column pass, odd lengths (a row left over), a
+  // prefill-long row (several softmax vectors and a tail).
   for (auto [length, d, stride] : {std::tuple<int64_t, int64_t, int64_t>{45, 24, 40}, {45, 64, 64}, {8, 64, 64},
-                                   {37, 100, 128}, {1, 128, 128}}) {
+                                   {37, 100, 128}, {1, 128, 128}, {517, 64, 64}}) {
     const std::vector<float> q = Random(d, 1), keys = Random(length * stride, 2), values = Random(length * stride, 3);
     const float scale = 0.2f;
     std::vector<double> score(length);
@@ -119,6 +120,8 @@ TEST(DecodeMatvecTest, AttentionEqualsSoftmaxWeightedValues) {
       const CpuIsa previous = LimitIsaForTesting(isa);
       std::vector<float> scratch(length), out(d);
       AttendOneQuery(q.data(), keys.data(), values.data(), length, d, stride, scale, scratch.data(), out.data());
+      for (int64_t s = 0; s < length; ++s)  // the softmax it leaves in the scratch
+        EXPECT_NEAR(scratch[s], score[s] / total, 1e-6) << CpuIsaName(isa) << " length " << length << " s " << s;
       for (int64_t c = 0; c < d; ++c) {
         double want = 0;
         for (int64_t s = 0; s < length; ++s) want += score[s] / total * values[s * stride + c];
