@@ -105,6 +105,7 @@ void AttendOneQuery(const float* q, const float* keys, const float* values, int6
 
 void CausalAttention(const CausalAttentionArgs& a) {
   const int64_t groups = a.heads / a.kv_heads, rows = a.batch * a.heads * a.tokens;
+  // Prefill calls this between OpenBLAS GEMMs (the o projection next): helpers must not linger.
   ParallelFor(rows, 8, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scores;
     if (scores.size() < static_cast<size_t>(a.past + a.tokens)) scores.resize(a.past + a.tokens);
@@ -115,7 +116,7 @@ void CausalAttention(const CausalAttentionArgs& a) {
                      a.past + t + 1, a.d, a.kv_token_stride, a.scale, scores.data(),
                      a.out + b * a.out_batch_stride + t * a.out_token_stride + h * a.out_head_stride);
     }
-  });
+  }, /*helpers_linger=*/false);
 }
 
 }  // namespace qlorad::kernels

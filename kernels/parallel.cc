@@ -56,12 +56,12 @@ class Pool {
   // Runs the job if the pool is free; returns false (nothing run) if it is busy.
   // The caller takes chunks too and only waits for helpers that already joined, so a
   // helper descheduled on a busy machine never delays the call.
-  bool TryRun(int64_t n, int64_t chunk, int threads,
+  bool TryRun(int64_t n, int64_t chunk, int threads, bool linger,
               const std::function<void(int64_t, int64_t)>& fn) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
     EnsureWorkers(threads - 1);
-    Job job{&fn, n, chunk, threads - 1};
+    Job job{&fn, n, chunk, threads - 1, linger};
     {
       std::lock_guard<std::mutex> lock(mu_);
       job_ = &job;
@@ -87,6 +87,7 @@ class Pool {
     const std::function<void(int64_t, int64_t)>* fn;
     int64_t n, chunk;
     int max_helpers;
+    bool linger;                  // helpers spin for the next job after this one
     std::atomic<int64_t> next{0};
     int joined = 0;               // helpers that took part; guarded by mu_
     std::atomic<int> active{0};   // helpers inside RunChunks; changed under mu_
@@ -109,9 +110,10 @@ class Pool {
 
   void WorkerLoop() {
     uint64_t seen = 0;
+    bool linger = true;
     for (;;) {
       Job* job = nullptr;
-      SpinUntil([&] { return generation_.load(std::memory_order_acquire) != seen; });
+      if (linger) SpinUntil([&] { return generation_.load(std::memory_order_acquire) != seen; });
       {
         std::unique_lock<std::mutex> lock(mu_);
         work_cv_.wait(lock, [&] { return generation_.load() != seen; });
@@ -120,6 +122,7 @@ class Pool {
         if (job == nullptr || job->joined >= job->max_helpers) continue;
         ++job->joined;
         ++job->active;
+        linger = job->linger;
       }
       RunChunks(*job);
       std::lock_guard<std::mutex> lock(mu_);
@@ -145,7 +148,7 @@ Pool& GlobalPool() {
 int NumThreads() { return ThreadSetting().load(); }
 void SetNumThreads(int num_threads) { ThreadSetting().store(std::max(1, num_threads)); }
 
-void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn, bool helpers_linger) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   const int threads = static_cast<int>(std::min<int64_t>(NumThreads(), (n + grain - 1) / grain));
@@ -155,7 +158,7 @@ void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int
   }
   // About four chunks per thread balances uneven rows without much overhead.
   int64_t chunk = std::max<int64_t>(grain, (n + 4 * threads - 1) / (4 * threads));
-  if (!GlobalPool().TryRun(n, chunk, threads, fn)) fn(0, n);
+  if (!GlobalPool().TryRun(n, chunk, threads, helpers_linger, fn)) fn(0, n);
 }
 
 }  // namespace qlorad::kernels

@@ -12,7 +12,12 @@ namespace qlorad::kernels {
 // the call returns when every chunk is done. A call made while the pool is busy
 // (nested, or from another thread) runs serially in the caller, so it never deadlocks.
 // fn must not throw.
-void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+// helpers_linger: after a job the helper threads spin for up to 200 µs waiting for the next
+// one (decode runs ~60 jobs back to back). Pass false when the caller's next work is not
+// another ParallelFor but, say, BLAS calls with threads of their own: the helpers then block
+// right away and leave the cores to those threads.
+void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn,
+                 bool helpers_linger = true);
 
 // Threads used by ParallelFor (default: hardware concurrency, or the environment
 // variable QLORAD_KERNEL_THREADS). SetNumThreads(k) with k >= 1 takes effect on the

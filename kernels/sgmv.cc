@@ -38,10 +38,14 @@ absl::Status SgmvF32(absl::Span<const SgmvItem> items, int64_t in_features, int6
     absl::Status ok = CheckItem(items[i], i);
     if (!ok.ok()) return ok;
   }
-  ParallelFor(static_cast<int64_t>(items.size()), 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> t;
-    for (int64_t i = begin; i < end; ++i) RunItem(items[i], in_features, out_features, t);
-  });
+  // The serving engine calls this between OpenBLAS GEMMs: helpers must not linger.
+  ParallelFor(
+      static_cast<int64_t>(items.size()), 1,
+      [&](int64_t begin, int64_t end) {
+        std::vector<float> t;
+        for (int64_t i = begin; i < end; ++i) RunItem(items[i], in_features, out_features, t);
+      },
+      /*helpers_linger=*/false);
   return absl::OkStatus();
 }
 

@@ -1,6 +1,7 @@
 // Multi-adapter serving throughput and latency (issue 9), same run, same base:
 //   serving_bench [--model-dir DIR] [--streams 32] [--new-tokens 64] [--prompt 32]
 //                 [--quantize both|none|nf4] [--load-runs 30] [--threads N] [--repeats 2]
+//                 [--scenarios 0,1,8,32,-32]  (0 base only, N distinct LoRA adapters, -N distinct DoRA)
 // Writes (once) a ~110M-parameter Llama with the packaged Llama-2 tokenizer, then per
 // precision: 32 concurrent streams all on the base vs spread over 1, 8 and 32 distinct
 // r=16 adapters (all linear layers) and over 32 distinct r=16 DoRA adapters, and a single stream; TTFT and inter-token latency
@@ -15,6 +16,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/model/random_model.h"
 #include "core/serve/random_adapter.h"
 #include "core/serve/serving_engine.h"
@@ -73,6 +75,8 @@ RunResult RunStreamsOnce(ServingEngine& engine, int streams, const std::vector<s
 }
 
 int g_repeats = 2;
+// Scenarios of BenchPrecision: 0 = base only, N = N distinct LoRA adapters, -N = N distinct DoRA ones.
+std::vector<int> g_scenarios = {0, 1, 8, 32, -32};
 
 // Best throughput of g_repeats runs (this machine's other load only ever slows a run down).
 RunResult RunStreams(ServingEngine& engine, int streams, const std::vector<std::string>& adapters, int prompt, int tokens) {
@@ -117,7 +121,7 @@ void BenchPrecision(const std::string& model, const std::string& quantize, int s
   std::printf("%-28s %12s %8s %10s %10s %10s %10s\n", "scenario", "tokens/s", "vs base", "TTFT p50", "TTFT p99",
               "ITL p50", "ITL p99");
   double base_rate = 0;
-  for (int distinct : {0, 1, 8, 32, -32}) {  // -32: 32 distinct DoRA adapters
+  for (int distinct : g_scenarios) {  // -32: 32 distinct DoRA adapters
     const std::vector<std::string>& pool = distinct < 0 ? dora_ids : ids;
     std::vector<std::string> use(pool.begin(), pool.begin() + std::abs(distinct));
     RunResult r = RunStreams(**engine, streams, use, prompt, tokens);
@@ -173,6 +177,9 @@ int main(int argc, char** argv) {
   const int prompt = std::stoi(Arg(argc, argv, "prompt", "32"));
   const std::string quantize = Arg(argc, argv, "quantize", "both");
   qlorad::serve::g_repeats = std::stoi(Arg(argc, argv, "repeats", "2"));
+  qlorad::serve::g_scenarios.clear();
+  for (absl::string_view n : absl::StrSplit(Arg(argc, argv, "scenarios", "0,1,8,32,-32"), ','))
+    qlorad::serve::g_scenarios.push_back(std::stoi(std::string(n)));
   at::set_num_threads(std::stoi(Arg(argc, argv, "threads", std::to_string(std::thread::hardware_concurrency()))));
   std::printf("intra-op threads: %d\n", at::get_num_threads());
   if (quantize == "both" || quantize == "none") qlorad::serve::BenchPrecision(model, "none", streams, prompt, tokens);

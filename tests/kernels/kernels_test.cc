@@ -356,6 +356,29 @@ TEST(ParallelTest, CoversEveryIndexOnceAndNests) {
   SetNumThreads(saved);
 }
 
+// Jobs whose helpers block right away (helpers_linger = false) alternate with lingering
+// ones: every job still covers its range once, so helpers asleep on the condition variable
+// are woken for the next job.
+TEST(ParallelTest, HelpersThatDoNotLingerStillTakeTheNextJobs) {
+  const int saved = NumThreads();
+  SetNumThreads(2);
+  for (int round = 0; round < 200; ++round) {
+    const bool linger = round % 3 == 0;
+    std::vector<std::atomic<int>> hits(257);
+    std::atomic<int> chunks{0};
+    ParallelFor(
+        257, 1,
+        [&](int64_t b, int64_t e) {
+          chunks.fetch_add(1);
+          for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
+        },
+        linger);
+    for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "round " << round;
+    ASSERT_GT(chunks.load(), 1) << "round " << round;  // split into chunks, not run inline
+  }
+  SetNumThreads(saved);
+}
+
 TEST(ParallelTest, ConcurrentCallersGetCorrectResults) {
   const int64_t n = 64 * 4096 + 5;
   const std::vector<float> x = RandomNormal(n, 21);
