@@ -98,7 +98,9 @@ absl::StatusOr<std::string> ScoreTrials(const std::vector<HeadTrial>& trials, co
                      {"token_agreement", trial.token_agreement}, {"identical_continuations", trial.identical_share},
                      {"decode_tokens_per_second", trial.decode_tokens_per_second}, {"within_tolerance", within}});
   }
-  return std::string(HeadPrecisionName(chosen->head));  // the fp32 trial is always within tolerance
+  // The fp32 trial is within any valid tolerance (max_f1_drop >= 0, min_agreement <= 1).
+  if (chosen == nullptr) return absl::InternalError("no head within tolerance, not even fp32");
+  return std::string(HeadPrecisionName(chosen->head));
 }
 
 absl::StatusOr<std::vector<std::vector<int64_t>>> PromptIds(const eval::HoldoutItems& items,
@@ -135,6 +137,10 @@ absl::Status ChooseServeHead(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(tolerance.max_f1_drop, flags.GetDouble("max-f1-drop", 0.01));
   QLORAD_ASSIGN_OR_RETURN(tolerance.min_agreement, flags.GetDouble("min-agreement", 0.99));
   if (limit < 1) return absl::InvalidArgumentError("--limit: must be at least 1");
+  if (!(tolerance.max_f1_drop >= 0))
+    return absl::InvalidArgumentError("--max-f1-drop: must be >= 0 (hint: 0.01 allows one point of macro-F1 less)");
+  if (!(tolerance.min_agreement >= 0 && tolerance.min_agreement <= 1))
+    return absl::InvalidArgumentError("--min-agreement: must be in [0, 1] (hint: 0.99)");
   QLORAD_ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok, tokenizer::Tokenizer::Load(model_dir));
   QLORAD_ASSIGN_OR_RETURN(tokenizer::PromptFormat format,
                           flags.Has("prompt-format") ? tokenizer::PromptFormatFromName(flags.GetOr("prompt-format", ""))

@@ -111,6 +111,10 @@ def main():
     bad = run("choose-serve-head", "--model", model, "--dataset-root", os.path.join(tmp, "prepared"), "--dataset",
               "sentiment", "--prompt-format", "alpaca", "--activations", "int4", ok=False)
     check(bad.returncode != 0 and "--activations" in bad.stderr, "a bad --activations is refused naming the flag")
+    for flag, value in (("--max-f1-drop", "-0.1"), ("--min-agreement", "1.5")):
+        refused = run("choose-serve-head", "--model", model, "--dataset-root", os.path.join(tmp, "prepared"),
+                      "--dataset", "sentiment", "--prompt-format", "alpaca", flag, value, ok=False)
+        check(refused.returncode != 0 and flag in refused.stderr, "%s %s is refused naming the flag" % (flag, value))
     missing = run("choose-serve-head", "--model", model, "--dataset-root", os.path.join(tmp, "prepared"), ok=False)
     check(missing.returncode != 0 and "--dataset" in missing.stderr, "a missing --dataset is refused naming it")
     if failures:
