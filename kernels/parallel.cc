@@ -3,7 +3,10 @@
 // back, so both sides spin briefly before blocking: a worker watches for the next job
 // for kSpin after finishing one, and the caller watches its helpers finish for up to
 // kSpin before sleeping on the condition variable (measured on the 2-core dev machine:
-// condition-variable hand-offs cost the fused fp32 decode ~15 % of its time).
+// condition-variable hand-offs cost the fused fp32 decode ~15 % of its time). A job
+// run with helpers_linger = false sends its helpers straight to the condition variable
+// instead: its caller goes on to work with threads of its own (OpenBLAS), which the
+// spinning would starve on a machine with as many cores as threads.
 #include "kernels/parallel.h"
 
 #include <algorithm>
