@@ -50,21 +50,6 @@ void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* o
   for (int64_t i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
 }
 
-void ApplyRope(float* x, int64_t heads, int64_t head_dim, const float* inv_freq, int64_t position) {
-  const int64_t half = head_dim / 2;
-  const float pos = static_cast<float>(position);
-  for (int64_t i = 0; i < half; ++i) {
-    const float angle = pos * inv_freq[i];
-    const float c = std::cos(angle), s = std::sin(angle);
-    for (int64_t h = 0; h < heads; ++h) {
-      float* v = x + h * head_dim;
-      const float lo = v[i], hi = v[i + half];
-      v[i] = lo * c - hi * s;
-      v[i + half] = hi * c + lo * s;
-    }
-  }
-}
-
 void RopeCosSin(const float* inv_freq, int64_t half, int64_t position, float* cos_sin) {
   const float pos = static_cast<float>(position);
   for (int64_t i = 0; i < half; ++i) {

@@ -1,8 +1,9 @@
 // The small per-token operations of a decoder step around the matrix-vector
 // products (matvec.h): RMSNorm, rotary embedding, SwiGLU and one query's attention
 // over a contiguous key/value cache. fp32, no allocation, no threads of their own.
-// RMSNorm's sum of squares and SwiGLU run as AVX-512 or AVX2 bodies where the CPU has
-// them (cpu_isa.h); SwiGLU's vector exp is within 2 ulp of expf (decode_ops_impl.h).
+// RMSNorm's sum of squares, SwiGLU and the attention softmax run as AVX-512 or AVX2
+// bodies where the CPU has them (cpu_isa.h); their vector exp is within 2 ulp of expf
+// (decode_ops_impl.h).
 #ifndef QLORAD_KERNELS_DECODE_OPS_H_
 #define QLORAD_KERNELS_DECODE_OPS_H_
 
@@ -13,12 +14,10 @@ namespace qlorad::kernels {
 // out[i] = weight[i] · x[i] / sqrt(mean(x²) + eps), i < n (out may alias x).
 void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
 
-// Hugging Face rotate-half RoPE on `heads` vectors of head_dim values laid out back
-// to back, in place: angle_i = position · inv_freq[i] for i < head_dim / 2.
-void ApplyRope(float* x, int64_t heads, int64_t head_dim, const float* inv_freq, int64_t position);
-
-// The same rotation in two steps, for several calls at one position (a decoder step's
-// layers): cos_sin[2i] = cos(angle_i), cos_sin[2i + 1] = sin(angle_i), i < head_dim / 2.
+// Hugging Face rotate-half RoPE on `heads` vectors of head_dim values laid out back to
+// back, in place, at one position (one table serves every layer of a decoder step):
+// RopeCosSin fills cos_sin[2i] = cos(angle_i), cos_sin[2i + 1] = sin(angle_i) with
+// angle_i = position · inv_freq[i], i < half = head_dim / 2; ApplyRopeCosSin rotates.
 void RopeCosSin(const float* inv_freq, int64_t half, int64_t position, float* cos_sin);
 void ApplyRopeCosSin(float* x, int64_t heads, int64_t head_dim, const float* cos_sin);
 

@@ -2,9 +2,9 @@
 // __attribute__((target)) and only called when cpu_isa.h reports AVX2.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cmath>
 
+#include "kernels/internal/avx2_util.h"
 #include "kernels/internal/decode_ops_impl.h"
 
 #define QLORAD_AVX2 __attribute__((target("avx2,fma")))
@@ -50,11 +50,7 @@ QLORAD_AVX2 void ScaledSoftmaxAvx2(float* scores, int64_t n, float scale) {
     const __m256 x = _mm256_mul_ps(_mm256_maskload_ps(scores + i, mask), s);
     high = _mm256_max_ps(high, _mm256_blendv_ps(lowest, x, _mm256_castsi256_ps(mask)));
   }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, high);
-  float top_value = lanes[0];
-  for (float lane : lanes) top_value = std::max(top_value, lane);
-  const __m256 top = _mm256_set1_ps(top_value);
+  const __m256 top = _mm256_set1_ps(HorizontalMaxAvx2(high));
   __m256 total = _mm256_setzero_ps();
   for (int64_t i = 0; i < n; i += 8) {
     const __m256i mask = TailMask(n - i);
@@ -63,10 +59,7 @@ QLORAD_AVX2 void ScaledSoftmaxAvx2(float* scores, int64_t n, float scale) {
     _mm256_maskstore_ps(scores + i, mask, e);
     total = _mm256_add_ps(total, e);
   }
-  _mm256_store_ps(lanes, total);
-  float sum = 0.0f;
-  for (float lane : lanes) sum += lane;
-  const __m256 inverse = _mm256_set1_ps(1.0f / sum);
+  const __m256 inverse = _mm256_set1_ps(1.0f / HorizontalSumAvx2(total));
   for (int64_t i = 0; i < n; i += 8) {
     const __m256i mask = TailMask(n - i);
     _mm256_maskstore_ps(scores + i, mask, _mm256_mul_ps(_mm256_maskload_ps(scores + i, mask), inverse));
@@ -85,11 +78,7 @@ QLORAD_AVX2 float SumOfSquaresAvx2(const float* x, int64_t n) {
     const __m256 a = _mm256_maskload_ps(x + i, TailMask(n - i));
     acc[0] = _mm256_fmadd_ps(a, a, acc[0]);
   }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, _mm256_add_ps(acc[0], acc[1]));
-  float sum = 0.0f;
-  for (float lane : lanes) sum += lane;
-  return sum;
+  return HorizontalSumAvx2(_mm256_add_ps(acc[0], acc[1]));
 }
 
 }  // namespace qlorad::kernels::internal
