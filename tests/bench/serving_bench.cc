@@ -75,8 +75,9 @@ RunResult RunStreamsOnce(ServingEngine& engine, int streams, const std::vector<s
 }
 
 int g_repeats = 2;
-// Scenarios of BenchPrecision: 0 = base only, N = N distinct LoRA adapters, -N = N distinct DoRA ones.
-std::vector<int> g_scenarios = {0, 1, 8, 32, -32};
+// Scenarios of BenchPrecision (--scenarios): 0 = base only, N = N distinct LoRA adapters,
+// -N = N distinct DoRA ones.
+std::vector<int> g_scenarios;
 
 // Best throughput of g_repeats runs (this machine's other load only ever slows a run down).
 RunResult RunStreams(ServingEngine& engine, int streams, const std::vector<std::string>& adapters, int prompt, int tokens) {
@@ -177,7 +178,6 @@ int main(int argc, char** argv) {
   const int prompt = std::stoi(Arg(argc, argv, "prompt", "32"));
   const std::string quantize = Arg(argc, argv, "quantize", "both");
   qlorad::serve::g_repeats = std::stoi(Arg(argc, argv, "repeats", "2"));
-  qlorad::serve::g_scenarios.clear();
   for (absl::string_view n : absl::StrSplit(Arg(argc, argv, "scenarios", "0,1,8,32,-32"), ','))
     qlorad::serve::g_scenarios.push_back(std::stoi(std::string(n)));
   at::set_num_threads(std::stoi(Arg(argc, argv, "threads", std::to_string(std::thread::hardware_concurrency()))));
