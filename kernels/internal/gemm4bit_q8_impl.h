@@ -9,6 +9,14 @@
 
 namespace qlorad::kernels::internal {
 
+// Whether weight rows of `in` columns are read one row at a time rather than in tiles of
+// several rows sharing each x load. Tiles save the x-side work but read several streams a
+// row apart; from 512 packed bytes a row (in >= 1024) the interleaved streams cost more
+// than they save (measured with `nf4_bench --only-q8 --threads 1` on AVX-512 VNNI: [768,
+// 2048] 11.7 → 17.8 GB/s and [4096, 4096] 11.0 → 13.3–18.9 as single rows, while [2048,
+// 768] falls 18.8 → 15.4, tests/bench/RESULTS.md).
+inline bool Q8SingleRowTiles(int64_t in) { return in >= 1024; }
+
 // book[i] = round(127 · code[i]) for the 16 codes of `type`.
 void Int8CodeBook(QuantType type, int8_t* book);
 

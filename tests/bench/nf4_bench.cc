@@ -8,7 +8,7 @@
 //       shapes, as the fused decoder calls it (rows split across the kernel threads):
 //       GB/s of packed weights read vs the threaded read bandwidth, each ISA body
 //
-//   nf4_bench [--quick] [--threads N] [--isa scalar|avx2|avx512] [--only-q8]
+//   nf4_bench [--quick] [--threads N] [--isa scalar|avx2|avx512] [--only-q8 [--hot]]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -235,9 +235,10 @@ double ThreadedReadSeconds(const std::vector<uint8_t>& buffer) {
   }, 0.5, 5);
 }
 
-void BenchQ8(const std::vector<std::pair<int64_t, int64_t>>& shapes, bool plain_scales) {
-  std::printf("\n(d) NF4 x int8-activation matmul, batch 1, %d kernel threads, %s scales: packed weight GB/s\n",
-              k::NumThreads(), plain_scales ? "plain fp32" : "double-quant");
+void BenchQ8(const std::vector<std::pair<int64_t, int64_t>>& shapes, bool plain_scales, bool hot) {
+  std::printf("\n(d) NF4 x int8-activation matmul, batch 1, %d kernel threads, %s scales, weights %s: packed weight GB/s\n",
+              k::NumThreads(), plain_scales ? "plain fp32" : "double-quant",
+              hot ? "hot (one copy, cache-resident where it fits: the compute ceiling)" : "cold");
   std::vector<uint8_t> read_buffer(int64_t{1} << 30, 1);
   const double read_gbps = 1e-9 * static_cast<double>(read_buffer.size()) / ThreadedReadSeconds(read_buffer);
   read_buffer = {};
@@ -248,8 +249,8 @@ void BenchQ8(const std::vector<std::pair<int64_t, int64_t>>& shapes, bool plain_
   for (k::CpuIsa isa : isas) std::printf("  %-8s GB/s (share)", k::CpuIsaName(isa));
   std::printf("\n");
   for (auto [out, in] : shapes) {
-    // Several copies of W so that one call's weights are not in the last-level cache.
-    const int64_t n = out * in, copies = std::max<int64_t>(1, (int64_t{256} << 20) / (n / 2));
+    // Cold: several copies of W so that one call's weights are not in the last-level cache.
+    const int64_t n = out * in, copies = hot ? 1 : std::max<int64_t>(1, (int64_t{256} << 20) / (n / 2));
     std::vector<Quantized> q;
     for (int64_t c = 0; c < copies; ++c) q.push_back(QuantizeNf4(RandomVector(n)));
     const std::vector<float> x = RandomVector(in);
@@ -287,13 +288,15 @@ void BenchQ8(const std::vector<std::pair<int64_t, int64_t>>& shapes, bool plain_
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, only_q8 = false;
+  bool quick = false, only_q8 = false, hot = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") {
       quick = true;
     } else if (a == "--only-q8") {
       only_q8 = true;
+    } else if (a == "--hot") {
+      hot = true;
     } else if (a == "--threads" && i + 1 < argc) {
       k::SetNumThreads(std::atoi(argv[++i]));
     } else if (a == "--isa" && i + 1 < argc) {
@@ -301,7 +304,7 @@ int main(int argc, char** argv) {
       k::LimitIsaForTesting(isa == "scalar" ? k::CpuIsa::kScalar
                             : isa == "avx2" ? k::CpuIsa::kAvx2 : k::CpuIsa::kAvx512);
     } else {
-      std::fprintf(stderr, "usage: nf4_bench [--quick] [--threads N] [--isa scalar|avx2|avx512] [--only-q8]\n");
+      std::fprintf(stderr, "usage: nf4_bench [--quick] [--threads N] [--isa scalar|avx2|avx512] [--only-q8 [--hot]]\n");
       return 2;
     }
   }
@@ -311,10 +314,10 @@ int main(int argc, char** argv) {
               k::CpuIsaName(k::ActiveIsa()),
               k::ActiveIsa() >= k::CpuIsa::kAvx2 ? "avx2" : "scalar", k::NumThreads());
   // The 134M model's decode shapes: q/k/v/o, gate/up, down, the vocabulary head.
-  const std::vector<std::pair<int64_t, int64_t>> q8_shapes = {{768, 768}, {2048, 768}, {768, 2048}, {32000, 768}};
+  const std::vector<std::pair<int64_t, int64_t>> q8_shapes = {{768, 768}, {2048, 768}, {768, 2048}, {32000, 768}, {2048, 1024}, {2048, 1536}, {4096, 4096}};
   if (only_q8) {
-    BenchQ8(q8_shapes, true);
-    BenchQ8(q8_shapes, false);
+    BenchQ8(q8_shapes, true, hot);
+    BenchQ8(q8_shapes, false, hot);
     return 0;
   }
   BenchDequant(quick ? (int64_t{1} << 22) : (int64_t{1} << 25));
@@ -324,7 +327,7 @@ int main(int argc, char** argv) {
     BenchMatmul(4096, 11008, 8);
   }
   BenchQuantize(quick ? (int64_t{1} << 22) : 4096 * 11008);
-  BenchQ8(q8_shapes, true);
-  BenchQ8(q8_shapes, false);
+  BenchQ8(q8_shapes, true, false);
+  BenchQ8(q8_shapes, false, false);
   return 0;
 }

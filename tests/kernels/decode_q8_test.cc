@@ -92,6 +92,7 @@ std::vector<Case> Cases() {
       cases.push_back({type, 13, 768, 64, batch});
       cases.push_back({type, 7, 128, 128, batch});
       cases.push_back({type, 9, 192, 64, batch});  // an odd number of 64-value chunks
+      cases.push_back({type, 11, 1088, 64, batch});  // long rows, read one at a time (17 chunks)
     }
   return cases;
 }
