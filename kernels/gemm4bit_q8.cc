@@ -1,6 +1,7 @@
 #include "kernels/gemm4bit_q8.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "kernels/internal/gemm4bit_q8_impl.h"
@@ -21,15 +22,25 @@ inline float RoundToNearestEven(float v) {
 
 }  // namespace
 
-void Int8CodeBook(QuantType type, int8_t* book) {
-  const float* code = CodeOf(type);
-  for (int i = 0; i < 16; ++i) book[i] = static_cast<int8_t>(std::lround(127.0f * code[i]));
+const int8_t* Int8CodeBook(QuantType type) {
+  struct alignas(16) Book {
+    int8_t entries[16];
+  };
+  static const std::array<Book, 2> books = [] {
+    std::array<Book, 2> result{};
+    for (QuantType t : {QuantType::kNF4, QuantType::kFP4}) {
+      const float* code = CodeOf(t);
+      for (int i = 0; i < 16; ++i)
+        result[static_cast<int>(t)].entries[i] = static_cast<int8_t>(std::lround(127.0f * code[i]));
+    }
+    return result;
+  }();
+  return books[static_cast<int>(type)].entries;
 }
 
 void Q8RowsScalar(const Packed4bitView& w, const Q8Input& x, const float* bias, float* y, int64_t ldy, int64_t o0,
                   int64_t o1) {
-  int8_t book[16];
-  Int8CodeBook(w.type, book);
+  const int8_t* book = Int8CodeBook(w.type);
   const int64_t in = x.in;
   for (int64_t o = o0; o < o1; ++o) {
     for (int64_t b = 0; b < x.batch; ++b) {

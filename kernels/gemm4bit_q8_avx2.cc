@@ -128,9 +128,7 @@ QLORAD_AVX2 void QuantizeQ8Avx2(const float* x, int64_t batch, int64_t in, int8_
 
 QLORAD_AVX2 void Q8RowsAvx2(const Packed4bitView& w, const Q8Input& x, const float* bias, float* y, int64_t ldy,
                             int64_t o0, int64_t o1) {
-  alignas(16) int8_t table[16];
-  Int8CodeBook(w.type, table);
-  const __m128i half = _mm_load_si128(reinterpret_cast<const __m128i*>(table));
+  const __m128i half = _mm_load_si128(reinterpret_cast<const __m128i*>(Int8CodeBook(w.type)));
   const __m256i book = _mm256_set_m128i(half, half);
   for (int64_t b0 = 0; b0 < x.batch; b0 += kMaxTileRows) {
     switch (std::min<int64_t>(kMaxTileRows, x.batch - b0)) {

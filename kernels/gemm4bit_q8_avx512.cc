@@ -172,12 +172,8 @@ QLORAD_AVX512_VNNI void AllRows(const Packed4bitView& w, const Q8Input& x, const
 
 QLORAD_AVX512_VNNI void Q8RowsAvx512Vnni(const Packed4bitView& w, const Q8Input& x, const float* bias, float* y,
                                          int64_t ldy, int64_t o0, int64_t o1) {
-  int8_t table[16];
-  Int8CodeBook(w.type, table);
-  alignas(16) uint8_t unsigned_table[16];
-  for (int i = 0; i < 16; ++i) unsigned_table[i] = static_cast<uint8_t>(table[i] + 128);
-  const __m512i book =
-      _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(unsigned_table)));
+  const __m128i table = _mm_load_si128(reinterpret_cast<const __m128i*>(Int8CodeBook(w.type)));
+  const __m512i book = _mm512_broadcast_i32x4(_mm_add_epi8(table, _mm_set1_epi8(static_cast<char>(0x80))));
   // Per thread, grown to the largest x seen: no allocation once decoding runs.
   thread_local std::vector<XPair> pairs;
   const size_t needed = static_cast<size_t>(x.batch * PairsPerRow(x.in));

@@ -17,8 +17,9 @@ namespace qlorad::kernels::internal {
 // 768] falls 18.8 → 15.4, tests/bench/RESULTS.md).
 inline bool Q8SingleRowTiles(int64_t in) { return in >= 1024; }
 
-// book[i] = round(127 · code[i]) for the 16 codes of `type`.
-void Int8CodeBook(QuantType type, int8_t* book);
+// book[i] = round(127 · code[i]) for the 16 codes of `type`: 16 bytes, 16-byte aligned,
+// computed once per type (the kernels are called several times per projection).
+const int8_t* Int8CodeBook(QuantType type);
 
 // QuantizeQ8Input's bodies; bit-identical (same fp32 operations, ties to even).
 void QuantizeQ8Scalar(const float* x, int64_t batch, int64_t in, int8_t* values, float* scales);
