@@ -81,7 +81,21 @@ FusedDecoder::Projection FusedDecoder::MakeProjection(LinearLayer& layer) {
   p.layer = &layer;
   p.in = layer.in_features();
   p.out = layer.out_features();
-  if (std::optional<StreamableWeight> weight = layer.Streamable()) {
+  std::optional<StreamableWeight> weight = layer.Streamable();
+  if (!weight.has_value()) {
+    if (std::optional<StreamableLowRank> lora = layer.StreamableAdapter()) {
+      weight = lora->base;
+      p.lora_a = lora->a;
+      std::vector<float>& b_t = lora_b_t_.emplace_back(p.out * lora->rank);
+      for (int64_t o = 0; o < p.out; ++o)
+        for (int64_t j = 0; j < lora->rank; ++j) b_t[j * p.out + o] = lora->b[o * lora->rank + j];
+      p.lora_b_t = b_t.data();
+      p.rank = lora->rank;
+      p.lora_scaling = lora->scaling;
+      p.low_rank_x = low_rank_x_.emplace_back(kernels::kMatvecMaxBatch * lora->rank).data();
+    }
+  }
+  if (weight.has_value()) {
     p.matrix = weight->dense;
     if (p.matrix.data == nullptr) p.packed4bit = weight->packed4bit;
     p.bias = weight->bias;
@@ -238,7 +252,39 @@ void FusedDecoder::RunRows(const Projection& p, const ProjectionInput& input, fl
     kernels::Gemm4bitRows(*p.packed4bit, input.packed, p.bias, y, p.out, row_begin, row_end);
   } else {
     kernels::MatvecRows(p.matrix, input.x, p.in, input.batch, p.bias, y, p.out, row_begin, row_end);
+  }  if (p.rank > 0) {
+    // (scaling · x·Aᵀ) · Bᵀ for these rows, as rank axpys over Bᵀ's row segments.
+    const int64_t rows = row_end - row_begin;
+    thread_local std::vector<float> update;
+    if (update.size() < static_cast<size_t>(rows)) update.resize(rows);
+    for (int b = 0; b < input.batch; ++b) {
+      kernels::WeightedRowSum(p.lora_b_t + row_begin, p.rank, rows, p.out, p.low_rank_x + b * p.rank, update.data());
+      float* y_rows = y + b * p.out + row_begin;
+      for (int64_t i = 0; i < rows; ++i) y_rows[i] += update[i];
+    }
   }
+}
+
+void FusedDecoder::ProjectLowRankInputs(std::initializer_list<Output> outputs, const float* x, int batch) {
+  int64_t rows = 0;
+  for (const Output& output : outputs)
+    if (output.projection->fused()) rows += output.projection->rank;
+  if (rows == 0) return;
+  // Every output's A rows, numbered one after the other and split across the threads.
+  kernels::ParallelFor(rows, 8, [&](int64_t begin, int64_t end) {
+    int64_t first = 0;
+    for (const Output& output : outputs) {
+      const Projection& p = *output.projection;
+      if (!p.fused() || p.rank == 0) continue;
+      const int64_t lo = std::max(begin, first), hi = std::min(end, first + p.rank);
+      if (lo < hi) {
+        kernels::MatvecRows(p.lora_a, p.in, p.in, x, p.in, batch, nullptr, p.low_rank_x, p.rank, lo - first, hi - first);
+        for (int b = 0; b < batch; ++b)
+          for (int64_t j = lo - first; j < hi - first; ++j) p.low_rank_x[b * p.rank + j] *= p.lora_scaling;
+      }
+      first += p.rank;
+    }
+  });
 }
 
 void FusedDecoder::Project(std::initializer_list<Output> outputs, const float* x, int batch) {
@@ -254,6 +300,7 @@ void FusedDecoder::Project(std::initializer_list<Output> outputs, const float* x
     std::memcpy(output.y, result.data_ptr<float>(), sizeof(float) * batch * p.out);
   }
   if (units == 0) return;
+  ProjectLowRankInputs(outputs, x, batch);
   const ProjectionInput input = PrepareInput(outputs, x, batch);
   // Every fused output's rows, in quads (the 4-bit kernel decodes four rows together),
   // numbered one after the other and split across the threads.
@@ -272,6 +319,7 @@ void FusedDecoder::Project(std::initializer_list<Output> outputs, const float* x
 
 bool FusedDecoder::ProjectGatedUnit(const Projection& gate, const Projection& up, const float* x, int batch) {
   if (!gate.fused() || !up.fused() || gate.out != up.out) return false;
+  ProjectLowRankInputs({{&gate, gate_.data()}, {&up, up_.data()}}, x, batch);
   const ProjectionInput input = PrepareInput({{&gate, gate_.data()}, {&up, up_.data()}}, x, batch);
   const int64_t width = gate.out;
   kernels::ParallelFor((width + 3) / 4, RowGrain(gate.in) / 8 + 1, [&](int64_t begin, int64_t end) {

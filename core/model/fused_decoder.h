@@ -8,8 +8,10 @@
 //
 // Projections whose layer offers a StreamableWeight (linear.h: dense fp32, NF4/FP4) take
 // the fused kernels; the rows of q/k/v (and of gate/up) are split across the threads as
-// one range. Any other LinearLayer (LoRA-wrapped) is called through its own forward on
-// the same buffers, so every model the reference path runs works here too.
+// one range. A plain LoRA layer (StreamableAdapter) takes them too: its base as above, its
+// update as x·Aᵀ once, then each thread adds scaling·(x·Aᵀ)·Bᵀ to the rows it computed.
+// Any other LinearLayer (DoRA, active dropout, other dtypes) is called through its own
+// forward on the same buffers, so every model the reference path runs works here too.
 // Weights are read in place and never copied or mutated. Results equal
 // LlamaModel::forward up to fp32 summation order (tests: decode_fused_test).
 #ifndef QLORAD_CORE_MODEL_FUSED_DECODER_H_
@@ -93,6 +95,15 @@ class FusedDecoder {
     std::optional<kernels::Packed4bitView> packed4bit;  // else 4-bit when set
     const float* bias = nullptr;
     int64_t in = 0, out = 0;
+    // A plain LoRA on top (LinearLayer::StreamableAdapter): y += scaling · (x·Aᵀ)·Bᵀ, with
+    // scaling · x·Aᵀ computed into low_rank_x [batch, rank] before the rows are split. A is
+    // read in place; B is copied transposed at Create (lora_b_t [rank, out]), so a changed
+    // adapter needs a new decoder.
+    const float* lora_a = nullptr;
+    const float* lora_b_t = nullptr;
+    int64_t rank = 0;
+    float lora_scaling = 0.0f;
+    float* low_rank_x = nullptr;
     bool fused() const { return matrix.data != nullptr || packed4bit.has_value(); }
   };
   struct Layer {
@@ -109,6 +120,8 @@ class FusedDecoder {
   absl::Status Init();
   absl::Status ReduceHeadPrecision();
   Projection MakeProjection(LinearLayer& layer);
+  // low_rank_x = scaling · x · Aᵀ for each fused output that carries a LoRA.
+  void ProjectLowRankInputs(std::initializer_list<Output> outputs, const float* x, int batch);
   void EnsureBuffers(int batch, int64_t capacity);
   // x in the form the outputs' fused kernels take: fp32, packed for the 4-bit kernel,
   // or quantized to int8 (FusedDecoderOptions::int8_activations), in scratch buffers.
@@ -145,6 +158,8 @@ class FusedDecoder {
   std::vector<float> head_scale_;
   std::vector<uint8_t> head_nf4_;
   std::deque<std::vector<float>> plain_scales_;  // decoded block scales (int8_activations)
+  std::deque<std::vector<float>> low_rank_x_;    // Projection::low_rank_x, [8, rank] each
+  std::deque<std::vector<float>> lora_b_t_;      // Projection::lora_b_t
   int fused_projections_ = 0;
 
   // Scratch, sized for the largest batch/capacity seen; no allocation in steady state.

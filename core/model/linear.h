@@ -25,6 +25,18 @@ struct StreamableWeight {
   const float* bias = nullptr;                        // [out] fp32, or nullptr
 };
 
+// A plain LoRA layer seen by the fused decode path: y = base(x) + scaling · (x·Aᵀ)·Bᵀ,
+// with the base streamable and the factors fp32 row-major in CPU memory that lives as
+// long as the layer. What it describes is the layer's state when asked (adapter enabled,
+// no active dropout, not DoRA); a caller that keeps it must ask again after changing that.
+struct StreamableLowRank {
+  StreamableWeight base;
+  const float* a = nullptr;  // [rank, in]
+  const float* b = nullptr;  // [out, rank]
+  int64_t rank = 0;
+  float scaling = 1.0f;
+};
+
 class LinearLayer : public torch::nn::Module {
  public:
   // x [..., in_features] -> [..., out_features], in x's dtype.
@@ -33,6 +45,9 @@ class LinearLayer : public torch::nn::Module {
   virtual int64_t out_features() const = 0;
   // The weight for the fused decode path; nullopt = call forward.
   virtual std::optional<StreamableWeight> Streamable() const { return std::nullopt; }
+  // For layers without a StreamableWeight: a base and a LoRA update the fused path can
+  // stream instead of calling forward; nullopt = call forward.
+  virtual std::optional<StreamableLowRank> StreamableAdapter() const { return std::nullopt; }
 };
 
 // y = x·Wᵀ (+ b). The weight is a frozen buffer (no gradient).

@@ -81,6 +81,9 @@ class LoraLinearImpl : public torch::nn::Module {
   const LoraLinearOptions& options() const { return options_; }
   bool quantized() const { return !quantized_.is_empty(); }
   const QuantizedLinear& quantized_base() const { return quantized_; }
+  // The dense base weight [out, in] and bias (undefined for a quantized base / no bias).
+  const at::Tensor& dense_weight() const { return weight_; }
+  const at::Tensor& dense_bias() const { return bias_; }
 
   // The base weight in fp32 [out, in] (dequantized for a quantized base). A fresh tensor.
   absl::StatusOr<at::Tensor> BaseWeight() const;

@@ -96,6 +96,30 @@ absl::StatusOr<std::shared_ptr<LinearLayer>> WrapWithLora(const LoraConfig& conf
 
 LoraLinearLayer::LoraLinearLayer(LoraLinear layer) : layer_(register_module("lora", std::move(layer))) {}
 
+std::optional<StreamableLowRank> LoraLinearLayer::StreamableAdapter() const {
+  const LoraLinearImpl& lora = *layer_;
+  auto fp32_cpu = [](const at::Tensor& t) {
+    return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous();
+  };
+  if (!lora.adapter_enabled() || lora.lora_magnitude.defined() || (lora.is_training() && lora.options().dropout() > 0) ||
+      !fp32_cpu(lora.lora_A) || !fp32_cpu(lora.lora_B))
+    return std::nullopt;
+  // The base layers share the LoraLinear's tensors, so the pointers outlive these wrappers.
+  const std::optional<StreamableWeight> base =
+      lora.quantized() ? QuantizedLinearLayer(lora.quantized_base()).Streamable()
+                       : DenseLinear(lora.dense_weight(),
+                                     lora.dense_bias().defined() ? std::optional<at::Tensor>(lora.dense_bias()) : std::nullopt)
+                             .Streamable();
+  if (!base.has_value()) return std::nullopt;
+  StreamableLowRank low_rank;
+  low_rank.base = *base;
+  low_rank.a = lora.lora_A.data_ptr<float>();
+  low_rank.b = lora.lora_B.data_ptr<float>();
+  low_rank.rank = lora.lora_A.size(0);
+  low_rank.scaling = static_cast<float>(lora.scaling());
+  return low_rank;
+}
+
 LinearFactory MakeLoraLinearFactory(const LoraConfig& config, LinearFactory base_factory,
                                     std::shared_ptr<LoraModules> modules, std::shared_ptr<InitErrorTally> tally) {
   return [config, base_factory, modules, tally](const LinearSpec& spec) -> absl::StatusOr<std::shared_ptr<LinearLayer>> {

@@ -28,6 +28,9 @@ class LoraLinearLayer : public LinearLayer {
   at::Tensor forward(const at::Tensor& x) override { return layer_->forward(x); }
   int64_t in_features() const override { return layer_->in_features(); }
   int64_t out_features() const override { return layer_->out_features(); }
+  // The base (dense fp32 or 4-bit, as DenseLinear / QuantizedLinearLayer stream it) and
+  // fp32 CPU factors, while the adapter is enabled, dropout inactive and the layer not DoRA.
+  std::optional<StreamableLowRank> StreamableAdapter() const override;
   LoraLinear& layer() { return layer_; }
 
  private:

@@ -55,7 +55,7 @@ std::string WriteModel(const Shape& shape, uint64_t seed) {
 
 // kNf4 and kLoraNf4 quantize with `blocksize` (default 32: 96 and 160 are multiples of
 // it), so their 4-bit projections take the fused 4-bit kernel.
-enum class Adapter { kNone, kNf4, kLoraDense, kLoraNf4 };
+enum class Adapter { kNone, kNf4, kLoraDense, kLoraNf4, kDoraDense };
 
 LlamaModel Load(const std::string& dir, Adapter adapter, int64_t blocksize = 32) {
   LoadOptions options;
@@ -66,11 +66,12 @@ LlamaModel Load(const std::string& dir, Adapter adapter, int64_t blocksize = 32)
     quant.blocksize = blocksize;
     options.linear_factory = MakeQuantizedLinearFactory(quant);
   }
-  if (adapter == Adapter::kLoraDense || adapter == Adapter::kLoraNf4) {
+  if (adapter == Adapter::kLoraDense || adapter == Adapter::kLoraNf4 || adapter == Adapter::kDoraDense) {
     LoraConfig config;
     config.r = 4;
     config.alpha = 8;
     config.dropout = 0;
+    config.use_dora = adapter == Adapter::kDoraDense;
     config.target_modules = {"q_proj", "v_proj", "down_proj"};
     options.linear_factory = MakeLoraLinearFactory(config, options.linear_factory, modules);
   }
@@ -145,14 +146,33 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(FusedDecodeTest, CountsFusedProjections) {
   const std::string dir = WriteModel(Shape{"count", "llama", 4, 2, false}, 5);
-  for (Adapter adapter : {Adapter::kNone, Adapter::kNf4, Adapter::kLoraDense, Adapter::kLoraNf4}) {
+  for (Adapter adapter : {Adapter::kNone, Adapter::kNf4, Adapter::kLoraDense, Adapter::kLoraNf4, Adapter::kDoraDense}) {
     LlamaModel model = Load(dir, adapter);
     auto decoder = FusedDecoder::Create(model);
     ASSERT_OK(decoder.status());
-    const bool lora = adapter == Adapter::kLoraDense || adapter == Adapter::kLoraNf4;
-    // 7 projections in each of 2 layers and the head; q, v and down carry LoRA.
-    EXPECT_EQ((*decoder)->fused_projections(), lora ? 2 * 4 + 1 : 2 * 7 + 1) << static_cast<int>(adapter);
+    // 7 projections in each of 2 layers and the head; q, v and down carry the adapter:
+    // plain LoRA is streamed with its base, DoRA goes through the layer's forward.
+    EXPECT_EQ((*decoder)->fused_projections(), adapter == Adapter::kDoraDense ? 2 * 4 + 1 : 2 * 7 + 1)
+        << static_cast<int>(adapter);
   }
+  // Dropout active (training mode) also goes through forward, as does a disabled adapter's
+  // layer until the decoder is created again.
+  LlamaModel model = Load(dir, Adapter::kLoraDense);
+  model->train();
+  for (const auto& child : model->modules()) {
+    if (auto* lora = dynamic_cast<LoraLinearImpl*>(child.get())) lora->set_adapter_enabled(false);
+  }
+  auto decoder = FusedDecoder::Create(model);
+  ASSERT_OK(decoder.status());
+  EXPECT_EQ((*decoder)->fused_projections(), 2 * 4 + 1);
+}
+
+// A DoRA adapter (not streamed: its layers run their own forward) decodes as the
+// libtorch path does.
+TEST(FusedDecodeTest, DoraAdapterEqualsLibtorchPath) {
+  const std::string dir = WriteModel(Shape{"dora", "llama", 4, 2, false}, 7);
+  LlamaModel model = Load(dir, Adapter::kDoraDense);
+  ExpectFusedEqualsReference(model, 2, "dora");
 }
 
 TEST(FusedDecodeTest, RefusesBadInputWithAClearError) {
