@@ -28,14 +28,14 @@ const int8_t* Int8CodeBook(QuantType type) {
   };
   static const std::array<Book, 2> books = [] {
     std::array<Book, 2> result{};
-    for (QuantType t : {QuantType::kNF4, QuantType::kFP4}) {
-      const float* code = CodeOf(t);
-      for (int i = 0; i < 16; ++i)
-        result[static_cast<int>(t)].entries[i] = static_cast<int8_t>(std::lround(127.0f * code[i]));
+    const QuantType types[2] = {QuantType::kNF4, QuantType::kFP4};
+    for (int t = 0; t < 2; ++t) {
+      const float* code = CodeOf(types[t]);
+      for (int i = 0; i < 16; ++i) result[t].entries[i] = static_cast<int8_t>(std::lround(127.0f * code[i]));
     }
     return result;
   }();
-  return books[static_cast<int>(type)].entries;
+  return books[type == QuantType::kNF4 ? 0 : 1].entries;
 }
 
 void Q8RowsScalar(const Packed4bitView& w, const Q8Input& x, const float* bias, float* y, int64_t ldy, int64_t o0,

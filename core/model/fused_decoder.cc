@@ -85,8 +85,8 @@ FusedDecoder::Projection FusedDecoder::MakeProjection(LinearLayer& layer) {
   if (!weight.has_value()) {
     if (std::optional<StreamableLowRank> lora = layer.StreamableAdapter()) {
       weight = lora->base;
-      p.lora_a = lora->a;
-      std::vector<float>& b_t = lora_b_t_.emplace_back(p.out * lora->rank);
+      p.lora_a = lora_factors_.emplace_back(lora->a, lora->a + lora->rank * p.in).data();
+      std::vector<float>& b_t = lora_factors_.emplace_back(p.out * lora->rank);
       for (int64_t o = 0; o < p.out; ++o)
         for (int64_t j = 0; j < lora->rank; ++j) b_t[j * p.out + o] = lora->b[o * lora->rank + j];
       p.lora_b_t = b_t.data();
@@ -252,7 +252,8 @@ void FusedDecoder::RunRows(const Projection& p, const ProjectionInput& input, fl
     kernels::Gemm4bitRows(*p.packed4bit, input.packed, p.bias, y, p.out, row_begin, row_end);
   } else {
     kernels::MatvecRows(p.matrix, input.x, p.in, input.batch, p.bias, y, p.out, row_begin, row_end);
-  }  if (p.rank > 0) {
+  }
+  if (p.rank > 0) {
     // (scaling · x·Aᵀ) · Bᵀ for these rows, as rank axpys over Bᵀ's row segments.
     const int64_t rows = row_end - row_begin;
     thread_local std::vector<float> update;
@@ -278,7 +279,8 @@ void FusedDecoder::ProjectLowRankInputs(std::initializer_list<Output> outputs, c
       if (!p.fused() || p.rank == 0) continue;
       const int64_t lo = std::max(begin, first), hi = std::min(end, first + p.rank);
       if (lo < hi) {
-        kernels::MatvecRows(p.lora_a, p.in, p.in, x, p.in, batch, nullptr, p.low_rank_x, p.rank, lo - first, hi - first);
+        kernels::MatvecRows(p.lora_a, p.in, p.in, x, p.in, batch, nullptr, p.low_rank_x, p.rank, lo - first,
+                            hi - first);
         for (int b = 0; b < batch; ++b)
           for (int64_t j = lo - first; j < hi - first; ++j) p.low_rank_x[b * p.rank + j] *= p.lora_scaling;
       }

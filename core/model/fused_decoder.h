@@ -12,7 +12,8 @@
 // update as x·Aᵀ once, then each thread adds scaling·(x·Aᵀ)·Bᵀ to the rows it computed.
 // Any other LinearLayer (DoRA, active dropout, other dtypes) is called through its own
 // forward on the same buffers, so every model the reference path runs works here too.
-// Weights are read in place and never copied or mutated. Results equal
+// Base weights are read in place and never copied or mutated (a LoRA's factors are
+// copied at Create, the adapter's state then fixed for this decoder). Results equal
 // LlamaModel::forward up to fp32 summation order (tests: decode_fused_test).
 #ifndef QLORAD_CORE_MODEL_FUSED_DECODER_H_
 #define QLORAD_CORE_MODEL_FUSED_DECODER_H_
@@ -73,7 +74,8 @@ class FusedDecoder {
  public:
   // FAILED_PRECONDITION (with the reason) unless the model computes in fp32 on the CPU,
   // or when a reduced head precision is asked of a head that is not a dense fp32 layer.
-  // The decoder shares ownership of the model; the model must keep its layers.
+  // The decoder shares ownership of the model; the model must keep its layers. Each LoRA
+  // layer's state (enabled, dropout active, factors) is read here, once.
   static absl::StatusOr<std::unique_ptr<FusedDecoder>> Create(LlamaModel model, FusedDecoderOptions options = {});
 
   // One decode step for every row of `cache`: tokens[b] is row b's next input token,
@@ -96,9 +98,9 @@ class FusedDecoder {
     const float* bias = nullptr;
     int64_t in = 0, out = 0;
     // A plain LoRA on top (LinearLayer::StreamableAdapter): y += scaling · (x·Aᵀ)·Bᵀ, with
-    // scaling · x·Aᵀ computed into low_rank_x [batch, rank] before the rows are split. A is
-    // read in place; B is copied transposed at Create (lora_b_t [rank, out]), so a changed
-    // adapter needs a new decoder.
+    // scaling · x·Aᵀ computed into low_rank_x [batch, rank] before the rows are split. Both
+    // factors are copies made at Create (B transposed, lora_b_t [rank, out]): an adapter
+    // changed, enabled or disabled afterwards needs a new decoder.
     const float* lora_a = nullptr;
     const float* lora_b_t = nullptr;
     int64_t rank = 0;
@@ -133,9 +135,10 @@ class FusedDecoder {
     kernels::Q8Input quantized;
   };
   ProjectionInput PrepareInput(std::initializer_list<Output> outputs, const float* x, int batch);
-  // y[b, o] = (x · pᵀ)[b, o] for rows o in [row_begin, row_end) of fused projection p.
+  // y[b, o] = (x · pᵀ)[b, o] for rows o in [row_begin, row_end) of fused projection p,
+  // its LoRA term included (ProjectLowRankInputs must have run for this x).
   void RunRows(const Projection& p, const ProjectionInput& input, float* y, int64_t row_begin, int64_t row_end);
-  // outputs[j].y = x · W_jᵀ for every j; fused ones share one ParallelFor.
+  // outputs[j].y = x · W_jᵀ (+ LoRA) for every j; fused ones share one ParallelFor.
   void Project(std::initializer_list<Output> outputs, const float* x, int batch);
   // gate_ = SiLU(x · gateᵀ) ⊙ (x · upᵀ), with each thread applying SwiGLU to the rows it
   // computed (no serial pass). False (nothing done) unless both are fused and equally wide.
@@ -159,7 +162,7 @@ class FusedDecoder {
   std::vector<uint8_t> head_nf4_;
   std::deque<std::vector<float>> plain_scales_;  // decoded block scales (int8_activations)
   std::deque<std::vector<float>> low_rank_x_;    // Projection::low_rank_x, [8, rank] each
-  std::deque<std::vector<float>> lora_b_t_;      // Projection::lora_b_t
+  std::deque<std::vector<float>> lora_factors_;  // Projection::lora_a and lora_b_t
   int fused_projections_ = 0;
 
   // Scratch, sized for the largest batch/capacity seen; no allocation in steady state.

@@ -27,8 +27,8 @@ struct StreamableWeight {
 
 // A plain LoRA layer seen by the fused decode path: y = base(x) + scaling · (x·Aᵀ)·Bᵀ,
 // with the base streamable and the factors fp32 row-major in CPU memory that lives as
-// long as the layer. What it describes is the layer's state when asked (adapter enabled,
-// no active dropout, not DoRA); a caller that keeps it must ask again after changing that.
+// long as the layer. It describes the layer's state when asked (adapter enabled, no
+// active dropout, not DoRA, these factor values); ask again after changing any of it.
 struct StreamableLowRank {
   StreamableWeight base;
   const float* a = nullptr;  // [rank, in]

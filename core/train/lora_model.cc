@@ -101,15 +101,16 @@ std::optional<StreamableLowRank> LoraLinearLayer::StreamableAdapter() const {
   auto fp32_cpu = [](const at::Tensor& t) {
     return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous();
   };
-  if (!lora.adapter_enabled() || lora.lora_magnitude.defined() || (lora.is_training() && lora.options().dropout() > 0) ||
-      !fp32_cpu(lora.lora_A) || !fp32_cpu(lora.lora_B))
+  const bool dropout_active = lora.is_training() && lora.options().dropout() > 0;
+  if (!lora.adapter_enabled() || lora.lora_magnitude.defined() || dropout_active || !fp32_cpu(lora.lora_A) ||
+      !fp32_cpu(lora.lora_B))
     return std::nullopt;
   // The base layers share the LoraLinear's tensors, so the pointers outlive these wrappers.
-  const std::optional<StreamableWeight> base =
-      lora.quantized() ? QuantizedLinearLayer(lora.quantized_base()).Streamable()
-                       : DenseLinear(lora.dense_weight(),
-                                     lora.dense_bias().defined() ? std::optional<at::Tensor>(lora.dense_bias()) : std::nullopt)
-                             .Streamable();
+  std::optional<at::Tensor> bias;
+  if (lora.dense_bias().defined()) bias = lora.dense_bias();
+  const std::optional<StreamableWeight> base = lora.quantized()
+                                                   ? QuantizedLinearLayer(lora.quantized_base()).Streamable()
+                                                   : DenseLinear(lora.dense_weight(), bias).Streamable();
   if (!base.has_value()) return std::nullopt;
   StreamableLowRank low_rank;
   low_rank.base = *base;

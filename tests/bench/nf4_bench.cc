@@ -236,7 +236,8 @@ double ThreadedReadSeconds(const std::vector<uint8_t>& buffer) {
 }
 
 void BenchQ8(const std::vector<std::pair<int64_t, int64_t>>& shapes, bool plain_scales, bool hot) {
-  std::printf("\n(d) NF4 x int8-activation matmul, batch 1, %d kernel threads, %s scales, weights %s: packed weight GB/s\n",
+  std::printf("\n(d) NF4 x int8-activation matmul, batch 1, %d kernel threads, %s scales, weights %s: "
+              "packed weight GB/s\n",
               k::NumThreads(), plain_scales ? "plain fp32" : "double-quant",
               hot ? "hot (one copy, cache-resident where it fits: the compute ceiling)" : "cold");
   std::vector<uint8_t> read_buffer(int64_t{1} << 30, 1);
@@ -313,8 +314,14 @@ int main(int argc, char** argv) {
   std::printf("nf4_bench: kernels: %s (quantize/dequantize: %s), threads: %d\n",
               k::CpuIsaName(k::ActiveIsa()),
               k::ActiveIsa() >= k::CpuIsa::kAvx2 ? "avx2" : "scalar", k::NumThreads());
-  // The 134M model's decode shapes: q/k/v/o, gate/up, down, the vocabulary head.
-  const std::vector<std::pair<int64_t, int64_t>> q8_shapes = {{768, 768}, {2048, 768}, {768, 2048}, {32000, 768}, {2048, 1024}, {2048, 1536}, {4096, 4096}};
+  // The 134M model's decode shapes (q/k/v/o, gate/up, down, the vocabulary head), then
+  // longer rows (Q8SingleRowTiles' threshold and a 7B-sized square).
+  const std::vector<std::pair<int64_t, int64_t>> q8_shapes = {{768, 768},   {2048, 768},  {768, 2048}, {32000, 768},
+                                                              {2048, 1024}, {2048, 1536}, {4096, 4096}};
+  if (hot && !only_q8) {
+    std::fprintf(stderr, "nf4_bench: --hot applies to --only-q8 only\n");
+    return 2;
+  }
   if (only_q8) {
     BenchQ8(q8_shapes, true, hot);
     BenchQ8(q8_shapes, false, hot);

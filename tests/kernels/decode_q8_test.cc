@@ -93,6 +93,7 @@ std::vector<Case> Cases() {
       cases.push_back({type, 7, 128, 128, batch});
       cases.push_back({type, 9, 192, 64, batch});  // an odd number of 64-value chunks
       cases.push_back({type, 11, 1088, 64, batch});  // long rows, read one at a time (17 chunks)
+      cases.push_back({type, 5, 1152, 128, batch});  // long rows, 18 chunks, blocks of 128
     }
   return cases;
 }

@@ -57,7 +57,7 @@ std::string WriteModel(const Shape& shape, uint64_t seed) {
 // it), so their 4-bit projections take the fused 4-bit kernel.
 enum class Adapter { kNone, kNf4, kLoraDense, kLoraNf4, kDoraDense };
 
-LlamaModel Load(const std::string& dir, Adapter adapter, int64_t blocksize = 32) {
+LlamaModel Load(const std::string& dir, Adapter adapter, int64_t blocksize = 32, double dropout = 0) {
   LoadOptions options;
   options.compute_fingerprint = false;
   auto modules = std::make_shared<LoraModules>();
@@ -70,9 +70,9 @@ LlamaModel Load(const std::string& dir, Adapter adapter, int64_t blocksize = 32)
     LoraConfig config;
     config.r = 4;
     config.alpha = 8;
-    config.dropout = 0;
+    config.dropout = dropout;
     config.use_dora = adapter == Adapter::kDoraDense;
-    config.target_modules = {"q_proj", "v_proj", "down_proj"};
+    config.target_modules = {"q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"};
     options.linear_factory = MakeLoraLinearFactory(config, options.linear_factory, modules);
   }
   auto loaded = LoadModel(dir, options);
@@ -150,21 +150,28 @@ TEST(FusedDecodeTest, CountsFusedProjections) {
     LlamaModel model = Load(dir, adapter);
     auto decoder = FusedDecoder::Create(model);
     ASSERT_OK(decoder.status());
-    // 7 projections in each of 2 layers and the head; q, v and down carry the adapter:
-    // plain LoRA is streamed with its base, DoRA goes through the layer's forward.
-    EXPECT_EQ((*decoder)->fused_projections(), adapter == Adapter::kDoraDense ? 2 * 4 + 1 : 2 * 7 + 1)
+    // 7 projections in each of 2 layers and the head; q, v, gate, up and down carry the
+    // adapter: plain LoRA is streamed with its base, DoRA goes through the layer's forward.
+    EXPECT_EQ((*decoder)->fused_projections(), adapter == Adapter::kDoraDense ? 2 * 2 + 1 : 2 * 7 + 1)
         << static_cast<int>(adapter);
   }
-  // Dropout active (training mode) also goes through forward, as does a disabled adapter's
-  // layer until the decoder is created again.
-  LlamaModel model = Load(dir, Adapter::kLoraDense);
+  // Dropout goes through forward while it is active (training mode), not in eval mode.
+  LlamaModel model = Load(dir, Adapter::kLoraDense, 32, /*dropout=*/0.1);
+  auto eval = FusedDecoder::Create(model);
+  ASSERT_OK(eval.status());
+  EXPECT_EQ((*eval)->fused_projections(), 2 * 7 + 1);
   model->train();
+  auto training = FusedDecoder::Create(model);
+  ASSERT_OK(training.status());
+  EXPECT_EQ((*training)->fused_projections(), 2 * 2 + 1);
+  // A disabled adapter's layers go through forward (equal to the base) too.
+  model->eval();
   for (const auto& child : model->modules()) {
     if (auto* lora = dynamic_cast<LoraLinearImpl*>(child.get())) lora->set_adapter_enabled(false);
   }
-  auto decoder = FusedDecoder::Create(model);
-  ASSERT_OK(decoder.status());
-  EXPECT_EQ((*decoder)->fused_projections(), 2 * 4 + 1);
+  auto disabled = FusedDecoder::Create(model);
+  ASSERT_OK(disabled.status());
+  EXPECT_EQ((*disabled)->fused_projections(), 2 * 2 + 1);
 }
 
 // A DoRA adapter (not streamed: its layers run their own forward) decodes as the
