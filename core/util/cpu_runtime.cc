@@ -1,8 +1,12 @@
 #include "core/util/cpu_runtime.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -14,11 +18,35 @@ namespace {
 constexpr int kMmapThresholdBytes = 64 << 20;
 constexpr int kTrimThresholdBytes = 256 << 20;
 
+// Set by the first run, so the re-executed program does not re-execute again.
+constexpr char kMarker[] = "QLORAD_CPU_RUNTIME";
+
+struct Setting {
+  const char* name;
+  const char* value;
+};
+constexpr Setting kQuietThreads[] = {{"OMP_WAIT_POLICY", "passive"}, {"OPENBLAS_THREAD_TIMEOUT", "4"}};
+
 void KeepLargeBlocksInTheHeap() {
 #if defined(__GLIBC__)
   if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) mallopt(M_MMAP_THRESHOLD, kMmapThresholdBytes);
   if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr) mallopt(M_TRIM_THRESHOLD, kTrimThresholdBytes);
 #endif
+}
+
+void QuietIdleThreads(char** argv) {
+  if (argv == nullptr || argv[0] == nullptr || std::getenv(kMarker) != nullptr) return;
+  bool changed = false;
+  for (const Setting& s : kQuietThreads) {
+    if (std::getenv(s.name) != nullptr) continue;
+    setenv(s.name, s.value, /*overwrite=*/0);
+    changed = true;
+  }
+  setenv(kMarker, "applied", /*overwrite=*/0);
+  if (!changed) return;
+  execv("/proc/self/exe", argv);
+  std::fprintf(stderr, "qlorad: could not re-execute to apply OMP_WAIT_POLICY/OPENBLAS_THREAD_TIMEOUT (%s); "
+               "idle threads keep spinning\n", std::strerror(errno));
 }
 
 }  // namespace
@@ -31,6 +59,9 @@ std::string BlasCoreName() {
   return name == nullptr ? "" : name;
 }
 
-void ConfigureCpuRuntime() { KeepLargeBlocksInTheHeap(); }
+void ConfigureCpuRuntime(char** argv) {
+  QuietIdleThreads(argv);
+  KeepLargeBlocksInTheHeap();
+}
 
 }  // namespace qlorad

@@ -118,7 +118,7 @@ int Run(const std::vector<std::string>& args) {
 }  // namespace qlorad::server
 
 int main(int argc, char** argv) {
-  qlorad::ConfigureCpuRuntime();
+  qlorad::ConfigureCpuRuntime(argv);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "hash-token") return qlorad::server::HashToken({args.begin() + 1, args.end()});
   return qlorad::server::Run(args);

@@ -48,7 +48,7 @@ void PrintUsage(std::FILE* to) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  qlorad::ConfigureCpuRuntime();
+  qlorad::ConfigureCpuRuntime(argv);
   if (argc < 2) {
     PrintUsage(stderr);
     return 2;

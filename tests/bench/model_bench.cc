@@ -96,7 +96,7 @@ double DecodeSeconds(qlorad::LlamaModel& model, qlorad::KvCache& cache, at::Tens
 }  // namespace
 
 int main(int argc, char** argv) {
-  qlorad::ConfigureCpuRuntime();
+  qlorad::ConfigureCpuRuntime(argv);
   using namespace qlorad;
   using bench::Arg;
   std::string model_dir = Arg(argc, argv, "model", "");

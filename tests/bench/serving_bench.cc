@@ -5,7 +5,9 @@
 // Writes (once) a ~110M-parameter Llama with the packaged Llama-2 tokenizer, then per
 // precision: 32 concurrent streams all on the base vs spread over 1, 8 and 32 distinct
 // r=16 adapters (all linear layers) and over 32 distinct r=16 DoRA adapters, and a single stream; TTFT and inter-token latency
-// p50/p99 of the 32-stream runs. Each scenario reports the best of --repeats runs. Last, adapter load time for an r=16 all-linear adapter
+// p50/p99 of the 32-stream runs. The scenarios run in --repeats rounds (each round runs every
+// scenario once); each reports its best run ("vs base": best over best) and the median over rounds
+// of its rate over the same round's base-only rate ("paired"). Last, adapter load time for an r=16 all-linear adapter
 // of a Llama-3.2-1B-shaped base (tensors validated against the base's module shapes).
 #include <algorithm>
 #include <chrono>
@@ -20,6 +22,7 @@
 #include "core/model/random_model.h"
 #include "core/serve/random_adapter.h"
 #include "core/serve/serving_engine.h"
+#include "core/util/cpu_runtime.h"
 #include "tests/bench/bench_args.h"
 #include "tests/bench/serving_bench_model.h"
 
@@ -89,6 +92,53 @@ RunResult RunStreams(ServingEngine& engine, int streams, const std::vector<std::
   return best;
 }
 
+std::string ScenarioName(int distinct) {
+  return distinct == 0  ? "base only"
+         : distinct < 0 ? absl::StrCat(-distinct, " distinct DoRA adapters")
+                        : absl::StrCat(distinct, " distinct adapters");
+}
+
+// Runs every scenario once per round, g_repeats rounds, so that slow drifts of the shared
+// machine hit all scenarios alike. Per scenario: the best run, and the median over rounds of
+// (its rate / the base-only rate of the same round) when the base is among the scenarios.
+void RunScenarioRounds(ServingEngine& engine, int streams, int prompt, int tokens, const std::vector<std::string>& ids,
+                       const std::vector<std::string>& dora_ids) {
+  const size_t n = g_scenarios.size();
+  std::vector<RunResult> best(n);
+  std::vector<std::vector<double>> rates(n);
+  for (int round = 0; round < g_repeats; ++round)
+    for (size_t i = 0; i < n; ++i) {
+      const int distinct = g_scenarios[i];
+      const std::vector<std::string>& pool = distinct < 0 ? dora_ids : ids;
+      std::vector<std::string> use(pool.begin(), pool.begin() + std::abs(distinct));
+      RunResult r = RunStreamsOnce(engine, streams, use, prompt, tokens);
+      rates[i].push_back(r.tokens_per_second);
+      if (r.tokens_per_second > best[i].tokens_per_second) best[i] = std::move(r);
+    }
+  const auto base = std::find(g_scenarios.begin(), g_scenarios.end(), 0);
+  const size_t base_index = static_cast<size_t>(base - g_scenarios.begin());
+  for (size_t i = 0; i < n; ++i) {
+    const RunResult& r = best[i];
+    double best_ratio = 0, paired = 0;
+    if (base != g_scenarios.end()) {
+      best_ratio = r.tokens_per_second / best[base_index].tokens_per_second;
+      std::vector<double> ratios;
+      for (int round = 0; round < g_repeats; ++round) ratios.push_back(rates[i][round] / rates[base_index][round]);
+      paired = Percentile(ratios, 0.5);
+    }
+    std::printf("%-28s %12.1f %8.2f %8.2f %8.1fms %8.1fms %8.1fms %8.1fms\n", ScenarioName(g_scenarios[i]).c_str(),
+                r.tokens_per_second, best_ratio, paired, 1e3 * Percentile(r.ttft, 0.5), 1e3 * Percentile(r.ttft, 0.99),
+                1e3 * Percentile(r.itl, 0.5), 1e3 * Percentile(r.itl, 0.99));
+  }
+  std::string runs;
+  for (size_t i = 0; i < n; ++i) {
+    absl::StrAppend(&runs, "  ", ScenarioName(g_scenarios[i]), ":");
+    for (double rate : rates[i]) absl::StrAppend(&runs, " ", static_cast<int>(rate * 10 + 0.5) / 10.0);
+    absl::StrAppend(&runs, "\n");
+  }
+  std::printf("tokens/s of each round:\n%s", runs.c_str());
+}
+
 void BenchPrecision(const std::string& model, const std::string& quantize, int streams, int prompt, int tokens) {
   EngineOptions options;
   options.model_dir = model;
@@ -118,22 +168,11 @@ void BenchPrecision(const std::string& model, const std::string& quantize, int s
       if (!(*engine)->LoadAdapter(list.back(), dir).ok()) std::exit(1);
     }
   RunStreamsOnce(**engine, 4, {}, prompt, 4);  // warm-up
-  std::printf("\n[%s] %d streams x %d new tokens, prompt %d tokens\n", quantize.c_str(), streams, tokens, prompt);
-  std::printf("%-28s %12s %8s %10s %10s %10s %10s\n", "scenario", "tokens/s", "vs base", "TTFT p50", "TTFT p99",
-              "ITL p50", "ITL p99");
-  double base_rate = 0;
-  for (int distinct : g_scenarios) {  // -32: 32 distinct DoRA adapters
-    const std::vector<std::string>& pool = distinct < 0 ? dora_ids : ids;
-    std::vector<std::string> use(pool.begin(), pool.begin() + std::abs(distinct));
-    RunResult r = RunStreams(**engine, streams, use, prompt, tokens);
-    if (distinct == 0) base_rate = r.tokens_per_second;
-    const std::string name = distinct == 0  ? "base only"
-                             : distinct < 0 ? absl::StrCat(-distinct, " distinct DoRA adapters")
-                                            : absl::StrCat(distinct, " distinct adapters");
-    std::printf("%-28s %12.1f %8.2f %8.1fms %8.1fms %8.1fms %8.1fms\n", name.c_str(), r.tokens_per_second,
-                r.tokens_per_second / base_rate, 1e3 * Percentile(r.ttft, 0.5), 1e3 * Percentile(r.ttft, 0.99),
-                1e3 * Percentile(r.itl, 0.5), 1e3 * Percentile(r.itl, 0.99));
-  }
+  std::printf("\n[%s] %d streams x %d new tokens, prompt %d tokens, %d rounds\n", quantize.c_str(), streams, tokens,
+              prompt, g_repeats);
+  std::printf("%-28s %12s %8s %8s %10s %10s %10s %10s\n", "scenario", "tokens/s", "vs base", "paired", "TTFT p50",
+              "TTFT p99", "ITL p50", "ITL p99");
+  RunScenarioRounds(**engine, streams, prompt, tokens, ids, dora_ids);
   RunResult single = RunStreams(**engine, 1, {}, prompt, tokens);
   RunResult single_adapter = RunStreams(**engine, 1, {ids[0]}, prompt, tokens);
   std::printf("%-28s %12.1f %8s %8.1fms %10s %8.1fms %8.1fms\n", "single stream, base", single.tokens_per_second, "-",
@@ -170,6 +209,7 @@ void BenchAdapterLoad(const std::string& work, int runs) {
 }  // namespace qlorad::serve
 
 int main(int argc, char** argv) {
+  qlorad::ConfigureCpuRuntime(argv);
   using qlorad::bench::Arg;
   const std::string work = Arg(argc, argv, "work-dir", "/tmp/qlorad-serving-bench");
   const std::string model = qlorad::bench::WriteServingBenchModel(Arg(argc, argv, "model-dir", work + "/model"));

@@ -20,6 +20,7 @@
 #include "core/train/lora_model.h"
 #include "core/train/memory_planner.h"
 #include "core/train/trainer.h"
+#include "core/util/cpu_runtime.h"
 #include "tests/bench/bench_args.h"
 
 namespace qlorad {
@@ -56,6 +57,7 @@ void Die(const absl::Status& s) {
 }  // namespace qlorad
 
 int main(int argc, char** argv) {
+  qlorad::ConfigureCpuRuntime(argv);
   using namespace qlorad;
   using bench::Arg;
   const std::string size = Arg(argc, argv, "size", "10M"), method = Arg(argc, argv, "method", "qlora");

@@ -1,0 +1,57 @@
+"""The daemon quiets idle OpenMP/OpenBLAS threads by re-executing itself once
+(core/util/cpu_runtime.h): started without the settings, the running process (same pid)
+has OMP_WAIT_POLICY=passive and OPENBLAS_THREAD_TIMEOUT=4 in its environment; a value the
+operator set is kept; QLORAD_CPU_RUNTIME=keep leaves the environment alone. Read from
+/proc/<pid>/environ of the real daemon while it serves."""
+import os
+import unittest
+
+import daemon_harness as h
+
+SETTINGS = ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "QLORAD_CPU_RUNTIME")
+
+
+def environ_of(pid):
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        pairs = [item.decode().split("=", 1) for item in f.read().split(b"\0") if b"=" in item]
+    return dict(pairs)
+
+
+class CpuRuntimeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = h.tempdir("cpu-runtime")
+        cls.model = h.make_model(os.path.join(cls.work, "model"))
+
+    def run_daemon(self, name, **env):
+        base = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+        workdir = os.path.join(self.work, name)
+        os.makedirs(workdir)
+        daemon = h.Daemon(workdir, self.model)
+        daemon.env = dict(base, **env)
+        daemon.start()
+        try:
+            pid = daemon.proc.pid  # exec keeps the pid Popen started
+            return environ_of(pid)
+        finally:
+            self.assertEqual(daemon.stop(), 0)
+
+    def test_defaults_applied_by_reexecution(self):
+        env = self.run_daemon("defaults")
+        self.assertEqual(env.get("OMP_WAIT_POLICY"), "passive")
+        self.assertEqual(env.get("OPENBLAS_THREAD_TIMEOUT"), "4")
+        self.assertEqual(env.get("QLORAD_CPU_RUNTIME"), "applied")
+
+    def test_operator_value_kept(self):
+        env = self.run_daemon("operator", OMP_WAIT_POLICY="active")
+        self.assertEqual(env.get("OMP_WAIT_POLICY"), "active")
+        self.assertEqual(env.get("OPENBLAS_THREAD_TIMEOUT"), "4")
+
+    def test_keep_opts_out(self):
+        env = self.run_daemon("keep", QLORAD_CPU_RUNTIME="keep")
+        self.assertNotIn("OMP_WAIT_POLICY", env)
+        self.assertNotIn("OPENBLAS_THREAD_TIMEOUT", env)
+
+
+if __name__ == "__main__":
+    unittest.main()
