@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/matvec.h"
 #include "kernels/parallel.h"
 
 namespace qlorad::kernels {
@@ -19,15 +20,44 @@ absl::Status CheckItem(const SgmvItem& item, size_t index) {
   return absl::OkStatus();
 }
 
+// Scratch of one thread: t = s·x·Aᵀ [tokens, r] and, for decode-sized items, t·Bᵀ [tokens, out].
+struct Scratch {
+  std::vector<float> low_rank, delta;
+};
+
 // t = x·Aᵀ [tokens, r]; y += s·t·Bᵀ. The items are the parallelism; calls this small stay on
 // the calling thread in OpenBLAS (its threading starts at much larger sizes).
-void RunItem(const SgmvItem& item, int64_t in, int64_t out, std::vector<float>& t) {
+void RunItemBlas(const SgmvItem& item, int64_t in, int64_t out, Scratch& scratch) {
   const int m = static_cast<int>(item.tokens), r = static_cast<int>(item.rank);
-  t.resize(static_cast<size_t>(m) * r);
+  scratch.low_rank.resize(static_cast<size_t>(m) * r);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r, static_cast<int>(in), 1.0f, item.x,
-              static_cast<int>(in), item.a, static_cast<int>(in), 0.0f, t.data(), r);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, static_cast<int>(out), r, item.scaling, t.data(), r, item.b, r,
-              1.0f, item.y, static_cast<int>(out));
+              static_cast<int>(in), item.a, static_cast<int>(in), 0.0f, scratch.low_rank.data(), r);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, static_cast<int>(out), r, item.scaling,
+              scratch.low_rank.data(), r, item.b, r, 1.0f, item.y, static_cast<int>(out));
+}
+
+// Decode-sized items (tokens <= kMatvecMaxBatch) as two streaming matrix-vector passes, A's
+// rows then B's, each read once for all of the item's tokens (kernels/matvec.h: one sequential
+// stream with prefetch), instead of two OpenBLAS sgemm calls at one row each.
+void RunItemMatvec(const SgmvItem& item, int64_t in, int64_t out, Scratch& scratch) {
+  const int tokens = static_cast<int>(item.tokens);
+  const int64_t r = item.rank;
+  scratch.low_rank.resize(static_cast<size_t>(tokens * r));
+  scratch.delta.resize(static_cast<size_t>(tokens * out));
+  float* low_rank = scratch.low_rank.data();
+  float* delta = scratch.delta.data();
+  MatvecRows(item.a, in, in, item.x, in, tokens, nullptr, low_rank, r, 0, r);
+  for (int64_t j = 0; j < tokens * r; ++j) low_rank[j] *= item.scaling;
+  MatvecRows(item.b, r, r, low_rank, r, tokens, nullptr, delta, out, 0, out);
+  for (int64_t j = 0; j < tokens * out; ++j) item.y[j] += delta[j];
+}
+
+void RunItem(const SgmvItem& item, int64_t in, int64_t out, Scratch& scratch) {
+  if (item.tokens <= kMatvecMaxBatch) {
+    RunItemMatvec(item, in, out, scratch);
+  } else {
+    RunItemBlas(item, in, out, scratch);
+  }
 }
 
 }  // namespace
@@ -42,8 +72,8 @@ absl::Status SgmvF32(absl::Span<const SgmvItem> items, int64_t in_features, int6
   ParallelFor(
       static_cast<int64_t>(items.size()), 1,
       [&](int64_t begin, int64_t end) {
-        std::vector<float> t;
-        for (int64_t i = begin; i < end; ++i) RunItem(items[i], in_features, out_features, t);
+        thread_local Scratch scratch;
+        for (int64_t i = begin; i < end; ++i) RunItem(items[i], in_features, out_features, scratch);
       },
       /*helpers_linger=*/false);
   return absl::OkStatus();

@@ -1,9 +1,10 @@
 // CPU segmented gather matrix-vector LoRA products for mixed-adapter batches (the
 // SGMV pattern; kernels/cuda/sgmv_cuda.h is the CUDA version). Each item is one
 // batch row's run of `tokens` contiguous token vectors with its adapter's A [r, in]
-// and B [out, r]: y_rows += scaling · (x_rows · Aᵀ) · Bᵀ, as two BLAS calls on the
-// rows in place — no gather or scatter copies. Items run in parallel (each writes
-// only its own rows of y). Torch-free; fp32.
+// and B [out, r]: y_rows += scaling · (x_rows · Aᵀ) · Bᵀ on the rows in place — no
+// gather or scatter copies: items of up to kMatvecMaxBatch tokens (decode) as two
+// streaming matrix-vector passes (kernels/matvec.h), longer ones as two BLAS calls.
+// Items run in parallel (each writes only its own rows of y). Torch-free; fp32.
 #ifndef QLORAD_KERNELS_SGMV_H_
 #define QLORAD_KERNELS_SGMV_H_
 

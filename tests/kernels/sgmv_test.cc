@@ -16,7 +16,8 @@ std::vector<float> Random(size_t n, std::mt19937& rng) {
   return v;
 }
 
-// Decode (1 token per row), short and longer prefill runs.
+// Decode (1 token per row), the largest decode-sized item (8, matrix-vector path), and
+// longer prefill runs (BLAS path).
 class SgmvTokensTest : public ::testing::TestWithParam<int64_t> {};
 
 TEST_P(SgmvTokensTest, MatchesAPlainLoopOnRandomInputs) {
@@ -53,7 +54,7 @@ TEST_P(SgmvTokensTest, MatchesAPlainLoopOnRandomInputs) {
   for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], expected[i], 1e-3 * (1 + std::abs(expected[i]))) << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(DecodeAndPrefill, SgmvTokensTest, ::testing::Values(1, 3, 12));
+INSTANTIATE_TEST_SUITE_P(DecodeAndPrefill, SgmvTokensTest, ::testing::Values(1, 3, 8, 12));
 
 TEST(SgmvTest, RefusesBadItems) {
   float v = 0;
