@@ -59,6 +59,16 @@ std::string BlasCoreName() {
   return name == nullptr ? "" : name;
 }
 
+std::string CpuRuntimeSummary() {
+  std::string text;
+  for (const Setting& s : kQuietThreads) {
+    const char* value = std::getenv(s.name);
+    text += std::string(text.empty() ? "" : " ") + s.name + "=" + (value != nullptr ? value : "(unset)");
+  }
+  const std::string blas = BlasCoreName();
+  return text + (blas.empty() ? " (BLAS: not OpenBLAS)" : " (OpenBLAS " + blas + ")");
+}
+
 void ConfigureCpuRuntime(char** argv) {
   QuietIdleThreads(argv);
   KeepLargeBlocksInTheHeap();

@@ -30,6 +30,11 @@ namespace qlorad {
 // results on some processors, so choosing its kernels stays the operator's call.
 void ConfigureCpuRuntime(char** argv);
 
+// One line for start-up logs: the idle-thread settings in effect and the BLAS kernel set, e.g.
+// "OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4 (OpenBLAS Cooperlake)"; unset ones print
+// as "OMP_WAIT_POLICY=(unset)".
+std::string CpuRuntimeSummary();
+
 // The OpenBLAS kernel set in use ("SkylakeX", "Haswell", ...), for logs and benchmarks;
 // "" when the BLAS library is not OpenBLAS.
 std::string BlasCoreName();

@@ -2,8 +2,9 @@
 (core/util/cpu_runtime.h): started without the settings, the running process (same pid)
 has OMP_WAIT_POLICY=passive and OPENBLAS_THREAD_TIMEOUT=4 in its environment; a value the
 operator set is kept; QLORAD_CPU_RUNTIME=keep leaves the environment alone. Read from
-/proc/<pid>/environ of the real daemon while it serves."""
+/proc/<pid>/environ of the real daemon while it serves; its start-up log names the same values."""
 import os
+import re
 import unittest
 
 import daemon_harness as h
@@ -32,9 +33,14 @@ class CpuRuntimeTest(unittest.TestCase):
         daemon.start()
         try:
             pid = daemon.proc.pid  # exec keeps the pid Popen started
-            return environ_of(pid)
+            env = environ_of(pid)
         finally:
             self.assertEqual(daemon.stop(), 0)
+        with open(daemon.log_path) as f:
+            logged = re.search(r"qlorad: cpu runtime: OMP_WAIT_POLICY=(\S+) OPENBLAS_THREAD_TIMEOUT=(\S+)", f.read())
+        self.assertIsNotNone(logged, "no cpu runtime line in the daemon's log")
+        self.assertEqual(logged.groups(), (env.get("OMP_WAIT_POLICY", "(unset)"), env.get("OPENBLAS_THREAD_TIMEOUT", "(unset)")))
+        return env
 
     def test_defaults_applied_by_reexecution(self):
         env = self.run_daemon("defaults")
