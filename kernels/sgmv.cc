@@ -20,7 +20,8 @@ absl::Status CheckItem(const SgmvItem& item, size_t index) {
   return absl::OkStatus();
 }
 
-// Scratch of one thread: t = s·x·Aᵀ [tokens, r] and, for decode-sized items, t·Bᵀ [tokens, out].
+// Scratch of one thread: t = s·x·Aᵀ [tokens, r] and, for decode-sized items, t·Bᵀ [tokens, out];
+// kept for the thread's life (a few hundred KB at most at decode sizes).
 struct Scratch {
   std::vector<float> low_rank, delta;
 };
@@ -36,9 +37,11 @@ void RunItemBlas(const SgmvItem& item, int64_t in, int64_t out, Scratch& scratch
               scratch.low_rank.data(), r, item.b, r, 1.0f, item.y, static_cast<int>(out));
 }
 
-// Decode-sized items (tokens <= kMatvecMaxBatch) as two streaming matrix-vector passes, A's
-// rows then B's, each read once for all of the item's tokens (kernels/matvec.h: one sequential
-// stream with prefetch), instead of two OpenBLAS sgemm calls at one row each.
+// Decode-sized items (tokens <= kMatvecMaxBatch) as two matvec passes (kernels/matvec.h), A's
+// rows then B's, each read once in order for all of the item's tokens, instead of two OpenBLAS
+// sgemm calls at one row each. B's rows are only rank floats long, so that pass is a dot product
+// and a horizontal sum per output row (no software prefetch below 64 floats); sgmv_bench has it
+// ahead of the sgemm pair all the same.
 void RunItemMatvec(const SgmvItem& item, int64_t in, int64_t out, Scratch& scratch) {
   const int tokens = static_cast<int>(item.tokens);
   const int64_t r = item.rank;

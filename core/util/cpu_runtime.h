@@ -1,5 +1,5 @@
-// Process-wide settings for CPU compute, applied once at the top of main() before any
-// thread starts (daemon, qlorad-tool, benches).
+// Process-wide settings for CPU compute, applied once at the top of main() before the
+// program starts threads of its own (daemon, qlorad-tool, model/serving/training benches).
 #ifndef QLORAD_CORE_UTIL_CPU_RUNTIME_H_
 #define QLORAD_CORE_UTIL_CPU_RUNTIME_H_
 
@@ -15,8 +15,12 @@ namespace qlorad {
 // prefill of 512 tokens 380 -> 664 tokens/s; the fused decoder (its own pool) unchanged.
 // Both libraries read their settings when they are loaded, so this sets
 // OMP_WAIT_POLICY=passive and OPENBLAS_THREAD_TIMEOUT=4 (those the operator has not set)
-// and re-executes the program (same pid, same argv) once; QLORAD_CPU_RUNTIME=keep in the
-// environment skips it. Returns only when no re-execution is needed or it failed.
+// and re-executes the program (same pid, same argv) once, which costs one more start-up
+// (~0.5 s with libtorch). QLORAD_CPU_RUNTIME set to any value (e.g. "keep") skips it; the
+// re-executed program carries QLORAD_CPU_RUNTIME=applied. Set it too when the program runs
+// under a tool that does not follow exec (valgrind without --trace-children) or is started
+// through the dynamic loader. Returns only when no re-execution is needed or it failed
+// (then the settings are removed again and a warning goes to stderr).
 //
 // glibc malloc: blocks up to 64 MB come from the heap (M_MMAP_THRESHOLD) and the heap
 // is trimmed only above 256 MB free (M_TRIM_THRESHOLD), so the large temporaries of a

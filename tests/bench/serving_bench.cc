@@ -31,6 +31,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t mid = v.size() / 2;
+  return v.size() % 2 == 1 ? v[mid] : 0.5 * (v[mid - 1] + v[mid]);
+}
+
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -124,7 +131,7 @@ void RunScenarioRounds(ServingEngine& engine, int streams, int prompt, int token
       best_ratio = r.tokens_per_second / best[base_index].tokens_per_second;
       std::vector<double> ratios;
       for (int round = 0; round < g_repeats; ++round) ratios.push_back(rates[i][round] / rates[base_index][round]);
-      paired = Percentile(ratios, 0.5);
+      paired = Median(ratios);
     }
     std::printf("%-28s %12.1f %8.2f %8.2f %8.1fms %8.1fms %8.1fms %8.1fms\n", ScenarioName(g_scenarios[i]).c_str(),
                 r.tokens_per_second, best_ratio, paired, 1e3 * Percentile(r.ttft, 0.5), 1e3 * Percentile(r.ttft, 0.99),
@@ -175,11 +182,10 @@ void BenchPrecision(const std::string& model, const std::string& quantize, int s
   RunScenarioRounds(**engine, streams, prompt, tokens, ids, dora_ids);
   RunResult single = RunStreams(**engine, 1, {}, prompt, tokens);
   RunResult single_adapter = RunStreams(**engine, 1, {ids[0]}, prompt, tokens);
-  std::printf("%-28s %12.1f %8s %8.1fms %10s %8.1fms %8.1fms\n", "single stream, base", single.tokens_per_second, "-",
-              1e3 * Percentile(single.ttft, 0.5), "-", 1e3 * Percentile(single.itl, 0.5), 1e3 * Percentile(single.itl, 0.99));
-  std::printf("%-28s %12.1f %8s %8.1fms %10s %8.1fms %8.1fms\n", "single stream, adapter", single_adapter.tokens_per_second,
-              "-", 1e3 * Percentile(single_adapter.ttft, 0.5), "-", 1e3 * Percentile(single_adapter.itl, 0.5),
-              1e3 * Percentile(single_adapter.itl, 0.99));
+  for (const auto& [name, r] : {std::pair<const char*, const RunResult*>{"single stream, base", &single},
+                                {"single stream, adapter", &single_adapter}})
+    std::printf("%-28s %12.1f %8s %8s %8.1fms %10s %8.1fms %8.1fms\n", name, r->tokens_per_second, "-", "-",
+                1e3 * Percentile(r->ttft, 0.5), "-", 1e3 * Percentile(r->itl, 0.5), 1e3 * Percentile(r->itl, 0.99));
 }
 
 void BenchAdapterLoad(const std::string& work, int runs) {

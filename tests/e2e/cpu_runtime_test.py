@@ -1,7 +1,8 @@
 """The daemon quiets idle OpenMP/OpenBLAS threads by re-executing itself once
 (core/util/cpu_runtime.h): started without the settings, the running process (same pid)
 has OMP_WAIT_POLICY=passive and OPENBLAS_THREAD_TIMEOUT=4 in its environment; a value the
-operator set is kept; QLORAD_CPU_RUNTIME=keep leaves the environment alone. Read from
+operator set is kept; with both set it does not re-execute; QLORAD_CPU_RUNTIME=keep leaves the
+environment alone. Read from
 /proc/<pid>/environ of the real daemon while it serves; its start-up log names the same values."""
 import os
 import re
@@ -14,7 +15,7 @@ SETTINGS = ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "QLORAD_CPU_RUNTIME")
 
 def environ_of(pid):
     with open("/proc/%d/environ" % pid, "rb") as f:
-        pairs = [item.decode().split("=", 1) for item in f.read().split(b"\0") if b"=" in item]
+        pairs = [item.decode(errors="replace").split("=", 1) for item in f.read().split(b"\0") if b"=" in item]
     return dict(pairs)
 
 
@@ -32,10 +33,10 @@ class CpuRuntimeTest(unittest.TestCase):
         daemon.env = dict(base, **env)
         daemon.start()
         try:
-            pid = daemon.proc.pid  # exec keeps the pid Popen started
-            env = environ_of(pid)
+            env = environ_of(daemon.proc.pid)  # exec keeps the pid Popen started
         finally:
-            self.assertEqual(daemon.stop(), 0)
+            code = daemon.stop()
+        self.assertEqual(code, 0)
         with open(daemon.log_path) as f:
             logged = re.search(r"qlorad: cpu runtime: OMP_WAIT_POLICY=(\S+) OPENBLAS_THREAD_TIMEOUT=(\S+)", f.read())
         self.assertIsNotNone(logged, "no cpu runtime line in the daemon's log")
@@ -52,6 +53,12 @@ class CpuRuntimeTest(unittest.TestCase):
         env = self.run_daemon("operator", OMP_WAIT_POLICY="active")
         self.assertEqual(env.get("OMP_WAIT_POLICY"), "active")
         self.assertEqual(env.get("OPENBLAS_THREAD_TIMEOUT"), "4")
+
+    def test_both_set_no_reexecution_needed(self):
+        env = self.run_daemon("both-set", OMP_WAIT_POLICY="passive", OPENBLAS_THREAD_TIMEOUT="8")
+        self.assertEqual(env.get("OPENBLAS_THREAD_TIMEOUT"), "8")
+        # /proc/<pid>/environ is the environment of the last exec: no marker, no re-execution.
+        self.assertNotIn("QLORAD_CPU_RUNTIME", env)
 
     def test_keep_opts_out(self):
         env = self.run_daemon("keep", QLORAD_CPU_RUNTIME="keep")

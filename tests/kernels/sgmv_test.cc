@@ -4,10 +4,14 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/sgmv.h"
+#include "tests/testing/cpu_isas.h"
 
 namespace qlorad::kernels {
 namespace {
+
+using ::qlorad::testing::IsasOfThisCpu;
 
 std::vector<float> Random(size_t n, std::mt19937& rng) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -16,8 +20,8 @@ std::vector<float> Random(size_t n, std::mt19937& rng) {
   return v;
 }
 
-// Decode (1 token per row), the largest decode-sized item (8, matrix-vector path), and
-// longer prefill runs (BLAS path).
+// Decode-sized items (1, 3 and 8 tokens per row: the matrix-vector path, on every instruction
+// set this CPU has) and a longer prefill run (12 tokens: the BLAS path).
 class SgmvTokensTest : public ::testing::TestWithParam<int64_t> {};
 
 TEST_P(SgmvTokensTest, MatchesAPlainLoopOnRandomInputs) {
@@ -50,8 +54,16 @@ TEST_P(SgmvTokensTest, MatchesAPlainLoopOnRandomInputs) {
       }
     }
   }
-  ASSERT_TRUE(SgmvF32(items, in, out).ok());
-  for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], expected[i], 1e-3 * (1 + std::abs(expected[i]))) << i;
+  for (CpuIsa isa : IsasOfThisCpu()) {
+    const CpuIsa previous = LimitIsaForTesting(isa);
+    std::vector<float> result = y;
+    for (SgmvItem& item : items) item.y = result.data() + (item.y - y.data());
+    ASSERT_TRUE(SgmvF32(items, in, out).ok());
+    LimitIsaForTesting(previous);
+    for (size_t i = 0; i < y.size(); ++i)
+      EXPECT_NEAR(result[i], expected[i], 1e-3 * (1 + std::abs(expected[i]))) << "isa " << CpuIsaName(isa) << ", " << i;
+    for (SgmvItem& item : items) item.y = y.data() + (item.y - result.data());
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(DecodeAndPrefill, SgmvTokensTest, ::testing::Values(1, 3, 8, 12));
