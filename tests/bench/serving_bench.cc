@@ -31,13 +31,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t mid = v.size() / 2;
-  return v.size() % 2 == 1 ? v[mid] : 0.5 * (v[mid - 1] + v[mid]);
-}
-
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -131,7 +124,7 @@ void RunScenarioRounds(ServingEngine& engine, int streams, int prompt, int token
       best_ratio = r.tokens_per_second / best[base_index].tokens_per_second;
       std::vector<double> ratios;
       for (int round = 0; round < g_repeats; ++round) ratios.push_back(rates[i][round] / rates[base_index][round]);
-      paired = Median(ratios);
+      paired = bench::Median(ratios);
     }
     std::printf("%-28s %12.1f %8.2f %8.2f %8.1fms %8.1fms %8.1fms %8.1fms\n", ScenarioName(g_scenarios[i]).c_str(),
                 r.tokens_per_second, best_ratio, paired, 1e3 * Percentile(r.ttft, 0.5), 1e3 * Percentile(r.ttft, 0.99),

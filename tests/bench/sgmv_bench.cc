@@ -93,8 +93,7 @@ int Run(int adapters, int rank, int reps) {
   for (int path = 0; path < 2; ++path) {
     std::vector<double> v = ms[path];
     std::sort(v.begin(), v.end());
-    const size_t mid = v.size() / 2;
-    const double median = v.size() % 2 == 1 ? v[mid] : 0.5 * (v[mid - 1] + v[mid]);
+    const double median = bench::Median(v);
     std::printf("%-24s median %.1f ms per step (%.1f-%.1f), %.1f GB/s\n", names[path], median, v.front(), v.back(),
                 megabytes / median);
   }
