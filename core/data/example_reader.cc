@@ -56,6 +56,9 @@ class JsonlReader : public ExampleReader {
           (void)ignored;
         } catch (const json::parse_error& e) {
           detail = absl::StrCat(" at byte ", e.byte);
+        } catch (const json::exception& e) {
+          // Not a syntax error: e.g. a number too large for a double (1e999).
+          detail = absl::StrCat(" (", e.what(), ")");
         }
         *error =
             FieldError{"bad_json", "<line>",

@@ -124,6 +124,8 @@ TEST_F(ReaderTest, EveryMalformedInputClassHasItsDocumentedError) {
   const std::string good = R"({"instruction":"a","input":"","output":"b"})";
   std::vector<BadCase> cases = {
       {"bad_json", good + "\n{\"instruction\": \"a\",, }\n", DatasetFormat::kAuto, "[bad_json]", ":2: field '<line>'"},
+      {"number_overflow", good + "\n{\"text\":\"a\",\"label\":1e999}\n", DatasetFormat::kAuto, "[bad_json]",
+       ":2: field '<line>'"},
       {"missing", good + "\n" + good + "\n{\"instruction\":\"a\"}\n", DatasetFormat::kAuto, "[missing_field]",
        ":3: field 'output'"},
       {"wrong_type", good + "\n{\"instruction\":\"a\",\"output\":5}\n", DatasetFormat::kAuto, "[wrong_type]",
