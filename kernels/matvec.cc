@@ -34,12 +34,10 @@ void MatvecRowsScalar(const MatvecArgs& a) {
   }
 }
 
-void WeightedRowSumScalar(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out) {
-  for (int64_t c = 0; c < cols; ++c) out[c] = 0.0f;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = m + r * m_stride;
-    for (int64_t c = 0; c < cols; ++c) out[c] += p[r] * row[c];
-  }
+void WeightedRowSumScalar(const WeightMatrix& m, int64_t rows, const float* p, float* out) {
+  for (int64_t c = 0; c < m.in; ++c) out[c] = 0.0f;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < m.in; ++c) out[c] += p[r] * WeightAt(m, r, c);
 }
 
 }  // namespace internal
@@ -61,13 +59,17 @@ void MatvecRows(const float* w, int64_t in, int64_t w_stride, const float* x, in
              row_begin, row_end);
 }
 
-void WeightedRowSum(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out) {
+void WeightedRowSum(const WeightMatrix& m, int64_t rows, const float* p, float* out) {
   switch (ActiveIsa()) {
-    case CpuIsa::kAvx512: return internal::WeightedRowSumAvx512(m, rows, cols, m_stride, p, out);
-    case CpuIsa::kAvx2: return internal::WeightedRowSumAvx2(m, rows, cols, m_stride, p, out);
+    case CpuIsa::kAvx512: return internal::WeightedRowSumAvx512(m, rows, p, out);
+    case CpuIsa::kAvx2: return internal::WeightedRowSumAvx2(m, rows, p, out);
     case CpuIsa::kScalar: break;
   }
-  internal::WeightedRowSumScalar(m, rows, cols, m_stride, p, out);
+  internal::WeightedRowSumScalar(m, rows, p, out);
+}
+
+void WeightedRowSum(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out) {
+  WeightedRowSum(WeightMatrix{WeightFormat::kF32, m, cols, m_stride, nullptr}, rows, p, out);
 }
 
 }  // namespace qlorad::kernels

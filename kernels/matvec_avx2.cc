@@ -112,9 +112,15 @@ QLORAD_AVX2 void MatvecRowsAvx2(const MatvecArgs& a) {
   RowsOfFormat<F32>(a);
 }
 
+namespace {
+
 // 32 columns per pass over the rows (a 64-value head row in two passes of one 128-byte
 // run each); two rows per step into separate accumulators; scalar columns at the end.
-QLORAD_AVX2 void WeightedRowSumAvx2(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out) {
+template <typename Format>
+QLORAD_AVX2 void WeightedRowSumOfFormat(const WeightMatrix& w, int64_t rows, const float* p, float* out) {
+  using T = typename Format::T;
+  const T* m = static_cast<const T*>(w.data);
+  const int64_t cols = w.in, m_stride = w.stride;
   int64_t c0 = 0;
   for (; c0 + 32 <= cols; c0 += 32) {
     __m256 even[4], odd[4];
@@ -122,37 +128,44 @@ QLORAD_AVX2 void WeightedRowSumAvx2(const float* m, int64_t rows, int64_t cols, 
     for (int k = 0; k < 4; ++k) even[k] = odd[k] = _mm256_setzero_ps();
     int64_t r = 0;
     for (; r + 2 <= rows; r += 2) {
-      const float* row0 = m + r * m_stride + c0;
-      const float* row1 = row0 + m_stride;
+      const T* row0 = m + r * m_stride + c0;
+      const T* row1 = row0 + m_stride;
       const __m256 p0 = _mm256_set1_ps(p[r]), p1 = _mm256_set1_ps(p[r + 1]);
-      for (int line = 0; line < 32; line += 16) {
+      for (int64_t line = 0; line < 32; line += 64 / static_cast<int64_t>(sizeof(T))) {
         _mm_prefetch(reinterpret_cast<const char*>(row0 + kWeightedRowsAhead * m_stride + line), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(row1 + kWeightedRowsAhead * m_stride + line), _MM_HINT_T0);
       }
 #pragma GCC unroll 4
       for (int k = 0; k < 4; ++k) {
-        even[k] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(row0 + 8 * k), even[k]);
-        odd[k] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(row1 + 8 * k), odd[k]);
+        even[k] = _mm256_fmadd_ps(p0, Format::Load(row0 + 8 * k), even[k]);
+        odd[k] = _mm256_fmadd_ps(p1, Format::Load(row1 + 8 * k), odd[k]);
       }
     }
     if (r < rows) {
       const __m256 p0 = _mm256_set1_ps(p[r]);
 #pragma GCC unroll 4
-      for (int k = 0; k < 4; ++k) even[k] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(m + r * m_stride + c0 + 8 * k), even[k]);
+      for (int k = 0; k < 4; ++k) even[k] = _mm256_fmadd_ps(p0, Format::Load(m + r * m_stride + c0 + 8 * k), even[k]);
     }
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) _mm256_storeu_ps(out + c0 + 8 * k, _mm256_add_ps(even[k], odd[k]));
   }
   for (; c0 + 8 <= cols; c0 += 8) {
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t r = 0; r < rows; ++r) acc = _mm256_fmadd_ps(_mm256_set1_ps(p[r]), _mm256_loadu_ps(m + r * m_stride + c0), acc);
+    for (int64_t r = 0; r < rows; ++r) acc = _mm256_fmadd_ps(_mm256_set1_ps(p[r]), Format::Load(m + r * m_stride + c0), acc);
     _mm256_storeu_ps(out + c0, acc);
   }
   for (; c0 < cols; ++c0) {
     float sum = 0.0f;
-    for (int64_t r = 0; r < rows; ++r) sum += p[r] * m[r * m_stride + c0];
+    for (int64_t r = 0; r < rows; ++r) sum += p[r] * Format::One(m + r * m_stride + c0);
     out[c0] = sum;
   }
+}
+
+}  // namespace
+
+QLORAD_AVX2 void WeightedRowSumAvx2(const WeightMatrix& m, int64_t rows, const float* p, float* out) {
+  if (m.format == WeightFormat::kBf16) return WeightedRowSumOfFormat<Bf16>(m, rows, p, out);
+  WeightedRowSumOfFormat<F32>(m, rows, p, out);
 }
 
 }  // namespace qlorad::kernels::internal

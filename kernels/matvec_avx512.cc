@@ -9,6 +9,7 @@
 #pragma GCC diagnostic pop
 
 #include <algorithm>
+#include <cstring>
 
 #include "kernels/bf16.h"
 #include "kernels/internal/matvec_impl.h"
@@ -37,6 +38,8 @@ QLORAD_AVX512 inline float HorizontalSum(__m512 v) {
 struct F32 {
   using T = float;
   QLORAD_AVX512 static __m512 Load(const T* p) { return _mm512_loadu_ps(p); }
+  // The first `count` (0..16) weights at p, zeros after; mask = (1 << count) - 1.
+  QLORAD_AVX512 static __m512 LoadFirst(const T* p, int /*count*/, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, p); }
   static float One(const T* p) { return *p; }
 };
 struct Bf16 {
@@ -44,6 +47,14 @@ struct Bf16 {
   QLORAD_AVX512 static __m512 Load(const T* p) {
     const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+  // As F32::LoadFirst (AVX-512F has no masked 16-bit load: a partial block goes through a copy).
+  QLORAD_AVX512 static __m512 LoadFirst(const T* p, int count, __mmask16 /*mask*/) {
+    if (count == 16) return Load(p);
+    if (count == 0) return _mm512_setzero_ps();
+    alignas(32) T block[16] = {};
+    std::memcpy(block, p, sizeof(T) * count);
+    return Load(block);
   }
   static float One(const T* p) { return Bf16ToFloat(*p); }
 };
@@ -130,42 +141,57 @@ QLORAD_AVX512 void MatvecRowsAvx512(const MatvecArgs& a) {
   RowsOfFormat<F32>(a);
 }
 
+namespace {
+
 // Up to 64 columns per pass over the rows, so that each row is read as one sequential
 // run (a head's 64-value row is one pass); two rows per step into separate accumulators.
-QLORAD_AVX512 void WeightedRowSumAvx512(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p,
-                                        float* out) {
+template <typename Format>
+QLORAD_AVX512 void WeightedRowSumOfFormat(const WeightMatrix& m, int64_t rows, const float* p, float* out) {
+  using T = typename Format::T;
+  const T* data = static_cast<const T*>(m.data);
+  const int64_t cols = m.in, stride = m.stride;
   for (int64_t c0 = 0; c0 < cols; c0 += 64) {
+    int left[4];
     __mmask16 mask[4];
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {
-      const int64_t left = std::clamp<int64_t>(cols - c0 - 16 * k, 0, 16);
-      mask[k] = static_cast<__mmask16>((1u << left) - 1);
+      left[k] = static_cast<int>(std::clamp<int64_t>(cols - c0 - 16 * k, 0, 16));
+      mask[k] = static_cast<__mmask16>((1u << left[k]) - 1);
     }
     __m512 even[4], odd[4];
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) even[k] = odd[k] = _mm512_setzero_ps();
     int64_t r = 0;
     for (; r + 2 <= rows; r += 2) {
-      const float* row0 = m + r * m_stride + c0;
-      const float* row1 = row0 + m_stride;
+      const T* row0 = data + r * stride + c0;
+      const T* row1 = row0 + stride;
       const __m512 p0 = _mm512_set1_ps(p[r]), p1 = _mm512_set1_ps(p[r + 1]);
 #pragma GCC unroll 4
       for (int k = 0; k < 4; ++k) {
-        _mm_prefetch(reinterpret_cast<const char*>(row0 + kWeightedRowsAhead * m_stride + 16 * k), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(row1 + kWeightedRowsAhead * m_stride + 16 * k), _MM_HINT_T0);
-        even[k] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(mask[k], row0 + 16 * k), even[k]);
-        odd[k] = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(mask[k], row1 + 16 * k), odd[k]);
+        if ((16 * k * sizeof(T)) % 64 == 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(row0 + kWeightedRowsAhead * stride + 16 * k), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(row1 + kWeightedRowsAhead * stride + 16 * k), _MM_HINT_T0);
+        }
+        even[k] = _mm512_fmadd_ps(p0, Format::LoadFirst(row0 + 16 * k, left[k], mask[k]), even[k]);
+        odd[k] = _mm512_fmadd_ps(p1, Format::LoadFirst(row1 + 16 * k, left[k], mask[k]), odd[k]);
       }
     }
     if (r < rows) {
       const __m512 p0 = _mm512_set1_ps(p[r]);
 #pragma GCC unroll 4
       for (int k = 0; k < 4; ++k)
-        even[k] = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(mask[k], m + r * m_stride + c0 + 16 * k), even[k]);
+        even[k] = _mm512_fmadd_ps(p0, Format::LoadFirst(data + r * stride + c0 + 16 * k, left[k], mask[k]), even[k]);
     }
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) _mm512_mask_storeu_ps(out + c0 + 16 * k, mask[k], _mm512_add_ps(even[k], odd[k]));
   }
+}
+
+}  // namespace
+
+QLORAD_AVX512 void WeightedRowSumAvx512(const WeightMatrix& m, int64_t rows, const float* p, float* out) {
+  if (m.format == WeightFormat::kBf16) return WeightedRowSumOfFormat<Bf16>(m, rows, p, out);
+  WeightedRowSumOfFormat<F32>(m, rows, p, out);
 }
 
 }  // namespace qlorad::kernels::internal

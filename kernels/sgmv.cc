@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "kernels/matvec.h"
+#include "kernels/bf16.h"
 #include "kernels/parallel.h"
 
 namespace qlorad::kernels {
@@ -14,6 +14,8 @@ namespace {
 absl::Status CheckItem(const SgmvItem& item, size_t index) {
   if (item.x == nullptr || item.y == nullptr || item.a == nullptr || item.b == nullptr)
     return absl::InvalidArgumentError(absl::StrCat("Sgmv: item ", index, " has a null pointer"));
+  if (item.factors != WeightFormat::kF32 && item.factors != WeightFormat::kBf16)
+    return absl::InvalidArgumentError(absl::StrCat("Sgmv: item ", index, " has factors that are neither fp32 nor bf16"));
   if (item.tokens <= 0 || item.rank <= 0 || item.rank > kSgmvMaxRank)
     return absl::InvalidArgumentError(absl::StrCat("Sgmv: item ", index, " has tokens ", item.tokens, ", rank ",
                                                    item.rank, " (rank must be in [1, ", kSgmvMaxRank, "])"));
@@ -21,27 +23,39 @@ absl::Status CheckItem(const SgmvItem& item, size_t index) {
 }
 
 // Scratch of one thread: t = s·x·Aᵀ [tokens, r] and, for decode-sized items, t·Bᵀ [tokens, out];
-// kept for the thread's life (a few hundred KB at most at decode sizes).
+// for longer items with bf16 factors, A and B widened to fp32. Kept for the thread's life.
 struct Scratch {
-  std::vector<float> low_rank, delta;
+  std::vector<float> low_rank, delta, a, b;
 };
+
+// The factor matrix as fp32: `data` itself for kF32, else widened into `wide`.
+const float* FactorsAsF32(const void* data, int64_t count, WeightFormat format, std::vector<float>& wide) {
+  if (format == WeightFormat::kF32) return static_cast<const float*>(data);
+  const auto* bits = static_cast<const uint16_t*>(data);
+  wide.resize(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) wide[i] = Bf16ToFloat(bits[i]);
+  return wide.data();
+}
 
 // t = x·Aᵀ [tokens, r]; y += s·t·Bᵀ. The items are the parallelism; calls this small stay on
 // the calling thread in OpenBLAS (its threading starts at much larger sizes).
 void RunItemBlas(const SgmvItem& item, int64_t in, int64_t out, Scratch& scratch) {
   const int m = static_cast<int>(item.tokens), r = static_cast<int>(item.rank);
+  const float* a = FactorsAsF32(item.a, item.rank * in, item.factors, scratch.a);
+  const float* b = FactorsAsF32(item.b, out * item.rank, item.factors, scratch.b);
   scratch.low_rank.resize(static_cast<size_t>(m) * r);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r, static_cast<int>(in), 1.0f, item.x,
-              static_cast<int>(in), item.a, static_cast<int>(in), 0.0f, scratch.low_rank.data(), r);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, static_cast<int>(out), r, item.scaling,
-              scratch.low_rank.data(), r, item.b, r, 1.0f, item.y, static_cast<int>(out));
+              static_cast<int>(in), a, static_cast<int>(in), 0.0f, scratch.low_rank.data(), r);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, item.b_transposed ? CblasNoTrans : CblasTrans, m, static_cast<int>(out), r,
+              item.scaling, scratch.low_rank.data(), r, b, item.b_transposed ? static_cast<int>(out) : r, 1.0f, item.y,
+              static_cast<int>(out));
 }
 
-// Decode-sized items (tokens <= kMatvecMaxBatch) as two matvec passes (kernels/matvec.h), A's
-// rows then B's, each read once in order for all of the item's tokens, instead of two OpenBLAS
-// sgemm calls at one row each. B's rows are only rank floats long, so that pass is a dot product
-// and a horizontal sum per output row (no software prefetch below 64 floats); sgmv_bench has it
-// ahead of the sgemm pair all the same.
+// Decode-sized items (tokens <= kMatvecMaxBatch) as streaming passes (kernels/matvec.h) instead
+// of two OpenBLAS sgemm calls at one row each: A's rows once for all of the item's tokens, then
+// per token either Bᵀ's rank rows (WeightedRowSum; from L2 after the first token) or, for
+// [out, rank] B, one rank-long dot product and horizontal sum per output row (sgmv_bench
+// measures both).
 void RunItemMatvec(const SgmvItem& item, int64_t in, int64_t out, Scratch& scratch) {
   const int tokens = static_cast<int>(item.tokens);
   const int64_t r = item.rank;
@@ -49,9 +63,14 @@ void RunItemMatvec(const SgmvItem& item, int64_t in, int64_t out, Scratch& scrat
   scratch.delta.resize(static_cast<size_t>(tokens * out));
   float* low_rank = scratch.low_rank.data();
   float* delta = scratch.delta.data();
-  MatvecRows(item.a, in, in, item.x, in, tokens, nullptr, low_rank, r, 0, r);
+  MatvecRows(WeightMatrix{item.factors, item.a, in, in}, item.x, in, tokens, nullptr, low_rank, r, 0, r);
   for (int64_t j = 0; j < tokens * r; ++j) low_rank[j] *= item.scaling;
-  MatvecRows(item.b, r, r, low_rank, r, tokens, nullptr, delta, out, 0, out);
+  if (item.b_transposed) {
+    for (int t = 0; t < tokens; ++t)
+      WeightedRowSum(WeightMatrix{item.factors, item.b, out, out}, r, low_rank + t * r, delta + t * out);
+  } else {
+    MatvecRows(WeightMatrix{item.factors, item.b, r, r}, low_rank, r, tokens, nullptr, delta, out, 0, out);
+  }
   for (int64_t j = 0; j < tokens * out; ++j) item.y[j] += delta[j];
 }
 

@@ -4,7 +4,9 @@
 // and B [out, r]: y_rows += scaling · (x_rows · Aᵀ) · Bᵀ on the rows in place — no
 // gather or scatter copies: items of up to kMatvecMaxBatch tokens (decode) as two
 // streaming matrix-vector passes (kernels/matvec.h), longer ones as two BLAS calls.
-// Items run in parallel (each writes only its own rows of y). Torch-free; fp32.
+// Items run in parallel (each writes only its own rows of y). Torch-free; fp32
+// activations, factors fp32 or bf16 (widened exactly; --adapter-factors bf16 halves the
+// bytes a decode step streams per adapter).
 #ifndef QLORAD_KERNELS_SGMV_H_
 #define QLORAD_KERNELS_SGMV_H_
 
@@ -12,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "kernels/matvec.h"
 
 namespace qlorad::kernels {
 
@@ -22,13 +25,18 @@ struct SgmvItem {
   const float* x = nullptr;  // [tokens, in], row-major
   float* y = nullptr;        // [tokens, out], row-major, accumulated into
   int64_t tokens = 1;
-  const float* a = nullptr;  // [rank, in]
-  const float* b = nullptr;  // [out, rank]
+  const void* a = nullptr;  // [rank, in] of `factors`
+  const void* b = nullptr;  // [out, rank] of `factors`, or Bᵀ [rank, out] when b_transposed
   int64_t rank = 0;
   float scaling = 1.0f;
+  WeightFormat factors = WeightFormat::kF32;  // kF32 or kBf16
+  // Bᵀ layout: a decode row's t·Bᵀ is then `rank` streaming passes over out-long rows,
+  // where [out, rank] needs a rank-long dot product and a horizontal sum per output.
+  bool b_transposed = false;
 };
 
-// INVALID_ARGUMENT for null pointers, non-positive sizes or rank > 1024.
+// INVALID_ARGUMENT for null pointers, non-positive sizes, rank > 1024 or factors that are
+// neither kF32 nor kBf16.
 absl::Status SgmvF32(absl::Span<const SgmvItem> items, int64_t in_features, int64_t out_features);
 
 }  // namespace qlorad::kernels

@@ -23,6 +23,7 @@ std::shared_ptr<const ServingAdapter> CopyAdapterTo(const ServingAdapter& adapte
   for (auto& [module, delta] : copy->modules) {
     delta.a = delta.a.to(device);
     delta.b = delta.b.to(device);
+    if (!device.is_cpu()) delta.b = delta.b.contiguous();  // the CUDA SGMV reads B [out, r] row-major
     if (delta.magnitude.defined()) delta.magnitude = delta.magnitude.to(device);  // DoRA
     if (delta.row_gain.defined()) delta.row_gain = delta.row_gain.to(device);
   }

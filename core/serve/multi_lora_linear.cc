@@ -40,12 +40,17 @@ at::Tensor MultiLoraLinearLayer::CpuSgmv(at::Tensor y, const at::Tensor& x,
     auto it = group.adapter->modules.find(module_);
     if (it == group.adapter->modules.end()) continue;
     const ModuleDelta& delta = it->second;
-    TORCH_CHECK(delta.a.scalar_type() == at::kFloat && delta.a.is_contiguous() && delta.b.is_contiguous(),
-                "adapter '", group.adapter->id, "' module ", module_, ": LoRA weights must be contiguous fp32 on the CPU");
+    const at::ScalarType factors = delta.a.scalar_type();
+    const bool b_transposed = delta.b.t().is_contiguous();
+    TORCH_CHECK((factors == at::kFloat || factors == at::kBFloat16) && delta.b.scalar_type() == factors &&
+                    delta.a.is_contiguous() && (b_transposed || delta.b.is_contiguous()),
+                "adapter '", group.adapter->id, "' module ", module_,
+                ": LoRA weights must be fp32 or bf16 on the CPU, A contiguous, B contiguous or transposed");
+    const kernels::WeightFormat format = factors == at::kBFloat16 ? kernels::WeightFormat::kBf16 : kernels::WeightFormat::kF32;
     for (int64_t row : group.rows)
       items.push_back({x.data_ptr<float>() + row * tokens * in, y.data_ptr<float>() + row * tokens * out, tokens,
-                       delta.a.data_ptr<float>(), delta.b.data_ptr<float>(), delta.a.size(0),
-                       static_cast<float>(delta.scaling)});
+                       delta.a.data_ptr(), delta.b.data_ptr(), delta.a.size(0), static_cast<float>(delta.scaling),
+                       format, b_transposed});
   }
   const absl::Status done = kernels::SgmvF32(items, in, out);
   TORCH_CHECK(done.ok(), "LoRA SGMV for ", module_, ": ", done.ToString());
@@ -88,9 +93,13 @@ at::Tensor MultiLoraLinearLayer::forward(const at::Tensor& x) {
     auto it = group.adapter->modules.find(module_);
     if (it == group.adapter->modules.end()) continue;
     const ModuleDelta& delta = it->second;
-    // x·Aᵀ·Bᵀ over the group's rows, as 2-D matmuls, added back with the scaling.
+    // x·Aᵀ·Bᵀ over the group's rows, as 2-D matmuls, added back with the scaling. Factors
+    // kept in a narrower dtype than the activations (--adapter-factors bf16) are widened
+    // here: bf16 matmuls on the CPU run at a few GFLOP/s.
     const at::Tensor xs = group.index.defined() ? x.index_select(0, group.index) : x;
-    at::Tensor lora = at::mm(at::mm(xs.reshape({-1, in}).to(delta.a.scalar_type()), delta.a.t()), delta.b.t());
+    const at::ScalarType compute = cpu_sgmv ? at::kFloat : delta.a.scalar_type();
+    at::Tensor lora =
+        at::mm(at::mm(xs.reshape({-1, in}).to(compute), delta.a.to(compute).t()), delta.b.to(compute).t());
     std::vector<int64_t> shape = xs.sizes().vec();
     shape.back() = y.size(-1);
     lora = lora.view(shape).to(y.scalar_type());

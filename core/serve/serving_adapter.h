@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -20,8 +21,8 @@
 namespace qlorad::serve {
 
 struct ModuleDelta {
-  at::Tensor a;  // [r, in]
-  at::Tensor b;  // [out, r]
+  at::Tensor a;  // [r, in], contiguous
+  at::Tensor b;  // [out, r]; on the CPU a transposed view of a contiguous [r, out], elsewhere contiguous
   double scaling = 1.0;
   // DoRA only (undefined for LoRA): the magnitude m [out] as stored, and the row gain
   // m / ‖W + s·BA‖_row [out] over the resident base, in the compute dtype. The served
@@ -49,6 +50,10 @@ struct AdapterLoadOptions {
   int64_t max_rank = 64;
   c10::Device device = c10::Device(c10::kCPU);
   at::ScalarType dtype = at::kFloat;
+  // The dtype A and B are kept in (unset: `dtype`). kBFloat16 under fp32 CPU compute halves
+  // the bytes a decode step streams per adapter (the CPU SGMV kernel widens them exactly);
+  // the DoRA row gain is taken over the factors as kept. Magnitudes stay in `dtype`.
+  std::optional<at::ScalarType> factor_dtype;
   // The resident base's weight of a module, fp32 [out, in] (dequantized for 4-bit): what
   // a DoRA adapter's row norms are taken over. Unset: DoRA adapters are refused.
   std::function<absl::StatusOr<at::Tensor>(const std::string& module)> base_weight;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <numeric>
+#include <optional>
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -46,6 +47,21 @@ absl::StatusOr<BatcherOptions> BatchingOptions(const EngineOptions& options, con
 }
 
 // " (the sliding_window ... of config.json ...)" when the window limits the context, else "".
+// EngineOptions::adapter_factors -> AdapterLoadOptions::factor_dtype.
+absl::StatusOr<std::optional<at::ScalarType>> AdapterFactorDtype(const std::string& name, const c10::Device& device,
+                                                                 at::ScalarType compute) {
+  if (name == "compute") return std::nullopt;
+  if (name != "bf16")
+    return absl::InvalidArgumentError(
+        absl::StrCat("adapter_factors: '", name, "' is not one of compute, bf16 (hint: --adapter-factors bf16)"));
+  if (compute == at::kBFloat16) return std::nullopt;  // already what the model computes in
+  if (!device.is_cpu() || compute != at::kFloat)
+    return absl::InvalidArgumentError(absl::StrCat("adapter_factors: bf16 factors are for fp32 serving on the CPU, and this ",
+                                                   "engine computes in ", c10::toString(compute), " on ", device.str(),
+                                                   " (hint: leave --adapter-factors at compute)"));
+  return at::kBFloat16;
+}
+
 std::string WhyLimited(const ModelConfig& config) {
   const std::string reason = config.ContextLimitReason();
   return reason.empty() ? "" : absl::StrCat(" (the ", reason, ")");
@@ -76,6 +92,8 @@ absl::StatusOr<std::unique_ptr<ServingEngine>> ServingEngine::Create(const Engin
   registry.load.max_rank = options.max_lora_rank;
   registry.load.device = engine->loaded_.model->device();
   registry.load.dtype = engine->loaded_.model->dtype();
+  QLORAD_ASSIGN_OR_RETURN(registry.load.factor_dtype,
+                          AdapterFactorDtype(options.adapter_factors, registry.load.device, registry.load.dtype));
   registry.load.base_weight = [layers = engine->base_layers_](const std::string& module) -> absl::StatusOr<at::Tensor> {
     auto it = layers->find(module);
     if (it == layers->end()) return absl::NotFoundError(absl::StrCat("module '", module, "' is not in the resident base"));

@@ -59,6 +59,9 @@ struct EngineOptions {
   int64_t max_prompt_tokens = 2048;
   int64_t max_new_tokens = kDefaultMaxNewTokensLimit;
   int64_t max_lora_rank = 64;
+  // LoRA factors' dtype: "compute" (the model's) or "bf16" (fp32 CPU serving: half the
+  // adapter bytes per decode step; the factors rounded to bf16, activations stay fp32).
+  std::string adapter_factors = "compute";
   int64_t max_waiting = 4096;     // queued requests beyond this are RESOURCE_EXHAUSTED
   // Continuous batching and the paged KV cache.
   int64_t kv_cache_bytes = 256ll << 20;  // KV pool budget on the compute device

@@ -27,6 +27,7 @@ absl::Status ServiceCoreImpl::OpenEngine() {
   engine.model_dir = options_.base_model_dir;
   engine.device = options_.device;
   engine.quantize = options_.serve_quantize;
+  engine.adapter_factors = options_.adapter_factors;
   engine.max_prompt_tokens = options_.max_prompt_tokens;
   engine.max_new_tokens = options_.max_new_tokens;
   engine.max_waiting = options_.max_waiting_requests;

@@ -39,6 +39,7 @@ struct CoreOptions {
   std::string base_model_name;      // what clients call it; default: the directory's basename
   std::string device = "auto";      // cpu | cuda:N | auto
   std::string serve_quantize = "none";
+  std::string adapter_factors = "compute";  // serve::EngineOptions::adapter_factors
   int training_workers = 1;         // concurrent training jobs (at least one per training device)
   // Devices training jobs are placed on (--devices); empty = {device}. A job asking for N
   // gets N free ones (data parallel, one rank each) or waits; "cpu" may repeat (ranks on CPU).

@@ -23,9 +23,10 @@ void MatvecRowsScalar(const MatvecArgs& a);
 void MatvecRowsAvx2(const MatvecArgs& a);
 void MatvecRowsAvx512(const MatvecArgs& a);
 
-void WeightedRowSumScalar(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out);
-void WeightedRowSumAvx2(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out);
-void WeightedRowSumAvx512(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out);
+// m: kF32 or kBf16; columns m.in, rows m.stride elements apart.
+void WeightedRowSumScalar(const WeightMatrix& m, int64_t rows, const float* p, float* out);
+void WeightedRowSumAvx2(const WeightMatrix& m, int64_t rows, const float* p, float* out);
+void WeightedRowSumAvx512(const WeightMatrix& m, int64_t rows, const float* p, float* out);
 
 }  // namespace qlorad::kernels::internal
 

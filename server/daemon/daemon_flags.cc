@@ -13,7 +13,7 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
       tool::Flags flags,
       tool::Flags::Parse(args,
                          {"state-dir", "model", "model-name", "device", "listen-address", "metrics-address", "tokens-file",
-                          "rate-limit", "tls-cert", "tls-key", "tls-client-ca", "serve-quantize", "training-workers",
+                          "rate-limit", "tls-cert", "tls-key", "tls-client-ca", "serve-quantize", "adapter-factors", "training-workers",
                           "devices", "collective-timeout",
                           "max-queued-jobs", "checkpoint-every", "max-prompt-tokens", "max-new-tokens",
                           "max-waiting-requests", "max-message-bytes", "max-upload-bytes", "drain-seconds",
@@ -30,6 +30,10 @@ absl::StatusOr<DaemonOptions> ParseDaemonOptions(const std::vector<std::string>&
   o.core.base_model_name = flags.GetOr("model-name", "");
   o.core.device = flags.GetOr("device", "auto");
   o.core.serve_quantize = flags.GetOr("serve-quantize", "none");
+  o.core.adapter_factors = flags.GetOr("adapter-factors", "compute");
+  if (o.core.adapter_factors != "compute" && o.core.adapter_factors != "bf16")
+    return absl::InvalidArgumentError(
+        absl::StrCat("--adapter-factors: '", o.core.adapter_factors, "' is not one of compute, bf16"));
   QLORAD_ASSIGN_OR_RETURN(long long workers, flags.GetInt("training-workers", 1));
   o.core.training_workers = static_cast<int>(workers);
   if (const std::string devices = flags.GetOr("devices", ""); !devices.empty()) {

@@ -2,6 +2,7 @@
 //   serving_bench [--model-dir DIR] [--streams 32] [--new-tokens 64] [--prompt 32]
 //                 [--quantize both|none|nf4] [--load-runs 30] [--threads N] [--repeats 2]
 //                 [--scenarios 0,1,8,32,-32]  (0 base only, N distinct LoRA adapters, -N distinct DoRA)
+//                 [--adapter-factors compute|bf16]  (EngineOptions::adapter_factors)
 // Writes (once) a ~110M-parameter Llama with the packaged Llama-2 tokenizer, then per
 // precision: 32 concurrent streams all on the base vs spread over 1, 8 and 32 distinct
 // r=16 adapters (all linear layers) and over 32 distinct r=16 DoRA adapters, and a single stream; TTFT and inter-token latency
@@ -78,6 +79,7 @@ RunResult RunStreamsOnce(ServingEngine& engine, int streams, const std::vector<s
 }
 
 int g_repeats = 2;
+std::string g_adapter_factors = "compute";
 // Scenarios of BenchPrecision (--scenarios): 0 = base only, N = N distinct LoRA adapters,
 // -N = N distinct DoRA ones.
 std::vector<int> g_scenarios;
@@ -147,6 +149,7 @@ void BenchPrecision(const std::string& model, const std::string& quantize, int s
   options.prompt_format = "mistral";
   options.max_running = streams;
   options.kv_cache_bytes = 512ll << 20;
+  options.adapter_factors = g_adapter_factors;
   auto engine = ServingEngine::Create(options);
   if (!engine.ok()) {
     std::fprintf(stderr, "%s\n", engine.status().ToString().c_str());
@@ -168,8 +171,8 @@ void BenchPrecision(const std::string& model, const std::string& quantize, int s
       if (!(*engine)->LoadAdapter(list.back(), dir).ok()) std::exit(1);
     }
   RunStreamsOnce(**engine, 4, {}, prompt, 4);  // warm-up
-  std::printf("\n[%s] %d streams x %d new tokens, prompt %d tokens, %d rounds\n", quantize.c_str(), streams, tokens,
-              prompt, g_repeats);
+  std::printf("\n[%s] %d streams x %d new tokens, prompt %d tokens, %d rounds, adapter factors %s\n", quantize.c_str(),
+              streams, tokens, prompt, g_repeats, g_adapter_factors.c_str());
   std::printf("%-28s %12s %8s %8s %10s %10s %10s %10s\n", "scenario", "tokens/s", "vs base", "paired", "TTFT p50",
               "TTFT p99", "ITL p50", "ITL p99");
   RunScenarioRounds(**engine, streams, prompt, tokens, ids, dora_ids);
@@ -217,6 +220,7 @@ int main(int argc, char** argv) {
   const int prompt = std::stoi(Arg(argc, argv, "prompt", "32"));
   const std::string quantize = Arg(argc, argv, "quantize", "both");
   qlorad::serve::g_repeats = std::stoi(Arg(argc, argv, "repeats", "2"));
+  qlorad::serve::g_adapter_factors = Arg(argc, argv, "adapter-factors", "compute");
   for (absl::string_view n : absl::StrSplit(Arg(argc, argv, "scenarios", "0,1,8,32,-32"), ','))
     qlorad::serve::g_scenarios.push_back(std::stoi(std::string(n)));
   at::set_num_threads(std::stoi(Arg(argc, argv, "threads", std::to_string(std::thread::hardware_concurrency()))));

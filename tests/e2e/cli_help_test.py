@@ -70,6 +70,12 @@ class HelpTest(unittest.TestCase):
                 self.assertNotEqual(r.returncode, 0, argv)
                 self.assertTrue(r.stderr.strip(), argv)
 
+    def test_bad_flag_value_is_named(self):
+        r = run(DAEMON, "--state-dir", "/nonexistent/state", "--model", "/nonexistent/model", "--adapter-factors", "fp8")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--adapter-factors", r.stderr)
+        self.assertIn("--adapter-factors compute|bf16", run(DAEMON, "--help").stdout)
+
 
 if __name__ == "__main__":
     unittest.main()

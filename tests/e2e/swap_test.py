@@ -6,7 +6,9 @@ are loaded, unloaded and evicted (--max-resident-adapters 4). Every response is 
 with the adapter version it resolved at admission; greedy decoding makes each
 version's output fixed, so a response must equal, token for token, what that version
 produces alone. Checks: 0 failed requests, every response from one version only, both
-versions served through the alias, and no RSS growth after the storm."""
+versions served through the alias, and no RSS growth after the storm. The daemon keeps its
+adapters' factors in bf16 (--adapter-factors bf16; the other daemon tests serve fp32 factors),
+so loads, evictions and reloads go through that path too."""
 
 import os
 import sys
@@ -43,6 +45,7 @@ class SwapUnderLoadTest(unittest.TestCase):
             cls.adapters[name] = out
         cls.s = h.python_stubs(os.path.join(cls.work, "stubs"))
         cls.d = h.Daemon(cls.work, cls.model, extra_args=["--max-resident-adapters", "4", "--import-root", cls.work,
+                                                             "--adapter-factors", "bf16",
                                                              # the alias moves between two versions both ways: the CI
                                                              # gate (promotion_gate_e2e) passes any comparable pair
                                                              "--promotion-margin", "1"]).start()
@@ -93,6 +96,8 @@ class SwapUnderLoadTest(unittest.TestCase):
         return resolved, tokens, finish
 
     def test_alias_moves_100_times_under_streaming_load(self):
+        with open(self.d.log_path) as f:
+            self.assertIn("adapter factors: bf16", f.read())
         ad = self.s["adapters"][0]
         ids = {}
         ids["s1"] = self.import_adapter("sentiment", self.adapters["sentiment-1"])

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -95,6 +96,35 @@ TEST(DecodeMatvecTest, EveryFormatIsaBatchAndShapeEqualsDoubleLoops) {
             }
         }
         LimitIsaForTesting(previous);
+      }
+    }
+  }
+}
+
+// out = Σ_r p[r]·m[r, :] over fp32 and bf16 rows (the SGMV kernel's Bᵀ pass): column counts
+// below, at and past one 64-column pass and with vector tails, row strides > cols, odd rows.
+TEST(DecodeMatvecTest, WeightedRowSumOfEveryFormatEqualsADoubleLoop) {
+  for (WeightFormat format : {WeightFormat::kF32, WeightFormat::kBf16}) {
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{16, 53}, {1, 8}, {7, 64}, {16, 768}, {4, 131}}) {
+      const Stored m = Store(format, rows, cols, cols + 3, 31 + cols);
+      const std::vector<float> p = Random(rows, 5);
+      for (CpuIsa isa : IsasOfThisCpu()) {
+        const CpuIsa previous = LimitIsaForTesting(isa);
+        std::vector<float> out(cols + 1, NAN);
+        out[cols] = 123.0f;  // must stay: the sum writes cols values only
+        WeightedRowSum(m.matrix, rows, p.data(), out.data());
+        LimitIsaForTesting(previous);
+        for (int64_t c = 0; c < cols; ++c) {
+          double want = 0, magnitude = 0;
+          for (int64_t r = 0; r < rows; ++r) {
+            want += p[r] * m.values[r * cols + c];
+            magnitude += std::fabs(p[r] * m.values[r * cols + c]);
+          }
+          ASSERT_NEAR(out[c], want, 1e-5 * magnitude + 1e-6)
+              << "format " << static_cast<int>(format) << " rows " << rows << " cols " << cols << " isa "
+              << CpuIsaName(isa) << " column " << c;
+        }
+        EXPECT_EQ(out[cols], 123.0f);
       }
     }
   }

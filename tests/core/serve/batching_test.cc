@@ -2,9 +2,11 @@
 // adapters (3 of them DoRA) and base-only rows (prompts of different lengths, chunked prefill)
 // produces the same greedy tokens and logits as that request alone on a model with
 // its adapter merged into a full-precision copy of the base, recomputed without any
-// KV cache. Also: KV blocks are freed on completion and cancel, admission queues
+// KV cache; with the LoRA factors in fp32 and in bf16 (--adapter-factors bf16, the reference
+// merging the same rounded factors). Also: KV blocks are freed on completion and cancel, admission queues
 // when the budget is full and refuses past the bound.
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include <ATen/ATen.h>
@@ -34,8 +36,8 @@ LinearFactory MergedFactory(std::shared_ptr<const ServingAdapter> adapter) {
     auto* dense = static_cast<DenseLinear*>(built->get());
     auto it = adapter->modules.find(spec.module);
     if (it == adapter->modules.end()) return built;
-    const ModuleDelta& d = it->second;
-    at::Tensor merged = dense->weight() + at::matmul(d.b, d.a) * d.scaling;
+    const ModuleDelta& d = it->second;  // factors as served: fp32, or bf16 widened exactly
+    at::Tensor merged = dense->weight() + at::matmul(d.b.to(at::kFloat), d.a.to(at::kFloat)) * d.scaling;
     if (d.magnitude.defined()) merged = merged * (d.magnitude / merged.norm(2, {1})).unsqueeze(1);
     std::optional<at::Tensor> bias;
     if (dense->bias().defined()) bias = dense->bias();
@@ -59,45 +61,26 @@ std::pair<std::vector<int64_t>, std::vector<at::Tensor>> ReferenceGreedy(LlamaMo
   return {out, logits};
 }
 
-TEST(BatchingTest, MixedAdapterBatchMatchesEachRequestAloneOnAMergedModel) {
-  ServeFixture fixture;
-  EngineOptions options = fixture.EngineOptionsFor(/*start_batching=*/false);
-  options.prefill_chunk_tokens = 32;  // prompts split across steps while earlier ones decode
-  ASSERT_OK_AND_ASSIGN(auto engine, ServingEngine::Create(options));
-  std::vector<std::string> ids = {""};  // base-only rows
-  for (int i = 0; i < 8; ++i) {  // every third adapter is DoRA: DoRA, LoRA and base rows share batches
-    ids.push_back(absl::StrCat("a", i, "@1"));
-    ASSERT_OK(engine->LoadAdapter(ids.back(), fixture.MakeAdapter(engine->fingerprint(), 100 + i, ServeFixture::Config(),
-                                                                  /*dora=*/i % 3 == 0)));
-  }
-  constexpr int kRequests = 12;
-  constexpr int64_t kNewTokens = 10;
-  std::vector<std::vector<int64_t>> prompts(kRequests);
-  std::vector<absl::StatusOr<GenerateOutcome>> outcomes(kRequests, absl::UnknownError("not run"));
+// Runs every call concurrently in one engine batch (the batcher starts once all wait), then
+// checks each outcome against its request alone on the merged model, recomputed without cache.
+void ExpectBatchMatchesMergedModels(const ServeFixture& fixture, ServingEngine& engine,
+                                    const std::vector<GenerateCall>& calls) {
+  std::vector<absl::StatusOr<GenerateOutcome>> outcomes(calls.size(), absl::UnknownError("not run"));
   std::vector<std::thread> threads;
-  for (int r = 0; r < kRequests; ++r) {
-    prompts[r] = fixture.RandomPrompt(3 + 2 * r, r);
-    threads.emplace_back([&, r] {
-      GenerateCall call;
-      call.adapter_id = ids[r % ids.size()];
-      call.prompt_ids = prompts[r];
-      call.max_new_tokens = kNewTokens;
-      call.keep_logits = true;
-      outcomes[r] = engine->Generate(call);
-    });
-  }
-  while (engine->DrainStats().batch.waiting < kRequests) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  engine->StartBatching();
+  for (size_t r = 0; r < calls.size(); ++r) threads.emplace_back([&, r] { outcomes[r] = engine.Generate(calls[r]); });
+  while (engine.DrainStats().batch.waiting < static_cast<int64_t>(calls.size()))
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  engine.StartBatching();
   for (auto& t : threads) t.join();
-  EXPECT_EQ(engine->DrainStats().batch.max_batch_rows, kRequests);
+  EXPECT_EQ(engine.DrainStats().batch.max_batch_rows, static_cast<int64_t>(calls.size()));
 
-  for (int r = 0; r < kRequests; ++r) {
+  for (size_t r = 0; r < calls.size(); ++r) {
     ASSERT_OK(outcomes[r].status());
-    const std::string& id = ids[r % ids.size()];
+    const std::string& id = calls[r].adapter_id;
     LoadOptions load;
-    load.linear_factory = MergedFactory(id.empty() ? nullptr : engine->FindAdapter(id));
+    load.linear_factory = MergedFactory(id.empty() ? nullptr : engine.FindAdapter(id));
     ASSERT_OK_AND_ASSIGN(LoadedModel merged, LoadModel(fixture.model_dir(), load));
-    auto [tokens, logits] = ReferenceGreedy(merged.model, prompts[r], kNewTokens);
+    auto [tokens, logits] = ReferenceGreedy(merged.model, calls[r].prompt_ids, calls[r].max_new_tokens);
     EXPECT_EQ(outcomes[r]->tokens, tokens) << "request " << r << " adapter '" << id << "'";
     ASSERT_EQ(outcomes[r]->logits.size(), logits.size());
     for (size_t i = 0; i < logits.size(); ++i) {
@@ -106,9 +89,85 @@ TEST(BatchingTest, MixedAdapterBatchMatchesEachRequestAloneOnAMergedModel) {
           << "request " << r << " step " << i << " adapter '" << id << "'";
     }
   }
-  const EngineStats stats = engine->DrainStats();
+  const EngineStats stats = engine.DrainStats();
   EXPECT_EQ(stats.batch.kv_blocks_used, 0);
   EXPECT_EQ(stats.batch.kv_blocks_reserved, 0);
+}
+
+// EngineOptions::adapter_factors: "compute" (fp32 factors) and "bf16" (the reference merges
+// the bf16 factors as served, widened, so the comparison stays at fp32 tolerance).
+class MixedBatchTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MixedBatchTest, MixedAdapterBatchMatchesEachRequestAloneOnAMergedModel) {
+  ServeFixture fixture;
+  EngineOptions options = fixture.EngineOptionsFor(/*start_batching=*/false);
+  options.prefill_chunk_tokens = 32;  // prompts split across steps while earlier ones decode
+  options.adapter_factors = GetParam();
+  ASSERT_OK_AND_ASSIGN(auto engine, ServingEngine::Create(options));
+  std::vector<std::string> ids = {""};  // base-only rows
+  for (int i = 0; i < 8; ++i) {  // every third adapter is DoRA: DoRA, LoRA and base rows share batches
+    ids.push_back(absl::StrCat("a", i, "@1"));
+    ASSERT_OK(engine->LoadAdapter(ids.back(), fixture.MakeAdapter(engine->fingerprint(), 100 + i, ServeFixture::Config(),
+                                                                  /*dora=*/i % 3 == 0)));
+  }
+  const at::ScalarType expected = GetParam() == "bf16" ? at::kBFloat16 : at::kFloat;
+  EXPECT_EQ(engine->FindAdapter("a1@1")->modules.begin()->second.a.scalar_type(), expected);
+  std::vector<GenerateCall> calls(12);
+  for (int r = 0; r < 12; ++r) {
+    calls[r].adapter_id = ids[r % ids.size()];
+    calls[r].prompt_ids = fixture.RandomPrompt(3 + 2 * r, r);
+    calls[r].max_new_tokens = 10;
+    calls[r].keep_logits = true;
+  }
+  ExpectBatchMatchesMergedModels(fixture, *engine, calls);
+}
+
+// Five rows of one adapter beside two others: the gathered-matmul path (groups of >= 4 rows)
+// next to the SGMV kernel, in both factor dtypes.
+TEST_P(MixedBatchTest, ManyRowsOfOneAdapterMatchTheMergedModel) {
+  ServeFixture fixture;
+  EngineOptions options = fixture.EngineOptionsFor(/*start_batching=*/false);
+  options.adapter_factors = GetParam();
+  ASSERT_OK_AND_ASSIGN(auto engine, ServingEngine::Create(options));
+  for (int i = 0; i < 2; ++i)
+    ASSERT_OK(engine->LoadAdapter(absl::StrCat("m", i, "@1"), fixture.MakeAdapter(engine->fingerprint(), 40 + i)));
+  std::vector<GenerateCall> calls(7);
+  for (int r = 0; r < 7; ++r) {
+    calls[r].adapter_id = r < 5 ? "m0@1" : (r == 5 ? "m1@1" : "");
+    calls[r].prompt_ids = fixture.RandomPrompt(4 + 3 * r, 50 + r);
+    calls[r].max_new_tokens = 6;
+    calls[r].keep_logits = true;
+  }
+  ExpectBatchMatchesMergedModels(fixture, *engine, calls);
+}
+
+INSTANTIATE_TEST_SUITE_P(AdapterFactors, MixedBatchTest, ::testing::Values("compute", "bf16"));
+
+// bf16 factors are rounded copies: outputs move by about bf16's rounding of the delta, far
+// less than the adapter itself moves them; an unknown name is refused.
+TEST(BatchingTest, Bf16FactorsStayCloseToFp32AndUnknownNamesAreRefused) {
+  ServeFixture fixture;
+  GenerateCall call;
+  call.adapter_id = "a@1";
+  call.prompt_ids = fixture.RandomPrompt(9, 3);
+  call.max_new_tokens = 1;
+  call.keep_logits = true;
+  std::vector<at::Tensor> logits;
+  for (const char* factors : {"compute", "bf16"}) {
+    EngineOptions options = fixture.EngineOptionsFor(true);
+    options.adapter_factors = factors;
+    ASSERT_OK_AND_ASSIGN(auto engine, ServingEngine::Create(options));
+    ASSERT_OK(engine->LoadAdapter("a@1", fixture.MakeAdapter(engine->fingerprint(), 1)));
+    ASSERT_OK_AND_ASSIGN(GenerateOutcome out, engine->Generate(call));
+    logits.push_back(out.logits[0]);
+  }
+  const double scale = logits[0].abs().max().item<double>();
+  const double diff = (logits[0] - logits[1]).abs().max().item<double>();
+  EXPECT_GT(diff, 0.0) << "bf16 factors were not rounded";
+  EXPECT_LT(diff, 2e-2 * scale);
+  EngineOptions bad = fixture.EngineOptionsFor(true);
+  bad.adapter_factors = "fp8";
+  EXPECT_THAT(ServingEngine::Create(bad).status(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("adapter_factors")));
 }
 
 TEST(BatchingTest, AdaptersChangeOutputsSoTheComparisonCanFail) {
