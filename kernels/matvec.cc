@@ -36,8 +36,10 @@ void MatvecRowsScalar(const MatvecArgs& a) {
 
 void WeightedRowSumScalar(const WeightMatrix& m, int64_t rows, const float* p, float* out) {
   for (int64_t c = 0; c < m.in; ++c) out[c] = 0.0f;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < m.in; ++c) out[c] += p[r] * WeightAt(m, r, c);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float weight = m.format == WeightFormat::kInt8RowScaled ? p[r] * m.row_scale[r] : p[r];
+    for (int64_t c = 0; c < m.in; ++c) out[c] += weight * WeightAt(m, r, c);
+  }
 }
 
 }  // namespace internal
@@ -60,6 +62,7 @@ void MatvecRows(const float* w, int64_t in, int64_t w_stride, const float* x, in
 }
 
 void WeightedRowSum(const WeightMatrix& m, int64_t rows, const float* p, float* out) {
+  if (m.format == WeightFormat::kInt8RowScaled) return internal::WeightedRowSumScalar(m, rows, p, out);
   switch (ActiveIsa()) {
     case CpuIsa::kAvx512: return internal::WeightedRowSumAvx512(m, rows, p, out);
     case CpuIsa::kAvx2: return internal::WeightedRowSumAvx2(m, rows, p, out);

@@ -43,8 +43,9 @@ void MatvecRows(const float* w, int64_t in, int64_t w_stride, const float* x, in
 // out[0:cols] = sum_{r < rows} p[r] · m[r * m_stride, 0:cols]  (attention's probabilities × V).
 void WeightedRowSum(const float* m, int64_t rows, int64_t cols, int64_t m_stride, const float* p, float* out);
 
-// The same over a kF32 or kBf16 matrix: cols = m.in, m_stride = m.stride (e.g. a LoRA Bᵀ
-// [rank, out], so that the low-rank product is a few streaming row passes).
+// The same over a matrix of any WeightFormat (kInt8RowScaled rows scaled by row_scale):
+// cols = m.in, m_stride = m.stride (e.g. a LoRA Bᵀ [rank, out], so that the low-rank
+// product is a few streaming row passes). Vector code for kF32 and kBf16.
 void WeightedRowSum(const WeightMatrix& m, int64_t rows, const float* p, float* out);
 
 }  // namespace qlorad::kernels

@@ -13,7 +13,7 @@ namespace {
 
 constexpr int64_t kPrefetchBytes = 2048;
 // WeightedRowSum reads short runs of rows (one head's cached values, often cold after the
-// weights streamed through): each row's 32 columns (two cache lines) are prefetched this
+// weights streamed through): each row's 32 columns (two cache lines of fp32) are prefetched this
 // many rows ahead.
 constexpr int64_t kWeightedRowsAhead = 8;
 
@@ -114,8 +114,8 @@ QLORAD_AVX2 void MatvecRowsAvx2(const MatvecArgs& a) {
 
 namespace {
 
-// 32 columns per pass over the rows (a 64-value head row in two passes of one 128-byte
-// run each); two rows per step into separate accumulators; scalar columns at the end.
+// 32 columns per pass over the rows (a 64-value fp32 head row in two passes of one
+// 128-byte run each); two rows per step into separate accumulators; scalar columns at the end.
 template <typename Format>
 QLORAD_AVX2 void WeightedRowSumOfFormat(const WeightMatrix& w, int64_t rows, const float* p, float* out) {
   using T = typename Format::T;
@@ -161,10 +161,34 @@ QLORAD_AVX2 void WeightedRowSumOfFormat(const WeightMatrix& w, int64_t rows, con
   }
 }
 
+// As matvec_avx512.cc: long rows streamed whole, one after another, into `out` (in L1).
+template <typename Format>
+QLORAD_AVX2 void AccumulateLongRows(const WeightMatrix& m, int64_t rows, const float* p, float* out) {
+  using T = typename Format::T;
+  constexpr int64_t kPrefetch = kPrefetchBytes / sizeof(T);
+  const T* data = static_cast<const T*>(m.data);
+  const int64_t cols = m.in, full = cols / 8 * 8;
+  for (int64_t c = 0; c < cols; ++c) out[c] = 0.0f;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = data + r * m.stride;
+    const __m256 weight = _mm256_set1_ps(p[r]);
+    for (int64_t c = 0; c < full; c += 8) {
+      if ((c * sizeof(T)) % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(row + c + kPrefetch), _MM_HINT_T0);
+      _mm256_storeu_ps(out + c, _mm256_fmadd_ps(weight, Format::Load(row + c), _mm256_loadu_ps(out + c)));
+    }
+    for (int64_t c = full; c < cols; ++c) out[c] += p[r] * Format::One(row + c);
+  }
+}
+
+constexpr int64_t kLongRow = 256;  // as matvec_avx512.cc
+
 }  // namespace
 
 QLORAD_AVX2 void WeightedRowSumAvx2(const WeightMatrix& m, int64_t rows, const float* p, float* out) {
-  if (m.format == WeightFormat::kBf16) return WeightedRowSumOfFormat<Bf16>(m, rows, p, out);
+  const bool long_rows = m.in >= kLongRow;
+  if (m.format == WeightFormat::kBf16)
+    return long_rows ? AccumulateLongRows<Bf16>(m, rows, p, out) : WeightedRowSumOfFormat<Bf16>(m, rows, p, out);
+  if (long_rows) return AccumulateLongRows<F32>(m, rows, p, out);
   WeightedRowSumOfFormat<F32>(m, rows, p, out);
 }
 

@@ -1,12 +1,13 @@
 // CPU segmented gather matrix-vector LoRA products for mixed-adapter batches (the
-// SGMV pattern; kernels/cuda/sgmv_cuda.h is the CUDA version). Each item is one
-// batch row's run of `tokens` contiguous token vectors with its adapter's A [r, in]
-// and B [out, r]: y_rows += scaling · (x_rows · Aᵀ) · Bᵀ on the rows in place — no
-// gather or scatter copies: items of up to kMatvecMaxBatch tokens (decode) as two
-// streaming matrix-vector passes (kernels/matvec.h), longer ones as two BLAS calls.
-// Items run in parallel (each writes only its own rows of y). Torch-free; fp32
-// activations, factors fp32 or bf16 (widened exactly; --adapter-factors bf16 halves the
-// bytes a decode step streams per adapter).
+// SGMV pattern; kernels/cuda/sgmv_cuda.h is the CUDA counterpart, for contiguous B in the
+// activations' dtype). Each item is one batch row's run of `tokens` contiguous token
+// vectors with its adapter's A [r, in] and B [out, r] (or Bᵀ [r, out]):
+// y_rows += scaling · (x_rows · Aᵀ) · Bᵀ on the rows in place — no gather or scatter
+// copies: items of up to kMatvecMaxBatch tokens (decode) as streaming passes
+// (kernels/matvec.h), longer ones as two BLAS calls (bf16 factors first widened into
+// per-thread scratch). Items run in parallel (each writes only its own rows of y).
+// Torch-free; fp32 activations, factors fp32 or bf16 (widened exactly; --adapter-factors
+// bf16 halves the bytes a decode step streams per adapter).
 #ifndef QLORAD_KERNELS_SGMV_H_
 #define QLORAD_KERNELS_SGMV_H_
 

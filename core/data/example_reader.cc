@@ -56,9 +56,12 @@ class JsonlReader : public ExampleReader {
           (void)ignored;
         } catch (const json::parse_error& e) {
           detail = absl::StrCat(" at byte ", e.byte);
-        } catch (const json::exception& e) {
-          // Not a syntax error: e.g. a number too large for a double (1e999).
-          detail = absl::StrCat(" (", e.what(), ")");
+        } catch (const json::exception&) {
+          // Not a syntax error: the only other parse failure is a number beyond a double (1e999).
+          *error = FieldError{"bad_json", "<line>",
+                              "not valid JSON: a number out of range (hint: numbers must fit a double; quote it "
+                              "if it is an identifier)"};
+          return true;
         }
         *error =
             FieldError{"bad_json", "<line>",

@@ -1,8 +1,9 @@
 // The serving linear layer: a shared frozen base (dense or 4-bit) plus, per batch
-// row, the LoRA delta of that row's adapter. Rows are grouped by adapter and each
-// group's contribution is computed in one pass (gather rows, x·Aᵀ then ·Bᵀ, scale,
-// scatter-add) — the SGMV pattern on the CPU; rows without an adapter pay nothing
-// beyond the shared base matmul. The base is never modified. A DoRA adapter's rows are
+// row, the LoRA delta of that row's adapter. Rows are grouped by adapter. On the CPU in
+// fp32, groups of fewer than 4 rows go through kernels::SgmvF32 in place (fp32 or bf16
+// factors, B in either layout), larger groups as gathered matmuls (gather rows, x·Aᵀ then
+// ·Bᵀ, scale, scatter-add); on CUDA the SGMV kernel of core/serve/sgmv_cuda.h. Rows without
+// an adapter pay nothing beyond the shared base matmul. The base is never modified. A DoRA adapter's rows are
 // then rescaled per output column: gain ⊙ (y − b) + b (ModuleDelta::row_gain).
 //
 // Routing: the engine points a RoutingSlot at the batch's AdapterRouting for the
@@ -53,7 +54,7 @@ class MultiLoraLinearLayer : public LinearLayer {
   int64_t out_features() const override { return base_->out_features(); }
 
  private:
-  // The fp32 CPU path: every group through kernels::SgmvF32, in place on y.
+  // The fp32 CPU path for the groups given (those under 4 rows): kernels::SgmvF32, in place on y.
   at::Tensor CpuSgmv(at::Tensor y, const at::Tensor& x, const std::vector<AdapterRouting::Group>& groups) const;
   // DoRA groups' rows of y (base + delta already added) become gain ⊙ (y − b) + b.
   at::Tensor ApplyDoraGains(at::Tensor y, const std::vector<AdapterRouting::Group>& groups) const;

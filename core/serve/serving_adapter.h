@@ -1,6 +1,6 @@
 // A LoRA adapter prepared for serving over a shared, resident base: per targeted
-// module the A [r, in] and B [out, r] tensors in the compute dtype on the compute
-// device, plus the scaling. Read from a PEFT adapter directory (qlorad's trainer
+// module the A [r, in] and B [out, r] tensors on the compute device, in the compute
+// dtype or the one AdapterLoadOptions::factor_dtype asks for, plus the scaling. Read from a PEFT adapter directory (qlorad's trainer
 // writes the same format) and validated strictly against the resident base.
 #ifndef QLORAD_CORE_SERVE_SERVING_ADAPTER_H_
 #define QLORAD_CORE_SERVE_SERVING_ADAPTER_H_
@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -22,7 +22,7 @@ namespace qlorad::serve {
 
 struct ModuleDelta {
   at::Tensor a;  // [r, in], contiguous
-  at::Tensor b;  // [out, r]; on the CPU a transposed view of a contiguous [r, out], elsewhere contiguous
+  at::Tensor b;  // [out, r]; loaded onto the CPU: a transposed view of a contiguous [r, out]; else contiguous
   double scaling = 1.0;
   // DoRA only (undefined for LoRA): the magnitude m [out] as stored, and the row gain
   // m / ‖W + s·BA‖_row [out] over the resident base, in the compute dtype. The served
@@ -61,7 +61,7 @@ struct AdapterLoadOptions {
 
 // Reads `dir` with PEFT's semantics (ReadPeftConfig: per-module rank/alpha from
 // rank_pattern/alpha_pattern, rsLoRA, target selection; F16/BF16/F32 tensors
-// converted to options.dtype). Refused, with the tensor or field named and a hint:
+// converted to options.dtype, A and B to factor_dtype when set; F64 too). Refused, with the tensor or field named and a hint:
 // unsupported adapter_config features (modules_to_save, bias != none, ...; DoRA
 // without options.base_weight),
 // adapter_model.bin without safetensors, rank above max_rank, a base-fingerprint

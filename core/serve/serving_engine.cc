@@ -46,14 +46,13 @@ absl::StatusOr<BatcherOptions> BatchingOptions(const EngineOptions& options, con
   return batching;
 }
 
-// " (the sliding_window ... of config.json ...)" when the window limits the context, else "".
 // EngineOptions::adapter_factors -> AdapterLoadOptions::factor_dtype.
 absl::StatusOr<std::optional<at::ScalarType>> AdapterFactorDtype(const std::string& name, const c10::Device& device,
                                                                  at::ScalarType compute) {
   if (name == "compute") return std::nullopt;
   if (name != "bf16")
     return absl::InvalidArgumentError(
-        absl::StrCat("adapter_factors: '", name, "' is not one of compute, bf16 (hint: --adapter-factors bf16)"));
+        absl::StrCat("adapter_factors: '", name, "' is not one of compute, bf16 (hint: --adapter-factors compute|bf16)"));
   if (compute == at::kBFloat16) return std::nullopt;  // already what the model computes in
   if (!device.is_cpu() || compute != at::kFloat)
     return absl::InvalidArgumentError(absl::StrCat("adapter_factors: bf16 factors are for fp32 serving on the CPU, and this ",
@@ -62,6 +61,7 @@ absl::StatusOr<std::optional<at::ScalarType>> AdapterFactorDtype(const std::stri
   return at::kBFloat16;
 }
 
+// " (the sliding_window ... of config.json ...)" when the window limits the context, else "".
 std::string WhyLimited(const ModelConfig& config) {
   const std::string reason = config.ContextLimitReason();
   return reason.empty() ? "" : absl::StrCat(" (the ", reason, ")");

@@ -23,7 +23,7 @@ void MatvecRowsScalar(const MatvecArgs& a);
 void MatvecRowsAvx2(const MatvecArgs& a);
 void MatvecRowsAvx512(const MatvecArgs& a);
 
-// m: kF32 or kBf16; columns m.in, rows m.stride elements apart.
+// Columns m.in, rows m.stride elements apart; the vector bodies take kF32 and kBf16 only.
 void WeightedRowSumScalar(const WeightMatrix& m, int64_t rows, const float* p, float* out);
 void WeightedRowSumAvx2(const WeightMatrix& m, int64_t rows, const float* p, float* out);
 void WeightedRowSumAvx512(const WeightMatrix& m, int64_t rows, const float* p, float* out);

@@ -90,7 +90,7 @@ int Run(const std::vector<std::string>& args) {
   std::fprintf(stderr, "qlorad: devices:%s; using %s\n", (*daemon)->DevicesText().c_str(), options->core.device.c_str());
   std::fprintf(stderr, "qlorad: cpu runtime: %s\n", CpuRuntimeSummary().c_str());
   if (options->core.adapter_factors == "bf16")
-    std::fprintf(stderr, "qlorad: adapter factors: bf16 (LoRA A/B rounded to bf16 when loaded, activations fp32)\n");
+    std::fprintf(stderr, "qlorad: adapter factors: bf16 (LoRA A/B kept in bf16 on the serving device)\n");
   if ((*daemon)->openai_port() > 0)
     std::fprintf(stderr, "qlorad: OpenAI-compatible API on port %d (/v1/models, /v1/completions, /v1/chat/completions)\n",
                  (*daemon)->openai_port());

@@ -101,12 +101,14 @@ TEST(DecodeMatvecTest, EveryFormatIsaBatchAndShapeEqualsDoubleLoops) {
   }
 }
 
-// out = Σ_r p[r]·m[r, :] over fp32 and bf16 rows (the SGMV kernel's Bᵀ pass): column counts
-// below, at and past one 64-column pass and with vector tails, row strides > cols, odd rows.
+// out = Σ_r p[r]·m[r, :] over every weight format (the SGMV kernel's Bᵀ pass reads fp32 and
+// bf16): column counts below, at and past one 64-column pass and with vector tails, odd row
+// counts, row strides > cols and = cols (the last row's tail then ends the allocation).
 TEST(DecodeMatvecTest, WeightedRowSumOfEveryFormatEqualsADoubleLoop) {
-  for (WeightFormat format : {WeightFormat::kF32, WeightFormat::kBf16}) {
-    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{16, 53}, {1, 8}, {7, 64}, {16, 768}, {4, 131}}) {
-      const Stored m = Store(format, rows, cols, cols + 3, 31 + cols);
+  for (WeightFormat format : {WeightFormat::kF32, WeightFormat::kBf16, WeightFormat::kInt8RowScaled}) {
+    for (auto [rows, cols, pad] : {std::tuple<int64_t, int64_t, int64_t>{16, 53, 3}, {16, 53, 0}, {1, 8, 0}, {7, 64, 3},
+                                   {16, 768, 0}, {4, 131, 0}, {5, 131, 2}}) {
+      const Stored m = Store(format, rows, cols, cols + pad, 31 + cols);
       const std::vector<float> p = Random(rows, 5);
       for (CpuIsa isa : IsasOfThisCpu()) {
         const CpuIsa previous = LimitIsaForTesting(isa);
