@@ -37,6 +37,18 @@ const float* FactorsAsF32(const void* data, int64_t count, WeightFormat format, 
   return wide.data();
 }
 
+// SgmvItem::row_gain's rescale of the item's rows (after the delta is in y).
+void ApplyRowGain(const SgmvItem& item, int64_t out) {
+  if (item.row_gain == nullptr) return;
+  for (int64_t t = 0; t < item.tokens; ++t) {
+    float* y = item.y + t * out;
+    for (int64_t o = 0; o < out; ++o) {
+      const float b = item.bias != nullptr ? item.bias[o] : 0.0f;
+      y[o] = item.row_gain[o] * (y[o] - b) + b;
+    }
+  }
+}
+
 // t = x·Aᵀ [tokens, r]; y += s·t·Bᵀ. The items are the parallelism; calls this small stay on
 // the calling thread in OpenBLAS (its threading starts at much larger sizes).
 void RunItemBlas(const SgmvItem& item, int64_t in, int64_t out, Scratch& scratch) {
@@ -80,6 +92,7 @@ void RunItem(const SgmvItem& item, int64_t in, int64_t out, Scratch& scratch) {
   } else {
     RunItemBlas(item, in, out, scratch);
   }
+  ApplyRowGain(item, out);
 }
 
 }  // namespace

@@ -34,6 +34,10 @@ struct SgmvItem {
   // Bᵀ layout: a decode row's t·Bᵀ is then `rank` streaming passes over out-long rows,
   // where [out, rank] needs a rank-long dot product and a horizontal sum per output.
   bool b_transposed = false;
+  // DoRA rows (null for LoRA): after the delta is added, each output column becomes
+  // row_gain[o] · (y − bias[o]) + bias[o] (bias null: no bias). Both [out] fp32.
+  const float* row_gain = nullptr;
+  const float* bias = nullptr;
 };
 
 // INVALID_ARGUMENT for null pointers, non-positive sizes, rank > 1024 or factors that are

@@ -36,6 +36,8 @@ at::Tensor MultiLoraLinearLayer::CpuSgmv(at::Tensor y, const at::Tensor& x,
                                          const std::vector<AdapterRouting::Group>& groups) const {
   const int64_t tokens = x.dim() == 3 ? x.size(1) : 1, in = x.size(-1), out = y.size(-1);
   std::vector<kernels::SgmvItem> items;
+  at::Tensor bias;  // fp32 base bias for DoRA rows, looked up once
+  bool bias_looked_up = false;
   for (const auto& group : groups) {
     auto it = group.adapter->modules.find(module_);
     if (it == group.adapter->modules.end()) continue;
@@ -47,10 +49,21 @@ at::Tensor MultiLoraLinearLayer::CpuSgmv(at::Tensor y, const at::Tensor& x,
                 "adapter '", group.adapter->id, "' module ", module_,
                 ": LoRA weights must be fp32 or bf16 on the CPU, A contiguous, B contiguous or transposed");
     const kernels::WeightFormat format = factors == at::kBFloat16 ? kernels::WeightFormat::kBf16 : kernels::WeightFormat::kF32;
+    const bool dora = group.adapter->config.use_dora && delta.row_gain.defined();
+    if (dora) {
+      TORCH_CHECK(delta.row_gain.scalar_type() == at::kFloat && delta.row_gain.is_contiguous(), "adapter '",
+                  group.adapter->id, "' module ", module_, ": the DoRA row gain must be contiguous fp32 on the CPU");
+      if (!bias_looked_up) {
+        bias = BaseBias();
+        if (bias.defined()) bias = bias.to(at::kFloat).contiguous();
+        bias_looked_up = true;
+      }
+    }
     for (int64_t row : group.rows)
       items.push_back({x.data_ptr<float>() + row * tokens * in, y.data_ptr<float>() + row * tokens * out, tokens,
                        delta.a.data_ptr(), delta.b.data_ptr(), delta.a.size(0), static_cast<float>(delta.scaling),
-                       format, b_transposed});
+                       format, b_transposed, dora ? delta.row_gain.data_ptr<float>() : nullptr,
+                       dora && bias.defined() ? bias.data_ptr<float>() : nullptr});
   }
   const absl::Status done = kernels::SgmvF32(items, in, out);
   TORCH_CHECK(done.ok(), "LoRA SGMV for ", module_, ": ", done.ToString());
@@ -83,13 +96,14 @@ at::Tensor MultiLoraLinearLayer::forward(const at::Tensor& x) {
   // row, no copies); larger groups as gathered matmuls (the adapter read once per group).
   const bool cpu_sgmv = x.device().is_cpu() && x.scalar_type() == at::kFloat;
   if (cpu_sgmv) y = y.contiguous();
-  std::vector<AdapterRouting::Group> small;
+  std::vector<AdapterRouting::Group> small, gathered;  // small: SGMV kernel, DoRA rescale included
   const int64_t in = x.size(-1);
   for (const auto& group : groups) {
     if (cpu_sgmv && static_cast<int64_t>(group.rows.size()) < kSgmvMaxGroupRows) {
       small.push_back(group);
       continue;
     }
+    gathered.push_back(group);
     auto it = group.adapter->modules.find(module_);
     if (it == group.adapter->modules.end()) continue;
     const ModuleDelta& delta = it->second;
@@ -109,7 +123,13 @@ at::Tensor MultiLoraLinearLayer::forward(const at::Tensor& x) {
       y.add_(lora, delta.scaling);
     }
   }
-  return ApplyDoraGains(small.empty() ? y : CpuSgmv(y, x.contiguous(), small), groups);
+  return ApplyDoraGains(small.empty() ? y : CpuSgmv(y, x.contiguous(), small), gathered);
+}
+
+at::Tensor MultiLoraLinearLayer::BaseBias() const {
+  if (const auto* dense = dynamic_cast<const DenseLinear*>(base_.get())) return dense->bias();
+  if (const auto* quantized = dynamic_cast<const QuantizedLinearLayer*>(base_.get())) return quantized->layer()->bias();
+  return at::Tensor();
 }
 
 at::Tensor MultiLoraLinearLayer::ApplyDoraGains(at::Tensor y, const std::vector<AdapterRouting::Group>& groups) const {
@@ -117,9 +137,7 @@ at::Tensor MultiLoraLinearLayer::ApplyDoraGains(at::Tensor y, const std::vector<
     if (!group.adapter->config.use_dora) continue;  // LoRA rows: nothing to look up on the hot path
     auto it = group.adapter->modules.find(module_);
     if (it == group.adapter->modules.end() || !it->second.row_gain.defined()) continue;
-    at::Tensor bias;
-    if (const auto* dense = dynamic_cast<const DenseLinear*>(base_.get())) bias = dense->bias();
-    if (const auto* quantized = dynamic_cast<const QuantizedLinearLayer*>(base_.get())) bias = quantized->layer()->bias();
+    const at::Tensor bias = BaseBias();
     const at::Tensor gain = it->second.row_gain.to(y.scalar_type());
     at::Tensor rows = group.index.defined() ? y.index_select(0, group.index) : y;
     if (bias.defined()) {

@@ -54,10 +54,13 @@ class MultiLoraLinearLayer : public LinearLayer {
   int64_t out_features() const override { return base_->out_features(); }
 
  private:
-  // The fp32 CPU path for the groups given (those under 4 rows): kernels::SgmvF32, in place on y.
+  // The fp32 CPU path for the groups given (those under 4 rows): kernels::SgmvF32, in place
+  // on y, DoRA groups' rescale included.
   at::Tensor CpuSgmv(at::Tensor y, const at::Tensor& x, const std::vector<AdapterRouting::Group>& groups) const;
-  // DoRA groups' rows of y (base + delta already added) become gain ⊙ (y − b) + b.
+  // DoRA groups' rows of y (base + delta already added) become gain ⊙ (y − b) + b. For the
+  // groups not given to CpuSgmv.
   at::Tensor ApplyDoraGains(at::Tensor y, const std::vector<AdapterRouting::Group>& groups) const;
+  at::Tensor BaseBias() const;  // the base layer's bias, or undefined
 
   std::string module_;
   std::shared_ptr<LinearLayer> base_;

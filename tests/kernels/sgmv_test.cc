@@ -1,6 +1,7 @@
 // The CPU SGMV kernel against a plain double-precision loop on random inputs:
 // segments of different ranks and token counts, rows in any order, y accumulated into;
-// factors in fp32 and in bf16 (the loop uses the bf16 values widened, as stored).
+// factors in fp32 and in bf16 (the loop uses the bf16 values widened, as stored); DoRA's
+// per-column rescale with and without a bias.
 #include <random>
 #include <tuple>
 #include <utility>
@@ -77,11 +78,19 @@ TEST_P(SgmvTokensTest, MatchesAPlainLoopOnRandomInputs) {
     if (format == WeightFormat::kBf16) ad.RoundToBf16();
     ad.Transpose(out);
   }
+  // The rank-5 adapter is DoRA-like: its rows are rescaled per column around a bias; the
+  // rank-16 one rescaled without a bias.
+  const std::vector<float> bias = Random(out, rng);
+  std::vector<float> gains = Random(2 * out, rng);
+  for (float& g : gains) g = 1.0f + 0.3f * g;
+  const float* gain_of[3] = {nullptr, gains.data(), gains.data() + out};
+  const float* bias_of[3] = {nullptr, bias.data(), nullptr};
   std::vector<SgmvItem> items;
   for (int64_t row : {4, 0, 7, 2, 8, 5}) {  // rows 1, 3, 6 have no adapter
     const Adapter& ad = adapters[row % 3];
     items.push_back({x.data() + row * tokens * in, y.data() + row * tokens * out, tokens, ad.A(format),
-                     ad.B(format, transposed), ad.rank, ad.scaling, format, transposed});
+                     ad.B(format, transposed), ad.rank, ad.scaling, format, transposed, gain_of[row % 3],
+                     bias_of[row % 3]});
     for (int64_t t = 0; t < tokens; ++t) {
       const float* xr = x.data() + (row * tokens + t) * in;
       for (int64_t o = 0; o < out; ++o) {
@@ -91,7 +100,12 @@ TEST_P(SgmvTokensTest, MatchesAPlainLoopOnRandomInputs) {
           for (int64_t i = 0; i < in; ++i) s += static_cast<double>(xr[i]) * ad.a[j * in + i];
           acc += s * ad.b[o * ad.rank + j];
         }
-        expected[(row * tokens + t) * out + o] += ad.scaling * acc;
+        double& e = expected[(row * tokens + t) * out + o];
+        e += ad.scaling * acc;
+        if (const float* gain = gain_of[row % 3]) {
+          const double b = bias_of[row % 3] != nullptr ? bias_of[row % 3][o] : 0.0;
+          e = gain[o] * (e - b) + b;
+        }
       }
     }
   }

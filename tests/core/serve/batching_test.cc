@@ -134,8 +134,9 @@ TEST_P(MixedBatchTest, MixedAdapterBatchMatchesEachRequestAloneOnAMergedModel) {
   ExpectBatchMatchesMergedModels(fixture, *engine, calls);
 }
 
-// Five rows of one adapter beside two others: the gathered-matmul path (groups of >= 4 rows)
-// next to the SGMV kernel, in both factor dtypes.
+// Five rows of one LoRA adapter and four of a DoRA one beside a single row of a third: the
+// gathered-matmul path (groups of >= 4 rows, DoRA's rescale after it) next to the SGMV
+// kernel, in both factor dtypes.
 TEST_P(MixedBatchTest, ManyRowsOfOneAdapterMatchTheMergedModel) {
   ServeFixture fixture;
   EngineOptions options = fixture.EngineOptionsFor(/*start_batching=*/false);
@@ -143,9 +144,10 @@ TEST_P(MixedBatchTest, ManyRowsOfOneAdapterMatchTheMergedModel) {
   ASSERT_OK_AND_ASSIGN(auto engine, ServingEngine::Create(options));
   for (int i = 0; i < 2; ++i)
     ASSERT_OK(engine->LoadAdapter(absl::StrCat("m", i, "@1"), fixture.MakeAdapter(engine->fingerprint(), 40 + i)));
-  std::vector<GenerateCall> calls(7);
-  for (int r = 0; r < 7; ++r) {
-    calls[r].adapter_id = r < 5 ? "m0@1" : (r == 5 ? "m1@1" : "");
+  ASSERT_OK(engine->LoadAdapter("d@1", fixture.MakeAdapter(engine->fingerprint(), 45, ServeFixture::Config(), true)));
+  std::vector<GenerateCall> calls(11);
+  for (int r = 0; r < 11; ++r) {
+    calls[r].adapter_id = r < 5 ? "m0@1" : (r < 9 ? "d@1" : (r == 9 ? "m1@1" : ""));
     calls[r].prompt_ids = fixture.RandomPrompt(4 + 3 * r, 50 + r);
     calls[r].max_new_tokens = 6;
     calls[r].keep_logits = true;
