@@ -36,8 +36,8 @@ at::Tensor MultiLoraLinearLayer::CpuSgmv(at::Tensor y, const at::Tensor& x,
                                          const std::vector<AdapterRouting::Group>& groups) const {
   const int64_t tokens = x.dim() == 3 ? x.size(1) : 1, in = x.size(-1), out = y.size(-1);
   std::vector<kernels::SgmvItem> items;
-  at::Tensor bias;  // fp32 base bias for DoRA rows, looked up once
-  bool bias_looked_up = false;
+  at::Tensor bias = BaseBias();  // for DoRA rows; fp32 already on this path, so no copy
+  if (bias.defined()) bias = bias.to(at::kFloat).contiguous();
   for (const auto& group : groups) {
     auto it = group.adapter->modules.find(module_);
     if (it == group.adapter->modules.end()) continue;
@@ -50,15 +50,9 @@ at::Tensor MultiLoraLinearLayer::CpuSgmv(at::Tensor y, const at::Tensor& x,
                 ": LoRA weights must be fp32 or bf16 on the CPU, A contiguous, B contiguous or transposed");
     const kernels::WeightFormat format = factors == at::kBFloat16 ? kernels::WeightFormat::kBf16 : kernels::WeightFormat::kF32;
     const bool dora = group.adapter->config.use_dora && delta.row_gain.defined();
-    if (dora) {
+    if (dora)
       TORCH_CHECK(delta.row_gain.scalar_type() == at::kFloat && delta.row_gain.is_contiguous(), "adapter '",
                   group.adapter->id, "' module ", module_, ": the DoRA row gain must be contiguous fp32 on the CPU");
-      if (!bias_looked_up) {
-        bias = BaseBias();
-        if (bias.defined()) bias = bias.to(at::kFloat).contiguous();
-        bias_looked_up = true;
-      }
-    }
     for (int64_t row : group.rows)
       items.push_back({x.data_ptr<float>() + row * tokens * in, y.data_ptr<float>() + row * tokens * out, tokens,
                        delta.a.data_ptr(), delta.b.data_ptr(), delta.a.size(0), static_cast<float>(delta.scaling),

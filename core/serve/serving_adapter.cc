@@ -52,10 +52,12 @@ absl::Status PlaceTensor(const SafetensorsFile& file, const TensorInfo& info, co
   QLORAD_ASSIGN_OR_RETURN(at::Tensor view, ViewTensor(file, info));
   ModuleDelta& delta = adapter.modules[module];
   const at::ScalarType dtype = key.is_magnitude ? options.dtype : options.factor_dtype.value_or(options.dtype);
-  at::Tensor placed = view.to(options.device, dtype, /*non_blocking=*/false, /*copy=*/true);
   // On the CPU, B [out, r] is kept as a transposed view of a contiguous Bᵀ [r, out]: the
   // SGMV kernel's decode rows then stream r rows of Bᵀ (kernels/sgmv.h b_transposed).
-  if (options.device.is_cpu() && !key.is_a && !key.is_magnitude) placed = placed.t().contiguous().t();
+  const bool transpose = options.device.is_cpu() && !key.is_a && !key.is_magnitude;
+  const at::Tensor source = transpose ? view.t() : view;
+  at::Tensor placed = at::empty(source.sizes(), source.options().device(options.device).dtype(dtype)).copy_(source);
+  if (transpose) placed = placed.t();
   (key.is_magnitude ? delta.magnitude : key.is_a ? delta.a : delta.b) = placed;
   delta.scaling = config.ScalingFor(module);
   adapter.bytes += placed.numel() * placed.element_size();
