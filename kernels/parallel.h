@@ -9,7 +9,9 @@ namespace qlorad::kernels {
 
 // Runs fn(begin, end) over disjoint chunks covering [0, n), each at least `grain`
 // long (except the last), on up to NumThreads() threads; the caller works too and
-// the call returns when every chunk is done. A call made while the pool is busy
+// the call returns when every chunk is done. Chunks are `grain` long when n <= 64 (a few
+// long units of work, e.g. SGMV items: a helper that joins late still takes its share),
+// else about four per thread. A call made while the pool is busy
 // (nested, or from another thread) runs serially in the caller, so it never deadlocks.
 // fn must not throw.
 // helpers_linger: after a job the helper threads spin for up to 200 µs waiting for the next

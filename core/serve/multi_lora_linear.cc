@@ -16,6 +16,16 @@ namespace {
 // serving bench: per-row BLAS calls re-read the adapter for every row).
 constexpr int64_t kSgmvMaxGroupRows = 4;
 
+bool TakesSgmv(const AdapterRouting::Group& group) {
+  return static_cast<int64_t>(group.rows.size()) < kSgmvMaxGroupRows;
+}
+
+// Whether b [out, r] is a transposed view of a contiguous [r, out] (at::Tensor::t() would
+// allocate a view on every call of the hot path).
+bool IsTransposedContiguous(const at::Tensor& b) {
+  return b.dim() == 2 && (b.size(0) == 1 || b.stride(0) == 1) && (b.size(1) == 1 || b.stride(1) == b.size(0));
+}
+
 }  // namespace
 
 const std::vector<AdapterRouting::Group>& AdapterRouting::Groups(const c10::Device& device) const {
@@ -36,14 +46,16 @@ at::Tensor MultiLoraLinearLayer::CpuSgmv(at::Tensor y, const at::Tensor& x,
                                          const std::vector<AdapterRouting::Group>& groups) const {
   const int64_t tokens = x.dim() == 3 ? x.size(1) : 1, in = x.size(-1), out = y.size(-1);
   std::vector<kernels::SgmvItem> items;
+  items.reserve(static_cast<size_t>(x.size(0)));
   at::Tensor bias = BaseBias();  // for DoRA rows; fp32 already on this path, so no copy
   if (bias.defined()) bias = bias.to(at::kFloat).contiguous();
   for (const auto& group : groups) {
+    if (!TakesSgmv(group)) continue;
     auto it = group.adapter->modules.find(module_);
     if (it == group.adapter->modules.end()) continue;
     const ModuleDelta& delta = it->second;
     const at::ScalarType factors = delta.a.scalar_type();
-    const bool b_transposed = delta.b.t().is_contiguous();
+    const bool b_transposed = IsTransposedContiguous(delta.b);
     TORCH_CHECK((factors == at::kFloat || factors == at::kBFloat16) && delta.b.scalar_type() == factors &&
                     delta.a.is_contiguous() && (b_transposed || delta.b.is_contiguous()),
                 "adapter '", group.adapter->id, "' module ", module_,
@@ -90,14 +102,13 @@ at::Tensor MultiLoraLinearLayer::forward(const at::Tensor& x) {
   // row, no copies); larger groups as gathered matmuls (the adapter read once per group).
   const bool cpu_sgmv = x.device().is_cpu() && x.scalar_type() == at::kFloat;
   if (cpu_sgmv) y = y.contiguous();
-  std::vector<AdapterRouting::Group> small, gathered;  // small: SGMV kernel, DoRA rescale included
+  bool any_sgmv = false;  // groups for the SGMV kernel, DoRA rescale included
   const int64_t in = x.size(-1);
   for (const auto& group : groups) {
-    if (cpu_sgmv && static_cast<int64_t>(group.rows.size()) < kSgmvMaxGroupRows) {
-      small.push_back(group);
+    if (cpu_sgmv && TakesSgmv(group)) {
+      any_sgmv = true;
       continue;
     }
-    gathered.push_back(group);
     auto it = group.adapter->modules.find(module_);
     if (it == group.adapter->modules.end()) continue;
     const ModuleDelta& delta = it->second;
@@ -117,7 +128,8 @@ at::Tensor MultiLoraLinearLayer::forward(const at::Tensor& x) {
       y.add_(lora, delta.scaling);
     }
   }
-  return ApplyDoraGains(small.empty() ? y : CpuSgmv(y, x.contiguous(), small), gathered);
+  if (any_sgmv) y = CpuSgmv(y, x.contiguous(), groups);
+  return ApplyDoraGains(y, groups, /*skip_sgmv_groups=*/cpu_sgmv);
 }
 
 at::Tensor MultiLoraLinearLayer::BaseBias() const {
@@ -126,8 +138,10 @@ at::Tensor MultiLoraLinearLayer::BaseBias() const {
   return at::Tensor();
 }
 
-at::Tensor MultiLoraLinearLayer::ApplyDoraGains(at::Tensor y, const std::vector<AdapterRouting::Group>& groups) const {
+at::Tensor MultiLoraLinearLayer::ApplyDoraGains(at::Tensor y, const std::vector<AdapterRouting::Group>& groups,
+                                                bool skip_sgmv_groups) const {
   for (const auto& group : groups) {
+    if (skip_sgmv_groups && TakesSgmv(group)) continue;  // rescaled inside the kernel
     if (!group.adapter->config.use_dora) continue;  // LoRA rows: nothing to look up on the hot path
     auto it = group.adapter->modules.find(module_);
     if (it == group.adapter->modules.end() || !it->second.row_gain.defined()) continue;

@@ -54,12 +54,13 @@ class MultiLoraLinearLayer : public LinearLayer {
   int64_t out_features() const override { return base_->out_features(); }
 
  private:
-  // The fp32 CPU path for the groups given (those under 4 rows): kernels::SgmvF32, in place
-  // on y, DoRA groups' rescale included.
+  // The fp32 CPU path for those of `groups` under 4 rows (the others are skipped):
+  // kernels::SgmvF32, in place on y, DoRA groups' rescale included.
   at::Tensor CpuSgmv(at::Tensor y, const at::Tensor& x, const std::vector<AdapterRouting::Group>& groups) const;
-  // DoRA groups' rows of y (base + delta already added) become gain ⊙ (y − b) + b. For the
-  // groups not given to CpuSgmv.
-  at::Tensor ApplyDoraGains(at::Tensor y, const std::vector<AdapterRouting::Group>& groups) const;
+  // DoRA groups' rows of y (base + delta already added) become gain ⊙ (y − b) + b;
+  // skip_sgmv_groups: groups under 4 rows are left alone (CpuSgmv rescaled them).
+  at::Tensor ApplyDoraGains(at::Tensor y, const std::vector<AdapterRouting::Group>& groups,
+                            bool skip_sgmv_groups = false) const;
   at::Tensor BaseBias() const;  // the base layer's bias, or undefined
 
   std::string module_;
