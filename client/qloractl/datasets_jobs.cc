@@ -92,7 +92,7 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   if (auto s = args.CheckKnown({"dataset", "name", "base-model", "quantize", "priority", "r", "alpha", "dropout", "targets",
                                 "rslora", "dora", "lora-init", "loftq-iterations", "epochs", "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule",
                                 "warmup-ratio", "max-grad-norm", "max-seq-len", "seed", "watch", "gradient-checkpointing", "packing",
-                                "eval-fraction", "eval-every", "patience", "min-delta", "devices", "method", "dpo-beta"});
+                                "eval-fraction", "eval-every", "patience", "min-delta", "devices", "method", "dpo-beta", "checkpoint-keep"});
       !s.ok())
     return s;
   v1::CreateJobRequest r;
@@ -137,6 +137,7 @@ absl::Status SubmitJob(const Args& args, client::Client& client, const Output& o
   h->set_max_seq_len(static_cast<int32_t>(n["max-seq-len"]));
   h->set_seed(static_cast<uint64_t>(n["seed"]));
   h->set_gradient_checkpointing(args.Has("gradient-checkpointing"));
+  h->set_checkpoint_keep(args.Get("checkpoint-keep"));
   h->set_packing(args.Has("packing"));
   h->set_dpo_beta(n["dpo-beta"]);
   h->set_eval_fraction(n["eval-fraction"]);

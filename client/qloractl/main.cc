@@ -16,6 +16,7 @@ constexpr char kUsage[] =
     "  datasets list | get ID | delete ID\n"
     "  jobs submit --dataset ID --name NAME [--quantize nf4|none] [--r 16] [--alpha 32] [--epochs 3] [--batch-size 4]\n"
     "              [--lr 2e-4] [--max-seq-len 512] [--seed 0] [--priority 0] [--gradient-checkpointing] [--watch]\n"
+    "              [--checkpoint-keep none|attention|all (base outputs checkpointing keeps: faster, more memory)]\n"
     "              [--loraplus-lr-ratio R (LoRA+: lora_B learns at R x lr; 1 = plain LoRA)]\n"
     "              [--dora (DoRA: a trained magnitude per output row)]\n"
     "              [--method sft|dpo [--dpo-beta 0.1]]  (dpo: preference tuning on a {prompt, chosen, rejected} dataset;\n"

@@ -5,6 +5,7 @@
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "core/util/base_output_tape.h"
 #include "core/util/training_random.h"
 
 namespace qlorad {
@@ -38,7 +39,15 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     }
     ctx->saved_data["num_params"] = static_cast<int64_t>(params.size());
     ctx->save_for_backward({x});
-    return layer->forward(x, context);  // autograd is off inside Function::forward
+    BaseOutputTape tape;  // the opted-in base matmuls' outputs, replayed in backward
+    at::Tensor y;
+    {
+      ScopedBaseOutputTape recording(&tape);
+      y = layer->forward(x, context);  // autograd is off inside Function::forward
+    }
+    ctx->saved_data["base_outputs"] = tape.outputs();
+    ctx->saved_data["base_owners"] = tape.owners();
+    return y;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -59,12 +68,17 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     at::Generator generator = TrainingGenerator(x.device());
     at::Tensor current = generator.get_state();
     generator.set_state(ctx->saved_data["rng_state"].toTensor());
+    BaseOutputTape tape(ctx->saved_data["base_outputs"].toTensorVector(),
+                        ctx->saved_data["base_owners"].toIntVector());
+    ctx->saved_data.erase("base_outputs");  // the tape holds them until this backward ends
     at::Tensor y;
     {
       at::AutoGradMode enable(true);
+      ScopedBaseOutputTape replaying(&tape);
       y = layer->forward(x, context);
     }
     generator.set_state(current);
+    TORCH_CHECK(tape.Exhausted(), "gradient checkpointing: the recompute used fewer base outputs than the forward");
     y.backward(grad_outputs[0]);  // accumulates into the parameters' .grad and x.grad
     // One entry per forward argument slot: x, layer, context, then each parameter (their
     // gradients were accumulated by the inner backward above).

@@ -4,6 +4,10 @@
 // random state (dropout masks are identical) and back-propagates through it, so
 // activations of only one layer at a time are alive during backward.
 //
+// Selective recomputation: the outputs of base matmuls whose layers opt in are kept from
+// the forward (core/util/base_output_tape.h) and replayed by the recompute, which then skips
+// those matmuls; what they cost in memory is held from the layer's forward to its backward.
+//
 // Gradients of the layer's trainable parameters (the LoRA tensors) accumulate into their
 // .grad like in a normal backward; they are also inputs of the function, so the output
 // requires grad even when `x` does not (the first layer's input comes from a frozen table).

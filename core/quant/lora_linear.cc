@@ -6,9 +6,12 @@
 #include <utility>
 
 #include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/nn/init.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/quant/quant4bit_matmul.h"
+#include "core/util/base_output_tape.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "core/util/training_random.h"
@@ -33,6 +36,30 @@ absl::Status CheckOptions(const LoraLinearOptions& o) {
     return absl::InvalidArgumentError("LoraLinear: adapter dtype must be floating point");
   }
   return absl::OkStatus();
+}
+
+// A replayed base output: forward returns the recorded value; backward gives x the base's
+// own input gradient (what the matmul's autograd would: grad·W, re-dequantized for 4 bits).
+struct ReplayedBase : public torch::autograd::Function<ReplayedBase> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& recorded,
+                            const LoraLinearImpl* layer) {
+    TORCH_CHECK(recorded.dim() == x.dim() && recorded.sizes().slice(0, x.dim() - 1) == x.sizes().slice(0, x.dim() - 1),
+                "LoraLinear: a replayed base output of shape ", recorded.sizes(), " for an input of shape ", x.sizes(),
+                " (the recompute took another path than the forward)");
+    ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
+    ctx->saved_data["x_dtype"] = static_cast<int64_t>(x.scalar_type());
+    return recorded;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto* layer = reinterpret_cast<const LoraLinearImpl*>(ctx->saved_data["layer"].toInt());
+    const auto x_dtype = static_cast<at::ScalarType>(ctx->saved_data["x_dtype"].toInt());
+    return {layer->BaseInputGradient(grad_outputs[0]).to(x_dtype), at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor ReplayedBaseOutput(const at::Tensor& x, const at::Tensor& recorded, const LoraLinearImpl& layer) {
+  return ReplayedBase::apply(x, recorded, &layer);
 }
 
 }  // namespace
@@ -150,6 +177,33 @@ double LoraLinearImpl::scaling() const {
 }
 
 at::Tensor LoraLinearImpl::BaseForward(const at::Tensor& x) {
+  BaseOutputTape* tape = checkpoint_base_ == CheckpointBase::kRecompute ? nullptr : BaseOutputTape::Current();
+  if (tape == nullptr) return ComputeBase(x);
+  const bool keep = checkpoint_base_ == CheckpointBase::kKeep || lora_magnitude.defined();
+  if (tape->replaying()) {
+    if (keep) return ReplayedBaseOutput(x, tape->Next(this), *this);
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = out_features_;
+    return ReplayedBaseOutput(x, at::zeros(shape, x.options()), *this);
+  }
+  at::Tensor y = ComputeBase(x);
+  if (keep) tape->Record(this, y);
+  return y;
+}
+
+at::Tensor LoraLinearImpl::BaseInputGradient(const at::Tensor& grad_y) const {
+  TORCH_CHECK(grad_y.dim() >= 1 && grad_y.size(-1) == out_features_, "LoraLinear: output gradient of shape ",
+              grad_y.sizes(), " does not end in out_features = ", out_features_);
+  if (quantized_.is_empty()) return at::matmul(grad_y, weight_.to(grad_y.device(), grad_y.scalar_type()));
+  std::vector<int64_t> shape = grad_y.sizes().vec();
+  shape.back() = in_features_;
+  absl::StatusOr<at::Tensor> dx =
+      Quant4bitMatmulTransposed(quantized_->state(), grad_y.reshape({-1, out_features_}).contiguous());
+  TORCH_CHECK(dx.ok(), std::string(dx.status().message()));
+  return dx->view(shape).to(grad_y.scalar_type());
+}
+
+at::Tensor LoraLinearImpl::ComputeBase(const at::Tensor& x) {
   if (!quantized_.is_empty()) return quantized_->forward(x);
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in_features_, "LoraLinear: input of shape ", x.sizes(),
               " does not end in in_features = ", in_features_);

@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "core/quant/lora_init.h"
 #include "core/quant/quantized_linear.h"
+#include "core/util/checkpoint_base.h"
 
 namespace qlorad {
 
@@ -60,8 +61,16 @@ class LoraLinearImpl : public torch::nn::Module {
 
   // x [..., in] -> [..., out] in x's dtype.
   at::Tensor forward(const at::Tensor& x);
-  // base(x) alone (no adapter).
+  // base(x) alone (no adapter). Under gradient checkpointing, per checkpoint_base()
+  // (core/util/checkpoint_base.h) while a BaseOutputTape is current
+  // (core/util/base_output_tape.h): kKeep records the output on it and, while it replays,
+  // returns the recorded tensor; kSkip returns zeros while it replays (kKeep under DoRA).
+  // Either way the returned tensor's gradient to x is the base's, grad·W.
   at::Tensor BaseForward(const at::Tensor& x);
+  void set_checkpoint_base(CheckpointBase policy) { checkpoint_base_ = policy; }
+  CheckpointBase checkpoint_base() const { return checkpoint_base_; }
+  // dL/dx of the base alone, grad_y [..., out] -> [..., in] in grad_y's dtype.
+  at::Tensor BaseInputGradient(const at::Tensor& grad_y) const;
   // While disabled, forward is BaseForward (DPO's reference model is the base with the
   // adapter disabled, as PEFT's disable_adapter()). Parameters are untouched.
   void set_adapter_enabled(bool enabled) { adapter_enabled_ = enabled; }
@@ -111,10 +120,12 @@ class LoraLinearImpl : public torch::nn::Module {
   int64_t in_features_, out_features_;
   at::Tensor base_row_norm_sq_;  // DoRA: ‖W‖² per output row (buffer, the magnitude's dtype)
   bool adapter_enabled_ = true;
+  CheckpointBase checkpoint_base_ = CheckpointBase::kRecompute;
 
   // DoRA: caches ‖W‖²_row and registers the magnitude, initialised to ‖W + s·BA‖.
   absl::Status InitializeDora();
   at::Tensor BaseBias() const;  // the base's bias or undefined
+  at::Tensor ComputeBase(const at::Tensor& x);  // BaseForward without the tape
 };
 
 TORCH_MODULE(LoraLinear);

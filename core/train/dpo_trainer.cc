@@ -237,6 +237,7 @@ absl::StatusOr<TrainingSummary> TrainDpo(LlamaModel& model, LoraModules& modules
     const ProgressClock clock(progress);
     model->train();
     model->set_gradient_checkpointing(options.gradient_checkpointing);
+    QLORAD_RETURN_IF_ERROR(SetCheckpointKeep(modules, options.checkpoint_keep));
     summary.early_stopped =
         ShouldStopEarly(progress.eval_losses, options.early_stopping_patience, options.early_stopping_min_delta);
     for (int64_t epoch = progress.epoch; epoch < options.epochs && !summary.cancelled && !summary.early_stopped; ++epoch) {

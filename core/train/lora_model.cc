@@ -132,6 +132,13 @@ LinearFactory MakeLoraLinearFactory(const LoraConfig& config, LinearFactory base
   };
 }
 
+absl::Status SetCheckpointKeep(LoraModules& modules, const std::string& keep) {
+  if (keep != "none" && keep != "attention" && keep != "all")
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint_keep: '", keep, "' is not none, attention or all"));
+  for (auto& [name, layer] : modules) layer->set_checkpoint_base(CheckpointBaseFor(keep, name));
+  return absl::OkStatus();
+}
+
 std::vector<at::Tensor> LoraParameters(const LoraModules& modules) {
   std::vector<at::Tensor> params;
   for (const auto& [name, layer] : modules) {

@@ -47,6 +47,10 @@ LinearFactory MakeLoraLinearFactory(const LoraConfig& config, LinearFactory base
                                     std::shared_ptr<LoraModules> modules,
                                     std::shared_ptr<InitErrorTally> tally = nullptr);
 
+// Applies TrainerOptions::checkpoint_keep ("none", "attention" or "all"; anything else is
+// INVALID_ARGUMENT) to the modules, by their names' last component (q_proj ... down_proj).
+absl::Status SetCheckpointKeep(LoraModules& modules, const std::string& keep);
+
 // Every trainable adapter tensor, in module order: lora_A then lora_B of each module
 // (in the first 2 · modules.size() entries, even indices are A, odd are B), then the DoRA
 // magnitude of each DoRA module.

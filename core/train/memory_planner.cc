@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/model/loader.h"
 #include "core/model/random_model.h"  // MakeConfig for the presets
+#include "core/util/checkpoint_base.h"
 
 namespace qlorad {
 namespace {
@@ -21,6 +22,12 @@ constexpr int64_t kCudaRuntimeBytes = 600ll << 20;  // CUDA context and kernels
 constexpr double kQuantConstantBytes = 1.0 / 64 + 4.0 / (64 * 256);
 
 int64_t GiB(double gb) { return static_cast<int64_t>(gb * (1ll << 30)); }
+
+// Whether checkpoint_keep keeps `module`'s base output (a skipped one is kept under DoRA).
+bool KeepsBaseOutput(const std::string& keep, const std::string& module, bool dora) {
+  const CheckpointBase policy = CheckpointBaseFor(keep, module);
+  return policy == CheckpointBase::kKeep || (policy == CheckpointBase::kSkip && dora);
+}
 
 }  // namespace
 
@@ -47,10 +54,13 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
     return absl::InvalidArgumentError(absl::StrCat("optimizer '", in.optimizer, "' is not adamw, adamw8bit or sgd"));
   if (in.device != "cuda" && in.device != "cpu") return absl::InvalidArgumentError("device must be cuda or cpu");
   if (in.batch <= 0 || in.seq_len <= 0) return absl::InvalidArgumentError("batch and seq_len must be positive");
+  if (in.checkpoint_keep != "none" && in.checkpoint_keep != "attention" && in.checkpoint_keep != "all")
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint_keep '", in.checkpoint_keep, "' is not none, attention or all"));
   const double e = in.device == "cuda" ? 2 : 4;
   const double tokens = static_cast<double>((in.dpo ? 2 : 1) * in.batch * in.seq_len);
   const int64_t layers = c.num_hidden_layers, h = c.hidden_size, kv = c.num_key_value_heads * c.head_dim;
-  double linear_params = 0, lora_params = 0, lora_activation = 0;
+  double linear_params = 0, lora_params = 0, lora_activation = 0, kept_outputs = 0;
   for (int64_t layer = 0; layer < layers; ++layer)
     for (const std::string& module : LayerLinearModules(layer)) {
       const auto [out, in_features] = LinearModuleShape(c, module);
@@ -63,6 +73,8 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
         lora_params += out;
         lora_activation += tokens * 3.0 * out * 4;
       }
+      if (in.gradient_checkpointing && KeepsBaseOutput(in.checkpoint_keep, module, in.lora.use_dora))
+        kept_outputs += tokens * out * e;
     }
   const double embed_params = static_cast<double>(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2);
   const double norm_params = static_cast<double>(2 * layers + 1) * h;
@@ -81,7 +93,7 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
   const double per_layer = tokens * (kActivationH * h + kActivationI * c.intermediate_size + kActivationKv * kv) * e +
                            kAttentionMaps * tokens * c.num_attention_heads * in.seq_len * 4;
   const double lora_per_layer = lora_activation / layers;
-  add("activations", in.gradient_checkpointing ? layers * tokens * h * e + per_layer + lora_per_layer
+  add("activations", in.gradient_checkpointing ? layers * tokens * h * e + kept_outputs + per_layer + lora_per_layer
                                                : layers * per_layer + lora_activation);
   add("loss workspace", in.loss_token_fraction * tokens * c.vocab_size * 4 * 3);
   double sum = 0;

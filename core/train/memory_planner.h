@@ -16,7 +16,8 @@
 //    (the base term, the scaled update and their sum; estimated, not calibrated) and out
 //    trainable magnitudes. With gradient
 //    checkpointing only each layer's input (N·h·e) is kept, plus one layer's full set
-//    during its recomputation.
+//    during its recomputation, plus, per checkpoint_keep, the kept base outputs N·out·e of
+//    every module it keeps (core/util/checkpoint_base.h).
 //  * loss workspace: logits of the positions the loss reads (loss_token_fraction·N)
 //    × vocab × 4 × 3 (logits, log-softmax, gradient).
 //  * runtime: a constant for the process (CPU: libtorch and the allocator's arenas;
@@ -49,6 +50,9 @@ struct PlanInput {
   // forward, below the training peak) and kept as two numbers per pair.
   bool dpo = false;
   bool gradient_checkpointing = true;
+  // TrainerOptions::checkpoint_keep: with checkpointing, the LoRA modules' base outputs kept
+  // from every layer's forward to its backward (none | attention | all).
+  std::string checkpoint_keep = "none";
   std::string optimizer = "adamw";  // adamw | adamw8bit | sgd
   std::string device = "cuda";      // cuda (bf16 compute) | cpu (fp32 compute)
   double loss_token_fraction = 1.0; // share of positions the loss reads (completion-only < 1)

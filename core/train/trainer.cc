@@ -153,6 +153,7 @@ absl::StatusOr<TrainingSummary> TrainLora(LlamaModel& model, LoraModules& module
     const ProgressClock clock(progress);
     model->train();
     model->set_gradient_checkpointing(options.gradient_checkpointing);
+    QLORAD_RETURN_IF_ERROR(SetCheckpointKeep(modules, options.checkpoint_keep));
     summary.early_stopped = ShouldStopEarly(progress.eval_losses, options.early_stopping_patience,
                                             options.early_stopping_min_delta);  // a resumed run that had stopped
     for (int64_t epoch = 0; epoch < options.epochs && !summary.cancelled && !summary.early_stopped; ++epoch) {

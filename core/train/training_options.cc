@@ -47,6 +47,7 @@ void VisitFields(Options& o, Visit&& visit) {
   visit(kTrainer, "max_seq_len", o.trainer.max_seq_len);
   visit(kTrainer, "seed", o.trainer.seed);
   visit(kTrainer, "gradient_checkpointing", o.trainer.gradient_checkpointing);
+  visit(kTrainer, "checkpoint_keep", o.trainer.checkpoint_keep);
   visit(kTrainer, "eval_fraction", o.trainer.eval_fraction);
   visit(kTrainer, "eval_every_steps", o.trainer.eval_every_steps);
   visit(kTrainer, "early_stopping_patience", o.trainer.early_stopping_patience);

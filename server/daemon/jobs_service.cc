@@ -82,6 +82,7 @@ service::JobSpec SpecFromProto(const v1::CreateJobRequest& r) {
   SetIfGiven(o.max_seq_len, int64_t{h.max_seq_len()});
   SetIfGiven(o.seed, h.seed());
   o.gradient_checkpointing = h.gradient_checkpointing();
+  SetIfGiven(o.checkpoint_keep, h.checkpoint_keep());
   o.packing = h.packing();
   SetIfGiven(o.dpo_beta, h.dpo_beta());
   SetIfGiven(o.eval_fraction, h.eval_fraction());

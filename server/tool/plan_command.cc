@@ -14,6 +14,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: qlorad-tool plan (--preset 1B|3B|7B|8B|13B|70B | --model DIR) [--method qlora|lora|full]\n"
     "         [--r 16] [--targets q_proj,...] [--dora] [--dpo] [--batch 1] [--seq 512] [--no-gradient-checkpointing]\n"
+    "         [--checkpoint-keep none|attention|all]\n"
     "         (--dpo: a batch of pairs, each a chosen and a rejected row)\n"
     "         [--optimizer adamw|adamw8bit|sgd] [--device cuda|cpu] [--loss-fraction 1.0]\n"
     "         [--tokens-per-second T --train-tokens N]\n";
@@ -22,7 +23,7 @@ absl::Status Plan(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(
       Flags flags, Flags::Parse(args,
                                 {"preset", "model", "method", "r", "targets", "batch", "seq", "optimizer", "device",
-                                 "loss-fraction", "tokens-per-second", "train-tokens"},
+                                 "loss-fraction", "tokens-per-second", "train-tokens", "checkpoint-keep"},
                                 {"no-gradient-checkpointing", "dora", "dpo", "help"}));
   if (flags.GetBool("help")) {
     std::fputs(kUsage, stdout);
@@ -42,6 +43,7 @@ absl::Status Plan(const Args& args) {
   QLORAD_ASSIGN_OR_RETURN(in.batch, flags.GetInt("batch", 1));
   QLORAD_ASSIGN_OR_RETURN(in.seq_len, flags.GetInt("seq", 512));
   in.gradient_checkpointing = !flags.GetBool("no-gradient-checkpointing");
+  in.checkpoint_keep = flags.GetOr("checkpoint-keep", in.checkpoint_keep);
   in.optimizer = flags.GetOr("optimizer", "adamw");
   in.device = flags.GetOr("device", "cuda");
   QLORAD_ASSIGN_OR_RETURN(in.loss_token_fraction, flags.GetDouble("loss-fraction", 1.0));

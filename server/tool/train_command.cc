@@ -32,6 +32,7 @@ constexpr char kUsage[] =
     "       [--warmup-ratio 0.03] [--max-grad-norm 0.3] [--max-seq-len 512] [--seed 0] [--quiet]\n"
     "       [--checkpoint-dir DIR [--checkpoint-every N]]  (an existing checkpoint of the same run is resumed)\n"
     "       [--gradient-checkpointing]  (recompute each decoder layer in backward: less activation memory)\n"
+    "       [--checkpoint-keep none|attention|all]  (base outputs kept for the recompute: faster, more memory)\n"
     "       [--packing]  (a batch is batch-size rows of max-seq-len tokens, several whole examples per row)\n"
     "       [--eval-fraction 0.05 [--eval-every N] [--patience P] [--min-delta D]]  (validation slice of the train\n"
     "        split, evaluated every N steps or each epoch; early stopping after P evaluations without improvement)\n"
@@ -85,6 +86,7 @@ absl::StatusOr<TrainerOptions> TrainerFromFlags(const Flags& flags) {
   QLORAD_ASSIGN_OR_RETURN(long long seed, flags.GetInt("seed", 0));
   o.seed = static_cast<uint64_t>(seed);
   o.gradient_checkpointing = flags.GetBool("gradient-checkpointing");
+  o.checkpoint_keep = flags.GetOr("checkpoint-keep", o.checkpoint_keep);
   o.packing = flags.GetBool("packing");
   QLORAD_ASSIGN_OR_RETURN(o.eval_fraction, flags.GetDouble("eval-fraction", o.eval_fraction));
   QLORAD_ASSIGN_OR_RETURN(o.eval_every_steps, flags.GetInt("eval-every", o.eval_every_steps));
@@ -98,7 +100,7 @@ absl::Status Train(const Args& args) {
   value_flags.insert({"dataset-root", "dataset", "out", "prompt-format", "r", "alpha", "dropout", "targets", "lora-init", "loftq-iterations", "epochs",
                       "batch-size", "grad-accum", "lr", "weight-decay", "loraplus-lr-ratio", "schedule", "warmup-ratio", "max-grad-norm", "method", "dpo-beta",
                       "max-seq-len", "seed", "checkpoint-dir", "checkpoint-every", "eval-fraction", "eval-every",
-                      "patience", "min-delta", "world-size", "collective-timeout"});
+                      "patience", "min-delta", "world-size", "collective-timeout", "checkpoint-keep"});
   bool_flags.insert({"rslora", "dora", "quiet", "help", "gradient-checkpointing", "packing"});
   QLORAD_ASSIGN_OR_RETURN(Flags flags, Flags::Parse(args, value_flags, bool_flags));
   if (flags.GetBool("help")) {

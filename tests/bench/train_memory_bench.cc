@@ -2,7 +2,8 @@
 // peak RSS (getrusage) is that run's own. Prints the planner's prediction next to
 // the measurement (core/train/memory_planner.h).
 //   train_memory_bench --size 10M|100M|134M|1B|7B [--method qlora|lora] [--batch 1] [--seq 512]
-//                      [--steps 2] [--gradient-checkpointing] [--dora] [--work-dir DIR] [--threads N]
+//                      [--steps 2] [--gradient-checkpointing] [--checkpoint-keep none|attention|all]
+//                      [--dora] [--work-dir DIR] [--threads N]
 // The model is written once per size (bf16 safetensors, streamed) under --work-dir.
 #include <sys/resource.h>
 
@@ -102,6 +103,7 @@ int main(int argc, char** argv) {
   options.batch_size = batch;
   options.max_seq_len = seq;
   options.gradient_checkpointing = checkpointing;
+  options.checkpoint_keep = Arg(argc, argv, "checkpoint-keep", "none");
   auto summary = TrainLora(loaded->model, *modules, examples, options);
   if (!summary.ok()) Die(summary.status());
   const int64_t peak = PeakRssBytes();
@@ -113,6 +115,7 @@ int main(int argc, char** argv) {
   plan_input.batch = batch;
   plan_input.seq_len = seq;
   plan_input.gradient_checkpointing = checkpointing;
+  plan_input.checkpoint_keep = options.checkpoint_keep;
   plan_input.device = "cpu";
   auto plan = PlanMemory(plan_input);
   if (!plan.ok()) Die(plan.status());

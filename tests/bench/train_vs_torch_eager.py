@@ -3,7 +3,7 @@
 libtorch (Debian's python3-torch 1.13), issue 23: tokens/s and peak RSS, alternating runs,
 medians and min-max over --reps repetitions, one process per run (so each peak RSS is its own).
 
-  tests/bench/train_vs_torch_eager.py [--reps 5] [--steps 3] [--build build]
+  tests/bench/train_vs_torch_eager.py [--reps 5] [--steps 3] [--build build] [--rows +gc]
 
 Shape (both programs): Llama, hidden 768, 12 layers, 12 heads (no GQA), intermediate 2048,
 vocab 32000, untied lm_head (134M parameters), random fp32 weights; LoRA r=16, alpha 32,
@@ -136,9 +136,10 @@ def run_eager(steps, checkpointing, quiet=False):
     return r["tokens_per_second"], r["peak_rss"]
 
 
-def run_qlorad(build, work, steps, method, checkpointing):
+def run_qlorad(build, work, steps, method, checkpointing, keep="none"):
     cmd = [os.path.join(build, "tests", "bench", "train_memory_bench"), "--size", "134M", "--method", method,
-           "--batch", str(BATCH), "--seq", str(SEQ), "--steps", str(steps), "--work-dir", work]
+           "--batch", str(BATCH), "--seq", str(SEQ), "--steps", str(steps), "--work-dir", work,
+           "--checkpoint-keep", keep]
     if checkpointing:
         cmd.append("--gradient-checkpointing")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -154,6 +155,7 @@ def main():
     p.add_argument("--work-dir", default="/tmp/qlorad-train-eager-bench")
     p.add_argument("--child", action="store_true")
     p.add_argument("--gc", action="store_true")
+    p.add_argument("--rows", default="", help="run only the rows whose name contains this text (e.g. +gc)")
     a = p.parse_args()
     if a.child:
         eager_child(a.steps, a.gc)
@@ -165,7 +167,13 @@ def main():
                ("eager LoRA +gc", lambda: run_eager(a.steps, True)),
                ("eager LoRA +gc, quiet threads", lambda: run_eager(a.steps, True, quiet=True)),
                ("qlorad LoRA +gc", lambda: run_qlorad(a.build, a.work_dir, a.steps, "lora", True)),
-               ("qlorad QLoRA +gc", lambda: run_qlorad(a.build, a.work_dir, a.steps, "qlora", True))]
+               ("qlorad QLoRA +gc", lambda: run_qlorad(a.build, a.work_dir, a.steps, "qlora", True)),
+               ("qlorad LoRA +gc, keep attention",
+                lambda: run_qlorad(a.build, a.work_dir, a.steps, "lora", True, "attention")),
+               ("qlorad QLoRA +gc, keep attention",
+                lambda: run_qlorad(a.build, a.work_dir, a.steps, "qlora", True, "attention")),
+               ("qlorad LoRA +gc, keep all", lambda: run_qlorad(a.build, a.work_dir, a.steps, "lora", True, "all"))]
+    configs = [(name, run) for name, run in configs if a.rows in name]
     results = {name: [] for name, _ in configs}
     for rep in range(a.reps):
         for name, run in configs:
@@ -185,11 +193,14 @@ def main():
             name, med[name][0], min(rates), max(rates), med[name][1] / 1e6, min(peaks), max(peaks),
             med[name][0] / eager[0], med[name][1] / eager[1]))
     for gc in ("", " +gc"):
+        if "eager LoRA%s, quiet threads" % gc not in med:
+            continue
         quiet = med["eager LoRA%s, quiet threads" % gc][0]
         print("qlorad LoRA%s / eager LoRA%s with quiet threads: %.2fx tokens/s; QLoRA: %.2fx"
               % (gc, gc, med["qlorad LoRA" + gc][0] / quiet, med["qlorad QLoRA" + gc][0] / quiet))
-    print("QLoRA / LoRA tokens/s (qlorad): %.2f; qlorad LoRA +gc peak RSS / eager LoRA (no gc): %.2f"
-          % (med["qlorad QLoRA"][0] / med["qlorad LoRA"][0], med["qlorad LoRA +gc"][1] / med["eager LoRA"][1]))
+    if "qlorad QLoRA" in med and "eager LoRA" in med:
+        print("QLoRA / LoRA tokens/s (qlorad): %.2f; qlorad LoRA +gc peak RSS / eager LoRA (no gc): %.2f"
+              % (med["qlorad QLoRA"][0] / med["qlorad LoRA"][0], med["qlorad LoRA +gc"][1] / med["eager LoRA"][1]))
 
 
 if __name__ == "__main__":

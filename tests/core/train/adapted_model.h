@@ -22,16 +22,17 @@ struct AdaptedModel {
   std::shared_ptr<LoraModules> modules = std::make_shared<LoraModules>();
 };
 
-// `dir` with r=4, alpha=8 LoRA (dropout `dropout`) on every projection, over an NF4 base when
-// `quantize`. Seeded (at::manual_seed(5)), so two loads are equal; lora_B ~ N(0, 0.05²)
-// instead of 0, so that lora_A gets a gradient too.
-inline AdaptedModel LoadAdaptedModel(const std::string& dir, bool quantize, double dropout) {
+// `dir` with r=4, alpha=8 LoRA (dropout `dropout`; DoRA when `use_dora`) on every projection,
+// over an NF4 base when `quantize`. Seeded (at::manual_seed(5)), so two loads are equal;
+// lora_B ~ N(0, 0.05²) instead of 0, so that lora_A gets a gradient too.
+inline AdaptedModel LoadAdaptedModel(const std::string& dir, bool quantize, double dropout, bool use_dora = false) {
   AdaptedModel out;
   at::manual_seed(5);
   LoraConfig config;
   config.r = 4;
   config.alpha = 8;
   config.dropout = dropout;
+  config.use_dora = use_dora;
   LoadOptions options;
   if (quantize) options.linear_factory = MakeQuantizedLinearFactory(QuantOptions{});
   options.linear_factory = MakeLoraLinearFactory(config, options.linear_factory, out.modules);

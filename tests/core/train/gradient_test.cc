@@ -17,7 +17,7 @@ namespace {
 
 using Adapted = qlorad::testing::AdaptedModel;
 
-Adapted Load(double dropout, bool quantize) {
+Adapted Load(double dropout, bool quantize, bool use_dora = false) {
   static const std::string dir = [] {
     std::string d = qlorad::testing::MakeTempDir("gradient_test_model");
     RandomModelOptions options;
@@ -26,7 +26,7 @@ Adapted Load(double dropout, bool quantize) {
     EXPECT_OK(WriteRandomModel(d, options));
     return d;
   }();
-  return qlorad::testing::LoadAdaptedModel(dir, quantize, dropout);
+  return qlorad::testing::LoadAdaptedModel(dir, quantize, dropout, use_dora);
 }
 
 at::Tensor Loss(Adapted& m, const at::Tensor& tokens) {
@@ -66,6 +66,27 @@ TEST(GradientTest, CheckpointingGivesTheSameGradientsWithDropout) {
     }
     EXPECT_LE(max_rel, 1e-6) << (quantize ? "nf4 base" : "dense base");
   }
+}
+
+// Selective recomputation (checkpoint_keep): the recompute takes kept base outputs from the
+// forward and skips down_proj's; the gradients must still be a plain backward's.
+TEST(GradientTest, CheckpointKeepGivesTheSameGradients) {
+  for (bool quantize : {false, true})
+    for (bool dora : {false, true})
+      for (const char* keep : {"attention", "all"}) {
+        Adapted plain = Load(0.2, quantize, dora), checkpointed = Load(0.2, quantize, dora);
+        ASSERT_OK(SetCheckpointKeep(*checkpointed.modules, keep));
+        const at::Tensor tokens = Tokens();
+        std::vector<at::Tensor> a = Gradients(plain, tokens, false), b = Gradients(checkpointed, tokens, true);
+        ASSERT_EQ(a.size(), b.size());
+        double max_rel = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+          ASSERT_GT(a[i].abs().max().item<double>(), 0) << "param " << i << " got no gradient";
+          max_rel = std::max(max_rel, ((a[i] - b[i]).abs().max() / a[i].abs().max()).item<double>());
+        }
+        EXPECT_LE(max_rel, 1e-6) << (quantize ? "nf4 base" : "dense base") << (dora ? ", DoRA" : "") << ", keep "
+                                 << keep;
+      }
 }
 
 TEST(GradientTest, GradientsMatchCentralFiniteDifferences) {

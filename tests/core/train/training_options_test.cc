@@ -60,9 +60,16 @@ TEST(TrainingOptionsTest, WritesTheStoredKeysAndRoundTrips) {
   expected["lora"]["use_dora"] = false;
   expected["method"] = "sft";
   expected["trainer"]["dpo_beta"] = 0.1;
+  expected["trainer"]["checkpoint_keep"] = "none";
   EXPECT_EQ(written, expected) << written.dump();
   ASSERT_OK_AND_ASSIGN(TrainingOptions again, TrainingOptionsFromJson(written));
   EXPECT_EQ(TrainingOptionsToJson(again), written);
+  // A set value survives the round trip, and an unknown one is refused by name.
+  o.trainer.checkpoint_keep = "attention";
+  ASSERT_OK_AND_ASSIGN(TrainingOptions kept, TrainingOptionsFromJson(TrainingOptionsToJson(o)));
+  EXPECT_EQ(kept.trainer.checkpoint_keep, "attention");
+  o.trainer.checkpoint_keep = "mlp";
+  EXPECT_NE(o.Validate().message().find("hyperparameters.checkpoint_keep"), std::string::npos) << o.Validate();
 }
 
 TEST(TrainingOptionsTest, AbsentKeysKeepTheDefaultsAndAlphaFollowsR) {

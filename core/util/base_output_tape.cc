@@ -1,0 +1,47 @@
+#include "core/util/base_output_tape.h"
+
+#include <utility>
+
+#include <c10/util/Exception.h>
+
+namespace qlorad {
+namespace {
+
+thread_local BaseOutputTape* current_tape = nullptr;
+
+}  // namespace
+
+BaseOutputTape::BaseOutputTape(std::vector<at::Tensor> outputs, std::vector<int64_t> owners)
+    : replaying_(true), outputs_(std::move(outputs)), owners_(std::move(owners)) {
+  TORCH_CHECK(outputs_.size() == owners_.size(), "BaseOutputTape: ", outputs_.size(), " outputs for ", owners_.size(),
+              " owners");
+}
+
+void BaseOutputTape::Record(const void* owner, const at::Tensor& output) {
+  TORCH_CHECK(!replaying_, "BaseOutputTape: Record on a replaying tape");
+  outputs_.push_back(output);
+  owners_.push_back(reinterpret_cast<int64_t>(owner));
+}
+
+at::Tensor BaseOutputTape::Next(const void* owner) {
+  TORCH_CHECK(replaying_, "BaseOutputTape: Next on a recording tape");
+  TORCH_CHECK(next_ < outputs_.size(), "BaseOutputTape: the recompute asked for base output ", next_ + 1, " of ",
+              outputs_.size(), " recorded (it took another path than the forward)");
+  TORCH_CHECK(owners_[next_] == reinterpret_cast<int64_t>(owner), "BaseOutputTape: base output ", next_ + 1,
+              " was recorded by another layer (the recompute took another path than the forward)");
+  return outputs_[next_++];
+}
+
+int64_t BaseOutputTape::bytes() const {
+  int64_t total = 0;
+  for (const at::Tensor& t : outputs_) total += t.numel() * static_cast<int64_t>(t.element_size());
+  return total;
+}
+
+BaseOutputTape* BaseOutputTape::Current() { return current_tape; }
+
+ScopedBaseOutputTape::ScopedBaseOutputTape(BaseOutputTape* tape) : previous_(current_tape) { current_tape = tape; }
+
+ScopedBaseOutputTape::~ScopedBaseOutputTape() { current_tape = previous_; }
+
+}  // namespace qlorad
