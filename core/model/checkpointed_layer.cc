@@ -1,5 +1,6 @@
 #include "core/model/checkpointed_layer.h"
 
+#include <utility>
 #include <vector>
 
 #include <ATen/core/grad_mode.h>
@@ -13,6 +14,41 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
+
+// The forward's kept base outputs travel in the context; an empty tape stores nothing.
+void SaveTape(AutogradContext* ctx, const BaseOutputTape& tape) {
+  if (tape.outputs().empty()) return;
+  ctx->saved_data["base_outputs"] = tape.outputs();
+  ctx->saved_data["base_owners"] = tape.owners();
+  ctx->saved_data["base_versions"] = tape.versions();
+}
+
+// The replay tape for backward, taken out of the context so that each layer's kept outputs
+// are freed when its backward ends (not when the whole graph is).
+BaseOutputTape TakeTape(AutogradContext* ctx) {
+  auto owners = ctx->saved_data.find("base_owners");
+  if (owners == ctx->saved_data.end()) return BaseOutputTape({}, {}, {});
+  auto outputs = ctx->saved_data.find("base_outputs");
+  TORCH_CHECK(outputs != ctx->saved_data.end(),
+              "gradient checkpointing with checkpoint_keep cannot run a layer's backward twice (retain_graph); "
+              "hint: train with checkpoint_keep none");
+  BaseOutputTape tape(outputs->second.toTensorVector(), owners->second.toIntVector(),
+                      ctx->saved_data["base_versions"].toIntVector());
+  ctx->saved_data.erase(outputs);
+  return tape;
+}
+
+// Puts the caller's random state back on every exit (the recompute can throw).
+class RestoreGeneratorState {
+ public:
+  explicit RestoreGeneratorState(at::Generator generator)
+      : generator_(std::move(generator)), state_(generator_.get_state()) {}
+  ~RestoreGeneratorState() { generator_.set_state(state_); }
+
+ private:
+  at::Generator generator_;
+  at::Tensor state_;
+};
 
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   // inputs: x, then the layer's trainable parameters (only so that autograd calls backward).
@@ -45,8 +81,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
       ScopedBaseOutputTape recording(&tape);
       y = layer->forward(x, context);  // autograd is off inside Function::forward
     }
-    ctx->saved_data["base_outputs"] = tape.outputs();
-    ctx->saved_data["base_owners"] = tape.owners();
+    SaveTape(ctx, tape);
     return y;
   }
 
@@ -64,21 +99,19 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
       for (size_t g = 0; g < gathers.size(); ++g) context.segments.groups.push_back({gathers[g], attends[g]});
       context.segments.scatter = ctx->saved_data["segment_scatter"].toTensor();
     }
-    // Replay the forward's random stream (dropout), then give the caller's stream back.
-    at::Generator generator = TrainingGenerator(x.device());
-    at::Tensor current = generator.get_state();
-    generator.set_state(ctx->saved_data["rng_state"].toTensor());
-    BaseOutputTape tape(ctx->saved_data["base_outputs"].toTensorVector(),
-                        ctx->saved_data["base_owners"].toIntVector());
-    ctx->saved_data.erase("base_outputs");  // the tape holds them until this backward ends
+    BaseOutputTape tape = TakeTape(ctx);
     at::Tensor y;
     {
+      // Replay the forward's random stream (dropout), then give the caller's stream back.
+      at::Generator generator = TrainingGenerator(x.device());
+      RestoreGeneratorState restore(generator);
+      generator.set_state(ctx->saved_data["rng_state"].toTensor());
       at::AutoGradMode enable(true);
       ScopedBaseOutputTape replaying(&tape);
       y = layer->forward(x, context);
     }
-    generator.set_state(current);
     TORCH_CHECK(tape.Exhausted(), "gradient checkpointing: the recompute used fewer base outputs than the forward");
+    tape = BaseOutputTape({}, {}, {});  // the recompute's graph holds what it still needs
     y.backward(grad_outputs[0]);  // accumulates into the parameters' .grad and x.grad
     // One entry per forward argument slot: x, layer, context, then each parameter (their
     // gradients were accumulated by the inner backward above).

@@ -43,8 +43,10 @@ absl::Status CheckOptions(const LoraLinearOptions& o) {
 struct ReplayedBase : public torch::autograd::Function<ReplayedBase> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& recorded,
                             const LoraLinearImpl* layer) {
-    TORCH_CHECK(recorded.dim() == x.dim() && recorded.sizes().slice(0, x.dim() - 1) == x.sizes().slice(0, x.dim() - 1),
-                "LoraLinear: a replayed base output of shape ", recorded.sizes(), " for an input of shape ", x.sizes(),
+    TORCH_CHECK(recorded.dim() == x.dim() && recorded.sizes().slice(0, x.dim() - 1) == x.sizes().slice(0, x.dim() - 1) &&
+                    recorded.size(-1) == layer->out_features() && recorded.device() == x.device(),
+                "LoraLinear: a replayed base output of shape ", recorded.sizes(), " on ", recorded.device(),
+                " for an input of shape ", x.sizes(), " on ", x.device(), " and out_features = ", layer->out_features(),
                 " (the recompute took another path than the forward)");
     ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
     ctx->saved_data["x_dtype"] = static_cast<int64_t>(x.scalar_type());
@@ -184,7 +186,7 @@ at::Tensor LoraLinearImpl::BaseForward(const at::Tensor& x) {
     if (keep) return ReplayedBaseOutput(x, tape->Next(this), *this);
     std::vector<int64_t> shape = x.sizes().vec();
     shape.back() = out_features_;
-    return ReplayedBaseOutput(x, at::zeros(shape, x.options()), *this);
+    return ReplayedBaseOutput(x, at::zeros({1}, x.options()).expand(shape), *this);  // no [tokens, out] buffer
   }
   at::Tensor y = ComputeBase(x);
   if (keep) tape->Record(this, y);

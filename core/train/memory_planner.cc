@@ -54,7 +54,7 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
     return absl::InvalidArgumentError(absl::StrCat("optimizer '", in.optimizer, "' is not adamw, adamw8bit or sgd"));
   if (in.device != "cuda" && in.device != "cpu") return absl::InvalidArgumentError("device must be cuda or cpu");
   if (in.batch <= 0 || in.seq_len <= 0) return absl::InvalidArgumentError("batch and seq_len must be positive");
-  if (in.checkpoint_keep != "none" && in.checkpoint_keep != "attention" && in.checkpoint_keep != "all")
+  if (!IsCheckpointKeep(in.checkpoint_keep))
     return absl::InvalidArgumentError(
         absl::StrCat("checkpoint_keep '", in.checkpoint_keep, "' is not none, attention or all"));
   const double e = in.device == "cuda" ? 2 : 4;
@@ -74,7 +74,7 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
         lora_activation += tokens * 3.0 * out * 4;
       }
       if (in.gradient_checkpointing && KeepsBaseOutput(in.checkpoint_keep, module, in.lora.use_dora))
-        kept_outputs += tokens * out * e;
+        kept_outputs += tokens * out * e * (in.lora.use_dora && in.lora.dropout > 0 ? 2 : 1);  // DoRA: base(dropout(x)) too
     }
   const double embed_params = static_cast<double>(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2);
   const double norm_params = static_cast<double>(2 * layers + 1) * h;

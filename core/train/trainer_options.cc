@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/checkpoint_base.h"
 
 namespace qlorad {
 
@@ -16,9 +17,13 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   if (!(o.dpo_beta > 0) || !std::isfinite(o.dpo_beta))
     return absl::InvalidArgumentError("dpo_beta: must be a positive number (hint: 0.1; higher keeps the adapter closer to the base)");
   if (!(o.warmup_ratio >= 0 && o.warmup_ratio < 1)) return absl::InvalidArgumentError("warmup_ratio: must be in [0, 1)");
-  if (o.checkpoint_keep != "none" && o.checkpoint_keep != "attention" && o.checkpoint_keep != "all")
+  if (!IsCheckpointKeep(o.checkpoint_keep))
     return absl::InvalidArgumentError(
         absl::StrCat("checkpoint_keep: '", o.checkpoint_keep, "' is not none, attention or all"));
+  if (o.checkpoint_keep != "none" && !o.gradient_checkpointing)
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint_keep: '", o.checkpoint_keep,
+                                                   "' applies to gradient checkpointing, which is off "
+                                                   "(hint: turn gradient_checkpointing on, or leave checkpoint_keep none)"));
   if (o.schedule != "constant" && o.schedule != "linear" && o.schedule != "cosine")
     return absl::InvalidArgumentError(absl::StrCat("schedule: '", o.schedule, "' is not constant, linear or cosine"));
   if (o.max_seq_len < 2) return absl::InvalidArgumentError("max_seq_len: must be at least 2");

@@ -26,12 +26,13 @@ struct TrainerOptions {
   uint64_t seed = 0;
   bool gradient_checkpointing = false;  // recompute each decoder layer in backward (less memory, ~1/3 more compute)
   // With gradient checkpointing, which frozen base matmul outputs the recompute does not
-  // compute again (LoRA modules only; CheckpointBase in core/quant/lora_linear.h):
+  // compute again (LoRA modules only; core/util/checkpoint_base.h):
   //   none       every one is recomputed (least memory);
   //   attention  q/k/v/o_proj's are kept from the forward and down_proj's is not needed
   //              (its value only joins the residual sum): about 4 more hidden-sized
-  //              activations per layer and token (less with GQA), 4 of 7 matmuls saved;
+  //              activations per layer and token (less with GQA), 5 of 7 matmuls saved;
   //   all        gate/up_proj's kept too: 2 intermediate-sized more, every matmul saved.
+  // DoRA modules keep down_proj's too, twice with dropout. Needs gradient_checkpointing.
   std::string checkpoint_keep = "none";
   // Sample packing: a global batch is batch_size rows of up to max_seq_len tokens, each
   // holding as many whole examples as fit (positions restart per example, attention never

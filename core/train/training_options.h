@@ -12,7 +12,7 @@
 //                "schedule", "warmup_ratio", "max_grad_norm", "max_seq_len", "seed",
 //                "gradient_checkpointing", "eval_fraction", "eval_every_steps",
 //                "early_stopping_patience", "early_stopping_min_delta", "loraplus_lr_ratio",
-//                "packing", "dpo_beta"}}
+//                "packing", "dpo_beta", "checkpoint_keep"}}
 // Absent keys keep the defaults (lora.alpha: DefaultLoraAlpha(lora.r)); other keys are ignored.
 #ifndef QLORAD_CORE_TRAIN_TRAINING_OPTIONS_H_
 #define QLORAD_CORE_TRAIN_TRAINING_OPTIONS_H_

@@ -11,16 +11,18 @@ thread_local BaseOutputTape* current_tape = nullptr;
 
 }  // namespace
 
-BaseOutputTape::BaseOutputTape(std::vector<at::Tensor> outputs, std::vector<int64_t> owners)
-    : replaying_(true), outputs_(std::move(outputs)), owners_(std::move(owners)) {
-  TORCH_CHECK(outputs_.size() == owners_.size(), "BaseOutputTape: ", outputs_.size(), " outputs for ", owners_.size(),
-              " owners");
+BaseOutputTape::BaseOutputTape(std::vector<at::Tensor> outputs, std::vector<int64_t> owners,
+                               std::vector<int64_t> versions)
+    : replaying_(true), outputs_(std::move(outputs)), owners_(std::move(owners)), versions_(std::move(versions)) {
+  TORCH_CHECK(outputs_.size() == owners_.size() && outputs_.size() == versions_.size(), "BaseOutputTape: ",
+              outputs_.size(), " outputs for ", owners_.size(), " owners and ", versions_.size(), " versions");
 }
 
 void BaseOutputTape::Record(const void* owner, const at::Tensor& output) {
   TORCH_CHECK(!replaying_, "BaseOutputTape: Record on a replaying tape");
   outputs_.push_back(output);
   owners_.push_back(reinterpret_cast<int64_t>(owner));
+  versions_.push_back(static_cast<int64_t>(output._version()));
 }
 
 at::Tensor BaseOutputTape::Next(const void* owner) {
@@ -29,6 +31,8 @@ at::Tensor BaseOutputTape::Next(const void* owner) {
               outputs_.size(), " recorded (it took another path than the forward)");
   TORCH_CHECK(owners_[next_] == reinterpret_cast<int64_t>(owner), "BaseOutputTape: base output ", next_ + 1,
               " was recorded by another layer (the recompute took another path than the forward)");
+  TORCH_CHECK(static_cast<int64_t>(outputs_[next_]._version()) == versions_[next_], "BaseOutputTape: base output ",
+              next_ + 1, " was modified in place after the forward recorded it");
   return outputs_[next_++];
 }
 

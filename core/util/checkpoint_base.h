@@ -17,6 +17,11 @@ namespace qlorad {
 //               module keeps it instead.
 enum class CheckpointBase { kRecompute, kKeep, kSkip };
 
+// Whether `keep` is a checkpoint_keep setting: none, attention or all.
+inline bool IsCheckpointKeep(const std::string& keep) {
+  return keep == "none" || keep == "attention" || keep == "all";
+}
+
 // checkpoint_keep ("none" | "attention" | "all") for a module named by its path
 // ("model.layers.3.self_attn.q_proj"; the last component decides): none recomputes all;
 // attention keeps q/k/v/o_proj and skips down_proj; all keeps gate/up_proj too. Modules

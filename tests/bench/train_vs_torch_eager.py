@@ -187,11 +187,11 @@ def main():
     print("| run | tokens/s median (min-max) | peak RSS MB median (min-max) | tokens/s vs eager | RSS vs eager |")
     print("|---|---|---|---:|---:|")
     for name, rows in results.items():
-        eager = med["eager LoRA +gc" if "+gc" in name else "eager LoRA"]  # as a user's script runs
+        eager = med.get("eager LoRA +gc" if "+gc" in name else "eager LoRA")  # as a user's script runs
         rates, peaks = [r[0] for r in rows], [r[1] / 1e6 for r in rows]
-        print("| %s | %.1f (%.1f-%.1f) | %.0f (%.0f-%.0f) | %.2fx | %.2fx |" % (
-            name, med[name][0], min(rates), max(rates), med[name][1] / 1e6, min(peaks), max(peaks),
-            med[name][0] / eager[0], med[name][1] / eager[1]))
+        ratios = "%.2fx | %.2fx" % (med[name][0] / eager[0], med[name][1] / eager[1]) if eager else "- | -"
+        print("| %s | %.1f (%.1f-%.1f) | %.0f (%.0f-%.0f) | %s |" % (
+            name, med[name][0], min(rates), max(rates), med[name][1] / 1e6, min(peaks), max(peaks), ratios))
     for gc in ("", " +gc"):
         if "eager LoRA%s, quiet threads" % gc not in med:
             continue

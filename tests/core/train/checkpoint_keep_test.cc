@@ -53,7 +53,7 @@ TEST(CheckpointKeepTest, KeptOutputIsReplayedWithTheBaseGradient) {
     EXPECT_TRUE(at::equal(recorded.outputs()[0], layer->BaseForward(x)));
     // Replay a marked tensor: the layer must return it, not compute the matmul again.
     const at::Tensor marked = recorded.outputs()[0] + 1.0;
-    BaseOutputTape replay({marked}, recorded.owners());
+    BaseOutputTape replay({marked}, recorded.owners(), {marked._version()});
     const at::Tensor input = x.clone().requires_grad_(true);
     at::Tensor y;
     {
@@ -75,7 +75,7 @@ TEST(CheckpointKeepTest, SkippedOutputIsZerosUnlessDora) {
   LoraLinear layer = MakeLayer(false);
   layer->set_checkpoint_base(CheckpointBase::kSkip);
   EXPECT_TRUE(Record(layer, x).outputs().empty());
-  BaseOutputTape replay({}, {});
+  BaseOutputTape replay({}, {}, {});
   const at::Tensor input = x.clone().requires_grad_(true);
   at::Tensor y;
   {
@@ -100,7 +100,7 @@ TEST(CheckpointKeepTest, ReplayOnAnotherPathIsAnError) {
   first->set_checkpoint_base(CheckpointBase::kKeep);
   second->set_checkpoint_base(CheckpointBase::kKeep);
   BaseOutputTape recorded = Record(first, x);
-  BaseOutputTape replay(recorded.outputs(), recorded.owners());
+  BaseOutputTape replay(recorded.outputs(), recorded.owners(), recorded.versions());
   ScopedBaseOutputTape replaying(&replay);
   try {
     second->BaseForward(x);
@@ -110,6 +110,23 @@ TEST(CheckpointKeepTest, ReplayOnAnotherPathIsAnError) {
   }
   first->BaseForward(x);
   EXPECT_THROW(first->BaseForward(x), c10::Error);  // the tape is exhausted
+}
+
+TEST(CheckpointKeepTest, OutputModifiedInPlaceIsNotReplayed) {
+  at::manual_seed(11);
+  const at::Tensor x = at::randn({2, kIn});
+  LoraLinear layer = MakeLayer(true);
+  layer->set_checkpoint_base(CheckpointBase::kKeep);
+  BaseOutputTape recorded = Record(layer, x);
+  recorded.outputs()[0].mul_(2);  // e.g. a later in-place op on the forward's value
+  BaseOutputTape replay(recorded.outputs(), recorded.owners(), recorded.versions());
+  ScopedBaseOutputTape replaying(&replay);
+  try {
+    layer->BaseForward(x);
+    FAIL() << "an output modified in place was replayed";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("modified in place"), std::string::npos) << e.what();
+  }
 }
 
 TEST(CheckpointKeepTest, SettingChoosesPerProjection) {

@@ -43,6 +43,46 @@ TEST(MemoryPlannerTest, FallsInTheSeedTableRanges) {
   EXPECT_LT(PlanGiB("7B", "qlora", 1, 512), PlanGiB("7B", "qlora", 1, 2048));
 }
 
+int64_t Activations(const MemoryPlan& plan) {
+  for (const auto& [name, bytes] : plan.breakdown)
+    if (name == "activations") return bytes;
+  ADD_FAILURE() << "no activations line";
+  return 0;
+}
+
+// checkpoint_keep adds each kept base output, N·out·e, per layer: attention keeps q, k, v
+// and o (down_proj's is skipped), all keeps gate and up too; DoRA keeps down_proj's, twice
+// with dropout.
+TEST(MemoryPlannerTest, CheckpointKeepAddsTheKeptOutputs) {
+  PlanInput in;
+  in.config = *PresetModelConfig("8B");  // GQA: k and v are 1024 wide
+  in.batch = 2;
+  in.seq_len = 512;
+  ASSERT_OK_AND_ASSIGN(MemoryPlan none, PlanMemory(in));
+  in.checkpoint_keep = "attention";
+  ASSERT_OK_AND_ASSIGN(MemoryPlan attention, PlanMemory(in));
+  in.checkpoint_keep = "all";
+  ASSERT_OK_AND_ASSIGN(MemoryPlan all, PlanMemory(in));
+  const int64_t tokens = 2 * 512, layers = 32, e = 2, h = 4096, kv = 1024, i = 14336;
+  EXPECT_EQ(Activations(attention) - Activations(none), layers * tokens * (h + kv + kv + h) * e);
+  EXPECT_EQ(Activations(all) - Activations(attention), layers * tokens * 2 * i * e);
+  in.checkpoint_keep = "attention";
+  in.lora.use_dora = true;
+  in.lora.dropout = 0.05;
+  ASSERT_OK_AND_ASSIGN(MemoryPlan dora_attention, PlanMemory(in));
+  in.checkpoint_keep = "none";
+  ASSERT_OK_AND_ASSIGN(MemoryPlan dora_none, PlanMemory(in));
+  EXPECT_EQ(Activations(dora_attention) - Activations(dora_none), layers * tokens * (h + kv + kv + h + h) * e * 2);
+  in.gradient_checkpointing = false;  // nothing is recomputed, so nothing extra is kept
+  in.checkpoint_keep = "all";
+  ASSERT_OK_AND_ASSIGN(MemoryPlan plain_all, PlanMemory(in));
+  in.checkpoint_keep = "none";
+  ASSERT_OK_AND_ASSIGN(MemoryPlan plain_none, PlanMemory(in));
+  EXPECT_EQ(Activations(plain_all), Activations(plain_none));
+  in.checkpoint_keep = "mlp";
+  EXPECT_THAT(PlanMemory(in).status(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("checkpoint_keep")));
+}
+
 TEST(MemoryPlannerTest, BreakdownMovesTheRightWay) {
   PlanInput in;
   in.config = *PresetModelConfig("7B");
