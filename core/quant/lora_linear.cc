@@ -181,7 +181,7 @@ double LoraLinearImpl::scaling() const {
 at::Tensor LoraLinearImpl::BaseForward(const at::Tensor& x) {
   BaseOutputTape* tape = checkpoint_base_ == CheckpointBase::kRecompute ? nullptr : BaseOutputTape::Current();
   if (tape == nullptr) return ComputeBase(x);
-  const bool keep = checkpoint_base_ == CheckpointBase::kKeep || lora_magnitude.defined();
+  const bool keep = KeepsBaseOutput(checkpoint_base_, lora_magnitude.defined());
   if (tape->replaying()) {
     if (keep) return ReplayedBaseOutput(x, tape->Next(this), *this);
     std::vector<int64_t> shape = x.sizes().vec();

@@ -133,8 +133,7 @@ LinearFactory MakeLoraLinearFactory(const LoraConfig& config, LinearFactory base
 }
 
 absl::Status SetCheckpointKeep(LoraModules& modules, const std::string& keep) {
-  if (!IsCheckpointKeep(keep))
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint_keep: '", keep, "' is not none, attention or all"));
+  QLORAD_RETURN_IF_ERROR(CheckCheckpointKeep(keep));
   for (auto& [name, layer] : modules) layer->set_checkpoint_base(CheckpointBaseFor(keep, name));
   return absl::OkStatus();
 }

@@ -23,12 +23,6 @@ constexpr double kQuantConstantBytes = 1.0 / 64 + 4.0 / (64 * 256);
 
 int64_t GiB(double gb) { return static_cast<int64_t>(gb * (1ll << 30)); }
 
-// Whether checkpoint_keep keeps `module`'s base output (a skipped one is kept under DoRA).
-bool KeepsBaseOutput(const std::string& keep, const std::string& module, bool dora) {
-  const CheckpointBase policy = CheckpointBaseFor(keep, module);
-  return policy == CheckpointBase::kKeep || (policy == CheckpointBase::kSkip && dora);
-}
-
 }  // namespace
 
 absl::StatusOr<ModelConfig> PresetModelConfig(const std::string& name) {
@@ -54,9 +48,7 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
     return absl::InvalidArgumentError(absl::StrCat("optimizer '", in.optimizer, "' is not adamw, adamw8bit or sgd"));
   if (in.device != "cuda" && in.device != "cpu") return absl::InvalidArgumentError("device must be cuda or cpu");
   if (in.batch <= 0 || in.seq_len <= 0) return absl::InvalidArgumentError("batch and seq_len must be positive");
-  if (!IsCheckpointKeep(in.checkpoint_keep))
-    return absl::InvalidArgumentError(
-        absl::StrCat("checkpoint_keep '", in.checkpoint_keep, "' is not none, attention or all"));
+  if (absl::Status keep = CheckCheckpointKeep(in.checkpoint_keep); !keep.ok()) return keep;
   const double e = in.device == "cuda" ? 2 : 4;
   const double tokens = static_cast<double>((in.dpo ? 2 : 1) * in.batch * in.seq_len);
   const int64_t layers = c.num_hidden_layers, h = c.hidden_size, kv = c.num_key_value_heads * c.head_dim;
@@ -73,7 +65,7 @@ absl::StatusOr<MemoryPlan> PlanMemory(const PlanInput& in) {
         lora_params += out;
         lora_activation += tokens * 3.0 * out * 4;
       }
-      if (in.gradient_checkpointing && KeepsBaseOutput(in.checkpoint_keep, module, in.lora.use_dora))
+      if (in.gradient_checkpointing && KeepsBaseOutput(CheckpointBaseFor(in.checkpoint_keep, module), in.lora.use_dora))
         kept_outputs += tokens * out * e * (in.lora.use_dora && in.lora.dropout > 0 ? 2 : 1);  // DoRA: base(dropout(x)) too
     }
   const double embed_params = static_cast<double>(c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2);

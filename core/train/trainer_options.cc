@@ -17,9 +17,7 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   if (!(o.dpo_beta > 0) || !std::isfinite(o.dpo_beta))
     return absl::InvalidArgumentError("dpo_beta: must be a positive number (hint: 0.1; higher keeps the adapter closer to the base)");
   if (!(o.warmup_ratio >= 0 && o.warmup_ratio < 1)) return absl::InvalidArgumentError("warmup_ratio: must be in [0, 1)");
-  if (!IsCheckpointKeep(o.checkpoint_keep))
-    return absl::InvalidArgumentError(
-        absl::StrCat("checkpoint_keep: '", o.checkpoint_keep, "' is not none, attention or all"));
+  if (absl::Status keep = CheckCheckpointKeep(o.checkpoint_keep); !keep.ok()) return keep;
   if (o.checkpoint_keep != "none" && !o.gradient_checkpointing)
     return absl::InvalidArgumentError(absl::StrCat("checkpoint_keep: '", o.checkpoint_keep,
                                                    "' applies to gradient checkpointing, which is off "

@@ -36,12 +36,6 @@ at::Tensor BaseOutputTape::Next(const void* owner) {
   return outputs_[next_++];
 }
 
-int64_t BaseOutputTape::bytes() const {
-  int64_t total = 0;
-  for (const at::Tensor& t : outputs_) total += t.numel() * static_cast<int64_t>(t.element_size());
-  return total;
-}
-
 BaseOutputTape* BaseOutputTape::Current() { return current_tape; }
 
 ScopedBaseOutputTape::ScopedBaseOutputTape(BaseOutputTape* tape) : previous_(current_tape) { current_tape = tape; }

@@ -41,7 +41,6 @@ class BaseOutputTape {
   const std::vector<at::Tensor>& outputs() const { return outputs_; }
   const std::vector<int64_t>& owners() const { return owners_; }
   const std::vector<int64_t>& versions() const { return versions_; }
-  int64_t bytes() const;
 
   // The thread's current tape, or nullptr.
   static BaseOutputTape* Current();

@@ -1,10 +1,14 @@
 // What a gradient-checkpointed layer's recompute does for a LoRA module's frozen base
 // matmul (core/model/checkpointed_layer.h, core/util/base_output_tape.h), and which modules
-// TrainerOptions::checkpoint_keep gives which. Torch-free (the memory planner uses it).
+// TrainerOptions::checkpoint_keep gives which. Torch-free (the memory planner and the
+// option checks use it).
 #ifndef QLORAD_CORE_UTIL_CHECKPOINT_BASE_H_
 #define QLORAD_CORE_UTIL_CHECKPOINT_BASE_H_
 
 #include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 
 namespace qlorad {
 
@@ -17,9 +21,11 @@ namespace qlorad {
 //               module keeps it instead.
 enum class CheckpointBase { kRecompute, kKeep, kSkip };
 
-// Whether `keep` is a checkpoint_keep setting: none, attention or all.
-inline bool IsCheckpointKeep(const std::string& keep) {
-  return keep == "none" || keep == "attention" || keep == "all";
+// OK for a checkpoint_keep setting (none, attention or all), else INVALID_ARGUMENT
+// "checkpoint_keep: '<keep>' is not none, attention or all".
+inline absl::Status CheckCheckpointKeep(const std::string& keep) {
+  if (keep == "none" || keep == "attention" || keep == "all") return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("checkpoint_keep: '", keep, "' is not none, attention or all"));
 }
 
 // checkpoint_keep ("none" | "attention" | "all") for a module named by its path
@@ -35,6 +41,12 @@ inline CheckpointBase CheckpointBaseFor(const std::string& keep, const std::stri
   if (projection == "gate_proj" || projection == "up_proj")
     return keep == "all" ? CheckpointBase::kKeep : CheckpointBase::kRecompute;
   return CheckpointBase::kRecompute;
+}
+
+// Whether a module under `policy` keeps its base output from the forward: kKeep, and kSkip
+// for a DoRA module (whose magnitude's gradient reads the output).
+inline bool KeepsBaseOutput(CheckpointBase policy, bool dora) {
+  return policy == CheckpointBase::kKeep || (policy == CheckpointBase::kSkip && dora);
 }
 
 }  // namespace qlorad
